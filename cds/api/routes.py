@@ -1,0 +1,95 @@
+"""CDS Hooks and operations routes: discovery, invoke, feedback, health, metrics, report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from cds.errors import NotFound, Unauthorized
+from cds.feedback import accept_feedback
+from cds.invocation import invoke
+from cds.runtime import Runtime, runtime_of
+from cds.settings import AuthMode
+from cds.wire import JsonResponse, read_json
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+
+async def authenticate(request: Request, rt: RuntimeDep) -> None:
+    """S-03..S-14: every CDS endpoint checks the EHR's JWT when auth is required."""
+    if rt.settings.effective_auth_mode is AuthMode.off:
+        return
+    audience = rt.settings.public_url(request.url.path)
+    try:
+        await rt.verifier.verify(request.headers.get("authorization"), audience)
+    except Unauthorized as exc:
+        rt.metrics.auth_failure(exc.reason)
+        rt.log_auth_failure(exc.reason, request.url.path)
+        raise
+
+
+Authenticated = Depends(authenticate)
+cds_routes = APIRouter(prefix="/cds-services", dependencies=[Authenticated])
+ops_routes = APIRouter()
+
+
+@cds_routes.get("", include_in_schema=True)
+@cds_routes.get("/", include_in_schema=False)
+async def discovery(rt: RuntimeDep) -> JsonResponse:
+    """List every CDS service with its hook and prefetch templates (D-01..D-06)."""
+    return JsonResponse(rt.discovery)
+
+
+@cds_routes.post("/{service_id}")
+async def call_service(service_id: str, request: Request, rt: RuntimeDep) -> JsonResponse:
+    """Run a CDS service on one hook call and return its cards (R-01..R-12, C-01..C-23)."""
+    body = await read_json(request, rt.settings.max_body_bytes)
+    return JsonResponse(await invoke(rt, service_id, body))
+
+
+@cds_routes.post("/{service_id}/feedback")
+async def feedback(service_id: str, request: Request, rt: RuntimeDep) -> JsonResponse:
+    """Store what clinicians did with the cards (F-01..F-08)."""
+    body = await read_json(request, rt.settings.max_body_bytes)
+    return JsonResponse(await accept_feedback(rt, service_id, body))
+
+
+@ops_routes.get("/healthz")
+async def healthz() -> JsonResponse:
+    """Liveness: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+@ops_routes.get("/readyz")
+async def readyz(rt: RuntimeDep) -> JsonResponse:
+    """Readiness: rules loaded and the store reachable."""
+    store_ok = await rt.store.ping()
+    body = {"status": "ok" if store_ok else "unavailable", "rules": "loaded", "store": store_ok}
+    return JsonResponse(body, status_code=200 if store_ok else 503)
+
+
+@ops_routes.get("/metrics")
+async def metrics(rt: RuntimeDep) -> Response:
+    """Prometheus metrics (no PHI in any label)."""
+    payload, media_type = rt.metrics.render()
+    return Response(payload, media_type=media_type)
+
+
+@ops_routes.get("/admin/report")
+async def report(
+    request: Request,
+    rt: RuntimeDep,
+    service: str | None = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+) -> JsonResponse:
+    """Per-rule feedback report (cards shown, accepted, overridden, top override reasons)."""
+    rt.check_admin(request.headers.get("authorization"))
+    if service is not None and service not in rt.catalogue.services:
+        raise NotFound(f"No CDS service '{service}'.")
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=30)
+    return JsonResponse(await rt.report(service, start, end))

@@ -1,0 +1,161 @@
+"""The app factory: validate the catalogue, build the shared parts, wire routes and errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cds import __version__
+from cds.api import cds_routes, ops_routes
+from cds.catalogue import load_catalogue
+from cds.clock import clock_for
+from cds.errors import CdsError, InvalidRequest
+from cds.fhir_client import FhirClient
+from cds.metrics import Metrics
+from cds.migrations import upgrade
+from cds.runtime import Runtime
+from cds.security import JwtVerifier
+from cds.settings import Environment, Settings
+from cds.store import Store
+from cds.wire import error_response
+
+log = logging.getLogger("cds")
+
+HTTP_REASONS = {404: "Not found.", 405: "Method not allowed."}
+
+
+class UnexpectedErrors:
+    """E-06: any unhandled exception becomes a 500 OperationOutcome without stack or PHI.
+
+    It sits inside the CORS middleware, so browsers can read the 500 too (S-18).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Log the exception type and where, never the request: bodies may hold PHI.
+            log.exception("unexpected failure", extra={"fields": {"path": scope.get("path")}})
+            if started:
+                raise
+            response = error_response(CdsError("An unexpected error occurred."))
+            await response(scope, receive, send)
+
+
+async def _cds_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CdsError)  # noqa: S101 - registered for CdsError only
+    return error_response(exc)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    error = CdsError(HTTP_REASONS.get(exc.status_code, str(exc.detail)))
+    error.status_code = exc.status_code
+    error.issue_code = "not-found" if exc.status_code == 404 else "not-supported"
+    response = error_response(error)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    # Query-parameter problems (admin report) answer 400, never FastAPI's 422 shape (E-02).
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    paths = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+    return error_response(
+        InvalidRequest(f"Invalid parameters: {', '.join(paths)}", expression=paths)
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    fhir_transport: httpx.AsyncBaseTransport | None = None,
+    jwks_transport: httpx.AsyncBaseTransport | None = None,
+) -> Runtime:
+    """Everything long-lived; a bad rule, card or value set raises ConfigError here."""
+    catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+    store = Store.from_settings(settings)
+    jwks_client = httpx.AsyncClient(transport=jwks_transport, timeout=5.0)
+    runtime = Runtime(
+        settings=settings,
+        catalogue=catalogue,
+        clock=clock_for(settings.fixed_now),
+        verifier=JwtVerifier(settings, store, jwks_client),
+        fhir_client=FhirClient(settings, transport=fhir_transport),
+        store=store,
+        metrics=Metrics(),
+    )
+    runtime.closers.append(jwks_client.aclose)
+    return runtime
+
+
+def create_app(
+    settings: Settings | None = None,
+    fhir_transport: httpx.AsyncBaseTransport | None = None,
+    jwks_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """A ready app; nothing happens at import time, everything fails here if misconfigured."""
+    settings = settings or Settings()
+    runtime = build_runtime(settings, fhir_transport, jwks_transport)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await upgrade(settings)
+        try:
+            yield
+        finally:
+            await runtime.fhir_client.aclose()
+            for close in runtime.closers:
+                await close()
+            await runtime.store.close()
+
+    app = FastAPI(
+        title="footpath-cds",
+        version=__version__,
+        description="CDS Hooks 2.0 service: back-to-foot referral rules.",
+        lifespan=lifespan,
+        docs_url=None if settings.env is Environment.production else "/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.include_router(cds_routes)
+    app.include_router(ops_routes)
+    app.add_exception_handler(CdsError, _cds_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # Added first, so it runs inside CORS and its 500s carry CORS headers.
+    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        allow_credentials=False,
+        max_age=600,
+    )
+    return app

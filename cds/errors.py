@@ -1,0 +1,81 @@
+"""The one error hierarchy; each error knows its HTTP status and OperationOutcome issue code."""
+
+from __future__ import annotations
+
+
+class CdsError(Exception):
+    """An error the API renders as a FHIR OperationOutcome with ``status_code``."""
+
+    status_code: int = 500
+    issue_code: str = "exception"
+
+    def __init__(self, diagnostics: str, *, expression: list[str] | None = None) -> None:
+        super().__init__(diagnostics)
+        self.diagnostics = diagnostics
+        self.expression = expression or []
+
+
+class InvalidRequest(CdsError):
+    """The body is not a valid CDS Hooks request or feedback (400)."""
+
+    status_code = 400
+    issue_code = "invalid"
+
+
+class UnsupportedMediaType(CdsError):
+    """The body is not JSON (415)."""
+
+    status_code = 415
+    issue_code = "not-supported"
+
+
+class PayloadTooLarge(CdsError):
+    """The body is larger than the configured limit (413)."""
+
+    status_code = 413
+    issue_code = "too-costly"
+
+
+class Unauthorized(CdsError):
+    """The caller's JWT is missing or not accepted (401); the detail is logged, never returned."""
+
+    status_code = 401
+    issue_code = "login"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The request is not authorized.")
+        self.reason = reason
+
+
+class NotFound(CdsError):
+    """No such CDS service (404)."""
+
+    status_code = 404
+    issue_code = "not-found"
+
+
+class MissingData(CdsError):
+    """Required FHIR data is neither prefetched nor obtainable from the FHIR server (412)."""
+
+    status_code = 412
+    issue_code = "processing"
+
+    def __init__(self, keys: list[str], reason: str) -> None:
+        names = ", ".join(f"'{k}'" for k in keys)
+        super().__init__(
+            f"CDS Hooks prefetch key(s) {names} were absent or unusable and could not be "
+            f"fetched from the FHIR server: {reason}",
+            expression=[f"prefetch.{k}" for k in keys],
+        )
+        self.keys = keys
+
+
+class ConfigError(CdsError):
+    """Rules, cards, value sets or settings are invalid; raised at startup with every problem."""
+
+    status_code = 500
+    issue_code = "exception"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

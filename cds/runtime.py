@@ -1,0 +1,67 @@
+"""The long-lived parts one app shares across requests: settings, catalogue, clients, store."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from cds.catalogue import Catalogue
+from cds.clock import Clock
+from cds.errors import NotFound, Unauthorized
+from cds.fhir_client import FhirClient
+from cds.hooks import DiscoveryResponse, to_wire
+from cds.metrics import Metrics
+from cds.report import report_json
+from cds.security import JwtVerifier
+from cds.settings import Settings
+from cds.store import Store
+
+log = logging.getLogger("cds")
+
+
+@dataclass
+class Runtime:
+    """What ``create_app`` builds at startup and every route reads through ``runtime_of``."""
+
+    settings: Settings
+    catalogue: Catalogue
+    clock: Clock
+    verifier: JwtVerifier
+    fhir_client: FhirClient
+    store: Store
+    metrics: Metrics
+    discovery: dict[str, Any] = field(init=False)
+    # Extra async resources to release at shutdown (for example the JWKS HTTP client).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Discovery never changes while the process runs: render it once.
+        self.discovery = to_wire(DiscoveryResponse(services=self.catalogue.descriptors()))
+
+    def log_auth_failure(self, reason: str, path: str) -> None:
+        log.warning("caller not authorized", extra={"fields": {"reason": reason, "path": path}})
+
+    def check_admin(self, authorization: str | None) -> None:
+        """The admin routes exist only with CDS_ADMIN_TOKEN set, and need exactly that token."""
+        expected = self.settings.admin_token
+        if expected is None:
+            raise NotFound("Not found.")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), expected.get_secret_value().encode()
+        ):
+            raise Unauthorized("admin token mismatch")
+
+    async def report(self, service: str | None, start: datetime, end: datetime) -> Any:
+        return report_json(await self.store.rule_report(service, start, end))
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

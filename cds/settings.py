@@ -1,0 +1,107 @@
+"""Runtime settings from the environment (prefix ``CDS_``); secrets are SecretStr, never logged."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class AuthMode(StrEnum):
+    required = "required"
+    off = "off"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; ``cds serve`` and ``create_app`` take one of these."""
+
+    model_config = SettingsConfigDict(env_prefix="CDS_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.development
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: str = "INFO"
+
+    # Clinical content.
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    cards_dir: Path = PROJECT_ROOT / "cards"
+    topic_system: str = "https://footpath-cds.example.org/CodeSystem/rule"
+    # Evaluation clock override, for reproducible demos and golden cases ("now" when unset).
+    fixed_now: str | None = None
+
+    # HTTP surface.
+    public_base_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=8)
+    max_prefetch_entries: int = Field(default=50_000, ge=1)
+    cors_origins: list[str] = ["https://sandbox.cds-hooks.org"]
+    playground_enabled: bool | None = None
+
+    # Caller authentication (JWT from the EHR).
+    auth_mode: AuthMode | None = None
+    trusted_issuers: dict[str, str] = {}
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_max_lifetime_seconds: int = Field(default=3600, ge=60)
+    jwks_cache_seconds: int = Field(default=3600, ge=10)
+    jwks_min_refresh_seconds: int = Field(default=30, ge=0)
+    trust_sandbox: bool = False
+
+    # Fallback FHIR fetching.
+    fhir_connect_timeout: float = Field(default=2.0, gt=0)
+    fhir_read_timeout: float = Field(default=3.0, gt=0)
+    fhir_max_pages: int = Field(default=10, ge=1)
+    fhir_max_retries: int = Field(default=2, ge=0)
+    fhir_allow_http: bool = False
+    fhir_open_server: bool = False
+    request_budget_seconds: float = Field(default=4.0, gt=0)
+
+    # Storage.
+    database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'footpath-cds.db'}"
+    migrate_on_start: bool = True
+    patient_hash_key: SecretStr = SecretStr("development-only-patient-hash-key")
+    # Bearer token for the admin report route; the route answers 404 while it is unset.
+    admin_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> Settings:
+        if self.env is Environment.production:
+            if self.effective_auth_mode is AuthMode.off:
+                raise ValueError("CDS_AUTH_MODE=off is refused when CDS_ENV=production")
+            if self.trust_sandbox:
+                raise ValueError("CDS_TRUST_SANDBOX is unsafe and refused in production")
+            if self.patient_hash_key.get_secret_value() == "development-only-patient-hash-key":
+                raise ValueError("set CDS_PATIENT_HASH_KEY in production")
+        return self
+
+    @property
+    def effective_auth_mode(self) -> AuthMode:
+        if self.auth_mode is not None:
+            return self.auth_mode
+        return AuthMode.required if self.env is Environment.production else AuthMode.off
+
+    @property
+    def effective_playground(self) -> bool:
+        if self.playground_enabled is not None:
+            return self.playground_enabled
+        return self.env is not Environment.production
+
+    def public_url(self, path: str) -> str:
+        """The absolute URL callers use for ``path``: the JWT ``aud`` is checked against it."""
+        return self.public_base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)

@@ -1,0 +1,83 @@
+"""Reading request bodies (media type, size, JSON) and writing JSON and OperationOutcome bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cds.errors import CdsError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+class JsonResponse(Response):
+    """A JSON response serialized by orjson (fast, and never emits NaN)."""
+
+    media_type = JSON_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        # Liberal on the wire: a client that names no media type gets the benefit of the doubt.
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON_MEDIA_TYPE or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """G-07 and the body limit: JSON of at most ``limit`` bytes, or a CdsError."""
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType("The body must be JSON (Content-Type: application/json).")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        # The decoder's message names a position, never the content, so it is safe to return.
+        raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
+
+
+def invalid(exc: ValidationError, prefix: str = "") -> InvalidRequest:
+    """A pydantic error as a 400 that names each path and problem but never echoes input values."""
+    problems: list[str] = []
+    paths: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        path = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        paths.append(path or "(body)")
+        problems.append(f"{path or '(body)'}: {error['msg']}")
+    return InvalidRequest("; ".join(problems), expression=paths)
+
+
+def operation_outcome(error: CdsError) -> dict[str, Any]:
+    """E-02..E-06: the FHIR OperationOutcome body for an error."""
+    issue: dict[str, Any] = {
+        "severity": "error",
+        "code": error.issue_code,
+        "diagnostics": error.diagnostics,
+    }
+    if error.expression:
+        issue["expression"] = error.expression
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def error_response(error: CdsError) -> JsonResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+    return JsonResponse(operation_outcome(error), status_code=error.status_code, headers=headers)

@@ -1,0 +1,83 @@
+"""Shared fixtures: settings on a throwaway SQLite file, the app, and an HTTP client to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from cds.app import create_app
+from cds.settings import Settings
+from tests.requests import ICD10, condition, patient, searchset
+
+pytest_plugins = ["tests.fhirserver", "tests.pgserver"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SPEC_EXAMPLES = SHARED / "cds-hooks-examples" / "spec-2.0.1"
+FIXED_NOW = "2026-06-01T12:00:00+00:00"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
+        fixed_now=FIXED_NOW,
+        public_base_url="https://cds.example.org",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    # ASGITransport sends no lifespan events: run the app's lifespan around the client ourselves.
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
+            yield c
+
+
+@pytest.fixture
+async def app_settings_small_body(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    small = create_app(settings.model_copy(update={"max_body_bytes": 2048}))
+    async with small.router.lifespan_context(small):
+        transport = httpx.ASGITransport(app=small)
+        async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
+            yield c
+
+
+@pytest.fixture
+def rb01_request() -> dict[str, Any]:
+    """RB-01's classic patient: lumbar stenosis for a year, new tingling in the left foot."""
+    return {
+        "hook": "patient-view",
+        "hookInstance": "5d0b6a1c-41f4-4b7e-8d2a-7c3f0e9a1b22",
+        "context": {"userId": "Practitioner/example", "patientId": "p1"},
+        "prefetch": {
+            "patient": patient(birth_date="1965-02-11"),
+            "conditions": searchset(
+                condition(
+                    "stenosis",
+                    ICD10,
+                    "M48.062",
+                    "Spinal stenosis, lumbar region with neurogenic claudication",
+                    "2025-06-01",
+                ),
+                condition("tingling", ICD10, "R20.2", "Paresthesia of skin", "2026-05-11"),
+            ),
+        },
+    }

@@ -1,0 +1,116 @@
+"""Feedback endpoint: the spec's bodies are accepted and stored once; bad bodies are 400."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import SPEC_EXAMPLES
+
+pytestmark = pytest.mark.anyio
+
+URL = "/cds-services/back-to-foot/feedback"
+
+
+def _example(name: str) -> Any:
+    return json.loads((SPEC_EXAMPLES / name).read_text())
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "19-feedback-accepted.json",
+        "20-feedback-overridden-no-reason.json",
+        "21-feedback-overridden-with-reason.json",
+    ],
+)
+async def test_the_spec_feedback_examples_are_accepted(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    """F-02, F-03, F-07: unknown card uuids are accepted and flagged."""
+    response = await client.post(URL, json=_example(name))
+    assert response.status_code == 200
+    assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 1}
+
+
+async def test_posting_the_same_feedback_twice_stores_it_once(client: httpx.AsyncClient) -> None:
+    """F-04."""
+    body = _example("19-feedback-accepted.json")
+    await client.post(URL, json=body)
+    again = await client.post(URL, json=body)
+    assert again.status_code == 200
+    assert again.json()["duplicates"] == 1
+    assert again.json()["stored"] == 0
+
+
+async def test_feedback_on_a_card_we_issued_is_matched_to_its_rule(
+    client: httpx.AsyncClient, rb01_request: dict[str, Any]
+) -> None:
+    """F-08, C-07: the card uuid leads back to the rule id."""
+    cards = (await client.post("/cds-services/back-to-foot", json=rb01_request)).json()["cards"]
+    card = cards[0]
+    body = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2026-06-01T12:00:05.123Z",
+            }
+        ]
+    }
+    response = await client.post(URL, json=body)
+    assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 0}
+
+
+async def test_sandbox_shaped_feedback_without_display_is_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    """SB-13: the sandbox sends reason {code, system} without display."""
+    body = {
+        "feedback": [
+            {
+                "card": "6f1e3b0a-8a39-4d0e-9b0c-0d1e2f3a4b5c",
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-03-31T12:00:00.123Z",
+                "overrideReason": {"reason": {"code": "already-referred", "system": "urn:x"}},
+            }
+        ]
+    }
+    assert (await client.post(URL, json=body)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z"},
+        {"card": "c", "outcome": "ignored", "outcomeTimestamp": "2026-01-01T00:00:00Z"},
+        {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-01-01T00:00:00Z"},
+        {"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"},
+        {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T00:00:00"},
+        {
+            "card": "c",
+            "outcome": "accepted",
+            "acceptedSuggestions": [{}],
+            "outcomeTimestamp": "2026-01-01T00:00:00Z",
+        },
+    ],
+)
+async def test_a_malformed_feedback_item_is_a_400(
+    client: httpx.AsyncClient, item: dict[str, Any]
+) -> None:
+    """F-03 and the draft invariants cds-fb-1..3."""
+    response = await client.post(URL, json={"feedback": [item]})
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_feedback_for_an_unknown_service_is_a_404(client: httpx.AsyncClient) -> None:
+    """F-07."""
+    response = await client.post(
+        "/cds-services/nope/feedback", json=_example("19-feedback-accepted.json")
+    )
+    assert response.status_code == 404
