@@ -1,3 +1,3 @@
-"""footpath-cds: a CDS Hooks 2.0 service that links foot symptoms to their lumbar or mimic source."""
+"""footpath-cds: a CDS Hooks 2.0 service linking foot symptoms to their lumbar or mimic source."""
 
 __version__ = "0.1.0"

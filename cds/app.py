@@ -17,10 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.api import cds_routes, ops_routes
+from cds.api.playground import playground_router
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
 from cds.errors import CdsError, InvalidRequest
 from cds.fhir_client import FhirClient
+from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
 from cds.migrations import upgrade
 from cds.runtime import Runtime
@@ -59,7 +61,7 @@ class UnexpectedErrors:
             await self.app(scope, receive, tracking_send)
         except Exception:
             # Log the exception type and where, never the request: bodies may hold PHI.
-            log.exception("unexpected failure", extra={"fields": {"path": scope.get("path")}})
+            log.exception("unexpected failure", extra=log_fields(path=scope.get("path")))
             if started:
                 raise
             response = error_response(CdsError("An unexpected error occurred."))
@@ -99,15 +101,19 @@ def build_runtime(
     """Everything long-lived; a bad rule, card or value set raises ConfigError here."""
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
     store = Store.from_settings(settings)
+    metrics = Metrics(
+        service_ids=list(catalogue.services),
+        rule_ids=catalogue.rule_ids(),
+    )
     jwks_client = httpx.AsyncClient(transport=jwks_transport, timeout=5.0)
     runtime = Runtime(
         settings=settings,
         catalogue=catalogue,
         clock=clock_for(settings.fixed_now),
         verifier=JwtVerifier(settings, store, jwks_client),
-        fhir_client=FhirClient(settings, transport=fhir_transport),
+        fhir_client=FhirClient(settings, transport=fhir_transport, metrics=metrics),
         store=store,
-        metrics=Metrics(),
+        metrics=metrics,
     )
     runtime.closers.append(jwks_client.aclose)
     return runtime
@@ -120,6 +126,8 @@ def create_app(
 ) -> FastAPI:
     """A ready app; nothing happens at import time, everything fails here if misconfigured."""
     settings = settings or Settings()
+    # Workers spawned by uvicorn do not inherit the parent's logging set-up.
+    configure_logging(settings.log_level)
     runtime = build_runtime(settings, fhir_transport, jwks_transport)
 
     @asynccontextmanager
@@ -145,6 +153,7 @@ def create_app(
     app.state.runtime = runtime
     app.include_router(cds_routes)
     app.include_router(ops_routes)
+    app.include_router(playground_router(settings))
     app.add_exception_handler(CdsError, _cds_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -157,5 +166,7 @@ def create_app(
         allow_headers=["Authorization", "Content-Type"],
         allow_credentials=False,
         max_age=600,
+        # Chromium's Private Network Access: the public sandbox calling a local dev server.
+        allow_private_network=settings.env is not Environment.production,
     )
     return app

@@ -34,6 +34,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from cds.demo_server import serve_demo
+
+    serve_demo(args.host or "127.0.0.1", args.port or 8080)
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from cds.catalogue import load_catalogue
     from cds.clock import clock_for
@@ -112,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(handler=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="serve the playground and a demo FHIR server with synthetic patients"
+    )
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    demo.set_defaults(handler=_demo)
 
     evaluate = commands.add_parser("evaluate", help="print the response to a request JSON file")
     evaluate.add_argument("file")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from cds import hooks
 from cds.errors import NotFound
+from cds.logs import log_fields
 from cds.runtime import Runtime
 from cds.store import FeedbackItem
 from cds.wire import invalid
@@ -42,16 +43,20 @@ async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, 
     outcome = await rt.store.record_feedback(
         service_id, [_stored_item(item) for item in request.feedback], datetime.now(UTC)
     )
+    rt.metrics.feedback_received(
+        service_id,
+        stored=outcome.stored,
+        duplicates=outcome.duplicates,
+        unmatched=outcome.unmatched,
+    )
     log.info(
         "feedback stored",
-        extra={
-            "fields": {
-                "service": service_id,
-                "stored": outcome.stored,
-                "duplicates": outcome.duplicates,
-                "unmatched": outcome.unmatched,
-            }
-        },
+        extra=log_fields(
+            service=service_id,
+            stored=outcome.stored,
+            duplicates=outcome.duplicates,
+            unmatched=outcome.unmatched,
+        ),
     )
     return {
         "stored": outcome.stored,

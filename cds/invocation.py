@@ -14,6 +14,7 @@ from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound
 from cds.fhir_client import gather
+from cds.logs import log_fields
 from cds.runtime import Runtime
 from cds.store import AuditRecord, patient_hash
 from cds.wire import invalid
@@ -111,19 +112,17 @@ async def invoke(rt: Runtime, service_id: str, body: Any) -> dict[str, Any]:
         await rt.store.record_invocation(audit, issued)
         log.info(
             "hook answered",
-            extra={
-                "fields": {
-                    "hook_instance": request.hook_instance,
-                    "service": service.id,
-                    "hook": request.hook,
-                    "status": status,
-                    "rule_ids": fired,
-                    "card_uuids": audit.card_uuids,
-                    "duration_ms": audit.duration_ms,
-                    "fhir_fetch_count": fetched,
-                    "skipped_resources": skipped,
-                }
-            },
+            extra=log_fields(
+                hook_instance=request.hook_instance,
+                service=service.id,
+                hook=request.hook,
+                status=status,
+                rule_ids=fired,
+                card_uuids=audit.card_uuids,
+                duration_ms=audit.duration_ms,
+                fhir_fetch_count=fetched,
+                skipped_resources=skipped,
+            ),
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,8 +20,6 @@ from cds.report import report_json
 from cds.security import JwtVerifier
 from cds.settings import Settings
 from cds.store import Store
-
-log = logging.getLogger("cds")
 
 
 @dataclass
@@ -43,9 +40,6 @@ class Runtime:
     def __post_init__(self) -> None:
         # Discovery never changes while the process runs: render it once.
         self.discovery = to_wire(DiscoveryResponse(services=self.catalogue.descriptors()))
-
-    def log_auth_failure(self, reason: str, path: str) -> None:
-        log.warning("caller not authorized", extra={"fields": {"reason": reason, "path": path}})
 
     def check_admin(self, authorization: str | None) -> None:
         """The admin routes exist only with CDS_ADMIN_TOKEN set, and need exactly that token."""

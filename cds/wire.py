@@ -54,6 +54,47 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
 
 
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` containers (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(
+                (child, depth + 1) for child in item.values() if isinstance(child, dict | list)
+            )
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+    return False
+
+
+def check_limits(body: Any, max_depth: int, max_entries: int) -> None:
+    """Input limits on a hook request: nesting depth and the number of prefetched resources.
+
+    Prefetched resources are counted, not walked: thousands of them are never traversed by us
+    (orjson already caps nesting at 1024), and the few we do parse are depth-checked then.
+    """
+    if not isinstance(body, dict):
+        return
+    envelope = {k: v for k, v in body.items() if k != "prefetch"}
+    if depth_exceeds(envelope, max_depth):
+        raise InvalidRequest(f"The request nests deeper than {max_depth} levels.")
+    prefetch = body.get("prefetch")
+    if not isinstance(prefetch, dict):
+        return
+    entries = sum(
+        len(value["entry"])
+        for value in prefetch.values()
+        if isinstance(value, dict) and isinstance(value.get("entry"), list)
+    )
+    if entries > max_entries:
+        raise PayloadTooLarge(
+            f"The prefetch holds {entries} resources, more than the limit of {max_entries}."
+        )
+
+
 def invalid(exc: ValidationError, prefix: str = "") -> InvalidRequest:
     """A pydantic error as a 400 that names each path and problem but never echoes input values."""
     problems: list[str] = []

@@ -22,7 +22,8 @@ async def test_an_unexpected_failure_is_a_500_without_stack_or_phi(
         raise RuntimeError("secret internals for patient p1")
 
     monkeypatch.setattr(cds.invocation, "evaluate", explode)
-    entry = (await client.get("/cds-services")).json()["services"][0]
+    entries = (await client.get("/cds-services")).json()["services"]
+    entry = next(e for e in entries if e["hook"] == "patient-view")
     response = await client.post(
         f"/cds-services/{entry['id']}", json=hook_request(entry), headers={"Origin": SANDBOX}
     )

@@ -42,9 +42,11 @@ def test_the_spec_request_with_extension_parses() -> None:
 
 
 def test_the_spec_prefetch_example_parses_with_a_bare_string_user() -> None:
-    """P-09, P-11 (example 08)."""
-    request = hooks.HookRequest.model_validate(_example("08-request-prefetch-data.json"))
+    """P-09, P-11 (example 08 is the prefetch member only; 02 gives it an envelope)."""
+    body = _example("02-request-patient-view.json") | _example("08-request-prefetch-data.json")
+    request = hooks.HookRequest.model_validate(body)
     assert request.prefetch is not None
+    assert request.prefetch["user"] == "123"
 
 
 def test_the_spec_fhir_authorization_parses_and_hides_the_token() -> None:
@@ -73,13 +75,19 @@ def test_the_spec_feedback_examples_parse(name: str) -> None:
     [
         "10-response-empty-cards.json",
         "17-response-cards-links-overrideReasons.json",
-        "18-response-autolaunchable-link.json",
     ],
 )
 def test_the_spec_responses_round_trip_through_our_models_unchanged(name: str) -> None:
     """C-01..C-21: our models accept and re-emit the spec's responses exactly."""
     example = _example(name)
     assert hooks.to_wire(hooks.CdsResponse.model_validate(example)) == example
+
+
+def test_the_spec_autolaunchable_links_are_valid_links() -> None:
+    """C-21, C-22 (example 18 abbreviates its card, so only its links are checked)."""
+    for card in _example("18-response-autolaunchable-link.json")["cards"]:
+        for link in card["links"]:
+            assert hooks.to_wire(hooks.Link.model_validate(link)) == link
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from cds.feedback import accept_feedback
 from cds.invocation import invoke
 from cds.runtime import Runtime, runtime_of
 from cds.settings import AuthMode
-from cds.wire import JsonResponse, read_json
+from cds.wire import JsonResponse, check_limits, read_json
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
@@ -27,7 +27,6 @@ async def authenticate(request: Request, rt: RuntimeDep) -> None:
         await rt.verifier.verify(request.headers.get("authorization"), audience)
     except Unauthorized as exc:
         rt.metrics.auth_failure(exc.reason)
-        rt.log_auth_failure(exc.reason, request.url.path)
         raise
 
 
@@ -47,6 +46,7 @@ async def discovery(rt: RuntimeDep) -> JsonResponse:
 async def call_service(service_id: str, request: Request, rt: RuntimeDep) -> JsonResponse:
     """Run a CDS service on one hook call and return its cards (R-01..R-12, C-01..C-23)."""
     body = await read_json(request, rt.settings.max_body_bytes)
+    check_limits(body, rt.settings.max_json_depth, rt.settings.max_prefetch_entries)
     return JsonResponse(await invoke(rt, service_id, body))
 
 

@@ -1,0 +1,103 @@
+"""The playground: a static page that fires demo hook calls and renders cards like an EHR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import NoMatchFound
+
+from cds.api.demo_fhir import SEARCH_ROUTE
+from cds.demo import DemoData, load_demo
+from cds.errors import InvalidRequest, NotFound
+from cds.runtime import runtime_of
+from cds.settings import Settings
+from cds.wire import JsonResponse
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+ASSETS = {"playground.js": "text/javascript", "playground.css": "text/css"}
+# The page loads only its own files and calls only its own origin; no inline code anywhere.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+Hook = Literal["patient-view", "order-sign", "order-select"]
+DataSource = Literal["prefetch", "server"]
+
+
+def demo_fhir_base(request: Request) -> str | None:
+    """The absolute URL of the demo FHIR endpoint when this app mounts it (``cds demo``)."""
+    try:
+        url = request.url_for(SEARCH_ROUTE, resource_type="Patient")
+    except NoMatchFound:
+        return None
+    return str(url).removesuffix("/Patient")
+
+
+def playground_router(settings: Settings, demo: DemoData | None = None) -> APIRouter:
+    """The playground routes; no routes at all (404) unless ``settings.effective_playground``."""
+    router = APIRouter(prefix="/playground", include_in_schema=False)
+    if not settings.effective_playground:
+        return router
+    data = demo or load_demo()
+
+    @router.get("")
+    async def page() -> Response:
+        """The playground page."""
+        return FileResponse(STATIC_DIR / "playground.html", headers=PAGE_HEADERS)
+
+    @router.get("/static/{name}")
+    async def asset(name: str) -> Response:
+        """The page's script and style sheet (a fixed list: no path ever reaches the disk)."""
+        media_type = ASSETS.get(name)
+        if media_type is None:
+            raise NotFound("Not found.")
+        return FileResponse(STATIC_DIR / name, media_type=media_type, headers=PAGE_HEADERS)
+
+    @router.get("/patients")
+    async def patients(request: Request) -> JsonResponse:
+        """The demo patients, with the hooks each can fire and the rules each should trigger."""
+        return JsonResponse(
+            {
+                "demoNow": data.demo_now,
+                "fhirServer": demo_fhir_base(request),
+                "patients": [p.listing() for p in data.patients.values()],
+            }
+        )
+
+    @router.get("/patients/{patient_id}/request")
+    async def hook_request(
+        patient_id: str,
+        request: Request,
+        hook: Annotated[Hook, Query()] = "patient-view",
+        data_source: Annotated[DataSource, Query(alias="data")] = "prefetch",
+    ) -> JsonResponse:
+        """The CDS Hooks request the playground would send, and the service it goes to."""
+        catalogue = runtime_of(request).catalogue
+        service = next((s for s in catalogue.services.values() if hook in s.hooks), None)
+        if service is None:
+            raise NotFound(f"No CDS service answers hook '{hook}'.")
+        fhir_server = demo_fhir_base(request)
+        if data_source == "server" and fhir_server is None:
+            raise InvalidRequest(
+                "The demo FHIR endpoint is not mounted here; run `cds demo` to fetch from it.",
+                expression=["data"],
+            )
+        body = data.hook_request(
+            patient_id,
+            hook,
+            service.prefetch,
+            fhir_server=fhir_server,
+            with_prefetch=data_source == "prefetch",
+        )
+        return JsonResponse({"serviceId": service.id, "request": body})
+
+    return router

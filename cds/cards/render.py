@@ -1,0 +1,169 @@
+"""Render a fired rule's card template into a hooks.Card with stable uuids and FHIR suggestions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cds import hooks
+from cds.cards.markdown import escape
+from cds.cards.schema import CardTemplate, CodeRef, ServiceRequestSpec, SuggestionSpec
+from cds.record import Entry
+from cds.rules.schema import Indicator
+from cds.valuesets import ValueSets
+
+PRIORITY: dict[str, str] = {"info": "routine", "warning": "urgent", "critical": "stat"}
+REASON_TYPES = frozenset({"Condition", "Observation", "DiagnosticReport"})
+
+
+def override_system(topic_system: str) -> str:
+    """The project code system for override reasons, a sibling of the rule topic system."""
+    return topic_system.rsplit("/", 1)[0] + "/override-reason"
+
+
+def coding(valuesets: ValueSets, ref: CodeRef) -> dict[str, str]:
+    """A FHIR Coding for a value-set member, with the display the value set ships."""
+    vs = valuesets[ref.valueset]
+    system, display = next(
+        (system, shown) for (system, code), shown in vs.displays.items() if code == ref.code
+    )
+    return {"system": system, "code": ref.code, "display": display}
+
+
+def service_request(
+    spec: ServiceRequestSpec,
+    *,
+    valuesets: ValueSets,
+    patient_id: str,
+    indicator: Indicator,
+    reasons: Sequence[Entry],
+) -> dict[str, Any]:
+    """A draft/proposal ServiceRequest (rules.md 3.7) for the given evidence."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "priority": spec.priority or PRIORITY[indicator],
+        "code": {"text": spec.text},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    if spec.codes:
+        resource["code"]["coding"] = [coding(valuesets, ref) for ref in spec.codes]
+    if spec.performer_type is not None:
+        resource["performerType"] = {"coding": [coding(valuesets, spec.performer_type)]}
+    refs = [
+        {"reference": e.reference, "display": e.display}
+        for e in reasons
+        if e.resource_type in REASON_TYPES and not e.draft
+    ]
+    if refs:
+        resource["reasonReference"] = refs
+    if spec.note:
+        resource["note"] = [{"text": spec.note}]
+    return resource
+
+
+def stable_uuid(namespace: str, *parts: str) -> str:
+    """A uuid5 that is the same for the same rule, patient and evidence (EHR de-duplication)."""
+    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, namespace), "|".join(parts)))
+
+
+def evidence_lines(evidence: Sequence[Entry]) -> str:
+    """One markdown bullet per triggering resource: type, display, date; EHR text escaped."""
+    seen: set[str] = set()
+    lines = []
+    for e in evidence:
+        if e.reference in seen:
+            continue
+        seen.add(e.reference)
+        when = e.date.date().isoformat() if e.date is not None else "undated"
+        label = "draft order" if e.draft else e.resource_type
+        lines.append(f"- {label}: {escape(e.display)} ({when})")
+    return "\n".join(lines) or "- (no coded evidence listed)"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    card: hooks.Card
+    suggestion_uuids: list[str]
+
+
+def render(
+    template: CardTemplate,
+    *,
+    rule_key: str,
+    rule_id: str,
+    rule_name: str,
+    indicator: Indicator,
+    patient_id: str,
+    evidence: Sequence[Entry],
+    suggestions: Sequence[SuggestionSpec],
+    notes: Sequence[str],
+    draft: Entry | None,
+    valuesets: ValueSets,
+    topic_system: str,
+) -> Rendered:
+    """The hooks.Card for one fired rule."""
+    refs = sorted({e.reference for e in evidence})
+    card_uuid = stable_uuid(topic_system, rule_key, patient_id, *refs)
+    detail = template.detail.replace("{evidence}", evidence_lines(evidence)).rstrip()
+    if notes:
+        detail += "\n\n" + "\n".join(f"- {note}" for note in notes)
+    built: list[hooks.Suggestion] = []
+    for spec in suggestions:
+        actions = []
+        for action in spec.actions:
+            if action.type == "delete":
+                if draft is None:
+                    continue
+                actions.append(
+                    hooks.Action(
+                        type="delete", description=action.description, resource_id=draft.reference
+                    )
+                )
+            elif action.service_request is not None:
+                resource = service_request(
+                    action.service_request,
+                    valuesets=valuesets,
+                    patient_id=patient_id,
+                    indicator=indicator,
+                    reasons=evidence,
+                )
+                actions.append(
+                    hooks.Action(type="create", description=action.description, resource=resource)
+                )
+        if actions:
+            built.append(
+                hooks.Suggestion(
+                    label=spec.label,
+                    uuid=stable_uuid(topic_system, card_uuid, spec.key),
+                    is_recommended=spec.is_recommended,
+                    actions=actions,
+                )
+            )
+    reason_system = override_system(topic_system)
+    card = hooks.Card(
+        uuid=card_uuid,
+        summary=template.summary,
+        detail=detail,
+        indicator=indicator,
+        source=hooks.Source(
+            label=template.source.label,
+            url=template.source.url,
+            topic=hooks.Coding(system=topic_system, code=rule_id, display=rule_name),
+        ),
+        suggestions=built or None,
+        selection_behavior=template.selection_behavior if built else None,
+        override_reasons=[
+            hooks.Coding(system=reason_system, code=r.code, display=r.display)
+            for r in template.override_reasons
+        ]
+        or None,
+        links=[
+            hooks.Link(label=link.label, url=link.url, type="absolute") for link in template.links
+        ]
+        or None,
+    )
+    return Rendered(card, [s.uuid for s in built if s.uuid is not None])

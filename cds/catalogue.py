@@ -1,0 +1,337 @@
+"""Load and cross-check rules/, rules/valuesets/ and cards/ into one validated Catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cds import hooks
+from cds.cards import CardTemplate
+from cds.cards.render import coding, service_request
+from cds.cards.schema import CodeRef, ServiceRequestSpec
+from cds.errors import ConfigError
+from cds.fhir import parse_resource
+from cds.prefetch import check_template
+from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile
+from cds.valuesets import ValueSets, read_valuesets
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """One CDS service: its discovery entry, prefetch and the rules it runs."""
+
+    id: str
+    hooks: tuple[str, ...]
+    title: str
+    description: str
+    usage_requirements: str | None
+    prefetch: Mapping[str, str]
+    required_prefetch: frozenset[str]
+    rules: tuple[RuleSpec, ...]
+    precedence: Precedence
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Every service, rule, card template and value set, validated together at startup."""
+
+    services: Mapping[str, ServiceDefinition]
+    rules: Mapping[str, RuleSpec]  # by rule key ("RB-01", "OS-02/no-emg")
+    cards: Mapping[str, CardTemplate]
+    valuesets: ValueSets
+    topic_system: str
+    sources: Mapping[str, str] = field(default_factory=dict)  # rule key -> defining file
+
+    def rule_ids(self) -> list[str]:
+        """Every rule id (variants share their rule's id), for metrics labels."""
+        return sorted({rule.id for rule in self.rules.values()})
+
+    def descriptors(self) -> list[hooks.ServiceDescriptor]:
+        """One discovery entry per (service id, hook), in file order."""
+        return [
+            hooks.ServiceDescriptor(
+                hook=hook,
+                title=s.title,
+                description=s.description,
+                id=s.id,
+                prefetch=dict(s.prefetch) or None,
+                usage_requirements=s.usage_requirements,
+            )
+            for s in self.services.values()
+            for hook in s.hooks
+        ]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out.lstrip(".")
+
+
+def _read(path: Path, label: str, problems: list[str]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        problems.append(f"{label}: not valid YAML: {exc}")
+    except OSError as exc:
+        problems.append(f"{label}: cannot be read: {exc}")
+    return None
+
+
+def _validation(exc: ValidationError, label: str) -> list[str]:
+    return [f"{label}: {_path(tuple(e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors()]
+
+
+def _nodes(node: Node, path: str) -> Iterator[tuple[Node, str]]:
+    yield node, path
+    for name, children in (("all", node.all_), ("any", node.any_)):
+        for i, child in enumerate(children or ()):
+            yield from _nodes(child, f"{path}.{name}[{i}]")
+    if node.not_ is not None:
+        yield from _nodes(node.not_, f"{path}.not")
+
+
+def _node_problems(
+    node: Node, path: str, valuesets: ValueSets, rule_keys: set[str], label: str
+) -> list[str]:
+    problems = []
+    for n, where in _nodes(node, path):
+        for clause_name in ("condition", "observation", "done", "medication", "draft", "fact"):
+            clause = getattr(n, clause_name)
+            if clause is None:
+                continue
+            at = f"{label}: {where}.{clause_name}"
+            for i, vs_id in enumerate(clause.valuesets):
+                if vs_id not in valuesets:
+                    problems.append(f"{at}.valuesets[{i}]: unknown value set '{vs_id}'")
+            for i, vs_id in enumerate(getattr(clause, "reason", None) or ()):
+                if vs_id not in valuesets:
+                    problems.append(
+                        f"{label}: {where}.{clause_name}.reason[{i}]: unknown value set '{vs_id}'"
+                    )
+        if n.rule is not None and n.rule not in rule_keys:
+            problems.append(f"{label}: {where}.rule: unknown rule '{n.rule}'")
+    return problems
+
+
+def _code_problems(ref: CodeRef, valuesets: ValueSets, where: str) -> list[str]:
+    if ref.valueset not in valuesets:
+        return [f"{where}.valueset: unknown value set '{ref.valueset}'"]
+    try:
+        coding(valuesets, ref)
+    except StopIteration:
+        return [f"{where}.code: '{ref.code}' is not a shipped code of value set '{ref.valueset}'"]
+    return []
+
+
+def _fhir_problems(spec: ServiceRequestSpec, valuesets: ValueSets, where: str) -> list[str]:
+    # Render once with a placeholder patient so an invalid R4 ServiceRequest fails at startup.
+    refs = [*spec.codes, *([spec.performer_type] if spec.performer_type else [])]
+    if any(_code_problems(ref, valuesets, where) for ref in refs):
+        return []
+    resource = service_request(
+        spec, valuesets=valuesets, patient_id="example", indicator="info", reasons=[]
+    )
+    if parse_resource(resource) is None:
+        return [f"{where}: does not render a valid FHIR R4 ServiceRequest"]
+    return []
+
+
+def _load_cards(
+    cards_dir: Path, valuesets: ValueSets, problems: list[str]
+) -> dict[str, CardTemplate]:
+    cards: dict[str, CardTemplate] = {}
+    if not cards_dir.is_dir():
+        problems.append(f"{cards_dir}: card directory not found")
+        return cards
+    for path in sorted(cards_dir.glob("*.yaml")):
+        label = f"{cards_dir.name}/{path.name}"
+        raw = _read(path, label, problems)
+        try:
+            card = CardTemplate.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_validation(exc, label))
+            continue
+        if card.id != path.stem:
+            problems.append(f"{label}: id: '{card.id}' does not match the file name")
+        for i, s in enumerate(card.suggestions):
+            for j, action in enumerate(s.actions):
+                spec = action.service_request
+                if spec is None:
+                    continue
+                where = f"{label}: suggestions[{i}].actions[{j}].serviceRequest"
+                for k, ref in enumerate(spec.codes):
+                    problems.extend(_code_problems(ref, valuesets, f"{where}.codes[{k}]"))
+                if spec.performer_type is not None:
+                    problems.extend(
+                        _code_problems(spec.performer_type, valuesets, f"{where}.performerType")
+                    )
+                problems.extend(_fhir_problems(spec, valuesets, where))
+        cards[card.id] = card
+    return cards
+
+
+def _load_services(
+    rules_dir: Path, problems: list[str]
+) -> tuple[list[tuple[str, ServiceFile]], dict[str, RuleSpec], dict[str, str]]:
+    files: list[tuple[str, ServiceFile]] = []
+    rules: dict[str, RuleSpec] = {}
+    origin: dict[str, str] = {}
+    for path in sorted(rules_dir.glob("*.yaml")):
+        label = f"{rules_dir.name}/{path.name}"
+        raw = _read(path, label, problems)
+        try:
+            service = ServiceFile.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_validation(exc, label))
+            continue
+        if service.id != path.stem:
+            problems.append(f"{label}: id: '{service.id}' does not match the file name")
+        for i, rule in enumerate(service.rules):
+            if rule.key in rules:
+                problems.append(
+                    f"{label}: rules[{i}].id: '{rule.key}' is already defined in {origin[rule.key]}"
+                )
+                continue
+            rules[rule.key] = rule
+            origin[rule.key] = label
+        files.append((label, service))
+    return files, rules, origin
+
+
+def _service_problems(
+    label: str,
+    service: ServiceFile,
+    catalogue_rules: Mapping[str, RuleSpec],
+    cards: Mapping[str, CardTemplate],
+    valuesets: ValueSets,
+) -> list[str]:
+    problems: list[str] = []
+    keys = set(catalogue_rules)
+    for key, template in service.prefetch.items():
+        for hook in service.hooks:
+            problems.extend(
+                f"{label}: prefetch.{key}: {p} (hook {hook})"
+                for p in check_template(template, hook)
+            )
+    for i, key in enumerate(service.required_prefetch):
+        if key not in service.prefetch:
+            problems.append(f"{label}: requiredPrefetch[{i}]: '{key}' is not a prefetch key")
+    if "patient" not in service.required_prefetch:
+        problems.append(f"{label}: requiredPrefetch: 'patient' must be required (patient gates)")
+    for i, key in enumerate(service.shared_rules):
+        if key not in keys:
+            problems.append(f"{label}: sharedRules[{i}]: unknown rule '{key}'")
+    for i, rule in enumerate(service.rules):
+        where = f"rules[{i}]"
+        card = cards.get(rule.card)
+        if card is None:
+            problems.append(f"{label}: {where}.card: unknown card '{rule.card}'")
+        problems.extend(_node_problems(rule.when, f"{where}.when", valuesets, keys, label))
+        if rule.indicator is not None:
+            for j, step in enumerate(rule.indicator.raise_):
+                problems.extend(
+                    _node_problems(
+                        step.when, f"{where}.indicator.raise[{j}].when", valuesets, keys, label
+                    )
+                )
+        for j, drop in enumerate(rule.drop_suggestions):
+            problems.extend(
+                _node_problems(
+                    drop.when, f"{where}.dropSuggestions[{j}].when", valuesets, keys, label
+                )
+            )
+            if card is not None and drop.suggestion not in {s.key for s in card.suggestions}:
+                problems.append(
+                    f"{label}: {where}.dropSuggestions[{j}].suggestion: card '{card.id}' has no "
+                    f"suggestion '{drop.suggestion}'"
+                )
+        for hook in rule.hooks or ():
+            if hook not in service.hooks:
+                problems.append(f"{label}: {where}.hooks: '{hook}' is not a hook of this service")
+    ids = {k.split("/")[0] for k in keys}
+    for i, sup in enumerate(service.precedence.suppress):
+        for part, names in (("if", sup.if_), ("then", sup.then)):
+            for j, name in enumerate(names):
+                if name not in ids and name not in keys:
+                    problems.append(
+                        f"{label}: precedence.suppress[{i}].{part}[{j}]: unknown rule '{name}'"
+                    )
+    for i, owner in enumerate(service.precedence.one_per_kind):
+        for j, name in enumerate(owner.priority):
+            if name not in ids and name not in keys:
+                problems.append(
+                    f"{label}: precedence.onePerKind[{i}].priority[{j}]: unknown rule '{name}'"
+                )
+    return problems
+
+
+def _cycles(rules: Mapping[str, RuleSpec]) -> list[str]:
+    def refs(node: Node) -> set[str]:
+        return {n.rule for n, _ in _nodes(node, "") if n.rule is not None}
+
+    problems = []
+    for key in rules:
+        stack, seen = [key], set()
+        while stack:
+            current = stack.pop()
+            for ref in refs(rules[current].when) if current in rules else set():
+                if ref == key:
+                    problems.append(f"rule '{key}' refers back to itself through 'rule:' clauses")
+                    stack = []
+                    break
+                if ref not in seen:
+                    seen.add(ref)
+                    stack.append(ref)
+    return problems
+
+
+def _build(
+    rules_dir: Path, cards_dir: Path, topic_system: str
+) -> tuple[Catalogue | None, list[str]]:
+    problems: list[str] = []
+    if not rules_dir.is_dir():
+        return None, [f"{rules_dir}: rules directory not found"]
+    valuesets, vs_problems = read_valuesets(rules_dir / "valuesets", rules_dir.parent)
+    problems.extend(vs_problems)
+    cards = _load_cards(cards_dir, valuesets, problems)
+    files, rules, origin = _load_services(rules_dir, problems)
+    services: dict[str, ServiceDefinition] = {}
+    for label, service in files:
+        problems.extend(_service_problems(label, service, rules, cards, valuesets))
+        own = list(service.rules) + [rules[k] for k in service.shared_rules if k in rules]
+        services[service.id] = ServiceDefinition(
+            id=service.id,
+            hooks=tuple(service.hooks),
+            title=service.title,
+            description=service.description,
+            usage_requirements=service.usage_requirements,
+            prefetch=dict(service.prefetch),
+            required_prefetch=frozenset(service.required_prefetch),
+            rules=tuple(own),
+            precedence=service.precedence,
+        )
+    problems.extend(_cycles(rules))
+    if problems:
+        return None, problems
+    catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin)
+    return catalogue, []
+
+
+def check(rules_dir: Path, cards_dir: Path, topic_system: str) -> list[str]:
+    """Every problem with the rules, cards and value sets (``cds rules check``); empty when fine."""
+    return _build(rules_dir, cards_dir, topic_system)[1]
+
+
+def load_catalogue(rules_dir: Path, cards_dir: Path, topic_system: str) -> Catalogue:
+    """The validated catalogue; raises ``ConfigError`` listing every problem with file and path."""
+    catalogue, problems = _build(rules_dir, cards_dir, topic_system)
+    if catalogue is None:
+        raise ConfigError(problems or [f"{rules_dir}: no catalogue"])
+    return catalogue

@@ -1,0 +1,200 @@
+"""Pure evaluation of one hook call: raw resources -> record -> rules -> precedence -> cards."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cds import hooks, rules
+from cds.cards import render
+from cds.cards.schema import SuggestionSpec
+from cds.catalogue import Catalogue, ServiceDefinition
+from cds.record import Entry, PatientRecord, build_record
+from cds.rules import Result, RuleSpec, Scope, indicator, trigger, trigger_date
+from cds.rules.schema import Indicator
+
+log = logging.getLogger("cds.engine")
+SEVERITY: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    """A card this call returned, for the audit trail and for matching feedback."""
+
+    card_uuid: str
+    rule_id: str
+    service_id: str
+    hook_instance: str
+    suggestion_uuids: list[str]
+    issued_at: datetime
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation produced, and what it cost."""
+
+    response: hooks.CdsResponse
+    fired: list[str] = field(default_factory=list)
+    issued: list[IssuedCard] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    models_built: int = 0
+
+
+@dataclass
+class _Fired:
+    rule: RuleSpec
+    result: Result
+    indicator: Indicator
+    suggestions: list[SuggestionSpec]
+    notes: list[str]
+    draft: Entry | None
+    order: int
+
+
+def _resource_type(template: str) -> str:
+    return template.split("?", 1)[0].split("/", 1)[0]
+
+
+def _draft_orders(
+    context: hooks.PatientViewContext | hooks.OrderSignContext,
+) -> list[dict[str, Any]]:
+    if not isinstance(context, hooks.OrderSignContext):
+        return []
+    drafts = [
+        entry["resource"]
+        for entry in context.draft_orders.get("entry", [])
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+    ]
+    if isinstance(context, hooks.OrderSelectContext):
+        # order-select: the rules look at what the clinician just selected.
+        chosen = set(context.selections)
+        drafts = [d for d in drafts if f"{d.get('resourceType')}/{d.get('id')}" in chosen]
+    return drafts
+
+
+def _record(
+    catalogue: Catalogue,
+    *,
+    service: ServiceDefinition,
+    context: hooks.PatientViewContext | hooks.OrderSignContext,
+    resources: Mapping[str, Sequence[dict[str, Any]]],
+    unavailable: Mapping[str, str],
+    now: datetime,
+) -> PatientRecord:
+    missing = {_resource_type(service.prefetch[k]) for k in unavailable if k in service.prefetch}
+    everything = [raw for key in service.prefetch for raw in resources.get(key, ())]
+    return build_record(
+        catalogue.valuesets,
+        now,
+        context.patient_id,
+        everything,
+        drafts=_draft_orders(context),
+        unavailable=missing,
+    )
+
+
+def _suggestions(rule: RuleSpec, catalogue: Catalogue, scope: Scope, result: Result) -> _Fired:
+    template = catalogue.cards[rule.card]
+    own = scope.for_rule(rule, trigger_date(result.evidence))
+    keep = list(template.suggestions)
+    notes: list[str] = []
+    for drop in rule.drop_suggestions:
+        dropped = rules.evaluate(drop.when, own)
+        if dropped.true:
+            keep = [s for s in keep if s.key != drop.suggestion]
+            if drop.note:
+                when = [e.date.date().isoformat() for e in dropped.evidence if e.date is not None]
+                notes.append(drop.note + (f" ({', '.join(sorted(set(when)))})" if when else ""))
+    age = scope.record.age()
+    keep = [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
+    draft = next((e for e in result.evidence if e.draft), None)
+    return _Fired(rule, result, indicator(rule, template.indicator, scope), keep, notes, draft, 0)
+
+
+def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_Fired]:
+    ids = {f.rule.id for f in fired} | {f.rule.key for f in fired}
+    suppressed: set[str] = set()
+    for sup in service.precedence.suppress:
+        if ids.intersection(sup.if_):
+            suppressed.update(sup.then)
+    kept = [f for f in fired if f.rule.id not in suppressed and f.rule.key not in suppressed]
+    dropped_cards: set[str] = set()
+    for owner in service.precedence.one_per_kind:
+        rank = {name: i for i, name in enumerate(owner.priority)}
+        holders = [f for f in kept if any(s.kind == owner.kind for s in f.suggestions)]
+        holders.sort(key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, len(rank))))
+        for loser in holders[1:]:
+            loser.suggestions = [s for s in loser.suggestions if s.kind != owner.kind]
+            if owner.drop_empty_cards and not loser.suggestions:
+                dropped_cards.add(loser.rule.key)
+    return [f for f in kept if f.rule.key not in dropped_cards]
+
+
+def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer calls
+    catalogue: Catalogue,
+    service: ServiceDefinition,
+    request: hooks.HookRequest,
+    context: hooks.PatientViewContext | hooks.OrderSignContext,
+    resources: Mapping[str, Sequence[dict[str, Any]]],
+    unavailable: Mapping[str, str],
+    now: datetime,
+) -> Evaluation:
+    """Evaluate ``service`` for one hook call; pure (no I/O), deterministic for a given ``now``."""
+    record = _record(
+        catalogue,
+        service=service,
+        context=context,
+        resources=resources,
+        unavailable=unavailable,
+        now=now,
+    )
+    if record.deceased:
+        return Evaluation(hooks.CdsResponse(cards=[]), [], [], record.skipped, record.models_built)
+    scope = Scope(record, catalogue.rules)
+    fired: list[_Fired] = []
+    for order, rule in enumerate(service.rules):
+        if request.hook not in (rule.hooks or service.hooks):
+            continue
+        result = trigger(rule, scope)
+        if result.true:
+            f = _suggestions(rule, catalogue, scope, result)
+            f.order = order
+            fired.append(f)
+    shown = _apply_precedence(service, fired)
+    shown.sort(key=lambda f: (SEVERITY[f.indicator], f.order))
+    cards: list[hooks.Card] = []
+    issued: list[IssuedCard] = []
+    for f in shown:
+        rendered = render(
+            catalogue.cards[f.rule.card],
+            rule_key=f.rule.key,
+            rule_id=f.rule.id,
+            rule_name=f.rule.name,
+            indicator=f.indicator,
+            patient_id=context.patient_id,
+            evidence=f.result.evidence,
+            suggestions=f.suggestions,
+            notes=f.notes,
+            draft=f.draft,
+            valuesets=catalogue.valuesets,
+            topic_system=catalogue.topic_system,
+        )
+        cards.append(rendered.card)
+        issued.append(
+            IssuedCard(
+                card_uuid=str(rendered.card.uuid),
+                rule_id=f.rule.id,
+                service_id=service.id,
+                hook_instance=request.hook_instance,
+                suggestion_uuids=rendered.suggestion_uuids,
+                issued_at=now,
+            )
+        )
+    fired_ids = list(dict.fromkeys(f.rule.id for f in shown))
+    log.debug("rules fired: %s", fired_ids)
+    return Evaluation(
+        hooks.CdsResponse(cards=cards), fired_ids, issued, record.skipped, record.models_built
+    )

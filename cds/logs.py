@@ -1,0 +1,184 @@
+"""Structured logging: one JSON object per line, carrying only whitelisted, PHI-free fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final, TextIO
+
+ALLOWED_FIELDS: Final = frozenset(
+    {
+        # A CDS Hooks call and what we answered.
+        "hook_instance",
+        "service",
+        "hook",
+        "rule_ids",
+        "card_uuids",
+        "card_count",
+        "duration_ms",
+        "status",
+        "reason",
+        "outcome",
+        "prefetch_keys",
+        "fhir_status",
+        "attempt",
+        "fhir_fetch_count",
+        "skipped_resources",
+        "models_built",
+        "stored",
+        "duplicates",
+        "unmatched",
+        # The authenticated caller (CDS Hooks best practice: safe to log).
+        "iss",
+        "kid",
+        "jti",
+        "tenant",
+        "alg",
+        # HTTP access log.
+        "method",
+        "path",
+        "status_code",
+        "request_id",
+        # Service lifecycle.
+        "env",
+        "version",
+        "count",
+        "error_type",
+    }
+)
+
+MAX_STRING_CHARS: Final = 256
+MAX_LIST_ITEMS: Final = 100
+MAX_FRAMES: Final = 20
+
+_JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+
+_Scalar = str | int | float | bool | None
+_HANDLER_MARK: Final = "_footpath_json_handler"
+
+
+def log_fields(**values: object) -> dict[str, dict[str, object]]:
+    """The ``extra=`` argument for a log call; raises ``TypeError`` on a non-whitelisted name."""
+    unknown = sorted(values.keys() - ALLOWED_FIELDS)
+    if unknown:
+        raise TypeError(f"not loggable fields (see cds.logs.ALLOWED_FIELDS): {unknown}")
+    return {"fields": values}
+
+
+def redact(text: str) -> str:
+    """``text`` with JWT-shaped strings and Bearer credentials replaced, then truncated."""
+    text = _BEARER.sub(r"\1 [redacted]", text)
+    text = _JWT_SHAPED.sub("[redacted-jwt]", text)
+    if len(text) > MAX_STRING_CHARS:
+        return text[:MAX_STRING_CHARS] + "…"
+    return text
+
+
+def _scalar(value: object) -> _Scalar:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    # str() of an arbitrary object may render patient data; its type name cannot.
+    return f"<{type(value).__name__}>"
+
+
+def _safe_value(value: object) -> _Scalar | list[_Scalar]:
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [_scalar(item) for item in list(items)[:MAX_LIST_ITEMS]]
+    return _scalar(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """Renders a record as one JSON line with whitelisted fields only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            for name, value in fields.items():
+                if name in ALLOWED_FIELDS:
+                    entry[name] = _safe_value(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exc_type"] = record.exc_info[0].__qualname__
+            frames = traceback.extract_tb(record.exc_info[2])[-MAX_FRAMES:]
+            entry["exc_frames"] = [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+class AccessLogFilter(logging.Filter):
+    """Rewrites uvicorn access records to method, path and status: no query string, no client."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn logs '%s - "%s %s HTTP/%s" %d' with (client, method, path?query, version, status).
+        if isinstance(args, tuple) and len(args) == 5:
+            _client, method, full_path, _version, status = args
+            record.msg = "http request"
+            record.args = ()
+            record.fields = {
+                "method": str(method),
+                "path": str(full_path).split("?", 1)[0],
+                "status_code": status,
+            }
+        return True
+
+
+def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
+    """Send every log record, uvicorn's included, to ``stream`` (stderr) as JSON lines.
+
+    Idempotent: calling it again replaces the handler it installed earlier and leaves other
+    handlers (e.g. pytest's capture) alone. Call it in each worker process (e.g. from the app
+    factory), because uvicorn's worker processes do not inherit the parent's logging setup.
+
+    Rules for every log call in this project (the formatter enforces what it can):
+
+    * Never pass request or response bodies, JWTs or other tokens, patient ids, names, FHIR
+      resources or any part of them, in the message or in fields. Log identifiers of *our*
+      artefacts (rule ids, card uuids, service ids) and of the call (hook instance, caller
+      ``iss``/``kid``/``jti``/``tenant``), timings and outcomes.
+    * Structured values go in ``extra=log_fields(name=value, ...)``; ``log_fields`` refuses a
+      name that is not in ``ALLOWED_FIELDS`` and the formatter drops any that slip through, so a
+      new field needs a deliberate, reviewable change to that set.
+    * Messages are constant strings. Anything shaped like a JWT or a ``Bearer`` credential is
+      redacted anyway, and exception *messages* are never emitted (a pydantic error quotes its
+      input, i.e. patient data): only the exception type and its stack frames.
+    * It routes uvicorn's loggers through this formatter, rewrites its access
+      log to method, path (query string dropped) and status, and silences httpx's INFO request
+      log, whose URLs carry FHIR search parameters such as patient ids.
+    """
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    setattr(handler, _HANDLER_MARK, True)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessLogFilter) for f in access.filters):
+        access.addFilter(AccessLogFilter())
+
+    # httpx logs every request URL at INFO; FHIR search URLs carry patient ids.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,200 @@
+"""Prometheus metrics on an app-owned registry; labels carry ids and fixed enums, never PHI."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+UNKNOWN = "unknown"
+# Ids come from our own YAML; anything else (a 404 path, a typo) collapses into "unknown".
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class AuthFailure(StrEnum):
+    """Why a caller was refused, as a small fixed set (the detailed reason goes to the log)."""
+
+    # Label values, not secrets.
+    missing_token = "missing_token"  # noqa: S105
+    malformed_token = "malformed_token"  # noqa: S105
+    untrusted_issuer = "untrusted_issuer"
+    bad_algorithm = "bad_algorithm"
+    unknown_key = "unknown_key"
+    bad_signature = "bad_signature"
+    expired = "expired"
+    bad_audience = "bad_audience"
+    bad_claims = "bad_claims"
+    replayed = "replayed"
+    jwks_unavailable = "jwks_unavailable"
+    other = "other"
+
+
+class FhirError(StrEnum):
+    """How a FHIR fetch failed."""
+
+    timeout = "timeout"
+    connect = "connect"
+    http_4xx = "http_4xx"
+    http_5xx = "http_5xx"
+    invalid_response = "invalid_response"
+    too_many_pages = "too_many_pages"
+    other = "other"
+
+
+# First match wins: the order puts the specific words before the generic ones.
+_AUTH_KEYWORDS: tuple[tuple[tuple[str, ...], AuthFailure], ...] = (
+    (("replay", "jti already", "reused"), AuthFailure.replayed),
+    (("expired", "exp ", "not yet valid", "iat", "nbf", "lifetime"), AuthFailure.expired),
+    (("aud",), AuthFailure.bad_audience),
+    (("iss", "issuer", "tenant"), AuthFailure.untrusted_issuer),
+    (("alg",), AuthFailure.bad_algorithm),
+    (("jwks", "jku", "fetch"), AuthFailure.jwks_unavailable),
+    (("kid", "key"), AuthFailure.unknown_key),
+    (("signature",), AuthFailure.bad_signature),
+    (("missing", "no bearer", "no authorization", "scheme"), AuthFailure.missing_token),
+    (("malformed", "decode", "header", "typ"), AuthFailure.malformed_token),
+    (("claim",), AuthFailure.bad_claims),
+)
+
+
+def auth_failure_category(reason: str | AuthFailure) -> AuthFailure:
+    """Map a free-text refusal reason onto the fixed label set."""
+    if isinstance(reason, AuthFailure):
+        return reason
+    text = reason.strip().lower()
+    if text in AuthFailure.__members__:
+        return AuthFailure(text)
+    for words, category in _AUTH_KEYWORDS:
+        if any(word in text for word in words):
+            return category
+    return AuthFailure.other
+
+
+class Metrics:
+    """Every metric of one app; the request path calls the methods, ``/metrics`` calls render."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        service_ids: Iterable[str] | None = None,
+        rule_ids: Iterable[str] | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._services = frozenset(service_ids) if service_ids is not None else None
+        self._rules = frozenset(rule_ids) if rule_ids is not None else None
+        reg = self.registry
+        self.requests = Counter(
+            "cds_requests", "CDS service calls answered", ["service", "status"], registry=reg
+        )
+        self.request_seconds = Histogram(
+            "cds_request_duration_seconds",
+            "Time to answer a CDS service call",
+            ["service", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.cards = Counter(
+            "cds_cards", "Cards returned, by the rule that fired", ["service", "rule"], registry=reg
+        )
+        self.fhir_seconds = Histogram(
+            "cds_fhir_fetch_duration_seconds",
+            "Time for one FHIR search or read (fallback when prefetch is missing)",
+            ["resource_type"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.fhir_errors = Counter(
+            "cds_fhir_fetch_errors", "FHIR fetches that failed", ["kind"], registry=reg
+        )
+        self.skipped = Counter(
+            "cds_skipped_resources",
+            "FHIR resources skipped as invalid or unusable",
+            ["resource_type"],
+            registry=reg,
+        )
+        self.auth_failures = Counter(
+            "cds_auth_failures", "Callers refused, by reason category", ["reason"], registry=reg
+        )
+        self.feedback = Counter(
+            "cds_feedback_items",
+            "Feedback items received, by what the store did with them",
+            ["service", "result"],
+            registry=reg,
+        )
+
+    def _service(self, service_id: str | None) -> str:
+        return _known(service_id, self._services)
+
+    def request_done(self, service_id: str | None, status: int, seconds: float) -> None:
+        """One CDS service call answered with HTTP ``status`` after ``seconds``."""
+        labels = (self._service(service_id), str(status) if 100 <= status <= 599 else UNKNOWN)
+        self.requests.labels(*labels).inc()
+        self.request_seconds.labels(*labels).observe(seconds)
+
+    def card_emitted(self, service_id: str, rule_id: str, count: int = 1) -> None:
+        self.cards.labels(self._service(service_id), _known(rule_id, self._rules)).inc(count)
+
+    def fhir_fetch(self, resource_type: str, seconds: float) -> None:
+        self.fhir_seconds.labels(_resource_type(resource_type)).observe(seconds)
+
+    def fhir_error(self, kind: FhirError | str) -> None:
+        value = kind if kind in FhirError.__members__.values() else FhirError.other
+        self.fhir_errors.labels(str(value)).inc()
+
+    def skipped_resources(self, resource_type: str, count: int = 1) -> None:
+        self.skipped.labels(_resource_type(resource_type)).inc(count)
+
+    def auth_failure(self, reason: str | AuthFailure) -> None:
+        self.auth_failures.labels(str(auth_failure_category(reason))).inc()
+
+    def feedback_received(
+        self, service_id: str, *, stored: int, duplicates: int, unmatched: int
+    ) -> None:
+        """Counts from ``Store.record_feedback``: matched, unmatched and duplicate items."""
+        service = self._service(service_id)
+        self.feedback.labels(service, "matched").inc(stored - unmatched)
+        self.feedback.labels(service, "unmatched").inc(unmatched)
+        self.feedback.labels(service, "duplicate").inc(duplicates)
+
+    def render(self) -> tuple[bytes, str]:
+        return render_latest(self.registry)
+
+
+def _known(value: str | None, allowed: frozenset[str] | None) -> str:
+    if value is None or not _ID.match(value):
+        return UNKNOWN
+    if allowed is not None and value not in allowed:
+        return UNKNOWN
+    return value
+
+
+def _resource_type(value: str) -> str:
+    return value if _RESOURCE_TYPE.match(value) else UNKNOWN
+
+
+def render_latest(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The Prometheus text exposition and its content type.
+
+    With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory, the
+    same for every worker, before they start): values are then shared through files in it and
+    each scrape aggregates every worker. Without it, each process reports only itself.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        aggregate = CollectorRegistry()
+        # prometheus_client leaves this constructor unannotated.
+        multiprocess.MultiProcessCollector(aggregate)  # type: ignore[no-untyped-call]
+        return generate_latest(aggregate), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_LATEST

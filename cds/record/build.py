@@ -1,0 +1,364 @@
+"""Build a PatientRecord from raw FHIR JSON: index codings first, validate only what can match."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from cds.fhir import ParseReport, parse_resource
+from cds.record.dates import add_years, parse_datetime, period_start
+from cds.record.laterality import Side, combine, side_of_code, side_of_text
+from cds.record.model import Entry, Kind, PatientRecord
+from cds.record.units import quantity_unit
+from cds.valuesets import ValueSets
+
+Raw = Mapping[str, Any]
+
+DROPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
+COUNTED_ORDER = frozenset({"active", "on-hold", "completed"})
+ABSENT_INTERPRETATION = frozenset({"NEG", "ND", "A-", "absent"})
+CODE_FIELDS: dict[str, tuple[str, ...]] = {
+    "Condition": ("code",),
+    "Observation": ("code", "valueCodeableConcept"),
+    "Procedure": ("code",),
+    "ServiceRequest": ("code", "performerType"),
+    "DiagnosticReport": ("code",),
+    "MedicationRequest": ("medicationCodeableConcept",),
+    "MedicationStatement": ("medicationCodeableConcept",),
+}
+
+
+def _codings(concept: object) -> list[tuple[str, str]]:
+    if not isinstance(concept, dict):
+        return []
+    out = []
+    for coding in concept.get("coding") or ():
+        if isinstance(coding, dict):
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                out.append((system, code))
+    return out
+
+
+def _concepts(raw: Raw, name: str) -> list[object]:
+    value = raw.get(name)
+    return value if isinstance(value, list) else [value]
+
+
+def _texts(concept: object) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    texts = [concept.get("text")] + [
+        c.get("display") for c in concept.get("coding") or () if isinstance(c, dict)
+    ]
+    return [t for t in texts if isinstance(t, str) and t]
+
+
+def _status(concept: object) -> str | None:
+    # Status codes are read without their system: feeds often omit it on these bound codes.
+    if not isinstance(concept, dict):
+        return None
+    for coding in concept.get("coding") or ():
+        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+            return str(coding["code"])
+    text = concept.get("text")
+    return text.lower() if isinstance(text, str) else None
+
+
+class RecordBuilder:
+    """Indexes raw resources against the value sets and keeps the ones a rule can read."""
+
+    def __init__(self, valuesets: ValueSets, now: datetime, patient_id: str) -> None:
+        self.valuesets = valuesets
+        self.record = PatientRecord(now=now, patient_id=patient_id)
+        self.report = ParseReport()
+        self._seen: set[tuple[str, str]] = set()
+        self._reason_refs: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------ matching
+
+    def _text_sets(self, raw: Raw, resource_type: str) -> frozenset[str]:
+        found = set()
+        texts = [t for f in CODE_FIELDS.get(resource_type, ()) for t in _texts(raw.get(f))]
+        for vs in self.valuesets.text_sets:
+            if resource_type in vs.text_on and any(vs.matches_text(t) for t in texts):
+                found.add(vs.id)
+        return frozenset(found)
+
+    def _sets(self, raw: Raw, *fields: str) -> frozenset[str]:
+        codings = [c for f in fields for concept in _concepts(raw, f) for c in _codings(concept)]
+        return self.valuesets.ids_for_codings(codings)
+
+    def _validated(self, raw: Raw) -> bool:
+        self.record.models_built += 1
+        return parse_resource(dict(raw), self.report) is not None
+
+    # ------------------------------------------------------------------ entry points
+
+    def add_patient(self, raw: Raw) -> None:
+        if raw.get("id") not in (None, self.record.patient_id) or not self._validated(raw):
+            return
+        self.record.patient_known = True
+        birth = parse_datetime(raw.get("birthDate"))
+        self.record.birth_date = birth.date() if birth else None
+        deceased_flag = raw.get("deceasedBoolean") is True
+        self.record.deceased = deceased_flag or raw.get("deceasedDateTime") is not None
+
+    def add(self, raw: object, *, draft: bool = False) -> None:
+        """Index one raw resource; unmatched ones are never validated (they cannot matter)."""
+        if not isinstance(raw, dict):
+            return
+        resource_type = raw.get("resourceType")
+        resource_id = raw.get("id")
+        if not isinstance(resource_type, str) or resource_type not in CODE_FIELDS:
+            return
+        if not isinstance(resource_id, str):
+            resource_id = f"anonymous-{len(self._seen)}"
+        key = (resource_type, resource_id)
+        if key in self._seen:
+            return
+        code_sets = self._sets(raw, "code") | self._text_sets(raw, resource_type)
+        if resource_type in ("MedicationRequest", "MedicationStatement"):
+            code_sets = self._sets(raw, "medicationCodeableConcept") | self._text_sets(
+                raw, resource_type
+            )
+        value_sets = (
+            self._sets(raw, "valueCodeableConcept")
+            if resource_type == "Observation"
+            else frozenset()
+        )
+        performer = (
+            self._sets(raw, "performerType") if resource_type == "ServiceRequest" else frozenset()
+        )
+        if not (code_sets or value_sets or performer):
+            return
+        entry = self._entry(
+            raw,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            code_sets=code_sets,
+            value_sets=value_sets,
+            performer=performer,
+            draft=draft,
+        )
+        if entry is None or not self._validated(raw):
+            return
+        self._seen.add(key)
+        self.record.entries.append(entry)
+
+    def finish(self, unavailable: Iterable[str]) -> PatientRecord:
+        """Resolve draft reasons and return the record."""
+        record = self.record
+        by_ref = {e.reference: e for e in record.entries}
+        # A draft's reasonReference counts through the indexed Condition it points to.
+        for i, entry in enumerate(record.entries):
+            refs = self._reason_refs.get(entry.reference, []) if entry.draft else []
+            targets = [by_ref[r] for r in refs if r in by_ref]
+            if targets:
+                sets = entry.reason_valuesets.union(*(t.valuesets for t in targets))
+                record.entries[i] = replace(entry, reason_valuesets=sets)
+        record.unavailable = frozenset(unavailable)
+        record.skipped = dict(self.report.skipped)
+        return record
+
+    # ------------------------------------------------------------------ per type
+
+    def _entry(
+        self,
+        raw: Raw,
+        *,
+        resource_type: str,
+        resource_id: str,
+        code_sets: frozenset[str],
+        value_sets: frozenset[str],
+        performer: frozenset[str],
+        draft: bool,
+    ) -> Entry | None:
+        display = next(iter(_texts(raw.get(CODE_FIELDS[resource_type][0]))[1:]), None) or next(
+            iter(_texts(raw.get(CODE_FIELDS[resource_type][0]))), resource_type
+        )
+        status = raw.get("status")
+        common: dict[str, Any] = {
+            "resource_type": resource_type,
+            "id": resource_id,
+            "display": display,
+        }
+        if resource_type == "Condition":
+            return self._condition(raw, common, code_sets)
+        if resource_type == "Observation":
+            return self._observation(raw, common, code_sets, value_sets)
+        if draft:
+            return self._draft(raw, common, code_sets, performer)
+        kind: Kind
+        if resource_type == "Procedure":
+            if status != "completed":
+                return None
+            kind, when = (
+                "procedure",
+                parse_datetime(raw.get("performedDateTime"))
+                or period_start(raw.get("performedPeriod")),
+            )
+        elif resource_type == "ServiceRequest":
+            if status not in COUNTED_ORDER:
+                return None
+            kind, when = "order", parse_datetime(raw.get("authoredOn"))
+        elif resource_type == "DiagnosticReport":
+            if status not in FINAL_OBSERVATION:
+                return None
+            kind = "report"
+            when = (
+                parse_datetime(raw.get("effectiveDateTime"))
+                or period_start(raw.get("effectivePeriod"))
+                or parse_datetime(raw.get("issued"))
+            )
+        else:  # MedicationRequest / MedicationStatement
+            if status != "active":
+                return None
+            kind = "medication"
+            when = parse_datetime(raw.get("authoredOn")) or parse_datetime(
+                raw.get("effectiveDateTime")
+            )
+        return Entry(
+            **common,
+            kind=kind,
+            valuesets=code_sets,
+            date=when,
+            performer_valuesets=performer,
+            body_site=" ".join(t for c in raw.get("bodySite") or () for t in _texts(c)),
+        )
+
+    def _draft(
+        self, raw: Raw, common: dict[str, Any], code_sets: frozenset[str], performer: frozenset[str]
+    ) -> Entry:
+        reasons = self._sets(raw, "reasonCode")
+        refs = [
+            str(r["reference"])
+            for r in raw.get("reasonReference") or ()
+            if isinstance(r, dict) and isinstance(r.get("reference"), str)
+        ]
+        if refs:
+            reference = f"{common['resource_type']}/{common['id']}"
+            self._reason_refs.setdefault(reference, []).extend(refs)
+        kind: Kind = "medication" if common["resource_type"] == "MedicationRequest" else "order"
+        return Entry(
+            **common,
+            kind=kind,
+            valuesets=code_sets,
+            date=self.record.now,
+            performer_valuesets=performer,
+            reason_valuesets=reasons,
+            draft=True,
+        )
+
+    def _condition(
+        self, raw: Raw, common: dict[str, Any], code_sets: frozenset[str]
+    ) -> Entry | None:
+        verification = _status(raw.get("verificationStatus"))
+        if verification in DROPPED_VERIFICATION:
+            return None
+        codes = _codings(raw.get("code"))
+        sites = [t for c in raw.get("bodySite") or () for t in _texts(c)]
+        side: Side | None = combine(
+            [side_of_code(s, c) for s, c in codes] + [side_of_text(t) for t in sites]
+        )
+        abatement_keys = [k for k in raw if k.startswith("abatement")]
+        abatement = parse_datetime(raw.get("abatementDateTime")) or period_start(
+            raw.get("abatementPeriod")
+        )
+        return Entry(
+            **common,
+            kind="condition",
+            valuesets=code_sets,
+            date=self._onset(raw),
+            side=side,
+            body_site=" ".join(sites),
+            clinical_status=_status(raw.get("clinicalStatus")),
+            verification=verification,
+            abatement=abatement,
+            has_abatement=bool(abatement_keys),
+        )
+
+    def _onset(self, raw: Raw) -> datetime | None:
+        onset = parse_datetime(raw.get("onsetDateTime")) or period_start(raw.get("onsetPeriod"))
+        age = raw.get("onsetAge")
+        birth = self.record.birth_date
+        if onset is None and isinstance(age, dict) and birth is not None:
+            value = age.get("value")
+            unit = age.get("code") or age.get("unit")
+            if isinstance(value, int | float):
+                years = value / 12 if unit in ("mo", "month", "months") else float(value)
+                onset = add_years(_midnight(birth), years)
+        return onset or parse_datetime(raw.get("recordedDate"))
+
+    def _observation(
+        self,
+        raw: Raw,
+        common: dict[str, Any],
+        code_sets: frozenset[str],
+        value_sets: frozenset[str],
+    ) -> Entry | None:
+        if raw.get("status") not in FINAL_OBSERVATION:
+            return None
+        when = (
+            parse_datetime(raw.get("effectiveDateTime"))
+            or period_start(raw.get("effectivePeriod"))
+            or parse_datetime(raw.get("issued"))
+        )
+        quantity = raw.get("valueQuantity")
+        sites = _texts(raw.get("bodySite"))
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
+            return Entry(
+                **common,
+                kind="measurement",
+                valuesets=code_sets,
+                date=when,
+                value=float(quantity["value"]),
+                unit=quantity_unit(quantity),
+            )
+        interpretations = {c for i in raw.get("interpretation") or () for _, c in _codings(i)}
+        if (
+            raw.get("valueBoolean") is False
+            or raw.get("dataAbsentReason") is not None
+            or not interpretations.isdisjoint(ABSENT_INTERPRETATION)
+        ):
+            return None
+        return Entry(
+            **common,
+            kind="finding",
+            valuesets=code_sets | value_sets,
+            date=when,
+            side=combine(side_of_text(t) for t in sites),
+            body_site=" ".join(sites),
+        )
+
+
+def _midnight(birth: date) -> datetime:
+    return datetime(birth.year, birth.month, birth.day, tzinfo=UTC)
+
+
+def build_record(
+    valuesets: ValueSets,
+    now: datetime,
+    patient_id: str,
+    resources: Iterable[object],
+    *,
+    drafts: Iterable[object] = (),
+    unavailable: Iterable[str] = (),
+) -> PatientRecord:
+    """The PatientRecord for ``resources`` (raw JSON dicts) plus this hook call's draft orders.
+
+    The Patient is read first, since Age-valued onsets need its birthDate.
+    """
+    builder = RecordBuilder(valuesets, now, patient_id)
+    pending = list(resources)
+    for raw in pending:
+        if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
+            builder.add_patient(raw)
+    for raw in pending:
+        builder.add(raw)
+    for raw in drafts:
+        builder.add(raw, draft=True)
+    return builder.finish(unavailable)

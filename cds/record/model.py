@@ -1,0 +1,169 @@
+"""The normalized entries of a PatientRecord and the queries the rules ask of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+from cds.record.dates import Duration, age_in_years
+from cds.record.laterality import Side, is_lower_limb, is_lumbar
+from cds.record.units import convert
+
+Kind = Literal["condition", "finding", "measurement", "procedure", "order", "report", "medication"]
+BodySite = Literal["lower-limb", "lumbar"]
+
+ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+NOT_CONFIRMED = "differential"
+UNDATED_ACTIVE_WINDOW = Duration(months=12)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One validated, value-set-matched resource, reduced to what the rules read."""
+
+    resource_type: str
+    id: str
+    kind: Kind
+    valuesets: frozenset[str]
+    display: str
+    date: datetime | None
+    performer_valuesets: frozenset[str] = frozenset()
+    reason_valuesets: frozenset[str] = frozenset()
+    side: Side | None = None
+    body_site: str = ""
+    clinical_status: str | None = None
+    verification: str | None = None
+    abatement: datetime | None = None
+    has_abatement: bool = False
+    value: float | None = None
+    unit: str | None = None
+    draft: bool = False
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+    def in_sets(self, wanted: frozenset[str]) -> bool:
+        return not self.valuesets.isdisjoint(wanted)
+
+    def site_is(self, site: BodySite) -> bool:
+        return is_lower_limb(self.body_site) if site == "lower-limb" else is_lumbar(self.body_site)
+
+
+@dataclass
+class PatientRecord:
+    """A normalized, indexed view of one patient at one instant (rules.md section 3)."""
+
+    now: datetime
+    patient_id: str
+    birth_date: date | None = None
+    deceased: bool = False
+    patient_known: bool = False
+    entries: list[Entry] = field(default_factory=list)
+    unavailable: frozenset[str] = frozenset()  # resource types whose data could not be obtained
+    models_built: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ availability
+
+    def available(self, *resource_types: str) -> bool:
+        """Whether every named resource type was obtained (absent data is then truly absent)."""
+        return not any(t in self.unavailable for t in resource_types)
+
+    def age(self) -> int | None:
+        """Completed years, or None when the Patient or its birthDate is unknown."""
+        if self.birth_date is None:
+            return None
+        return age_in_years(self.birth_date, self.now)
+
+    # ------------------------------------------------------------------ queries
+
+    def _of(self, kinds: Iterable[Kind], wanted: frozenset[str]) -> Iterator[Entry]:
+        kind_set = frozenset(kinds)
+        return (e for e in self.entries if e.kind in kind_set and e.in_sets(wanted))
+
+    def condition_counts(self, entry: Entry, *, differential: bool) -> bool:
+        """Rules.md 3.2: whether a Condition is active for a rule (refuted/EIE never reach here)."""
+        if entry.verification == NOT_CONFIRMED and not differential:
+            return False
+        if entry.abatement is not None and entry.abatement <= self.now:
+            return False
+        if entry.clinical_status is None:
+            # No status: active only without abatement and with evidence in the last 12 months.
+            return (
+                not entry.has_abatement
+                and entry.date is not None
+                and entry.date >= UNDATED_ACTIVE_WINDOW.before(self.now)
+            )
+        return entry.clinical_status in ACTIVE_CLINICAL
+
+    def conditions(
+        self,
+        wanted: frozenset[str],
+        *,
+        differential: bool = False,
+        history: bool = False,
+        findings: bool = False,
+    ) -> list[Entry]:
+        """Conditions in ``wanted`` that count (or, with ``history``, any not refuted/EIE ones).
+
+        With ``findings`` a present finding-type Observation also counts, dated by its effective.
+        """
+        kinds: tuple[Kind, ...] = ("condition", "finding") if findings else ("condition",)
+        return [
+            e
+            for e in self._of(kinds, wanted)
+            if e.kind == "finding" or history or self.condition_counts(e, differential=differential)
+        ]
+
+    def measurements(self, wanted: frozenset[str], unit: str) -> list[tuple[Entry, float]]:
+        """Quantitative Observations in ``wanted`` converted to ``unit``, newest first."""
+        out = []
+        for e in self._of(("measurement",), wanted):
+            if e.value is None:
+                continue
+            value = convert(e.value, e.unit, unit)
+            if value is not None and e.date is not None:
+                out.append((e, value))
+        out.sort(key=lambda pair: pair[0].date or self.now, reverse=True)
+        return out
+
+    def done(
+        self,
+        wanted: frozenset[str],
+        kinds: Iterable[Kind],
+        *,
+        performer: bool = True,
+        drafts: bool = True,
+    ) -> list[Entry]:
+        """Procedures, orders and reports in ``wanted`` (by code, or by performerType for orders).
+
+        Draft orders of an order hook count as "being ordered now" (rules.md 3.4 exception).
+        """
+        kind_set = frozenset(kinds)
+        out = []
+        for e in self.entries:
+            if e.kind not in kind_set or (e.draft and not drafts):
+                continue
+            by_performer = performer and not e.performer_valuesets.isdisjoint(wanted)
+            if e.in_sets(wanted) or by_performer:
+                out.append(e)
+        return out
+
+    def medications(self, wanted: frozenset[str]) -> list[Entry]:
+        """Active MedicationRequest/MedicationStatement entries (not drafts) in ``wanted``."""
+        return [e for e in self._of(("medication",), wanted) if not e.draft]
+
+    def drafts(self, wanted: frozenset[str], resource_type: str) -> list[Entry]:
+        """Draft orders of this hook call, of ``resource_type``, whose code is in ``wanted``."""
+        return [
+            e
+            for e in self.entries
+            if e.draft and e.resource_type == resource_type and e.in_sets(wanted)
+        ]
+
+    def by_reference(self, reference: str) -> Entry | None:
+        """The entry a relative reference points to, if it was indexed."""
+        return next((e for e in self.entries if e.reference == reference), None)

@@ -1,0 +1,187 @@
+"""Three-valued evaluation of `when` trees over a PatientRecord."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cds.record import Entry, PatientRecord
+from cds.record.dates import parse_duration
+from cds.rules import facts
+from cds.rules.logic import FALSE, UNKNOWN, Result, Tri, all_of, any_of, found
+from cds.rules.schema import (
+    ConditionClause,
+    DoneClause,
+    DraftClause,
+    Indicator,
+    Node,
+    ObservationClause,
+    RuleSpec,
+)
+
+KIND_TYPES = {"procedure": "Procedure", "order": "ServiceRequest", "report": "DiagnosticReport"}
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "gte": operator.ge,
+    "gt": operator.gt,
+    "lte": operator.le,
+    "lt": operator.lt,
+}
+
+
+@dataclass
+class Scope:
+    """What a clause may see: the record, the rule's settings and every rule of the catalogue."""
+
+    record: PatientRecord
+    rules: Mapping[str, RuleSpec]
+    differential: bool = False
+    trigger: datetime | None = None
+    _memo: dict[str, Result] = field(default_factory=dict)
+
+    def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> Scope:
+        return Scope(self.record, self.rules, rule.differential, trigger, self._memo)
+
+
+def _after(start_text: str | None, now: datetime) -> datetime | None:
+    return parse_duration(start_text).before(now) if start_text else None
+
+
+def _dated_in(entry: Entry, start: datetime | None, end: datetime | None = None) -> bool:
+    if start is None and end is None:
+        return True
+    if entry.date is None:
+        return False
+    return (start is None or entry.date >= start) and (end is None or entry.date <= end)
+
+
+def _condition(c: ConditionClause, scope: Scope) -> Result:
+    record = scope.record
+    start = _after(c.within, record.now)
+    end = _after(c.older_than, record.now)
+    hits = [
+        e
+        for e in record.conditions(
+            frozenset(c.valuesets),
+            differential=scope.differential,
+            history=c.history,
+            findings=c.findings,
+        )
+        if _dated_in(e, start, end)
+        and (c.laterality is None or e.side in (c.laterality, "bilateral"))
+        and (c.body_site is None or e.site_is(c.body_site))
+    ]
+    types = ("Condition", "Observation") if c.findings else ("Condition",)
+    return found(hits, available=record.available(*types))
+
+
+def _observation(c: ObservationClause, scope: Scope) -> Result:
+    record = scope.record
+    start = _after(c.within, record.now)
+    values = [(e, v) for e, v in record.measurements(frozenset(c.valuesets), c.unit)]
+    values = [(e, v) for e, v in values if _dated_in(e, start)]
+    if c.latest:
+        values = values[:1]
+    name, threshold = next((n, t) for n in _COMPARE if (t := getattr(c, n)) is not None)
+    hits = [e for e, v in values if _COMPARE[name](v, threshold)]
+    return found(hits, available=record.available("Observation"))
+
+
+def _done(c: DoneClause, scope: Scope) -> Result:
+    record = scope.record
+    start = _after(c.within, record.now)
+    hits = [
+        e
+        for e in record.done(frozenset(c.valuesets), c.in_, performer=c.performer, drafts=c.drafts)
+        if _dated_in(e, start)
+        and (
+            not c.after_trigger
+            or (e.date is not None and scope.trigger is not None and e.date > scope.trigger)
+        )
+    ]
+    return found(hits, available=record.available(*(KIND_TYPES[k] for k in c.in_)))
+
+
+def _draft(c: DraftClause, scope: Scope) -> Result:
+    hits = scope.record.drafts(frozenset(c.valuesets), c.resource_type)
+    if c.reason is not None:
+        hits = [e for e in hits if not e.reason_valuesets.isdisjoint(c.reason)]
+    # Draft orders come with the hook context itself, so they are never unavailable.
+    return found(hits, available=True)
+
+
+def evaluate(node: Node, scope: Scope) -> Result:
+    """The three-valued result of ``node``; `not` over UNKNOWN stays UNKNOWN."""
+    record = scope.record
+    if node.all_ is not None:
+        results = [evaluate(n, scope) for n in node.all_]
+        truth = all_of(r.truth for r in results)
+        return Result(
+            truth, tuple(e for r in results for e in r.evidence) if truth is Tri.TRUE else ()
+        )
+    if node.any_ is not None:
+        results = [evaluate(n, scope) for n in node.any_]
+        truth = any_of(r.truth for r in results)
+        return Result(truth, tuple(e for r in results if r.true for e in r.evidence))
+    if node.not_ is not None:
+        return Result(~evaluate(node.not_, scope).truth)
+    if node.condition is not None:
+        return _condition(node.condition, scope)
+    if node.observation is not None:
+        return _observation(node.observation, scope)
+    if node.done is not None:
+        return _done(node.done, scope)
+    if node.medication is not None:
+        wanted = frozenset(node.medication.valuesets)
+        return found(
+            record.medications(wanted),
+            available=record.available("MedicationRequest", "MedicationStatement"),
+        )
+    if node.draft is not None:
+        return _draft(node.draft, scope)
+    if node.patient is not None:
+        age = record.age()
+        if age is None:
+            return UNKNOWN
+        return Result(Tri.TRUE) if age >= node.patient.min_age else FALSE
+    if node.fact is not None:
+        fact = node.fact
+        within = parse_duration(fact.within) if fact.within else None
+        wanted = frozenset(fact.valuesets)
+        if fact.name == "bilateral":
+            return facts.bilateral(record, wanted, within, differential=scope.differential)
+        return facts.measured_weight_loss(record, wanted, within, fact.percent)
+    assert node.rule is not None  # noqa: S101 - the schema allows exactly one branch
+    return trigger(scope.rules[node.rule], scope)
+
+
+def trigger(rule: RuleSpec, scope: Scope) -> Result:
+    """Whether ``rule``'s age gate and `when` tree hold (memoized per evaluation)."""
+    if rule.key in scope._memo:
+        return scope._memo[rule.key]
+    own = scope.for_rule(rule)
+    gate = Tri.TRUE
+    if rule.min_age is not None:
+        age = own.record.age()
+        gate = Tri.UNKNOWN if age is None else (Tri.TRUE if age >= rule.min_age else Tri.FALSE)
+    result = evaluate(rule.when, own) if gate is Tri.TRUE else Result(gate)
+    scope._memo[rule.key] = result
+    return result
+
+
+def indicator(rule: RuleSpec, default: Indicator, scope: Scope) -> Indicator:
+    """The card indicator: the first `raise` entry that is definitely TRUE, else the default."""
+    if rule.indicator is None:
+        return default
+    own = scope.for_rule(rule)
+    for step in rule.indicator.raise_:
+        if evaluate(step.when, own).true:
+            return step.to
+    return rule.indicator.default
+
+
+def trigger_date(evidence: tuple[Entry, ...]) -> datetime | None:
+    """The latest evidence date: what "after the trigger" is measured from."""
+    dates = [e.date for e in evidence if e.date is not None and not e.draft]
+    return max(dates) if dates else None

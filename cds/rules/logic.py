@@ -1,0 +1,62 @@
+"""Three-valued (Kleene/CQL) truth with the evidence that made a clause true."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from cds.record import Entry
+
+
+class Tri(Enum):
+    """TRUE, FALSE or UNKNOWN (missing data is never FALSE and never TRUE)."""
+
+    TRUE = "true"
+    FALSE = "false"
+    UNKNOWN = "unknown"
+
+    def __invert__(self) -> Tri:
+        if self is Tri.UNKNOWN:
+            return Tri.UNKNOWN
+        return Tri.FALSE if self is Tri.TRUE else Tri.TRUE
+
+
+def all_of(values: Iterable[Tri]) -> Tri:
+    """Kleene AND: any FALSE is FALSE; else any UNKNOWN is UNKNOWN; else TRUE."""
+    seen = set(values)
+    if Tri.FALSE in seen:
+        return Tri.FALSE
+    return Tri.UNKNOWN if Tri.UNKNOWN in seen else Tri.TRUE
+
+
+def any_of(values: Iterable[Tri]) -> Tri:
+    """Kleene OR: any TRUE is TRUE; else any UNKNOWN is UNKNOWN; else FALSE."""
+    seen = set(values)
+    if Tri.TRUE in seen:
+        return Tri.TRUE
+    return Tri.UNKNOWN if Tri.UNKNOWN in seen else Tri.FALSE
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A truth value and, when TRUE, the entries that support it."""
+
+    truth: Tri
+    evidence: tuple[Entry, ...] = ()
+
+    @property
+    def true(self) -> bool:
+        return self.truth is Tri.TRUE
+
+
+FALSE = Result(Tri.FALSE)
+UNKNOWN = Result(Tri.UNKNOWN)
+
+
+def found(entries: Iterable[Entry], *, available: bool) -> Result:
+    """TRUE with the entries if any; otherwise FALSE, or UNKNOWN when the data was unavailable."""
+    hits = tuple(entries)
+    if hits:
+        return Result(Tri.TRUE, hits)
+    return FALSE if available else UNKNOWN

@@ -1,0 +1,213 @@
+"""The YAML shape of a service file: discovery entry, rules with `when` trees, precedence."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from cds.record.dates import parse_duration
+
+Indicator = Literal["info", "warning", "critical"]
+HookName = Literal["patient-view", "order-sign", "order-select"]
+RULE_ID = r"^[A-Z][A-Z0-9]*-[0-9]{2}[A-Z]?$"
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Dur = Annotated[str, AfterValidator(_duration)]
+SetIds = Annotated[list[str], Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ConditionClause(_Strict):
+    """Counting Conditions (rules.md 3.2) in the value sets, optionally windowed and sided."""
+
+    valuesets: SetIds
+    within: Dur | None = None
+    older_than: Dur | None = Field(default=None, alias="olderThan")
+    laterality: Literal["left", "right", "bilateral"] | None = None
+    body_site: Literal["lower-limb", "lumbar"] | None = Field(default=None, alias="bodySite")
+    history: bool = False
+    findings: bool = False
+
+
+class ObservationClause(_Strict):
+    """A measured value (unit-converted, rules.md 3.3) compared with a threshold."""
+
+    valuesets: SetIds
+    unit: str
+    within: Dur | None = None
+    latest: bool = True
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> ObservationClause:
+        if sum(v is not None for v in (self.gte, self.gt, self.lte, self.lt)) != 1:
+            raise ValueError("give exactly one of gte, gt, lte, lt")
+        return self
+
+
+class DoneClause(_Strict):
+    """A completed or planned test or referral (rules.md 3.4)."""
+
+    valuesets: SetIds
+    within: Dur | None = None
+    in_: list[Literal["procedure", "order", "report"]] = Field(
+        default=["procedure", "order", "report"], alias="in", min_length=1
+    )
+    performer: bool = True
+    drafts: bool = True
+    after_trigger: bool = Field(default=False, alias="afterTrigger")
+
+
+class MedicationClause(_Strict):
+    """An active MedicationRequest or MedicationStatement (by code or ingredient text)."""
+
+    valuesets: SetIds
+
+
+class DraftClause(_Strict):
+    """A draft order of this order-sign/order-select call."""
+
+    valuesets: SetIds
+    resource_type: Literal["ServiceRequest", "MedicationRequest"] = Field(
+        default="ServiceRequest", alias="resourceType"
+    )
+    reason: list[str] | None = None
+
+
+class PatientClause(_Strict):
+    min_age: int = Field(alias="minAge", ge=0)
+
+
+FactName = Literal["bilateral", "measured_weight_loss"]
+
+
+class FactClause(_Strict):
+    """A named Python fact for what clauses cannot express."""
+
+    name: FactName
+    valuesets: list[str] = Field(default_factory=list)
+    within: Dur | None = None
+    percent: float | None = Field(default=None, gt=0, lt=100)
+
+
+_BRANCHES = (
+    "all_",
+    "any_",
+    "not_",
+    "condition",
+    "observation",
+    "done",
+    "medication",
+    "draft",
+    "patient",
+    "fact",
+    "rule",
+)
+
+
+class Node(_Strict):
+    """One node of a `when` tree: all | any | not | a typed clause | another rule's trigger."""
+
+    all_: list[Node] | None = Field(default=None, alias="all", min_length=1)
+    any_: list[Node] | None = Field(default=None, alias="any", min_length=1)
+    not_: Node | None = Field(default=None, alias="not")
+    condition: ConditionClause | None = None
+    observation: ObservationClause | None = None
+    done: DoneClause | None = None
+    medication: MedicationClause | None = None
+    draft: DraftClause | None = None
+    patient: PatientClause | None = None
+    fact: FactClause | None = None
+    rule: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Node:
+        given = [name.rstrip("_") for name in _BRANCHES if getattr(self, name) is not None]
+        if len(given) != 1:
+            shown = ", ".join(given) or "nothing"
+            raise ValueError(f"a node holds exactly one of all/any/not/<clause>, got {shown}")
+        return self
+
+
+class IndicatorRaise(_Strict):
+    to: Indicator
+    when: Node
+
+
+class IndicatorSpec(_Strict):
+    """The card's indicator: a default, raised by the first `raise` entry that is TRUE."""
+
+    default: Indicator
+    raise_: list[IndicatorRaise] = Field(default_factory=list, alias="raise")
+
+
+class SuggestionDrop(_Strict):
+    """A suggestion-level exclusion: drop the suggestion (keep the card) when `when` is TRUE."""
+
+    suggestion: str
+    when: Node
+    note: str | None = None
+
+
+class RuleSpec(_Strict):
+    id: str = Field(pattern=RULE_ID)
+    variant: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
+    name: str = Field(min_length=1)
+    card: str
+    hooks: list[HookName] | None = None
+    min_age: int | None = Field(default=None, alias="minAge", ge=0)
+    differential: bool = Field(default=False, alias="differentialCounts")
+    when: Node
+    indicator: IndicatorSpec | None = None
+    drop_suggestions: list[SuggestionDrop] = Field(default_factory=list, alias="dropSuggestions")
+
+    @property
+    def key(self) -> str:
+        return self.id if self.variant is None else f"{self.id}/{self.variant}"
+
+
+class Suppression(_Strict):
+    if_: list[str] = Field(alias="if", min_length=1)
+    then: list[str] = Field(min_length=1)
+
+
+class Owner(_Strict):
+    """One suggestion of `kind` per response, owned by the first fired rule in `priority`."""
+
+    kind: str
+    priority: list[str] = Field(min_length=1)
+    drop_empty_cards: bool = Field(default=False, alias="dropEmptyCards")
+
+
+class Precedence(_Strict):
+    suppress: list[Suppression] = Field(default_factory=list)
+    one_per_kind: list[Owner] = Field(default_factory=list, alias="onePerKind")
+
+
+class ServiceFile(_Strict):
+    """rules/<service-id>.yaml."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9._~-]+$")
+    hooks: list[HookName] = Field(min_length=1)
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    usage_requirements: str | None = Field(default=None, alias="usageRequirements")
+    prefetch: dict[str, str] = Field(default_factory=dict)
+    required_prefetch: list[str] = Field(default_factory=list, alias="requiredPrefetch")
+    shared_rules: list[str] = Field(default_factory=list, alias="sharedRules")
+    rules: list[RuleSpec] = Field(default_factory=list)
+    precedence: Precedence = Field(default_factory=Precedence)
+    # Anchored YAML fragments reused by the rules; never evaluated on their own.
+    fragments: list[Any] = Field(default_factory=list, alias="x-fragments")

@@ -1,0 +1,30 @@
+"""Feedback and audit persistence (SQLAlchemy async): SQLite by default, PostgreSQL to scale out."""
+
+from cds.store.database import Store, create_engine
+from cds.store.models import (
+    AuditRecord,
+    FeedbackItem,
+    FeedbackOutcome,
+    IssuedCard,
+    IssuedCardLike,
+    Outcome,
+    OverrideReasonCount,
+    RuleReport,
+    RuleStats,
+    patient_hash,
+)
+
+__all__ = [
+    "AuditRecord",
+    "FeedbackItem",
+    "FeedbackOutcome",
+    "IssuedCard",
+    "IssuedCardLike",
+    "Outcome",
+    "OverrideReasonCount",
+    "RuleReport",
+    "RuleStats",
+    "Store",
+    "create_engine",
+    "patient_hash",
+]

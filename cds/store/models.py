@@ -1,0 +1,142 @@
+"""What the store takes in and gives back: audit rows, issued cards, feedback, rule report."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, Protocol, overload
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, computed_field
+
+from cds.settings import Settings
+
+Outcome = Literal["accepted", "overridden"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AuditRecord(_Frozen):
+    """One hook call, without PHI: the patient appears only as a keyed hash."""
+
+    hook_instance: str
+    service_id: str
+    hook: str
+    rule_ids: list[str] = []
+    card_uuids: list[str] = []
+    duration_ms: float = Field(ge=0)
+    status: int = Field(ge=100, le=599)
+    fhir_fetch_count: int = Field(default=0, ge=0)
+    skipped_resource_count: int = Field(default=0, ge=0)
+    received_at: AwareDatetime
+    patient_hash: str | None = None
+
+
+class IssuedCardLike(Protocol):
+    """Anything the engine hands over for a card it returned (``IssuedCard`` or its own type)."""
+
+    @property
+    def card_uuid(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def service_id(self) -> str: ...
+    @property
+    def hook_instance(self) -> str: ...
+    @property
+    def suggestion_uuids(self) -> Sequence[str]: ...
+    @property
+    def issued_at(self) -> datetime: ...
+
+
+class IssuedCard(_Frozen):
+    """A card the service returned, kept so that feedback can be matched to its rule (C-07)."""
+
+    card_uuid: str
+    rule_id: str
+    service_id: str
+    hook_instance: str
+    suggestion_uuids: list[str] = []
+    issued_at: AwareDatetime
+
+
+class FeedbackItem(_Frozen):
+    """One feedback entry (F-03), flattened from the wire model by the caller."""
+
+    card: str = Field(min_length=1)
+    outcome: Outcome
+    accepted_suggestion_ids: list[str] = []
+    override_code: str | None = None
+    override_system: str | None = None
+    override_display: str | None = None
+    user_comment: str | None = None
+    outcome_timestamp: AwareDatetime
+
+
+class FeedbackOutcome(_Frozen):
+    """Counts for one feedback post; ``unmatched`` is the part of ``stored`` with unknown cards."""
+
+    stored: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+
+
+class OverrideReasonCount(_Frozen):
+    system: str | None
+    code: str
+    display: str | None
+    count: int
+
+
+class RuleStats(_Frozen):
+    """Feedback on the cards one rule produced in the report's period."""
+
+    rule_id: str
+    service_id: str
+    shown: int
+    patients: int
+    accepted: int
+    overridden: int
+    top_override_reasons: list[OverrideReasonCount] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Share of the cards shown that a clinician accepted (None when none was shown)."""
+        return self.accepted / self.shown if self.shown else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def override_rate(self) -> float | None:
+        """Share of the cards shown that a clinician overrode (None when none was shown)."""
+        return self.overridden / self.shown if self.shown else None
+
+
+class RuleReport(_Frozen):
+    """Per rule: cards shown in [start, end) and what clinicians did with them."""
+
+    service_id: str | None
+    start: AwareDatetime
+    end: AwareDatetime
+    rules: list[RuleStats]
+    unmatched_feedback: int = 0
+
+
+@overload
+def patient_hash(key: Settings | SecretStr | str | bytes, patient_id: str) -> str: ...
+@overload
+def patient_hash(key: Settings | SecretStr | str | bytes, patient_id: None) -> None: ...
+def patient_hash(key: Settings | SecretStr | str | bytes, patient_id: str | None) -> str | None:
+    """HMAC-SHA256 of the patient id: repeat views can be counted, the id cannot be recovered."""
+    if patient_id is None:
+        return None
+    if isinstance(key, Settings):
+        key = key.patient_hash_key
+    if isinstance(key, SecretStr):
+        key = key.get_secret_value()
+    if isinstance(key, str):
+        key = key.encode()
+    return hmac.new(key, patient_id.encode(), hashlib.sha256).hexdigest()

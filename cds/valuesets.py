@@ -1,0 +1,223 @@
+"""Value sets loaded from rules/valuesets/: exact (system, code) and ICD-10-CM prefix matching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cds.errors import ConfigError
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SHIPPED_STATUSES = frozenset({"VERIFIED", "VERIFIED (secondary)"})
+
+
+def normalize(system: str, code: str) -> str:
+    """The comparable form of a code: ICD-10-CM without dots and upper-cased (rules.md 3.1)."""
+    code = code.strip()
+    if system == ICD10CM:
+        return code.replace(".", "").upper()
+    return code
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class CodeEntry(_Strict):
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+    display: str
+    match: Literal["exact", "prefix"]
+    status: str
+    verified_against: list[str] = Field(alias="verifiedAgainst", min_length=1)
+    note: str = ""
+
+
+class CarveOut(_Strict):
+    system: str
+    code: str
+    reason: str
+
+
+class LeftOut(_Strict):
+    system: str
+    code: str
+    display: str = ""
+    status: str
+    reason: str
+    note: str = ""
+
+
+class ValueSetFile(_Strict):
+    """The shape of one rules/valuesets/<id>.yaml file, as the importer writes it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    source: str
+    generated_by: str = Field(alias="generatedBy")
+    codes: list[CodeEntry]
+    text_match: list[str] = Field(default_factory=list, alias="textMatch")
+    text_match_on: list[str] = Field(default_factory=list, alias="textMatchOn")
+    carve_out: list[CarveOut] = Field(default_factory=list, alias="carveOut")
+    excluded: list[LeftOut] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSet:
+    """One value set ready for matching."""
+
+    id: str
+    title: str
+    exact: frozenset[tuple[str, str]]
+    prefixes: frozenset[str]  # normalized ICD-10-CM stems matched with their descendants
+    carve_out: frozenset[tuple[str, str]]
+    text: tuple[str, ...]
+    text_on: frozenset[str]
+    displays: Mapping[tuple[str, str], str]
+
+    def matches(self, system: str, code: str) -> bool:
+        """Whether the coding (system, code) is a member."""
+        norm = normalize(system, code)
+        if (system, norm) in self.carve_out:
+            return False
+        if (system, norm) in self.exact:
+            return True
+        if system == ICD10CM:
+            return any(norm.startswith(p) for p in self.prefixes)
+        return False
+
+    def matches_text(self, text: str) -> bool:
+        """Whether free text names the concept (only sets with a ``textMatch`` list)."""
+        lowered = text.lower()
+        return any(word in lowered for word in self.text)
+
+    def display(self, system: str, code: str) -> str | None:
+        """The display this set ships for an exact member, if any."""
+        return self.displays.get((system, normalize(system, code)))
+
+
+def _compile(doc: ValueSetFile) -> ValueSet:
+    exact: set[tuple[str, str]] = set()
+    prefixes: set[str] = set()
+    displays: dict[tuple[str, str], str] = {}
+    for entry in doc.codes:
+        norm = normalize(entry.system, entry.code)
+        displays[(entry.system, norm)] = entry.display
+        if entry.match == "prefix" and entry.system == ICD10CM:
+            prefixes.add(norm)
+        else:
+            exact.add((entry.system, norm))
+    carve = frozenset((c.system, normalize(c.system, c.code)) for c in doc.carve_out)
+    text = tuple(word.lower() for word in doc.text_match)
+    return ValueSet(
+        doc.id,
+        doc.title,
+        frozenset(exact),
+        frozenset(prefixes),
+        carve,
+        text,
+        frozenset(doc.text_match_on),
+        displays,
+    )
+
+
+@dataclass(frozen=True)
+class ValueSets:
+    """All value sets by id, with a reverse index so one coding is looked up once."""
+
+    by_id: Mapping[str, ValueSet]
+    _exact: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+    _prefix: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        exact: dict[tuple[str, str], set[str]] = {}
+        prefix: dict[str, set[str]] = {}
+        for vs in self.by_id.values():
+            for key in vs.exact:
+                exact.setdefault(key, set()).add(vs.id)
+            for stem in vs.prefixes:
+                prefix.setdefault(stem, set()).add(vs.id)
+        self._exact.update({k: frozenset(v) for k, v in exact.items()})
+        self._prefix.update({k: frozenset(v) for k, v in prefix.items()})
+
+    def __contains__(self, vs_id: object) -> bool:
+        return vs_id in self.by_id
+
+    def __getitem__(self, vs_id: str) -> ValueSet:
+        return self.by_id[vs_id]
+
+    @property
+    def text_sets(self) -> tuple[ValueSet, ...]:
+        """Sets that also match by text (medication ingredients, the B12 result)."""
+        return tuple(vs for vs in self.by_id.values() if vs.text)
+
+    def ids_for(self, system: str, code: str) -> frozenset[str]:
+        """Ids of every value set the coding belongs to: dict lookups only, no scanning."""
+        norm = normalize(system, code)
+        found = set(self._exact.get((system, norm), ()))
+        if system == ICD10CM:
+            for end in range(1, len(norm) + 1):
+                found.update(self._prefix.get(norm[:end], ()))
+        return frozenset(vs_id for vs_id in found if (system, norm) not in self[vs_id].carve_out)
+
+    def ids_for_codings(self, codings: Iterable[tuple[str, str]]) -> frozenset[str]:
+        """Union of :meth:`ids_for` over several codings."""
+        out: set[str] = set()
+        for system, code in codings:
+            out |= self.ids_for(system, code)
+        return frozenset(out)
+
+
+def _where(exc: ValidationError, label: str) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        problems.append(f"{label}: {path}: {err['msg']}")
+    return problems
+
+
+def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[ValueSets, list[str]]:
+    """Load every ``*.yaml`` in ``directory``; problems are returned, not raised."""
+    problems: list[str] = []
+    sets: dict[str, ValueSet] = {}
+    root = label_root or directory.parent.parent
+    if not directory.is_dir():
+        return ValueSets({}), [f"{directory}: value set directory not found"]
+    for path in sorted(directory.glob("*.yaml")):
+        label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        try:
+            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = ValueSetFile.model_validate(raw)
+        except yaml.YAMLError as exc:
+            problems.append(f"{label}: not valid YAML: {exc}")
+            continue
+        except ValidationError as exc:
+            problems.extend(_where(exc, label))
+            continue
+        if doc.id != path.stem:
+            problems.append(f"{label}: id: '{doc.id}' does not match the file name '{path.stem}'")
+        for i, entry in enumerate(doc.codes):
+            if entry.status not in SHIPPED_STATUSES:
+                problems.append(
+                    f"{label}: codes[{i}].status: '{entry.status}' codes are not shipped; "
+                    "move the code to 'excluded' with its reason"
+                )
+            if entry.match == "prefix" and entry.system != ICD10CM:  # prefixes are ICD-only
+                problems.append(f"{label}: codes[{i}].match: prefix is only for ICD-10-CM")
+        if doc.text_match and not doc.text_match_on:
+            problems.append(f"{label}: textMatchOn: name the resource types the text match reads")
+        sets[doc.id] = _compile(doc)
+    return ValueSets(sets), problems
+
+
+def load_valuesets(directory: Path) -> ValueSets:
+    """Load and validate, raising ``ConfigError`` with every problem."""
+    sets, problems = read_valuesets(directory)
+    if problems:
+        raise ConfigError(problems)
+    return sets

@@ -1,0 +1,133 @@
+"""Pytest plugin: a throwaway PostgreSQL cluster from Debian's binaries for the whole session."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+INSTALL_HINT = (
+    "PostgreSQL server binaries not found (looked for /usr/lib/postgresql/*/bin/initdb and "
+    "initdb on PATH). Install them with: apt-get update && apt-get install -y postgresql"
+)
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A running cluster: trust auth on 127.0.0.1 only, superuser ``cds``, no password."""
+
+    bindir: Path
+    host: str
+    port: int
+    user: str
+    run_as: str | None
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new, empty database; returns its ``postgresql+asyncpg://`` URL."""
+        name = name or f"t_{uuid.uuid4().hex[:16]}"
+        _run(
+            self.run_as,
+            [
+                str(self.bindir / "createdb"),
+                f"--host={self.host}",
+                f"--port={self.port}",
+                f"--username={self.user}",
+                name,
+            ],
+        )
+        return self.url(name)
+
+
+def _bindir() -> Path | None:
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", path.parent.parent.name))
+
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=version)
+    if candidates:
+        return candidates[-1].parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path else None
+
+
+def _run(run_as: str | None, argv: list[str]) -> None:
+    # PostgreSQL refuses to run as root, so root hands the binaries to an ordinary account.
+    command = ["runuser", "-u", run_as, "--", *argv] if run_as else argv
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _os_account() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("running as root needs the 'postgres' account that Debian's package creates")
+    return "postgres"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgServer]:
+    """Start a cluster in a temporary directory, stop it and delete it at the end."""
+    bindir = _bindir()
+    if bindir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    run_as = _os_account()
+    # Not pytest's tmp_path: that is private to root, and the server runs as another account.
+    base = Path(tempfile.mkdtemp(prefix="cds-pg-"))
+    data, sockets, log = base / "data", base / "sock", base / "server.log"
+    sockets.mkdir()
+    if run_as:
+        account = pwd.getpwnam(run_as)
+        for path in (base, sockets):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    server = PgServer(bindir=bindir, host="127.0.0.1", port=_free_port(), user="cds", run_as=run_as)
+    options = (
+        f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    try:
+        _run(
+            run_as,
+            [str(bindir / "initdb"), "-D", str(data), "-U", "cds", "--auth=trust", "-E", "UTF8"],
+        )
+        _run(
+            run_as,
+            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"],
+        )
+    except subprocess.CalledProcessError as exc:
+        detail = log.read_text() if log.exists() else ""
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc.stderr!r}\n{detail}")
+    try:
+        yield server
+    finally:
+        _run(run_as, [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PgServer) -> str:
+    """A ``postgresql+asyncpg://`` URL of a database created once for the session."""
+    return postgres_server.create_database("cds_test")

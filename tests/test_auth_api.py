@@ -1,0 +1,134 @@
+"""Only trusted EHRs get in: every CDS endpoint checks the JWT when auth is required."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from cds.app import create_app
+from cds.settings import Settings
+from tests.jwt_minting import ISSUER, Issuer, make_issuer
+
+pytestmark = pytest.mark.anyio
+
+BASE = "https://cds.example.org"
+
+
+@pytest.fixture
+def issuer(tmp_path: Path) -> Issuer:
+    return make_issuer(tmp_path)
+
+
+@pytest.fixture
+async def secured(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        settings.model_copy(
+            update={"auth_mode": "required", "trusted_issuers": {ISSUER: str(issuer.jwks_file)}}
+        )
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/cds-services"),
+        ("POST", "/cds-services/back-to-foot"),
+        ("POST", "/cds-services/back-to-foot/feedback"),
+    ],
+)
+async def test_every_cds_endpoint_answers_401_without_a_token(
+    secured: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """S-03, S-13, E-03: a uniform 401 with WWW-Authenticate and an OperationOutcome."""
+    response = await secured.request(method, path, json={})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["diagnostics"] == "The request is not authorized."
+
+
+async def test_discovery_accepts_a_token_minted_for_the_discovery_url(
+    secured: httpx.AsyncClient, issuer: Issuer
+) -> None:
+    """S-09: aud is the endpoint URL built from CDS_PUBLIC_BASE_URL."""
+    response = await secured.get("/cds-services", headers=issuer.header(f"{BASE}/cds-services"))
+    assert response.status_code == 200
+
+
+async def test_a_token_for_another_endpoint_is_refused(
+    secured: httpx.AsyncClient, issuer: Issuer
+) -> None:
+    """S-09: a token minted for service A does not open service B."""
+    header = issuer.header(f"{BASE}/cds-services/back-to-foot-orders")
+    response = await secured.post("/cds-services/back-to-foot", json={}, headers=header)
+    assert response.status_code == 401
+
+
+async def test_a_replayed_token_is_refused_the_second_time(
+    secured: httpx.AsyncClient, issuer: Issuer, rb01_request: dict[str, Any]
+) -> None:
+    """S-12: the jti replay cache lives in the store."""
+    header = issuer.header(f"{BASE}/cds-services/back-to-foot")
+    first = await secured.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
+    second = await secured.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
+    assert first.status_code == 200
+    assert second.status_code == 401
+
+
+async def test_feedback_accepts_a_token_for_the_feedback_url(
+    secured: httpx.AsyncClient, issuer: Issuer
+) -> None:
+    """F-06, SB-13: the sandbox signs feedback with aud = {service URL}/feedback."""
+    body = {
+        "feedback": [
+            {"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-06-01T12:00:00Z"}
+        ]
+    }
+    header = issuer.header(f"{BASE}/cds-services/back-to-foot/feedback")
+    response = await secured.post("/cds-services/back-to-foot/feedback", json=body, headers=header)
+    assert response.status_code == 200
+
+
+async def test_preflights_need_no_token_even_when_auth_is_required(
+    secured: httpx.AsyncClient,
+) -> None:
+    """S-18."""
+    response = await secured.options(
+        "/cds-services/back-to-foot",
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert response.status_code == 200
+
+
+async def test_health_probes_need_no_token(secured: httpx.AsyncClient) -> None:
+    assert (await secured.get("/healthz")).status_code == 200
+    assert (await secured.get("/readyz")).status_code == 200
+
+
+def test_production_refuses_to_start_with_auth_off() -> None:
+    with pytest.raises(ValidationError, match="CDS_AUTH_MODE=off"):
+        Settings(env="production", auth_mode="off", patient_hash_key="k" * 32)
+
+
+def test_production_requires_auth_by_default() -> None:
+    settings = Settings(env="production", patient_hash_key="k" * 32)
+    assert settings.effective_auth_mode.value == "required"
+
+
+def test_production_refuses_the_unsafe_sandbox_profile() -> None:
+    with pytest.raises(ValidationError, match="unsafe"):
+        Settings(env="production", trust_sandbox=True, patient_hash_key="k" * 32)

@@ -1,0 +1,128 @@
+"""Cards: markdown escaping, stable uuids, ServiceRequest suggestions and card validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from cds import hooks
+from cds.cards import render, service_request, stable_uuid
+from cds.cards.markdown import escape
+from cds.cards.schema import ServiceRequestSpec
+from cds.catalogue import Catalogue, load_catalogue
+from cds.fhir import parse_resource
+from cds.record import Entry
+from cds.settings import PROJECT_ROOT
+
+TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
+WHEN = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
+
+
+def evidence(display: str = "Sciatica, right side", rid: str = "c1") -> Entry:
+    return Entry("Condition", rid, "condition", frozenset({"radic"}), display, WHEN)
+
+
+def rendered(catalogue: Catalogue, card_id: str, *found: Entry) -> hooks.Card:
+    template = catalogue.cards[card_id]
+    return render(
+        template,
+        rule_key="RB-01",
+        rule_id="RB-01",
+        rule_name="Foot or leg neurological symptoms with a lumbar-spine condition",
+        indicator=template.indicator,
+        patient_id="p1",
+        evidence=found or (evidence(),),
+        suggestions=template.suggestions,
+        notes=[],
+        draft=None,
+        valuesets=catalogue.valuesets,
+        topic_system=TOPIC,
+    ).card
+
+
+def test_ehr_text_cannot_inject_html_or_markdown() -> None:
+    escaped = escape("<img src=x onerror=alert(1)> **bold** [link](http://x)")
+    assert "<" not in escaped
+    assert "\\*\\*bold\\*\\*" in escaped
+    assert "\\[link\\]\\(http://x\\)" in escaped
+
+
+def test_the_detail_lists_the_triggering_evidence_with_dates(catalogue: Catalogue) -> None:
+    card = rendered(catalogue, "rb-01", evidence("<b>Sciatica</b>"))
+    assert card.detail is not None
+    assert "- Condition: &lt;b&gt;Sciatica&lt;/b&gt; (2026-02-01)" in card.detail
+
+
+def test_card_uuids_are_stable_for_the_same_rule_patient_and_evidence(
+    catalogue: Catalogue,
+) -> None:
+    first = rendered(catalogue, "rb-01")
+    again = rendered(catalogue, "rb-01")
+    other = rendered(catalogue, "rb-01", evidence(rid="c2"))
+    assert first.uuid == again.uuid != other.uuid
+    assert first.suggestions is not None
+    assert again.suggestions is not None
+    assert first.suggestions[0].uuid == again.suggestions[0].uuid
+    assert stable_uuid(TOPIC, "a") != stable_uuid(TOPIC, "b")
+
+
+def test_the_source_topic_carries_the_rule_id(catalogue: Catalogue) -> None:
+    topic = rendered(catalogue, "rb-01").source.topic
+    assert topic is not None
+    assert (topic.system, topic.code) == (TOPIC, "RB-01")
+
+
+def test_override_reasons_have_displays_in_the_project_code_system(
+    catalogue: Catalogue,
+) -> None:
+    reasons = rendered(catalogue, "rb-01").override_reasons or []
+    assert reasons
+    assert all(r.display and r.system.endswith("/override-reason") for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("indicator", "priority"), [("info", "routine"), ("warning", "urgent"), ("critical", "stat")]
+)
+def test_priority_follows_the_indicator(
+    catalogue: Catalogue, indicator: str, priority: str
+) -> None:
+    spec = catalogue.cards["rb-01"].suggestions[0].actions[0].service_request
+    assert spec is not None
+    resource = service_request(
+        spec,
+        valuesets=catalogue.valuesets,
+        patient_id="p1",
+        indicator=indicator,  # type: ignore[arg-type]  # parametrized over the Literal values
+        reasons=[evidence()],
+    )
+    assert resource["priority"] == priority
+
+
+def test_every_card_template_renders_a_valid_card_and_fhir_service_requests(
+    catalogue: Catalogue,
+) -> None:
+    for card_id in catalogue.cards:
+        card = rendered(catalogue, card_id)
+        hooks.Card.model_validate(hooks.to_wire(card))
+        for suggestion in card.suggestions or []:
+            for action in suggestion.actions or []:
+                assert action.resource is not None
+                resource = action.resource
+                assert (resource["status"], resource["intent"]) == ("draft", "proposal")
+                assert resource["subject"] == {"reference": "Patient/p1"}
+                assert parse_resource(resource) is not None, card_id
+
+
+def test_a_text_only_order_carries_no_coding(catalogue: Catalogue) -> None:
+    spec = ServiceRequestSpec(text="Vitamin B12 (cobalamin) level, serum")
+    resource = service_request(
+        spec, valuesets=catalogue.valuesets, patient_id="p1", indicator="info", reasons=[]
+    )
+    assert resource["code"] == {"text": "Vitamin B12 (cobalamin) level, serum"}
+    assert parse_resource(resource) is not None

@@ -1,0 +1,96 @@
+"""Lenient R4 parsing with the fhir.resources R4B models: bad resources are skipped and counted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from cds.fhir import ParseReport, model_class, parse_resource, parse_resources
+
+R4_CONDITION: dict[str, Any] = {
+    "resourceType": "Condition",
+    "id": "c1",
+    "clinicalStatus": {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                "code": "active",
+            }
+        ]
+    },
+    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.16"}]},
+    "subject": {"reference": "Patient/p1"},
+}
+# STU3 shape: clinicalStatus is a code and assertedDate exists; R4 rejects both.
+STU3_CONDITION: dict[str, Any] = {
+    "resourceType": "Condition",
+    "id": "c-stu3",
+    "clinicalStatus": "active",
+    "assertedDate": "2017-01-01",
+    "subject": {"reference": "Patient/p1"},
+}
+# DSTU2 type that R4 does not have (the sandbox's default DSTU2 server sends it, SB-05).
+DSTU2_ORDER: dict[str, Any] = {
+    "resourceType": "MedicationOrder",
+    "id": "order-123",
+    "patient": {"reference": "Patient/p1"},
+}
+
+
+def test_a_valid_r4_resource_parses_into_its_r4b_model() -> None:
+    """P-09: R4 data parses with the R4B models."""
+    report = ParseReport()
+    model = parse_resource(R4_CONDITION, report)
+    assert model is not None
+    assert type(model).__name__ == "Condition"
+    assert model.code.coding[0].code == "M54.16"
+    assert report.parsed == 1
+    assert report.skipped_total == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "counted_as"),
+    [
+        (STU3_CONDITION, "Condition"),
+        (DSTU2_ORDER, "MedicationOrder"),
+        ({"resourceType": "Observation", "status": "final"}, "Observation"),  # no code
+        ({"id": "no-type"}, "(unknown)"),
+        ("not even an object", "(unknown)"),
+    ],
+)
+def test_invalid_or_older_fhir_versions_are_skipped_and_counted(raw: Any, counted_as: str) -> None:
+    """R-12, SB-05: DSTU2/STU3-shaped or malformed resources are skipped, never fatal."""
+    report = ParseReport()
+    assert parse_resource(raw, report) is None
+    assert report.skipped == {counted_as: 1}
+    assert report.parsed == 0
+
+
+def test_skipped_resources_are_logged_by_type_and_id_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Never log resource contents: only resourceType, id and the failing field paths."""
+    caplog.set_level(logging.INFO, logger="cds.fhir")
+    parse_resource(STU3_CONDITION)
+    assert "Condition/c-stu3" in caplog.text
+    assert "clinicalStatus" in caplog.text
+    assert "2017-01-01" not in caplog.text
+    assert "'active'" not in caplog.text
+
+
+def test_parse_resources_keeps_the_good_ones_in_order() -> None:
+    """One bad resource never spoils the rest (architecture principle 5)."""
+    report = ParseReport()
+    second = {**R4_CONDITION, "id": "c2"}
+    models = parse_resources([R4_CONDITION, STU3_CONDITION, DSTU2_ORDER, second], report)
+    assert [m.id for m in models] == ["c1", "c2"]
+    assert report.parsed == 2
+    assert report.skipped == {"Condition": 1, "MedicationOrder": 1}
+
+
+def test_model_class_knows_r4_types_and_not_dstu2_ones() -> None:
+    """R-12: MedicationOrder exists only in DSTU2."""
+    assert model_class("MedicationRequest") is not None
+    assert model_class("MedicationOrder") is None

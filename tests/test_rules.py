@@ -1,0 +1,214 @@
+"""Rule language: three-valued logic, clause semantics, and config errors with file and path."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from cds.catalogue import check, load_catalogue
+from cds.errors import ConfigError
+from cds.record import build_record
+from cds.rules import Node, Scope, Tri, all_of, any_of, evaluate
+from cds.settings import PROJECT_ROOT
+from cds.valuesets import ICD10CM, ValueSets, load_valuesets
+
+T, F, U = Tri.TRUE, Tri.FALSE, Tri.UNKNOWN
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [(T, T, T), (T, F, F), (T, U, U), (F, U, F), (U, U, U), (F, F, F)],
+)
+def test_and_follows_kleene_logic(a: Tri, b: Tri, expected: Tri) -> None:
+    assert all_of([a, b]) is expected
+    assert all_of([b, a]) is expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [(T, T, T), (T, F, T), (T, U, T), (F, U, U), (U, U, U), (F, F, F)],
+)
+def test_or_follows_kleene_logic(a: Tri, b: Tri, expected: Tri) -> None:
+    assert any_of([a, b]) is expected
+    assert any_of([b, a]) is expected
+
+
+@pytest.mark.parametrize(("value", "negated"), [(T, F), (F, T), (U, U)])
+def test_not_unknown_stays_unknown(value: Tri, negated: Tri) -> None:
+    assert ~value is negated
+
+
+@pytest.fixture(scope="module")
+def sets() -> ValueSets:
+    return load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
+
+
+def scope(sets: ValueSets, *resources: dict[str, Any], unavailable: tuple[str, ...] = ()) -> Scope:
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}
+    record = build_record(sets, NOW, "p1", [patient, *resources], unavailable=unavailable)
+    return Scope(record, {})
+
+
+def node(raw: dict[str, Any]) -> Node:
+    return Node.model_validate(raw)
+
+
+SCIATICA = {
+    "resourceType": "Condition",
+    "id": "c1",
+    "code": {"coding": [{"system": ICD10CM, "code": "M54.31"}]},
+    "clinicalStatus": {"coding": [{"code": "active"}]},
+    "subject": {"reference": "Patient/p1"},
+    "onsetDateTime": "2026-01-01",
+}
+
+
+def test_a_present_condition_is_true_with_its_evidence(sets: ValueSets) -> None:
+    result = evaluate(node({"condition": {"valuesets": ["radic"]}}), scope(sets, SCIATICA))
+    assert result.truth is T
+    assert [e.id for e in result.evidence] == ["c1"]
+
+
+def test_missing_data_is_false_when_the_category_was_obtained(sets: ValueSets) -> None:
+    assert evaluate(node({"condition": {"valuesets": ["radic"]}}), scope(sets)).truth is F
+
+
+def test_an_unavailable_category_makes_its_clauses_unknown(sets: ValueSets) -> None:
+    s = scope(sets, unavailable=("Condition",))
+    assert evaluate(node({"condition": {"valuesets": ["radic"]}}), s).truth is U
+    assert evaluate(node({"not": {"condition": {"valuesets": ["radic"]}}}), s).truth is U
+
+
+def test_missing_data_never_makes_an_exclusion_rule_true(sets: ValueSets) -> None:
+    tree = node(
+        {
+            "all": [
+                {"condition": {"valuesets": ["radic"]}},
+                {"not": {"done": {"valuesets": ["ncs-full", "emg"], "within": "P12M"}}},
+            ]
+        }
+    )
+    assert evaluate(tree, scope(sets, SCIATICA)).truth is T
+    assert evaluate(tree, scope(sets, SCIATICA, unavailable=("Procedure",))).truth is U
+
+
+def test_windows_use_iso_durations(sets: ValueSets) -> None:
+    s = scope(sets, SCIATICA)
+    assert evaluate(node({"condition": {"valuesets": ["radic"], "within": "P12W"}}), s).true
+    assert not evaluate(node({"condition": {"valuesets": ["radic"], "within": "P30D"}}), s).true
+    assert evaluate(node({"condition": {"valuesets": ["radic"], "olderThan": "P42D"}}), s).true
+
+
+def test_laterality_filters_by_side(sets: ValueSets) -> None:
+    s = scope(sets, SCIATICA)
+    assert evaluate(node({"condition": {"valuesets": ["radic"], "laterality": "right"}}), s).true
+    assert not evaluate(node({"condition": {"valuesets": ["radic"], "laterality": "left"}}), s).true
+
+
+def test_a_node_holds_exactly_one_branch() -> None:
+    with pytest.raises(ValidationError, match="exactly one"):
+        node({"condition": {"valuesets": ["radic"]}, "not": {"rule": "RF-01"}})
+
+
+def test_a_bad_duration_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        node({"condition": {"valuesets": ["radic"], "within": "12 months"}})
+
+
+def test_the_shipped_catalogue_is_valid() -> None:
+    assert check(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC) == []
+
+
+def test_discovery_has_one_entry_per_service_and_hook() -> None:
+    catalogue = load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
+    pairs = {(d.id, d.hook) for d in catalogue.descriptors()}
+    assert pairs == {
+        ("back-to-foot", "patient-view"),
+        ("back-to-foot-orders", "order-sign"),
+        ("back-to-foot-orders", "order-select"),
+    }
+    assert "patient" in catalogue.services["back-to-foot"].required_prefetch
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    shutil.copytree(PROJECT_ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(PROJECT_ROOT / "cards", tmp_path / "cards")
+    return tmp_path
+
+
+def edit(path: Path, change: Any) -> None:
+    doc = yaml.safe_load(path.read_text())
+    change(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_an_unknown_value_set_is_reported_with_file_and_path(tree: Path) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["rules"][3]["when"] = {
+            "all": [
+                {"condition": {"valuesets": ["footpain"]}},
+                {"condition": {"valuesets": ["radic-x"]}},
+            ]
+        }
+
+    edit(tree / "rules" / "back-to-foot.yaml", change)
+    problems = check(tree / "rules", tree / "cards", TOPIC)
+    assert problems == [
+        "rules/back-to-foot.yaml: rules[3].when.all[1].condition.valuesets[0]: "
+        "unknown value set 'radic-x'"
+    ]
+
+
+def test_every_problem_is_collected_before_raising(tree: Path) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["rules"][0]["card"] = "no-such-card"
+
+    edit(tree / "rules" / "back-to-foot.yaml", change)
+    edit(tree / "cards" / "rb-01.yaml", lambda d: d.update(summary="x" * 140))
+    edit(tree / "cards" / "rb-02.yaml", lambda d: d.update(colour="red"))
+    with pytest.raises(ConfigError) as caught:
+        load_catalogue(tree / "rules", tree / "cards", TOPIC)
+    text = "\n".join(caught.value.problems)
+    assert "rules/back-to-foot.yaml: rules[0].card: unknown card 'no-such-card'" in text
+    assert "cards/rb-02.yaml: colour: Extra inputs are not permitted" in text
+    assert "cards/rb-01.yaml: summary: String should have at most 139 characters" in text
+
+
+def test_a_card_code_must_come_from_its_value_set(tree: Path) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        doc["suggestions"][0]["actions"][0]["serviceRequest"]["codes"][0]["code"] = "2132-9"
+
+    edit(tree / "cards" / "rb-01.yaml", change)
+    assert check(tree / "rules", tree / "cards", TOPIC) == [
+        "cards/rb-01.yaml: suggestions[0].actions[0].serviceRequest.codes[0].code: "
+        "'2132-9' is not a shipped code of value set 'referral-physio'"
+    ]
+
+
+def test_an_unknown_rule_reference_is_reported(tree: Path) -> None:
+    edit(
+        tree / "rules" / "back-to-foot-orders.yaml",
+        lambda d: d["rules"][0]["when"]["all"].append({"rule": "RF-99"}),
+    )
+    assert check(tree / "rules", tree / "cards", TOPIC) == [
+        "rules/back-to-foot-orders.yaml: rules[0].when.all[8].rule: unknown rule 'RF-99'"
+    ]
+
+
+def test_a_prefetch_outside_the_subset_is_reported(tree: Path) -> None:
+    edit(
+        tree / "rules" / "back-to-foot.yaml",
+        lambda d: d["prefetch"].update(bad="Condition?patient={{context.patientId}}&_include=x"),
+    )
+    problems = check(tree / "rules", tree / "cards", TOPIC)
+    assert problems
+    assert all(p.startswith("rules/back-to-foot.yaml: prefetch.bad: ") for p in problems)

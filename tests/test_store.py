@@ -1,0 +1,377 @@
+"""The store behaves the same on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from pydantic import SecretStr, ValidationError
+from sqlalchemy.engine import Connection
+
+from cds.migrations import HEAD, current_revision, upgrade
+from cds.settings import Settings, load_settings
+from cds.store import AuditRecord, FeedbackItem, IssuedCard, Store, patient_hash
+from cds.store.schema import feedback, invocations, metadata
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Any) -> Settings:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    return load_settings(database_url=url, patient_hash_key=SecretStr("test-key"))
+
+
+@pytest.fixture
+async def store(store_settings: Settings) -> AsyncIterator[Store]:
+    await upgrade(store_settings)
+    async with Store.from_settings(store_settings) as opened:
+        yield opened
+
+
+def issued(
+    card: str,
+    rule: str = "RF-01",
+    *,
+    service: str = "back-to-foot",
+    hook: str = "h-1",
+    at: datetime = T0,
+    suggestions: tuple[str, ...] = ("s-1",),
+) -> IssuedCard:
+    return IssuedCard(
+        card_uuid=card,
+        rule_id=rule,
+        service_id=service,
+        hook_instance=hook,
+        suggestion_uuids=list(suggestions),
+        issued_at=at,
+    )
+
+
+def audit(
+    cards: list[IssuedCard], *, hook: str = "h-1", patient: str | None = "hash-a"
+) -> AuditRecord:
+    return AuditRecord(
+        hook_instance=hook,
+        service_id="back-to-foot",
+        hook="patient-view",
+        rule_ids=sorted({c.rule_id for c in cards}),
+        card_uuids=[c.card_uuid for c in cards],
+        duration_ms=12.5,
+        status=200,
+        fhir_fetch_count=2,
+        skipped_resource_count=1,
+        received_at=T0,
+        patient_hash=patient,
+    )
+
+
+def accepted(card: str, *, at: datetime = T0 + timedelta(minutes=1)) -> FeedbackItem:
+    return FeedbackItem(
+        card=card, outcome="accepted", accepted_suggestion_ids=["s-1"], outcome_timestamp=at
+    )
+
+
+def overridden(
+    card: str,
+    code: str | None = "not-relevant",
+    display: str | None = None,
+    *,
+    at: datetime = T0 + timedelta(minutes=2),
+) -> FeedbackItem:
+    return FeedbackItem(
+        card=card,
+        outcome="overridden",
+        override_code=code,
+        override_system="https://footpath-cds.example.org/CodeSystem/override" if code else None,
+        override_display=display,
+        user_comment="seen by physio already",
+        outcome_timestamp=at,
+    )
+
+
+async def rows(store: Store, table: sa.Table) -> list[sa.Row[Any]]:
+    async with store.engine.connect() as conn:
+        return list(await conn.execute(sa.select(table)))
+
+
+@pytest.mark.anyio
+async def test_migrations_bring_a_new_database_to_head_and_can_run_again(
+    store_settings: Settings,
+) -> None:
+    assert await current_revision(store_settings) is None
+    await upgrade(store_settings)
+    await upgrade(store_settings)
+    assert await current_revision(store_settings) == HEAD
+
+
+def _schema_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+@pytest.mark.anyio
+async def test_the_hand_written_migration_creates_exactly_the_declared_tables(
+    store: Store,
+) -> None:
+    async with store.engine.connect() as conn:
+        differences = await conn.run_sync(_schema_differences)
+    assert differences == []
+
+
+@pytest.mark.anyio
+async def test_ping_is_true_for_a_reachable_database(store: Store) -> None:
+    assert await store.ping() is True
+
+
+@pytest.mark.anyio
+async def test_ping_is_false_when_nothing_listens_on_the_database_port() -> None:
+    async with Store(
+        "postgresql+asyncpg://cds@127.0.0.1:1/cds", patient_hash_key="k"
+    ) as unreachable:
+        assert await unreachable.ping(within_seconds=5) is False
+
+
+@pytest.mark.anyio
+async def test_a_store_opened_from_settings_hashes_with_the_configured_key(
+    store_settings: Settings,
+) -> None:
+    async with Store(store_settings) as opened:
+        assert opened.patient_hash("p-1") == patient_hash("test-key", "p-1")
+    with pytest.raises(TypeError):
+        Store(store_settings.database_url)
+
+
+def test_the_patient_hash_is_an_hmac_of_the_id_under_the_configured_key() -> None:
+    settings = load_settings(patient_hash_key=SecretStr("k1"))
+    expected = hmac.new(b"k1", b"patient-123", hashlib.sha256).hexdigest()
+    assert patient_hash(settings, "patient-123") == expected
+    assert patient_hash(SecretStr("k1"), "patient-123") == expected
+    assert patient_hash("k2", "patient-123") != expected
+    assert patient_hash("k1", None) is None
+
+
+@pytest.mark.anyio
+async def test_an_invocation_is_audited_with_a_patient_hash_and_never_the_patient_id(
+    store: Store,
+) -> None:
+    cards = [issued("c-1"), issued("c-2", "RF-02")]
+    await store.record_invocation(audit(cards, patient=store.patient_hash("patient-123")), cards)
+    (row,) = await rows(store, invocations)
+    assert row.hook_instance == "h-1"
+    assert row.service_id == "back-to-foot"
+    assert row.hook == "patient-view"
+    assert row.rule_ids == ["RF-01", "RF-02"]
+    assert row.card_uuids == ["c-1", "c-2"]
+    assert (row.status_code, row.duration_ms) == (200, 12.5)
+    assert (row.fhir_fetch_count, row.skipped_resource_count) == (2, 1)
+    assert row.received_at == T0
+    assert row.patient_hash == patient_hash("test-key", "patient-123")
+    assert "patient-123" not in repr(tuple(row))
+
+
+@pytest.mark.anyio
+async def test_a_card_recorded_twice_does_not_lose_the_second_audit_row(store: Store) -> None:
+    cards = [issued("c-1")]
+    await store.record_invocation(audit(cards), cards)
+    await store.record_invocation(audit(cards, hook="h-2"), cards)
+    assert len(await rows(store, invocations)) == 2
+
+
+@pytest.mark.anyio
+async def test_feedback_on_an_issued_card_is_stored_against_its_rule(store: Store) -> None:
+    cards = [issued("c-1", "RF-03")]
+    await store.record_invocation(audit(cards), cards)
+    outcome = await store.record_feedback(
+        "back-to-foot", [accepted("c-1"), overridden("c-1", "dup", "Duplicate")], T0 + DAY
+    )
+    assert (outcome.stored, outcome.duplicates, outcome.unmatched) == (2, 0, 0)
+    first, second = sorted(await rows(store, feedback), key=lambda r: r.outcome)
+    assert (first.card_uuid, first.rule_id, first.matched, first.outcome) == (
+        "c-1",
+        "RF-03",
+        True,
+        "accepted",
+    )
+    assert first.accepted_suggestion_ids == ["s-1"]
+    assert (second.override_code, second.override_display) == ("dup", "Duplicate")
+    assert second.override_system == "https://footpath-cds.example.org/CodeSystem/override"
+    assert second.user_comment == "seen by physio already"
+    assert second.received_at == T0 + DAY
+
+
+@pytest.mark.anyio
+async def test_the_same_feedback_posted_twice_is_stored_once(store: Store) -> None:
+    cards = [issued("c-1")]
+    await store.record_invocation(audit(cards), cards)
+    first = await store.record_feedback("back-to-foot", [accepted("c-1")], T0)
+    again = await store.record_feedback("back-to-foot", [accepted("c-1"), accepted("c-1")], T0)
+    assert (first.stored, first.duplicates) == (1, 0)
+    assert (again.stored, again.duplicates) == (0, 2)
+    assert len(await rows(store, feedback)) == 1
+
+
+@pytest.mark.anyio
+async def test_feedback_on_an_unknown_card_is_kept_and_flagged_unmatched(store: Store) -> None:
+    outcome = await store.record_feedback("back-to-foot", [overridden("from-a-restart")], T0)
+    assert (outcome.stored, outcome.duplicates, outcome.unmatched) == (1, 0, 1)
+    (row,) = await rows(store, feedback)
+    assert (row.matched, row.rule_id) == (False, None)
+
+
+@pytest.mark.anyio
+async def test_feedback_sent_to_another_service_does_not_match_its_card(store: Store) -> None:
+    cards = [issued("c-1")]
+    await store.record_invocation(audit(cards), cards)
+    outcome = await store.record_feedback("other-service", [accepted("c-1")], T0)
+    assert outcome.unmatched == 1
+
+
+@pytest.mark.anyio
+async def test_an_outcome_timestamp_with_an_offset_is_stored_as_utc(store: Store) -> None:
+    local = datetime(2025, 3, 1, 11, 30, tzinfo=timezone(timedelta(hours=2)))
+    await store.record_feedback("back-to-foot", [accepted("c-9", at=local)], T0)
+    (row,) = await rows(store, feedback)
+    assert row.outcome_timestamp == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    assert row.outcome_timestamp.utcoffset() == timedelta(0)
+
+
+def test_feedback_items_refuse_naive_timestamps_and_unknown_outcomes() -> None:
+    with pytest.raises(ValidationError):
+        FeedbackItem(card="c", outcome="accepted", outcome_timestamp=datetime(2025, 3, 1))
+    with pytest.raises(ValidationError):
+        FeedbackItem(card="c", outcome="ignored", outcome_timestamp=T0)
+
+
+@pytest.mark.anyio
+async def test_a_jwt_id_is_fresh_once_and_a_replay_before_expiry_is_refused(
+    store: Store,
+) -> None:
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    assert await store.first_use("https://ehr.example", "jti-1", expires) is True
+    assert await store.first_use("https://ehr.example", "jti-1", expires) is False
+    assert await store.first_use("https://other-ehr.example", "jti-1", expires) is True
+
+
+@pytest.mark.anyio
+async def test_a_jwt_id_whose_earlier_token_expired_may_be_used_again(store: Store) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert await store.first_use("https://ehr.example", "jti-2", past) is True
+    future = datetime.now(UTC) + timedelta(minutes=5)
+    assert await store.first_use("https://ehr.example", "jti-2", future) is True
+    assert await store.first_use("https://ehr.example", "jti-2", future) is False
+
+
+@pytest.mark.anyio
+async def test_expired_replay_entries_are_purged(store: Store) -> None:
+    now = datetime.now(UTC)
+    await store.first_use("i", "old", now - timedelta(minutes=1))
+    await store.first_use("i", "new", now + timedelta(minutes=1))
+    assert await store.purge_expired(now) == 1
+
+
+@pytest.mark.anyio
+async def test_only_one_of_many_concurrent_uses_of_a_jwt_id_wins(store: Store) -> None:
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    results: list[bool] = []
+
+    async def use() -> None:
+        results.append(await store.first_use("https://ehr.example", "raced", expires))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(8):
+            group.start_soon(use)
+    assert sorted(results) == [False] * 7 + [True]
+
+
+async def _seed_report(store: Store) -> None:
+    day_one = [issued("a-1", "RF-01"), issued("a-2", "RF-01"), issued("b-1", "RF-02")]
+    await store.record_invocation(audit(day_one, patient="hash-a"), day_one)
+    again = [issued("a-3", "RF-01", hook="h-2", at=T0 + timedelta(hours=1))]
+    await store.record_invocation(audit(again, hook="h-2", patient="hash-a"), again)
+    elsewhere = [issued("x-1", "RF-01", service="other", at=T0)]
+    await store.record_invocation(audit(elsewhere, hook="h-3"), elsewhere)
+    late = [issued("z-1", "RF-01", hook="h-4", at=T0 + 3 * DAY)]
+    await store.record_invocation(audit(late, hook="h-4"), late)
+    await store.record_feedback(
+        "back-to-foot",
+        [
+            accepted("a-1"),
+            overridden("a-2", "not-relevant", "Not relevant"),
+            overridden("a-3", "not-relevant", at=T0 + timedelta(hours=2)),
+            overridden("b-1", "already-done", "Already done"),
+            overridden("b-1", None, at=T0 + timedelta(hours=3)),
+            accepted("unknown-card"),
+        ],
+        T0 + timedelta(hours=4),
+    )
+
+
+@pytest.mark.anyio
+async def test_the_rule_report_counts_cards_shown_accepted_and_overridden_per_rule(
+    store: Store,
+) -> None:
+    await _seed_report(store)
+    report = await store.rule_report("back-to-foot", T0 - DAY, T0 + DAY)
+    by_rule = {stats.rule_id: stats for stats in report.rules}
+    assert set(by_rule) == {"RF-01", "RF-02"}
+    rf01 = by_rule["RF-01"]
+    assert (rf01.shown, rf01.patients, rf01.accepted, rf01.overridden) == (3, 1, 1, 2)
+    assert rf01.acceptance_rate == pytest.approx(1 / 3)
+    (reason,) = rf01.top_override_reasons
+    assert (reason.code, reason.display, reason.count) == ("not-relevant", "Not relevant", 2)
+    rf02 = by_rule["RF-02"]
+    assert (rf02.shown, rf02.accepted, rf02.overridden, rf02.acceptance_rate) == (1, 0, 1, 0.0)
+    assert [r.code for r in rf02.top_override_reasons] == ["already-done"]
+    assert report.unmatched_feedback == 1
+
+
+@pytest.mark.anyio
+async def test_the_rule_report_covers_only_its_date_range_and_service(store: Store) -> None:
+    await _seed_report(store)
+    later = await store.rule_report("back-to-foot", T0 + DAY, T0 + 5 * DAY)
+    assert [(s.rule_id, s.shown, s.accepted) for s in later.rules] == [("RF-01", 1, 0)]
+    everywhere = await store.rule_report(None, T0 - DAY, T0 + DAY)
+    assert {(s.service_id, s.rule_id) for s in everywhere.rules} == {
+        ("back-to-foot", "RF-01"),
+        ("back-to-foot", "RF-02"),
+        ("other", "RF-01"),
+    }
+    empty = await store.rule_report("back-to-foot", T0 - 5 * DAY, T0 - DAY)
+    assert (empty.rules, empty.unmatched_feedback) == ([], 0)
+
+
+@pytest.mark.anyio
+async def test_feedback_that_arrived_before_its_card_was_recorded_still_counts(
+    store: Store,
+) -> None:
+    outcome = await store.record_feedback("back-to-foot", [accepted("early")], T0)
+    assert outcome.unmatched == 1
+    cards = [issued("early", "RF-04")]
+    await store.record_invocation(audit(cards), cards)
+    report = await store.rule_report("back-to-foot", T0 - DAY, T0 + DAY)
+    assert [(s.rule_id, s.accepted) for s in report.rules] == [("RF-04", 1)]
+    assert report.unmatched_feedback == 0
+
+
+@pytest.mark.anyio
+async def test_the_store_refuses_naive_datetimes(store: Store) -> None:
+    with pytest.raises(sa.exc.StatementError, match="timezone-aware"):
+        await store.rule_report(None, datetime(2025, 1, 1), T0)

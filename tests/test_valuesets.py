@@ -1,0 +1,103 @@
+"""Value sets: loading, exact and ICD-10-CM prefix matching, carve-outs, text, provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cds.errors import ConfigError
+from cds.settings import PROJECT_ROOT
+from cds.valuesets import ICD10CM, ValueSets, load_valuesets, normalize, read_valuesets
+
+SCT = "http://snomed.info/sct"
+
+
+@pytest.fixture(scope="module")
+def sets() -> ValueSets:
+    return load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
+
+
+def test_icd_codes_compare_without_dots_and_case() -> None:
+    assert normalize(ICD10CM, " m54.16 ") == "M5416"
+    assert normalize(SCT, " 23056005 ") == "23056005"
+
+
+def test_an_icd_code_without_dots_matches_the_dotted_entry(sets: ValueSets) -> None:
+    assert sets["radic"].matches(ICD10CM, "M5416")
+
+
+def test_descendants_match_by_prefix_after_the_fy2025_split(sets: ValueSets) -> None:
+    assert sets["lspine"].matches(ICD10CM, "M51.369")
+    assert sets["lspine"].matches(ICD10CM, "M51.36")
+
+
+def test_an_exact_entry_does_not_match_its_children(sets: ValueSets) -> None:
+    assert not sets["radic"].matches(ICD10CM, "M54.161")
+
+
+def test_z85_828_is_carved_out_of_cancer_history(sets: ValueSets) -> None:
+    assert sets["cancer"].matches(ICD10CM, "Z85.3")
+    assert not sets["cancer"].matches(ICD10CM, "Z85.828")
+    assert "cancer" not in sets.ids_for(ICD10CM, "Z85828")
+
+
+def test_the_same_code_in_another_system_does_not_match(sets: ValueSets) -> None:
+    assert not sets["radic"].matches(SCT, "M54.16")
+
+
+def test_the_reverse_index_finds_every_set_of_a_code(sets: ValueSets) -> None:
+    assert {"dm", "dmneuro"} <= sets.ids_for(ICD10CM, "E11.42")
+
+
+def test_weakly_verified_b12_loinc_is_not_shipped_but_recorded(sets: ValueSets) -> None:
+    assert not sets["b12-result"].exact
+    doc = yaml.safe_load((PROJECT_ROOT / "rules/valuesets/b12-result.yaml").read_text())
+    assert [e["code"] for e in doc["excluded"]] == ["2132-9"]
+    assert sets["b12-result"].matches_text("Vitamin B12 serum")
+
+
+def test_unverified_rxnorm_ingredients_are_excluded_with_a_reason() -> None:
+    doc = yaml.safe_load((PROJECT_ROOT / "rules/valuesets/metformin.yaml").read_text())
+    assert [c["code"] for c in doc["codes"]] == ["860975"]
+    assert {e["code"]: e["status"] for e in doc["excluded"]} == {"6809": "UNVERIFIED"}
+
+
+def test_every_shipped_code_is_verified_with_provenance(sets: ValueSets) -> None:
+    for path in (PROJECT_ROOT / "rules" / "valuesets").glob("*.yaml"):
+        for code in yaml.safe_load(path.read_text())["codes"]:
+            assert code["status"] in {"VERIFIED", "VERIFIED (secondary)"}, path.name
+            assert code["verifiedAgainst"], path.name
+
+
+def test_an_unverified_code_in_a_file_is_a_config_error(tmp_path: Path) -> None:
+    folder = tmp_path / "rules" / "valuesets"
+    folder.mkdir(parents=True)
+    (folder / "x.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "id": "x",
+                "title": "t",
+                "source": "VS-X",
+                "generatedBy": "hand",
+                "codes": [
+                    {
+                        "system": SCT,
+                        "code": "1",
+                        "display": "d",
+                        "match": "exact",
+                        "status": "UNVERIFIED",
+                        "verifiedAgainst": ["nothing"],
+                    }
+                ],
+            }
+        )
+    )
+    _, problems = read_valuesets(folder, tmp_path)
+    assert problems == [
+        "rules/valuesets/x.yaml: codes[0].status: 'UNVERIFIED' codes are not shipped; "
+        "move the code to 'excluded' with its reason"
+    ]
+    with pytest.raises(ConfigError):
+        load_valuesets(folder)
