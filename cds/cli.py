@@ -52,7 +52,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     settings = Settings()
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
     body = orjson.loads(Path(args.file).read_bytes())
-    now = clock_for(args.now or settings.fixed_now)()
+    fixed = args.now or settings.fixed_now
+    if isinstance(body, dict) and isinstance(body.get("request"), dict):
+        # A golden case file: its request, evaluated as of its own "now" unless --now is given.
+        fixed = fixed or body.get("now")
+        body = body["request"]
+    now = clock_for(fixed)()
     try:
         response = asyncio.run(evaluate_offline(catalogue, body, now))
     except CdsError as exc:
@@ -127,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int)
     demo.set_defaults(handler=_demo)
 
-    evaluate = commands.add_parser("evaluate", help="print the response to a request JSON file")
+    evaluate = commands.add_parser(
+        "evaluate", help="print the response to a request JSON file (or a golden case file)"
+    )
     evaluate.add_argument("file")
     evaluate.add_argument("--now", help="evaluation instant (ISO 8601); default: now")
     evaluate.set_defaults(handler=_evaluate)

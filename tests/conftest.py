@@ -22,6 +22,11 @@ SPEC_EXAMPLES = SHARED / "cds-hooks-examples" / "spec-2.0.1"
 FIXED_NOW = "2026-06-01T12:00:00+00:00"
 
 
+def changed(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with ``changes`` applied and validated (model_copy would skip validation)."""
+    return Settings.model_validate({**settings.model_dump(), **changes})
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -53,7 +58,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def app_settings_small_body(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    small = create_app(settings.model_copy(update={"max_body_bytes": 2048}))
+    small = create_app(changed(settings, max_body_bytes=2048))
     async with small.router.lifespan_context(small):
         transport = httpx.ASGITransport(app=small)
         async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:

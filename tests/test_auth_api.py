@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from cds.app import create_app
 from cds.settings import Settings
+from tests.conftest import changed
 from tests.jwt_minting import ISSUER, Issuer, make_issuer
 
 pytestmark = pytest.mark.anyio
@@ -27,9 +28,7 @@ def issuer(tmp_path: Path) -> Issuer:
 @pytest.fixture
 async def secured(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        settings.model_copy(
-            update={"auth_mode": "required", "trusted_issuers": {ISSUER: str(issuer.jwks_file)}}
-        )
+        changed(settings, auth_mode="required", trusted_issuers={ISSUER: str(issuer.jwks_file)})
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

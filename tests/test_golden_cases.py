@@ -1,37 +1,39 @@
-"""Golden clinical cases: every tests/cases/<service-id>/*.json runs through the engine."""
+"""Golden clinical cases: every tests/cases/<service-id>/*.json runs through the HTTP API."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from cds import hooks
-from cds.catalogue import Catalogue, load_catalogue
-from cds.engine import evaluate
+from cds.app import create_app
+from cds.clock import clock_for
 from cds.fhir import parse_resource
-from cds.settings import PROJECT_ROOT
+from cds.settings import PROJECT_ROOT, Settings
+from tests.wire_rules import empty_values
 
 CASES = sorted((PROJECT_ROOT / "tests" / "cases").glob("*/*.json"))
-TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
+CASE_DATA = {path: json.loads(path.read_text(encoding="utf-8")) for path in CASES}
 
 
 @pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
+def anyio_backend() -> str:
+    return "asyncio"
 
 
-def unwrap(value: Any) -> list[dict[str, Any]]:
-    """The resources of a prefetch value: a Bundle's entries or a single resource."""
-    if not isinstance(value, dict):
-        return []
-    if value.get("resourceType") == "Bundle":
-        return [e["resource"] for e in value.get("entry", []) if "resource" in e]
-    return [value]
+@pytest.fixture(scope="module")
+async def golden_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+    """One app for every case; each case sets the evaluation clock to its own ``now``."""
+    db = tmp_path_factory.mktemp("golden") / "cds.db"
+    app = create_app(Settings(env="test", database_url=f"sqlite+aiosqlite:///{db}"))
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 def codes_of(response: hooks.CdsResponse) -> set[str]:
@@ -49,33 +51,42 @@ def rule_of(card: hooks.Card) -> str:
     return card.source.topic.code
 
 
+def _request_body(case: Mapping[str, Any]) -> dict[str, Any]:
+    """The case's request with its "unavailable" keys left out of prefetch (P-11: absent)."""
+    body: dict[str, Any] = json.loads(json.dumps(case["request"]))
+    for key in case.get("unavailable", []):
+        body.get("prefetch", {}).pop(key, None)
+    return body
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_golden_case(path: Path, catalogue: Catalogue) -> None:
-    case = json.loads(path.read_text(encoding="utf-8"))
+async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
+    """Each case through the HTTP API: rules fired and absent, codes, indicators, valid output."""
+    case = CASE_DATA[path]
     expect: Mapping[str, Any] = case["expect"]
-    request = hooks.HookRequest.model_validate(case["request"])
-    service = catalogue.services[path.parent.name]
-    context = hooks.CONTEXT_MODELS[request.hook].model_validate(request.context)
-    prefetch = request.prefetch or {}
-    resources = {key: unwrap(prefetch.get(key)) for key in service.prefetch}
-    unavailable = dict.fromkeys(case.get("unavailable", []), "absent from the case")
-    for key in unavailable:
-        resources.pop(key, None)
-    now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
+    golden_app.state.runtime.clock = clock_for(case["now"])
+    transport = httpx.ASGITransport(app=golden_app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
+        answer = await c.post(f"/cds-services/{path.parent.name}", json=_request_body(case))
+    assert answer.status_code == expect.get("status", 200), answer.text
+    if answer.status_code != 200:
+        assert answer.json()["resourceType"] == "OperationOutcome"
+        return
+    wire = answer.json()
+    assert empty_values(wire) == []
+    response = hooks.CdsResponse.model_validate(wire)
 
-    result = evaluate(catalogue, service, request, context, resources, unavailable, now)
-
-    fired = set(result.fired)
+    fired = {rule_of(card) for card in response.cards}
     assert set(expect.get("rules", [])) <= fired, f"{case['description']}: fired {sorted(fired)}"
     assert not set(expect.get("absent", [])) & fired, f"fired {sorted(fired)}"
-    assert set(expect.get("suggestionCodes", [])) <= codes_of(result.response)
+    assert set(expect.get("suggestionCodes", [])) <= codes_of(response)
     for code in expect.get("absentSuggestionCodes", []):
-        assert code not in codes_of(result.response)
-    indicators = {rule_of(c): c.indicator for c in result.response.cards}
+        assert code not in codes_of(response)
+    indicators = {rule_of(c): c.indicator for c in response.cards}
     for rule_id, indicator in expect.get("indicators", {}).items():
         assert indicators.get(rule_id) == indicator
-    for card in result.response.cards:
-        hooks.Card.model_validate(hooks.to_wire(card))
+    for card in response.cards:
         for suggestion in card.suggestions or []:
             for action in suggestion.actions or []:
                 if action.resource is not None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from cds.app import create_app
 from cds.settings import Settings
 from cds.wire import depth_exceeds
+from tests.conftest import changed
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +34,7 @@ def test_depth_is_measured_in_containers() -> None:
 
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"max_prefetch_entries": 100}))
+    app = create_app(changed(settings, max_prefetch_entries=100))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:

@@ -1,0 +1,112 @@
+"""Every call leaves an audit row without PHI; the admin report shows clinicians' responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from cds.app import create_app
+from cds.settings import Settings
+from cds.store.schema import invocations
+from tests.conftest import changed
+
+pytestmark = pytest.mark.anyio
+
+ADMIN = "admin-secret-for-tests"
+
+
+@pytest.fixture
+async def admin_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(changed(settings, admin_token=ADMIN))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
+            c.app = app  # type: ignore[attr-defined]  # the test reads the store through it
+            yield c
+
+
+async def test_a_hook_call_writes_one_audit_row_with_a_hashed_patient(
+    admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
+) -> None:
+    response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
+    cards = response.json()["cards"]
+    store = admin_client.app.state.runtime.store  # type: ignore[attr-defined]
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(invocations))).mappings().all()
+    assert len(rows) == 1
+    row = dict(rows[0])
+    assert row["hook_instance"] == rb01_request["hookInstance"]
+    assert row["status_code"] == 200
+    assert "RB-01" in str(row["rule_ids"])
+    assert cards[0]["uuid"] in str(row["card_uuids"])
+    assert row["patient_hash"] != "p1"
+    assert len(row["patient_hash"]) >= 32
+    assert "p1" not in [str(value) for value in row.values()]
+
+
+async def test_a_failed_call_is_audited_with_its_status(
+    admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
+) -> None:
+    del rb01_request["prefetch"]["conditions"]
+    response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
+    assert response.status_code == 412
+    store = admin_client.app.state.runtime.store  # type: ignore[attr-defined]
+    async with store.engine.connect() as conn:
+        statuses = (await conn.execute(sa.select(invocations.c.status_code))).scalars().all()
+    assert statuses == [412]
+
+
+async def test_the_admin_report_counts_shown_accepted_and_overridden_cards(
+    admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
+) -> None:
+    cards = (await admin_client.post("/cds-services/back-to-foot", json=rb01_request)).json()[
+        "cards"
+    ]
+    card = next(c for c in cards if c["source"]["topic"]["code"] == "RB-01")
+    reason = card["overrideReasons"][0]
+    await admin_client.post(
+        "/cds-services/back-to-foot/feedback",
+        json={
+            "feedback": [
+                {
+                    "card": card["uuid"],
+                    "outcome": "overridden",
+                    "overrideReason": {"reason": reason, "userComment": "later"},
+                    "outcomeTimestamp": "2026-06-01T12:01:00Z",
+                }
+            ]
+        },
+    )
+    response = await admin_client.get(
+        "/admin/report",
+        params={"service": "back-to-foot", "since": "2026-01-01T00:00:00Z"},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert response.status_code == 200
+    rules = {r["rule_id"]: r for r in response.json()["rules"]}
+    assert rules["RB-01"]["shown"] == 1
+    assert rules["RB-01"]["overridden"] == 1
+    assert rules["RB-01"]["top_override_reasons"][0]["code"] == reason["code"]
+
+
+async def test_the_admin_report_needs_the_admin_token(admin_client: httpx.AsyncClient) -> None:
+    assert (await admin_client.get("/admin/report")).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (await admin_client.get("/admin/report", headers=wrong)).status_code == 401
+
+
+async def test_the_admin_report_does_not_exist_without_an_admin_token(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get("/admin/report")).status_code == 404
+
+
+async def test_bad_report_parameters_are_a_400(admin_client: httpx.AsyncClient) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    response = await admin_client.get("/admin/report?since=yesterday", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"

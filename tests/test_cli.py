@@ -1,0 +1,81 @@
+"""The cds command: evaluate a request offline, check the catalogue, migrate, report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cds.cli import main
+from cds.settings import PROJECT_ROOT
+
+CASE = (
+    PROJECT_ROOT
+    / "tests"
+    / "cases"
+    / "back-to-foot"
+    / "rb-01-positive-tingling-with-lumbar-stenosis.json"
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+
+
+def test_evaluate_prints_the_cards_of_a_golden_case(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(CASE)]) == 0
+    response = json.loads(capsys.readouterr().out)
+    assert "RB-01" in [card["source"]["topic"]["code"] for card in response["cards"]]
+
+
+def test_evaluate_reads_a_bare_request_with_an_explicit_instant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = json.loads(CASE.read_text())
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(case["request"]))
+    assert main(["evaluate", str(request), "--now", case["now"]]) == 0
+    assert json.loads(capsys.readouterr().out)["cards"]
+
+
+def test_evaluate_explains_an_invalid_request_as_an_operation_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"hook": "patient-view", "hookInstance": "x", "context": {}}))
+    assert main(["evaluate", str(request)]) == 1
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "context.userId" in outcome["issue"][0]["diagnostics"]
+
+
+def test_rules_check_accepts_the_shipped_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check"]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_rules_check_names_the_file_and_path_of_every_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    service = rules / "back-to-foot.yaml"
+    text = service.read_text()
+    assert "lspine" in text
+    service.write_text(text.replace("lspine", "no-such-valueset", 1))
+    monkeypatch.setenv("CDS_RULES_DIR", str(rules))
+    assert main(["rules", "check"]) == 1
+    problems = capsys.readouterr().err
+    assert "back-to-foot.yaml" in problems
+    assert "no-such-valueset" in problems
+
+
+def test_db_upgrade_then_an_empty_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert main(["report", "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{") :])
+    assert report["rules"] == []
