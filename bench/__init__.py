@@ -1,0 +1,1 @@
+"""Benchmarks of footpath-cds and their synthetic patient generator."""

@@ -1,0 +1,463 @@
+"""Load test of the real server on 127.0.0.1 with JWT verification on: latency, throughput, RSS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any, Final
+
+import jwt
+import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from bench import results
+from bench.generate import NOW, SERVICE_ID, make_request
+
+HOST: Final = "127.0.0.1"  # the load generator talks to this address and no other
+ISSUER: Final = "https://bench.example"
+KID: Final = "bench-es384"
+CONCURRENCY: Final = 8
+TOKEN_LIFETIME_SECONDS: Final = 600
+# (requests, seconds at most) per phase; the memory phase is two windows on the small patient.
+PHASES: Final[dict[str, tuple[int, float]]] = {"typical": (2_000, 60.0), "heavy": (200, 90.0)}
+MEMORY_WINDOW: Final = 5_000
+MEMORY_WINDOW_SECONDS: Final = 120.0
+WARMUP: Final = 200
+# Targets from the issue (2 cores, 1 worker, concurrency 8).
+TARGET_P99_MS: Final[dict[str, float]] = {"typical": 20.0, "heavy": 150.0}
+TARGET_SMALL_RPS: Final = 800.0
+TARGET_RSS_MIB: Final = 150.0
+# RSS moves by allocator noise; more than this between 5,000 and 10,000 requests is "growth".
+GROWTH_TOLERANCE_MIB: Final = 2.0
+
+
+class Signer:
+    """An EC P-384 key pair standing in for the EHR: its public JWKS and fresh tokens."""
+
+    def __init__(self) -> None:
+        self._key = ec.generate_private_key(ec.SECP384R1())
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = ECAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        return {"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "ES384"}]}
+
+    def tokens(self, audience: str, count: int) -> list[str]:
+        """``count`` tokens for ``audience``, each with its own jti (replay protection is on)."""
+        now = int(time.time())
+        return [
+            jwt.encode(
+                {
+                    "iss": ISSUER,
+                    "sub": "bench-client",
+                    "aud": audience,
+                    "iat": now,
+                    "exp": now + TOKEN_LIFETIME_SECONDS,
+                    "jti": str(uuid.uuid4()),
+                },
+                self._key,
+                algorithm="ES384",
+                headers={"kid": KID, "typ": "JWT"},
+            )
+            for _ in range(count)
+        ]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # After the command name: state is field 3, so utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """Resident set size now and at its peak, from /proc/<pid>/status, in MiB."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values["rss" if name == "VmRSS" else "peak"] = round(int(rest.split()[0]) / 1024, 1)
+    return values
+
+
+@dataclass
+class Server:
+    """``cds serve`` (uvicorn, 1 worker, uvloop + httptools) in a child process."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(
+        self, jwks_file: Path, log_level: str, database_url: str | None, what_if: str
+    ) -> None:
+        env = {
+            **os.environ,
+            "CDS_HOST": HOST,
+            "CDS_PORT": str(self.port),
+            "CDS_WORKERS": "1",
+            "CDS_ENV": "production",
+            "CDS_PATIENT_HASH_KEY": "bench-only-patient-hash-key",
+            "CDS_AUTH_MODE": "required",
+            "CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: str(jwks_file)}),
+            "CDS_PUBLIC_BASE_URL": f"http://{HOST}:{self.port}",
+            "CDS_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{self.workdir / 'bench.db'}",
+            # Pin the clinical clock to the generator's "now" so the same cards fire every run.
+            "CDS_FIXED_NOW": NOW.isoformat(),
+            "CDS_LOG_LEVEL": log_level,
+        }
+        log = (self.workdir / "server.log").open("wb")
+        # `python -m cds.cli serve` is what the `cds serve` console script runs.
+        command = ["-m", "bench.whatif", what_if] if what_if else ["-m", "cds.cli", "serve"]
+        self.process = subprocess.Popen(
+            [sys.executable, *command],
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def event_loop_and_parser(self) -> list[str]:
+        """Which of uvloop and httptools the server process has loaded (from its memory map)."""
+        maps = Path(f"/proc/{self.pid}/maps").read_text()
+        return [name for name in ("uvloop", "httptools") if name in maps]
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+        elif name.strip().lower() == "transfer-encoding":
+            raise RuntimeError("chunked responses are not expected from this server")
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def wait_ready(server: Server, within: float = 60.0) -> None:
+    port = server.port
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {server.process.returncode}")
+        try:
+            reader, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        writer.write(f"GET /readyz HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode())
+        await writer.drain()
+        status, _ = await _read_response(reader)
+        writer.close()
+        if status == 200:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the server did not become ready within {within:.0f} s")
+
+
+@dataclass
+class Window:
+    """What one bounded burst of requests measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    cards: int | None = None
+    server_cpu: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        ok = self.statuses.get(200, 0)
+        return {
+            "requests": len(self.latencies),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "seconds": round(self.elapsed, 3),
+            "throughput_rps": round(len(self.latencies) / self.elapsed, 1) if self.elapsed else 0,
+            "p50_ms": round(results.percentile(self.latencies, 50) * 1000, 2),
+            "p99_ms": round(results.percentile(self.latencies, 99) * 1000, 2),
+            "median_ms": round(median(self.latencies) * 1000, 2) if self.latencies else None,
+            "max_ms": round(max(self.latencies, default=0.0) * 1000, 2),
+            # CPU the server spent per request: robust to other load on the machine, and
+            # 1000 / this is the throughput one fully available core could sustain.
+            "server_cpu_ms_per_request": round(self.server_cpu / len(self.latencies) * 1000, 2)
+            if self.latencies
+            else None,
+            "ok": ok,
+            "cards": self.cards,
+        }
+
+
+async def burst(server: Server, body: bytes, tokens: Sequence[str], seconds: float) -> Window:
+    """Send one request per token over ``CONCURRENCY`` keep-alive connections, within ``seconds``.
+
+    Stops by itself when the tokens run out or the time is up, whichever comes first.
+    """
+    port = server.port
+    head = (
+        f"POST /cds-services/{SERVICE_ID} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    ).encode()
+    window = Window()
+    queue = iter(tokens)
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            for token in queue:
+                if time.monotonic() > deadline:
+                    return
+                request = head + f"Authorization: Bearer {token}\r\n\r\n".encode() + body
+                started = time.perf_counter()
+                writer.write(request)
+                await writer.drain()
+                status, answer = await _read_response(reader)
+                window.latencies.append(time.perf_counter() - started)
+                window.statuses[status] = window.statuses.get(status, 0) + 1
+                if status == 200 and window.cards is None:
+                    window.cards = len(orjson.loads(answer).get("cards", []))
+        finally:
+            writer.close()
+
+    started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    window.elapsed = time.perf_counter() - started
+    window.server_cpu = cpu_seconds(server.pid) - cpu_before
+    return window
+
+
+class Profiler:
+    """py-spy sampling the server while one phase runs (optional; ``pip install py-spy``)."""
+
+    def __init__(self, pid: int, enabled: bool) -> None:
+        self.pid = pid
+        self.enabled = enabled
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, phase: str) -> None:
+        if not self.enabled:
+            return
+        results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        out = results.RESULTS_DIR / f"py-spy-{phase}.txt"
+        py_spy = Path(sys.executable).with_name("py-spy")
+        self._process = subprocess.Popen(
+            [
+                str(py_spy),
+                *("record", "--pid", str(self.pid), "--rate", "250", "--format", "raw"),
+                *("--nonblocking", "--output", str(out)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGINT)
+        self._process.wait(timeout=30)
+        self._process = None
+
+
+def _verdict(met: bool) -> str:
+    return "yes" if met else "NO"
+
+
+async def run(
+    server: Server, signer: Signer, scale: float, profile: bool, what_if: str
+) -> dict[str, Any]:
+    audience = f"http://{HOST}:{server.port}/cds-services/{SERVICE_ID}"
+    bodies = {size: orjson.dumps(make_request(size)) for size in ("small", "typical", "heavy")}
+    await wait_ready(server)
+    payload: dict[str, Any] = {
+        "benchmark": "http",
+        "machine": results.machine(),
+        "server": {
+            "command": f"python -m bench.whatif {what_if}" if what_if else "cds serve",
+            "what_if": what_if.split(",") if what_if else [],
+            "workers": 1,
+            "loaded": server.event_loop_and_parser(),
+            "concurrency": CONCURRENCY,
+            "auth": "JWT ES384 required, replay protection on",
+            "rss_after_start_mib": memory_mib(server.pid),
+        },
+        "body_bytes": {size: len(body) for size, body in bodies.items()},
+        "phases": {},
+    }
+    window_size = max(WARMUP + 100, int(MEMORY_WINDOW * scale))
+    print(f"warm-up and first {window_size} small requests", flush=True)
+    await burst(server, bodies["small"], signer.tokens(audience, WARMUP), 60.0)
+    first = await burst(
+        server,
+        bodies["small"],
+        signer.tokens(audience, window_size - WARMUP),
+        MEMORY_WINDOW_SECONDS,
+    )
+    after_first = memory_mib(server.pid)
+    print(f"next {window_size} small requests", flush=True)
+    profiler = Profiler(server.pid, profile)
+    tokens = signer.tokens(audience, window_size)
+    profiler.start("small")
+    second = await burst(server, bodies["small"], tokens, MEMORY_WINDOW_SECONDS)
+    profiler.stop()
+    after_second = memory_mib(server.pid)
+    payload["phases"]["small"] = {**second.summary(), "first_window": first.summary()}
+    payload["memory"] = {
+        "requests": [
+            WARMUP + len(first.latencies),
+            WARMUP + len(first.latencies) + len(second.latencies),
+        ],
+        "after_first_window_mib": after_first,
+        "after_second_window_mib": after_second,
+        "growth_mib": round(after_second["rss"] - after_first["rss"], 1),
+    }
+    for size, (count, seconds) in PHASES.items():
+        print(f"{size}: {int(count * scale)} requests", flush=True)
+        tokens = signer.tokens(audience, max(20, int(count * scale)))
+        await burst(server, bodies[size], signer.tokens(audience, 10), 30.0)
+        profiler.start(size)
+        payload["phases"][size] = (await burst(server, bodies[size], tokens, seconds)).summary()
+        profiler.stop()
+    payload["memory"]["after_all_mib"] = memory_mib(server.pid)
+    payload["machine"]["load_average_at_end"] = results.load_average()
+    small = payload["phases"]["small"]
+    memory = payload["memory"]
+    payload["targets"] = {
+        "small_throughput_rps >= 800": small["throughput_rps"] >= TARGET_SMALL_RPS,
+        "typical_p99_ms < 20": payload["phases"]["typical"]["p99_ms"] < TARGET_P99_MS["typical"],
+        "heavy_p99_ms < 150": payload["phases"]["heavy"]["p99_ms"] < TARGET_P99_MS["heavy"],
+        "rss_mib < 150": memory["after_second_window_mib"]["rss"] < TARGET_RSS_MIB,
+        "no_growth_5k_to_10k": memory["growth_mib"] <= GROWTH_TOLERANCE_MIB,
+    }
+    return payload
+
+
+def _print(payload: dict[str, Any]) -> None:
+    rows = []
+    for size, phase in payload["phases"].items():
+        target = (
+            f">= {TARGET_SMALL_RPS:.0f} req/s"
+            if size == "small"
+            else f"p99 < {TARGET_P99_MS[size]:.0f} ms"
+        )
+        met = (
+            phase["throughput_rps"] >= TARGET_SMALL_RPS
+            if size == "small"
+            else phase["p99_ms"] < TARGET_P99_MS[size]
+        )
+        rows.append(
+            (
+                size,
+                payload["body_bytes"][size] // 1024,
+                phase["requests"],
+                ",".join(f"{k}:{v}" for k, v in phase["statuses"].items()),
+                phase["p50_ms"],
+                phase["p99_ms"],
+                phase["throughput_rps"],
+                phase["server_cpu_ms_per_request"],
+                target,
+                _verdict(met),
+            )
+        )
+    headers = ("size", "KiB", "requests", "status", "p50 ms", "p99 ms", "req/s", "cpu ms/req")
+    print(results.table((*headers, "target", "met"), rows))
+    memory = payload["memory"]
+    targets = payload["targets"]
+    memory_met = targets["rss_mib < 150"] and targets["no_growth_5k_to_10k"]
+    print(
+        f"\nRSS after {memory['requests'][0]} small requests: "
+        f"{memory['after_first_window_mib']['rss']} MiB; after {memory['requests'][1]}: "
+        f"{memory['after_second_window_mib']['rss']} MiB (growth {memory['growth_mib']} MiB, "
+        f"target < {TARGET_RSS_MIB:.0f} MiB and <= {GROWTH_TOLERANCE_MIB} MiB growth: "
+        f"{_verdict(memory_met)}"
+        f"); peak {memory['after_all_mib']['peak']} MiB after the heavy phase"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply request counts (memory windows too)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="the server's CDS_LOG_LEVEL")
+    parser.add_argument(
+        "--py-spy", action="store_true", help="sample the server with py-spy during each phase"
+    )
+    parser.add_argument(
+        "--what-if",
+        default="",
+        help="comma-separated bench.whatif patches previewing proposed server changes",
+    )
+    parser.add_argument(
+        "--database-url", help="the server's CDS_DATABASE_URL (default: SQLite in a temp dir)"
+    )
+    args = parser.parse_args(argv)
+    signer = Signer()
+    with tempfile.TemporaryDirectory(prefix="footpath-bench-") as tmp:
+        workdir = Path(tmp)
+        jwks_file = workdir / "jwks.json"
+        jwks_file.write_text(json.dumps(signer.jwks()))
+        server = Server(free_port(), workdir)
+        server.start(jwks_file, args.log_level, args.database_url, args.what_if)
+        try:
+            payload = asyncio.run(run(server, signer, args.scale, args.py_spy, args.what_if))
+        except BaseException:
+            log = workdir / "server.log"
+            print(log.read_text()[-3000:] if log.is_file() else "(no server log)", file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+            # The log holds only the synthetic patient's hook calls; kept to explain errors.
+            log = workdir / "server.log"
+            if log.is_file():
+                results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+                (results.RESULTS_DIR / "http-server.log").write_bytes(log.read_bytes())
+    print()
+    _print(payload)
+    path = results.write("http-" + (args.what_if.replace(",", "+") or "as-is"), payload)
+    print(
+        f"\nload average {payload['machine']['load_average_at_start']} -> "
+        f"{payload['machine']['load_average_at_end']}; results in {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

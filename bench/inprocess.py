@@ -1,0 +1,275 @@
+"""In-process cost of one back-to-foot evaluation per chart size against orjson.loads, the floor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from statistics import median
+from typing import Any, Final
+
+import orjson
+
+from bench import results
+from bench.generate import NOW, SERVICE_ID, SIZES, make_request, relevant_count
+from cds import hooks
+from cds.catalogue import Catalogue, load_catalogue
+from cds.engine import evaluate
+from cds.fhir_client import gather
+from cds.invocation import parse_request
+from cds.settings import Settings
+from cds.wire import check_limits
+
+# (timed runs, seconds at most) per size: enough samples for a p99 on the small charts, and a
+# bounded wall time on the big ones.
+RUNS: Final[dict[str, tuple[int, float]]] = {
+    "small": (1_000, 20.0),
+    "typical": (400, 30.0),
+    "heavy": (60, 40.0),
+    "huge": (20, 60.0),
+}
+# The issue's targets: evaluation at most this many times orjson.loads of the same body.
+TARGET_RATIO: Final[dict[str, float]] = {"typical": 5.0, "heavy": 3.0, "huge": 3.0}
+STAGES: Final = ("loads", "validate", "gather", "evaluate", "serialize")
+# The route's input limits at their default settings.
+MAX_DEPTH: Final[int] = Settings.model_fields["max_json_depth"].default
+MAX_ENTRIES: Final[int] = Settings.model_fields["max_prefetch_entries"].default
+
+
+@dataclass
+class Outcome:
+    """One evaluation's answer and what the engine reports about it."""
+
+    body: bytes
+    cards: int
+    models_built: int
+
+
+@dataclass
+class Samples:
+    """Seconds per run: the floor, the whole path, and the path stage by stage."""
+
+    floor: list[float] = field(default_factory=list)
+    # The floor again with the cyclic GC paused: what parsing costs without collector pauses,
+    # which a big body triggers over every long-lived object of the process.
+    floor_no_gc: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+
+
+async def evaluate_body(
+    catalogue: Catalogue, body: bytes, now: datetime, stages: dict[str, list[float]] | None = None
+) -> Outcome:
+    """The route's path without HTTP, JWT or the audit write: the bytes in, the bytes out.
+
+    Mirrors ``cds.api.routes.call_service`` -> ``cds.invocation.invoke`` (read_json's
+    orjson.loads, check_limits, parse_request, gather, engine.evaluate, to_wire,
+    JsonResponse.render).
+    """
+    t0 = time.perf_counter()
+    raw = orjson.loads(body)
+    t1 = time.perf_counter()
+    check_limits(raw, MAX_DEPTH, MAX_ENTRIES)
+    service, request, context = parse_request(catalogue, SERVICE_ID, raw)
+    t2 = time.perf_counter()
+    data = await gather(
+        service.prefetch,
+        hook_context=request.context,
+        prefetch=request.prefetch,
+        fhir_server=request.fhir_server,
+        access_token=None,
+        token_patient=None,
+        required=set(service.required_prefetch),
+        client=None,
+    )
+    t3 = time.perf_counter()
+    evaluation = evaluate(
+        catalogue, service, request, context, data.resources, data.unavailable, now
+    )
+    t4 = time.perf_counter()
+    out = orjson.dumps(hooks.to_wire(evaluation.response))
+    t5 = time.perf_counter()
+    if stages is not None:
+        for name, seconds in zip(
+            STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True
+        ):
+            stages[name].append(seconds)
+    return Outcome(out, len(evaluation.response.cards), evaluation.models_built)
+
+
+async def measure(
+    catalogue: Catalogue, body: bytes, runs: int, budget: float, warmup: int = 3
+) -> tuple[Samples, Outcome]:
+    """Alternate floor and full runs, so both see the same background load."""
+    samples = Samples()
+    outcome = await evaluate_body(catalogue, body, NOW)
+    for _ in range(warmup):
+        orjson.loads(body)
+        await evaluate_body(catalogue, body, NOW)
+    deadline = time.monotonic() + budget
+    for _ in range(runs):
+        gc.disable()
+        t0 = time.perf_counter()
+        orjson.loads(body)
+        t1 = time.perf_counter()
+        gc.enable()
+        samples.floor_no_gc.append(t1 - t0)
+        t0 = time.perf_counter()
+        orjson.loads(body)
+        t1 = time.perf_counter()
+        await evaluate_body(catalogue, body, NOW, samples.stages)
+        t2 = time.perf_counter()
+        samples.floor.append(t1 - t0)
+        samples.total.append(t2 - t1)
+        if time.monotonic() > deadline:
+            break
+    return samples, outcome
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def summarize(
+    size: str, body: bytes, request: dict[str, Any], samples: Samples, outcome: Outcome
+) -> dict[str, Any]:
+    floor, total = median(samples.floor), median(samples.total)
+    floor_no_gc = median(samples.floor_no_gc)
+    ratio = total / floor
+    target = TARGET_RATIO.get(size)
+    return {
+        "size": size,
+        "resources": SIZES[size],
+        "relevant_resources": relevant_count(request),
+        "body_bytes": len(body),
+        "runs": len(samples.total),
+        "orjson_loads_ms": {
+            "median": _ms(floor),
+            "p99": _ms(results.percentile(samples.floor, 99)),
+        },
+        "orjson_loads_no_gc_ms": {
+            "median": _ms(floor_no_gc),
+            "p99": _ms(results.percentile(samples.floor_no_gc, 99)),
+        },
+        "ratio_to_orjson_no_gc": round(total / floor_no_gc, 2),
+        "evaluation_ms": {
+            "median": _ms(total),
+            "p99": _ms(results.percentile(samples.total, 99)),
+        },
+        "stages_median_ms": {name: _ms(median(v)) for name, v in samples.stages.items()},
+        "ratio_to_orjson": round(ratio, 2),
+        "target_ratio": target,
+        "target_met": None if target is None else ratio <= target,
+        "cards": outcome.cards,
+        "models_built": outcome.models_built,
+    }
+
+
+def _print(rows: Sequence[dict[str, Any]]) -> None:
+    headers = (
+        "size",
+        "KiB",
+        "runs",
+        "loads ms",
+        "no-GC ms",
+        "eval med ms",
+        "eval p99 ms",
+        "ratio",
+        "no-GC ratio",
+        "target",
+        "met",
+        "models",
+        "cards",
+    )
+    print(
+        results.table(
+            headers,
+            [
+                (
+                    r["size"],
+                    r["body_bytes"] // 1024,
+                    r["runs"],
+                    r["orjson_loads_ms"]["median"],
+                    r["orjson_loads_no_gc_ms"]["median"],
+                    r["evaluation_ms"]["median"],
+                    r["evaluation_ms"]["p99"],
+                    f"{r['ratio_to_orjson']}x",
+                    f"{r['ratio_to_orjson_no_gc']}x",
+                    f"<= {r['target_ratio']}x" if r["target_ratio"] else "-",
+                    {None: "-", True: "yes", False: "NO"}[r["target_met"]],
+                    r["models_built"],
+                    r["cards"],
+                )
+                for r in rows
+            ],
+        )
+    )
+    print()
+    print(
+        results.table(
+            ("size", *(f"{s} ms" for s in STAGES)),
+            [(r["size"], *(r["stages_median_ms"][s] for s in STAGES)) for r in rows],
+        )
+    )
+
+
+async def run(sizes: Sequence[str], seed: int, scale: float, gc_mode: str) -> dict[str, Any]:
+    settings = Settings()
+    catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+    if SERVICE_ID not in catalogue.services:
+        raise SystemExit(f"the catalogue in {settings.rules_dir} has no '{SERVICE_ID}' service")
+    if gc_mode == "freeze":
+        # What-if for a proposed server change: everything alive after startup (modules, the
+        # fhir.resources models, the catalogue) moves out of the collector's reach.
+        await evaluate_body(catalogue, orjson.dumps(make_request("small", seed)), NOW)
+        gc.collect()
+        gc.freeze()
+    payload: dict[str, Any] = {
+        "benchmark": "inprocess",
+        "gc": gc_mode,
+        "machine": results.machine(),
+        "sizes": [],
+    }
+    for size in sizes:
+        request = make_request(size, seed)
+        body = orjson.dumps(request)
+        runs, budget = RUNS[size]
+        samples, outcome = await measure(catalogue, body, max(5, int(runs * scale)), budget * scale)
+        row = summarize(size, body, request, samples, outcome)
+        payload["sizes"].append(row)
+        print(f"{size}: {row['runs']} runs, median {row['evaluation_ms']['median']} ms", flush=True)
+    payload["machine"]["load_average_at_end"] = results.load_average()
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply run counts and time budgets"
+    )
+    parser.add_argument(
+        "--gc",
+        choices=("default", "freeze"),
+        default="default",
+        help="'freeze': gc.freeze() after startup, to measure that proposed server change",
+    )
+    args = parser.parse_args(argv)
+    payload = asyncio.run(run(args.sizes, args.seed, args.scale, args.gc))
+    print()
+    _print(payload["sizes"])
+    path = results.write(f"inprocess-gc-{args.gc}", payload)
+    print(
+        f"\nload average {payload['machine']['load_average_at_start']} -> "
+        f"{payload['machine']['load_average_at_end']}; results in {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

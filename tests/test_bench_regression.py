@@ -1,0 +1,65 @@
+"""Benchmark invariants, untimed: a deterministic generator and big charts parsed sparingly."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from bench.generate import (
+    NOW,
+    PATIENT_ID,
+    RELEVANT_PREFIX,
+    make_request,
+    relevant_count,
+    resources_of,
+    service_prefetch,
+)
+from bench.inprocess import evaluate_body
+from cds.catalogue import Catalogue, load_catalogue
+from cds.record import build_record
+from cds.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    settings = Settings()
+    return load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+
+
+@pytest.fixture(scope="module")
+def heavy() -> dict[str, object]:
+    return make_request("heavy")
+
+
+def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_bytes() -> None:
+    first = orjson.dumps(make_request("heavy", seed=7))
+    assert orjson.dumps(make_request("heavy", seed=7)) == first
+    assert orjson.dumps(make_request("heavy", seed=8)) != first
+
+
+def test_the_heavy_patient_has_thousands_of_resources_and_every_prefetch_key(
+    heavy: dict[str, object],
+) -> None:
+    prefetch = heavy["prefetch"]
+    assert isinstance(prefetch, dict)
+    assert set(prefetch) == set(service_prefetch())
+    assert sum(1 for _ in resources_of(heavy)) >= 5_000
+    assert relevant_count(heavy) < 50
+
+
+def test_only_the_resources_a_value_set_can_match_become_models(
+    catalogue: Catalogue, heavy: dict[str, object]
+) -> None:
+    record = build_record(catalogue.valuesets, NOW, PATIENT_ID, list(resources_of(heavy)))
+    assert 0 < record.models_built <= relevant_count(heavy)
+    # No noise resource may match a value set: the generator codes noise in its own system.
+    assert all(entry.id.startswith(RELEVANT_PREFIX) for entry in record.entries)
+
+
+@pytest.mark.anyio
+async def test_the_route_path_on_the_heavy_patient_builds_few_models_and_fires_cards(
+    catalogue: Catalogue, heavy: dict[str, object]
+) -> None:
+    outcome = await evaluate_body(catalogue, orjson.dumps(heavy), NOW)
+    assert 0 < outcome.models_built <= relevant_count(heavy)
+    assert outcome.cards > 0
