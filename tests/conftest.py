@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,12 @@ def app(settings: Settings) -> FastAPI:
     return create_app(settings)
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    # ASGITransport sends no lifespan events: run the app's lifespan around the client ourselves.
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to ``app`` with its lifespan (migrations, shutdown) running around it.
+
+    ASGITransport sends no lifespan events, so the app's lifespan is entered here.
+    """
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
@@ -57,12 +61,15 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(app) as c:
+        yield c
+
+
+@pytest.fixture
 async def app_settings_small_body(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    small = create_app(changed(settings, max_body_bytes=2048))
-    async with small.router.lifespan_context(small):
-        transport = httpx.ASGITransport(app=small)
-        async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
-            yield c
+    async with serving(create_app(changed(settings, max_body_bytes=2048))) as c:
+        yield c
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 
 from cds.app import create_app
 from cds.settings import Settings
+from cds.store import Store
 from cds.store.schema import invocations
-from tests.conftest import changed
+from tests.conftest import changed, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -20,22 +22,27 @@ ADMIN = "admin-secret-for-tests"
 
 
 @pytest.fixture
-async def admin_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(changed(settings, admin_token=ADMIN))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
-            c.app = app  # type: ignore[attr-defined]  # the test reads the store through it
-            yield c
+def admin_app(settings: Settings) -> FastAPI:
+    return create_app(changed(settings, admin_token=ADMIN))
+
+
+@pytest.fixture
+async def admin_client(admin_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(admin_app) as c:
+        yield c
+
+
+def _store(app: FastAPI) -> Store:
+    store: Store = app.state.runtime.store
+    return store
 
 
 async def test_a_hook_call_writes_one_audit_row_with_a_hashed_patient(
-    admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
+    admin_client: httpx.AsyncClient, admin_app: FastAPI, rb01_request: dict[str, Any]
 ) -> None:
     response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
     cards = response.json()["cards"]
-    store = admin_client.app.state.runtime.store  # type: ignore[attr-defined]
-    async with store.engine.connect() as conn:
+    async with _store(admin_app).engine.connect() as conn:
         rows = (await conn.execute(sa.select(invocations))).mappings().all()
     assert len(rows) == 1
     row = dict(rows[0])
@@ -49,13 +56,12 @@ async def test_a_hook_call_writes_one_audit_row_with_a_hashed_patient(
 
 
 async def test_a_failed_call_is_audited_with_its_status(
-    admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
+    admin_client: httpx.AsyncClient, admin_app: FastAPI, rb01_request: dict[str, Any]
 ) -> None:
     del rb01_request["prefetch"]["conditions"]
     response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
     assert response.status_code == 412
-    store = admin_client.app.state.runtime.store  # type: ignore[attr-defined]
-    async with store.engine.connect() as conn:
+    async with _store(admin_app).engine.connect() as conn:
         statuses = (await conn.execute(sa.select(invocations.c.status_code))).scalars().all()
     assert statuses == [412]
 

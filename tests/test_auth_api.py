@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from cds.app import create_app
 from cds.settings import Settings
-from tests.conftest import changed
+from tests.conftest import changed, serving
 from tests.jwt_minting import ISSUER, Issuer, make_issuer
 
 pytestmark = pytest.mark.anyio
@@ -30,10 +30,8 @@ async def secured(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.Asy
     app = create_app(
         changed(settings, auth_mode="required", trusted_issuers={ISSUER: str(issuer.jwks_file)})
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cds.app import create_app
 from cds.settings import Settings
 from cds.wire import depth_exceeds
-from tests.conftest import changed
+from tests.conftest import changed, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -34,11 +34,8 @@ def test_depth_is_measured_in_containers() -> None:
 
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(changed(settings, max_prefetch_entries=100))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
-            yield c
+    async with serving(create_app(changed(settings, max_prefetch_entries=100))) as c:
+        yield c
 
 
 async def test_a_context_nested_too_deep_is_a_400(limited: httpx.AsyncClient) -> None:
