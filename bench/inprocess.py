@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from bench import results
+from bench import results, whatif
 from bench.generate import NOW, SERVICE_ID, SIZES, make_request, relevant_count
 from cds import hooks
 from cds.catalogue import Catalogue, load_catalogue
@@ -163,7 +163,9 @@ def summarize(
         "stages_median_ms": {name: _ms(median(v)) for name, v in samples.stages.items()},
         "ratio_to_orjson": round(ratio, 2),
         "target_ratio": target,
-        "target_met": None if target is None else ratio <= target,
+        # Judged against both floors: the collector's pauses inflate the first one on big bodies,
+        # and a target met only against an inflated floor is not met.
+        "target_met": None if target is None else max(ratio, total / floor_no_gc) <= target,
         "cards": outcome.cards,
         "models_built": outcome.models_built,
     }
@@ -259,11 +261,19 @@ def main(argv: list[str] | None = None) -> int:
         default="default",
         help="'freeze': gc.freeze() after startup, to measure that proposed server change",
     )
+    parser.add_argument(
+        "--what-if",
+        default="",
+        help="comma-separated bench.whatif patches (fast-matching, no-validation) to preview",
+    )
     args = parser.parse_args(argv)
+    what_if = whatif.apply(args.what_if)
     payload = asyncio.run(run(args.sizes, args.seed, args.scale, args.gc))
+    payload["what_if"] = what_if
     print()
     _print(payload["sizes"])
-    path = results.write(f"inprocess-gc-{args.gc}", payload)
+    label = "+".join(["gc-" + args.gc, *what_if])
+    path = results.write(f"inprocess-{label}", payload)
     print(
         f"\nload average {payload['machine']['load_average_at_start']} -> "
         f"{payload['machine']['load_average_at_end']}; results in {path}"

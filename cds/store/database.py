@@ -43,7 +43,13 @@ def create_engine(database_url: str) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         in_memory = url.database in (None, "", ":memory:")
         # An in-memory database lives in one connection: every checkout must get that one.
-        pool: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+        # A file has one writer at a time: one pooled connection per process queues writers in
+        # the pool instead of racing them for SQLite's lock (which failed writes under load).
+        pool: dict[str, Any] = (
+            {"poolclass": StaticPool}
+            if in_memory
+            else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 30}
+        )
         engine = create_async_engine(url, **pool)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -55,6 +61,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 5000")
     cursor.execute("PRAGMA journal_mode = WAL")
+    # WAL + NORMAL stays consistent on power loss; it only risks the last commits, which for
+    # audit and feedback rows is the right trade against an fsync per request.
+    cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 
 
