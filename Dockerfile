@@ -17,6 +17,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     CDS_PORT=8080 \
     CDS_RULES_DIR=/app/rules \
     CDS_CARDS_DIR=/app/cards \
+    CDS_DEMO_DIR=/app/demo/patients \
     CDS_DATABASE_URL=sqlite+aiosqlite:////app/data/footpath-cds.db
 RUN groupadd --system --gid 10001 cds \
     && useradd --system --uid 10001 --gid cds --home-dir /app --shell /usr/sbin/nologin cds \
@@ -25,6 +26,7 @@ RUN groupadd --system --gid 10001 cds \
 COPY --from=build /opt/venv /opt/venv
 COPY rules /app/rules
 COPY cards /app/cards
+COPY demo /app/demo
 COPY deploy/healthcheck.py /app/healthcheck.py
 WORKDIR /app
 USER 10001:10001

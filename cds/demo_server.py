@@ -37,7 +37,7 @@ def create_demo_app(settings: Settings | None = None) -> Starlette:
     """``create_app`` plus the demo FHIR endpoint the playground's "FHIR server" mode calls."""
     settings = settings or demo_settings()
     app = create_app(settings)
-    mount_demo_fhir(app, load_demo())
+    mount_demo_fhir(app, load_demo(settings.demo_dir))
     return app
 
 

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     max_prefetch_entries: int = Field(default=50_000, ge=1)
     cors_origins: list[str] = ["https://sandbox.cds-hooks.org"]
     playground_enabled: bool | None = None
+    demo_dir: Path = PROJECT_ROOT / "demo" / "patients"
 
     # Caller authentication (JWT from the EHR).
     auth_mode: AuthMode | None = None

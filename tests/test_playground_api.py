@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +13,10 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from cds.api.playground import playground_router
+from cds.app import create_app
 from cds.demo import load_demo
 from cds.settings import Settings
+from tests.conftest import changed, serving
 from tests.demo_app import app_with_playground
 
 pytestmark = pytest.mark.anyio
@@ -148,3 +151,13 @@ def test_production_has_no_playground_routes_unless_explicitly_enabled() -> None
     assert playground_router(Settings(**production)).routes == []
     enabled = Settings(**production, playground_enabled=True)
     assert playground_router(enabled).routes != []
+
+
+async def test_without_demo_patients_the_playground_is_off_and_the_api_still_serves(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A wheel or image without demo/ must not fail at startup."""
+    app = create_app(changed(settings, demo_dir=tmp_path / "missing"))
+    async with serving(app) as client:
+        assert (await client.get("/playground")).status_code == 404
+        assert (await client.get("/cds-services")).status_code == 200

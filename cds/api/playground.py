@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,6 +13,7 @@ from starlette.routing import NoMatchFound
 from cds.api.demo_fhir import SEARCH_ROUTE
 from cds.demo import DemoData, load_demo
 from cds.errors import InvalidRequest, NotFound
+from cds.logs import log_fields
 from cds.runtime import runtime_of
 from cds.settings import Settings
 from cds.wire import JsonResponse
@@ -32,6 +34,8 @@ PAGE_HEADERS = {
 Hook = Literal["patient-view", "order-sign", "order-select"]
 DataSource = Literal["prefetch", "server"]
 
+log = logging.getLogger("cds.playground")
+
 
 def demo_fhir_base(request: Request) -> str | None:
     """The absolute URL of the demo FHIR endpoint when this app mounts it (``cds demo``)."""
@@ -47,7 +51,13 @@ def playground_router(settings: Settings, demo: DemoData | None = None) -> APIRo
     router = APIRouter(prefix="/playground", include_in_schema=False)
     if not settings.effective_playground:
         return router
-    data = demo or load_demo()
+    if demo is None and not settings.demo_dir.is_dir():
+        # A wheel or image without the demo patients still serves the API; say why, once.
+        log.warning(
+            "playground off: no demo patients", extra=log_fields(path=str(settings.demo_dir))
+        )
+        return router
+    data = demo or load_demo(settings.demo_dir)
 
     @router.get("")
     async def page() -> Response:
