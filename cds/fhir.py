@@ -46,14 +46,16 @@ def model_class(resource_type: str) -> Any | None:
 MAX_RESOURCE_DEPTH = 64
 
 
-def _too_deep(value: Any, limit: int = MAX_RESOURCE_DEPTH) -> bool:
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` containers (iterative: no recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        if isinstance(item, dict | list):
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
     return False
 
 
@@ -67,7 +69,7 @@ def parse_resource(raw: Any, report: ParseReport | None = None) -> Any | None:
         report.skip("(unknown)", None, "not a FHIR resource")
         return None
     resource_type: str = raw["resourceType"]
-    if _too_deep(raw):
+    if depth_exceeds(raw, MAX_RESOURCE_DEPTH):
         report.skip(resource_type, raw.get("id"), f"nests deeper than {MAX_RESOURCE_DEPTH} levels")
         return None
     cls = model_class(resource_type)

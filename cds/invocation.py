@@ -11,10 +11,11 @@ from pydantic import ValidationError
 
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
-from cds.engine import evaluate
+from cds.engine import Evaluation, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound
-from cds.fhir_client import gather
+from cds.fhir_client import FhirClient, gather
 from cds.logs import log_fields
+from cds.prefetch import PatientData
 from cds.runtime import Runtime
 from cds.store import AuditRecord, patient_hash
 from cds.wire import invalid
@@ -48,6 +49,33 @@ def parse_request(
     return service, request, context
 
 
+async def answer(
+    catalogue: Catalogue,
+    service: ServiceDefinition,
+    request: hooks.HookRequest,
+    context: hooks.PatientViewContext | hooks.OrderSignContext,
+    *,
+    client: FhirClient | None,
+    now: datetime,
+) -> tuple[PatientData, Evaluation]:
+    """The patient's data (prefetch, then the FHIR server when ``client``) and the evaluation."""
+    authorization = request.fhir_authorization if client is not None else None
+    data = await gather(
+        service.prefetch,
+        hook_context=request.context,
+        prefetch=request.prefetch,
+        fhir_server=request.fhir_server if client is not None else None,
+        access_token=authorization.access_token if authorization else None,
+        token_patient=authorization.patient if authorization else None,
+        required=set(service.required_prefetch),
+        client=client,
+    )
+    evaluation = evaluate(
+        catalogue, service, request, context, data.resources, data.unavailable, now
+    )
+    return data, evaluation
+
+
 async def invoke(rt: Runtime, service_id: str, body: Any) -> dict[str, Any]:
     """Run ``service_id`` on ``body`` and return the wire response; audit every outcome."""
     started = time.perf_counter()
@@ -58,27 +86,10 @@ async def invoke(rt: Runtime, service_id: str, body: Any) -> dict[str, Any]:
     fetched = 0
     skipped = 0
     try:
-        authorization = request.fhir_authorization
-        data = await gather(
-            service.prefetch,
-            hook_context=request.context,
-            prefetch=request.prefetch,
-            fhir_server=request.fhir_server,
-            access_token=authorization.access_token if authorization else None,
-            token_patient=authorization.patient if authorization else None,
-            required=set(service.required_prefetch),
-            client=rt.fhir_client,
+        data, evaluation = await answer(
+            rt.catalogue, service, request, context, client=rt.fhir_client, now=rt.clock()
         )
         fetched = data.fetched
-        evaluation = evaluate(
-            rt.catalogue,
-            service,
-            request,
-            context,
-            data.resources,
-            data.unavailable,
-            rt.clock(),
-        )
         fired = evaluation.fired
         issued = list(evaluation.issued)
         skipped = sum(evaluation.skipped.values())
@@ -135,17 +146,5 @@ async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> di
     if not matching:
         raise InvalidRequest(f"No CDS service answers hook '{hook}'.", expression=["hook"])
     service, request, context = parse_request(catalogue, matching[0].id, body)
-    data = await gather(
-        service.prefetch,
-        hook_context=request.context,
-        prefetch=request.prefetch,
-        fhir_server=None,
-        access_token=None,
-        token_patient=None,
-        required=set(service.required_prefetch),
-        client=None,
-    )
-    evaluation = evaluate(
-        catalogue, service, request, context, data.resources, data.unavailable, now
-    )
+    _, evaluation = await answer(catalogue, service, request, context, client=None, now=now)
     return hooks.to_wire(evaluation.response)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cds.errors import CdsError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from cds.fhir import depth_exceeds
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -61,22 +62,6 @@ async def read_json(request: Request, limit: int) -> Any:
     finally:
         if collecting:
             gc.enable()
-
-
-def depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests deeper than ``limit`` containers (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend(
-                (child, depth + 1) for child in item.values() if isinstance(child, dict | list)
-            )
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
-    return False
 
 
 def check_limits(body: Any, max_depth: int, max_entries: int) -> None:

@@ -12,8 +12,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from cds.app import create_app
+from cds.fhir import depth_exceeds
 from cds.settings import Settings
-from cds.wire import depth_exceeds
 from tests.conftest import changed, serving
 
 pytestmark = pytest.mark.anyio
