@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import ValidationError
 
 from cds import hooks
 from cds.cards import CardTemplate
 from cds.cards.render import coding, service_request
 from cds.cards.schema import CodeRef, ServiceRequestSpec
+from cds.documents import load_document
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
 from cds.prefetch import check_template
@@ -65,27 +62,6 @@ class Catalogue:
             for s in self.services.values()
             for hook in s.hooks
         ]
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out.lstrip(".")
-
-
-def _read(path: Path, label: str, problems: list[str]) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        problems.append(f"{label}: not valid YAML: {exc}")
-    except OSError as exc:
-        problems.append(f"{label}: cannot be read: {exc}")
-    return None
-
-
-def _validation(exc: ValidationError, label: str) -> list[str]:
-    return [f"{label}: {_path(tuple(e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors()]
 
 
 def _nodes(node: Node, path: str) -> Iterator[tuple[Node, str]]:
@@ -152,14 +128,9 @@ def _load_cards(
         return cards
     for path in sorted(cards_dir.glob("*.yaml")):
         label = f"{cards_dir.name}/{path.name}"
-        raw = _read(path, label, problems)
-        try:
-            card = CardTemplate.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(_validation(exc, label))
+        card = load_document(path, label, CardTemplate, problems)
+        if card is None:
             continue
-        if card.id != path.stem:
-            problems.append(f"{label}: id: '{card.id}' does not match the file name")
         for i, s in enumerate(card.suggestions):
             for j, action in enumerate(s.actions):
                 spec = action.service_request
@@ -185,14 +156,9 @@ def _load_services(
     origin: dict[str, str] = {}
     for path in sorted(rules_dir.glob("*.yaml")):
         label = f"{rules_dir.name}/{path.name}"
-        raw = _read(path, label, problems)
-        try:
-            service = ServiceFile.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(_validation(exc, label))
+        service = load_document(path, label, ServiceFile, problems)
+        if service is None:
             continue
-        if service.id != path.stem:
-            problems.append(f"{label}: id: '{service.id}' does not match the file name")
         for i, rule in enumerate(service.rules):
             if rule.key in rules:
                 problems.append(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from cds.documents import load_document
 from cds.errors import ConfigError
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -173,14 +173,6 @@ class ValueSets:
         return frozenset(out)
 
 
-def _where(exc: ValidationError, label: str) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        problems.append(f"{label}: {path}: {err['msg']}")
-    return problems
-
-
 def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[ValueSets, list[str]]:
     """Load every ``*.yaml`` in ``directory``; problems are returned, not raised."""
     problems: list[str] = []
@@ -190,17 +182,9 @@ def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[Val
         return ValueSets({}), [f"{directory}: value set directory not found"]
     for path in sorted(directory.glob("*.yaml")):
         label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            doc = ValueSetFile.model_validate(raw)
-        except yaml.YAMLError as exc:
-            problems.append(f"{label}: not valid YAML: {exc}")
+        doc = load_document(path, label, ValueSetFile, problems)
+        if doc is None:
             continue
-        except ValidationError as exc:
-            problems.extend(_where(exc, label))
-            continue
-        if doc.id != path.stem:
-            problems.append(f"{label}: id: '{doc.id}' does not match the file name '{path.stem}'")
         for i, entry in enumerate(doc.codes):
             if entry.status not in SHIPPED_STATUSES:
                 problems.append(
