@@ -21,15 +21,17 @@ from typing import Any, Final
 
 import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from bench import results
 from bench.generate import NOW, SERVICE_ID, make_request
 
 HOST: Final = "127.0.0.1"  # the load generator talks to this address and no other
 ISSUER: Final = "https://bench.example"
-KID: Final = "bench-es384"
+# The two algorithms CDS Hooks recommends. Verifying RS384 costs the server ~0.02 ms of CPU,
+# ES384 ~0.4 ms: at the small patient's budget (1.25 ms) the choice alone moves req/s a lot.
+ALGORITHMS: Final = ("ES384", "RS384")
 CONCURRENCY: Final = 8
 TOKEN_LIFETIME_SECONDS: Final = 600
 # (requests, seconds at most) per phase; the memory phase is two windows on the small patient.
@@ -46,14 +48,27 @@ GROWTH_TOLERANCE_MIB: Final = 2.0
 
 
 class Signer:
-    """An EC P-384 key pair standing in for the EHR: its public JWKS and fresh tokens."""
+    """A key pair standing in for the EHR (EC P-384 or RSA 2048): its public JWKS and tokens."""
 
-    def __init__(self) -> None:
-        self._key = ec.generate_private_key(ec.SECP384R1())
+    def __init__(self, alg: str = "ES384") -> None:
+        self.alg = alg
+        self.kid = f"bench-{alg.lower()}"
+        self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+        if alg == "ES384":
+            self._key = ec.generate_private_key(ec.SECP384R1())
+        elif alg == "RS384":
+            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            raise ValueError(f"unsupported algorithm {alg}; one of {', '.join(ALGORITHMS)}")
 
     def jwks(self) -> dict[str, Any]:
-        jwk = ECAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
-        return {"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "ES384"}]}
+        public = self._key.public_key()
+        jwk = (
+            ECAlgorithm.to_jwk(public, as_dict=True)
+            if isinstance(public, ec.EllipticCurvePublicKey)
+            else RSAAlgorithm.to_jwk(public, as_dict=True)
+        )
+        return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": self.alg}]}
 
     def tokens(self, audience: str, count: int) -> list[str]:
         """``count`` tokens for ``audience``, each with its own jti (replay protection is on)."""
@@ -69,8 +84,8 @@ class Signer:
                     "jti": str(uuid.uuid4()),
                 },
                 self._key,
-                algorithm="ES384",
-                headers={"kid": KID, "typ": "JWT"},
+                algorithm=self.alg,
+                headers={"kid": self.kid, "typ": "JWT"},
             )
             for _ in range(count)
         ]
@@ -90,6 +105,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (uvicorn's workers when it runs more than one)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process ended while we looked
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
 def memory_mib(pid: int) -> dict[str, float]:
     """Resident set size now and at its peak, from /proc/<pid>/status, in MiB."""
     values: dict[str, float] = {}
@@ -106,16 +139,15 @@ class Server:
 
     port: int
     workdir: Path
+    workers: int = 1
     process: subprocess.Popen[bytes] | None = None
 
-    def start(
-        self, jwks_file: Path, log_level: str, database_url: str | None, what_if: str
-    ) -> None:
+    def start(self, jwks_file: Path, log_level: str, database_url: str | None) -> None:
         env = {
             **os.environ,
             "CDS_HOST": HOST,
             "CDS_PORT": str(self.port),
-            "CDS_WORKERS": "1",
+            "CDS_WORKERS": str(self.workers),
             "CDS_ENV": "production",
             "CDS_PATIENT_HASH_KEY": "bench-only-patient-hash-key",
             "CDS_AUTH_MODE": "required",
@@ -128,9 +160,8 @@ class Server:
         }
         log = (self.workdir / "server.log").open("wb")
         # `python -m cds.cli serve` is what the `cds serve` console script runs.
-        command = ["-m", "bench.whatif", what_if] if what_if else ["-m", "cds.cli", "serve"]
         self.process = subprocess.Popen(
-            [sys.executable, *command],
+            [sys.executable, "-m", "cds.cli", "serve"],
             env=env,
             cwd=Path(__file__).resolve().parents[1],
             stdout=log,
@@ -152,10 +183,32 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=5)
 
+    def worker_pids(self) -> list[int]:
+        """The processes answering requests: the server itself, or uvicorn's spawned workers."""
+        if self.workers == 1:
+            return [self.pid]
+        return [p for p in descendants(self.pid) if "spawn_main" in _cmdline(p)]
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the server and everything it started."""
+        return sum(cpu_seconds(p) for p in (self.pid, *descendants(self.pid)))
+
+    def worker_memory_mib(self) -> dict[str, float]:
+        """RSS now and at peak of the largest worker (the memory target is per worker)."""
+        per_worker = [memory_mib(p) for p in self.worker_pids()]
+        return {k: max(m[k] for m in per_worker) for k in ("rss", "peak")}
+
     def event_loop_and_parser(self) -> list[str]:
-        """Which of uvloop and httptools the server process has loaded (from its memory map)."""
-        maps = Path(f"/proc/{self.pid}/maps").read_text()
+        """Which of uvloop and httptools the workers have loaded (from their memory maps)."""
+        maps = "".join(Path(f"/proc/{p}/maps").read_text() for p in self.worker_pids())
         return [name for name in ("uvloop", "httptools") if name in maps]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -257,19 +310,20 @@ async def burst(server: Server, body: bytes, tokens: Sequence[str], seconds: flo
         finally:
             writer.close()
 
-    started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
+    started, cpu_before = time.perf_counter(), server.cpu_seconds()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     window.elapsed = time.perf_counter() - started
-    window.server_cpu = cpu_seconds(server.pid) - cpu_before
+    window.server_cpu = server.cpu_seconds() - cpu_before
     return window
 
 
 class Profiler:
     """py-spy sampling the server while one phase runs (optional; ``pip install py-spy``)."""
 
-    def __init__(self, pid: int, enabled: bool) -> None:
+    def __init__(self, pid: int, enabled: bool, subprocesses: bool = False) -> None:
         self.pid = pid
         self.enabled = enabled
+        self.subprocesses = subprocesses
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, phase: str) -> None:
@@ -283,6 +337,7 @@ class Profiler:
                 str(py_spy),
                 *("record", "--pid", str(self.pid), "--rate", "250", "--format", "raw"),
                 *("--nonblocking", "--output", str(out)),
+                *(("--subprocesses",) if self.subprocesses else ()),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -300,9 +355,7 @@ def _verdict(met: bool) -> str:
     return "yes" if met else "NO"
 
 
-async def run(
-    server: Server, signer: Signer, scale: float, profile: bool, what_if: str
-) -> dict[str, Any]:
+async def run(server: Server, signer: Signer, scale: float, profile: bool) -> dict[str, Any]:
     audience = f"http://{HOST}:{server.port}/cds-services/{SERVICE_ID}"
     bodies = {size: orjson.dumps(make_request(size)) for size in ("small", "typical", "heavy")}
     await wait_ready(server)
@@ -310,13 +363,13 @@ async def run(
         "benchmark": "http",
         "machine": results.machine(),
         "server": {
-            "command": f"python -m bench.whatif {what_if}" if what_if else "cds serve",
-            "what_if": what_if.split(",") if what_if else [],
-            "workers": 1,
+            "command": "cds serve",
+            "workers": server.workers,
             "loaded": server.event_loop_and_parser(),
             "concurrency": CONCURRENCY,
-            "auth": "JWT ES384 required, replay protection on",
-            "rss_after_start_mib": memory_mib(server.pid),
+            "alg": signer.alg,
+            "auth": f"JWT {signer.alg} required, replay protection on",
+            "rss_after_start_mib": server.worker_memory_mib(),
         },
         "body_bytes": {size: len(body) for size, body in bodies.items()},
         "phases": {},
@@ -330,14 +383,14 @@ async def run(
         signer.tokens(audience, window_size - WARMUP),
         MEMORY_WINDOW_SECONDS,
     )
-    after_first = memory_mib(server.pid)
+    after_first = server.worker_memory_mib()
     print(f"next {window_size} small requests", flush=True)
-    profiler = Profiler(server.pid, profile)
+    profiler = Profiler(server.pid, profile, subprocesses=server.workers > 1)
     tokens = signer.tokens(audience, window_size)
     profiler.start("small")
     second = await burst(server, bodies["small"], tokens, MEMORY_WINDOW_SECONDS)
     profiler.stop()
-    after_second = memory_mib(server.pid)
+    after_second = server.worker_memory_mib()
     payload["phases"]["small"] = {**second.summary(), "first_window": first.summary()}
     payload["memory"] = {
         "requests": [
@@ -355,7 +408,7 @@ async def run(
         profiler.start(size)
         payload["phases"][size] = (await burst(server, bodies[size], tokens, seconds)).summary()
         profiler.stop()
-    payload["memory"]["after_all_mib"] = memory_mib(server.pid)
+    payload["memory"]["after_all_mib"] = server.worker_memory_mib()
     payload["machine"]["load_average_at_end"] = results.load_average()
     small = payload["phases"]["small"]
     memory = payload["memory"]
@@ -385,6 +438,7 @@ def _print(payload: dict[str, Any]) -> None:
         rows.append(
             (
                 size,
+                payload["server"]["alg"],
                 payload["body_bytes"][size] // 1024,
                 phase["requests"],
                 ",".join(f"{k}:{v}" for k, v in phase["statuses"].items()),
@@ -396,7 +450,11 @@ def _print(payload: dict[str, Any]) -> None:
                 _verdict(met),
             )
         )
-    headers = ("size", "KiB", "requests", "status", "p50 ms", "p99 ms", "req/s", "cpu ms/req")
+    headers = (
+        *("size", "alg", "KiB", "requests", "status"),
+        *("p50 ms", "p99 ms", "req/s", "cpu ms/req"),
+    )
+    print(f"server: {payload['server']['command']}, JWT {payload['server']['alg']}")
     print(results.table((*headers, "target", "met"), rows))
     memory = payload["memory"]
     targets = payload["targets"]
@@ -421,23 +479,27 @@ def main(argv: list[str] | None = None) -> int:
         "--py-spy", action="store_true", help="sample the server with py-spy during each phase"
     )
     parser.add_argument(
-        "--what-if",
-        default="",
-        help="comma-separated bench.whatif patches previewing proposed server changes",
+        "--workers", type=int, default=1, help="uvicorn worker processes (CDS_WORKERS)"
     )
     parser.add_argument(
         "--database-url", help="the server's CDS_DATABASE_URL (default: SQLite in a temp dir)"
     )
+    parser.add_argument(
+        "--alg",
+        choices=ALGORITHMS,
+        default="ES384",
+        help="the EHR's JWT signing algorithm (RS384 is far cheaper to verify than ES384)",
+    )
     args = parser.parse_args(argv)
-    signer = Signer()
+    signer = Signer(args.alg)
     with tempfile.TemporaryDirectory(prefix="footpath-bench-") as tmp:
         workdir = Path(tmp)
         jwks_file = workdir / "jwks.json"
         jwks_file.write_text(json.dumps(signer.jwks()))
-        server = Server(free_port(), workdir)
-        server.start(jwks_file, args.log_level, args.database_url, args.what_if)
+        server = Server(free_port(), workdir, workers=args.workers)
+        server.start(jwks_file, args.log_level, args.database_url)
         try:
-            payload = asyncio.run(run(server, signer, args.scale, args.py_spy, args.what_if))
+            payload = asyncio.run(run(server, signer, args.scale, args.py_spy))
         except BaseException:
             log = workdir / "server.log"
             print(log.read_text()[-3000:] if log.is_file() else "(no server log)", file=sys.stderr)
@@ -451,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                 (results.RESULTS_DIR / "http-server.log").write_bytes(log.read_bytes())
     print()
     _print(payload)
-    path = results.write("http-" + (args.what_if.replace(",", "+") or "as-is"), payload)
+    name = f"http-w{args.workers}-{args.alg.lower()}"
+    path = results.write(name, payload)
     print(
         f"\nload average {payload['machine']['load_average_at_start']} -> "
         f"{payload['machine']['load_average_at_end']}; results in {path}"

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cds import __version__
+from cds import __version__, fhir
 from cds.api import cds_routes, ops_routes
 from cds.api.playground import playground_router
 from cds.catalogue import load_catalogue
@@ -27,9 +27,9 @@ from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
 from cds.migrations import upgrade
 from cds.runtime import Runtime
-from cds.security import JwtVerifier
+from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
-from cds.store import Store
+from cds.store import AuditWriter, Store
 from cds.wire import error_response
 
 log = logging.getLogger("cds")
@@ -101,6 +101,7 @@ def build_runtime(
 ) -> Runtime:
     """Everything long-lived; a bad rule, card or value set raises ConfigError here."""
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+    fhir.memo.resize(settings.validation_memo_size)
     store = Store.from_settings(settings)
     metrics = Metrics(
         service_ids=list(catalogue.services),
@@ -111,10 +112,11 @@ def build_runtime(
         settings=settings,
         catalogue=catalogue,
         clock=clock_for(settings.fixed_now),
-        verifier=JwtVerifier(settings, store, jwks_client),
+        verifier=JwtVerifier(settings, replay_cache_for(settings, store), jwks_client),
         fhir_client=FhirClient(settings, transport=fhir_transport, metrics=metrics),
         store=store,
         metrics=metrics,
+        audit=AuditWriter(store, metrics),
     )
     runtime.closers.append(jwks_client.aclose)
     return runtime
@@ -135,9 +137,12 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await upgrade(settings)
+        runtime.audit.start()
         try:
             yield
         finally:
+            # First, while the store is open: every queued audit row is written before exit.
+            await runtime.audit.close()
             await runtime.fhir_client.aclose()
             for close in runtime.closers:
                 await close()

@@ -15,11 +15,19 @@ import orjson
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from cds.errors import ConfigError
     from cds.logs import configure_logging
+    from cds.security import check_replay_cache
     from cds.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)
+    try:
+        # Here, before the workers start: each would refuse, and uvicorn would restart them.
+        check_replay_cache(settings)
+    except ConfigError as exc:
+        sys.stderr.write("\n".join(exc.problems) + "\n")
+        return 2
     uvicorn.run(
         "cds.app:create_app",
         factory=True,

@@ -40,6 +40,9 @@ async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, 
         request = hooks.FeedbackRequest.model_validate(body)
     except ValidationError as exc:
         raise invalid(exc) from exc
+    # A card answered a moment ago may still sit in the audit writer's queue: write it first,
+    # or its feedback would be stored as unmatched.
+    await rt.audit.flush()
     outcome = await rt.store.record_feedback(
         service_id, [_stored_item(item) for item in request.feedback], datetime.now(UTC)
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,9 +16,8 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from cds.errors import MissingData
 from cds.metrics import FhirError, Metrics
-from cds.prefetch import PatientData, PrefetchState, classify, classify_all, render
+from cds.prefetch import PatientData, PrefetchState, classify
 from cds.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,7 +57,7 @@ class _Page:
 
 
 @dataclass(slots=True)
-class _Job:
+class FetchJob:
     """One prefetch key being read from the FHIR server, page by page."""
 
     key: str
@@ -141,7 +139,7 @@ class FhirClient:
 
     async def run(
         self,
-        jobs: list[_Job],
+        jobs: list[FetchJob],
         *,
         fhir_server: str,
         access_token: SecretStr | None,
@@ -172,7 +170,7 @@ class FhirClient:
 
     async def _run_job(
         self,
-        job: _Job,
+        job: FetchJob,
         server_origin: tuple[str, str, int | None],
         access_token: SecretStr | None,
         deadline: float,
@@ -263,74 +261,6 @@ def _searched_type(url: httpx.URL) -> str:
     return "unknown"
 
 
-def _absolute(fhir_server: str, relative: str) -> httpx.URL:
+def absolute_url(fhir_server: str, relative: str) -> httpx.URL:
+    """``relative`` (a search such as ``Condition?patient=1``) on the EHR's FHIR base URL."""
     return httpx.URL(fhir_server.rstrip("/") + "/" + relative.lstrip("/"))
-
-
-async def gather(
-    templates: Mapping[str, str],
-    *,
-    hook_context: Mapping[str, Any],
-    prefetch: Mapping[str, Any] | None,
-    fhir_server: str | None,
-    access_token: SecretStr | None,
-    token_patient: str | None,
-    required: set[str],
-    client: FhirClient | None,
-    settings: Settings | None = None,
-    budget_seconds: float | None = None,
-) -> PatientData:
-    """Each declared key's resources from prefetch or the FHIR server (P-08..P-19, E-05).
-
-    Without ``client`` a temporary one is made from ``settings``; with neither, nothing is
-    fetched. Raises ``MissingData`` (412) when a key in ``required`` stays unavailable.
-    """
-    data = PatientData()
-    read = classify_all(templates, prefetch)
-    own_client = client is None and settings is not None
-    if client is None and settings is not None:
-        client = FhirClient(settings)
-    try:
-        refusal = (
-            client.refusal(fhir_server, access_token, token_patient, hook_context.get("patientId"))
-            if client is not None
-            else "no FHIR client is configured"
-        )
-        jobs: list[_Job] = []
-        for key, value in read.items():
-            if value.state is PrefetchState.no_data:
-                data.resources[key] = []
-            elif value.state is PrefetchState.data:
-                data.resources[key] = list(value.resources)
-                if value.next_url is None:
-                    continue
-                if refusal is not None or fhir_server is None:
-                    # P-14: without a usable server only the first page counts.
-                    data.incomplete.add(key)
-                    continue
-                url = _absolute(fhir_server, "").join(value.next_url)
-                jobs.append(_Job(key, url, resources=list(value.resources), pages=1))
-            else:
-                if refusal is not None or fhir_server is None:
-                    data.unavailable[key] = f"{value.reason}; {refusal}"
-                    continue
-                rendered = render(templates[key], hook_context)
-                if rendered is None:
-                    data.unavailable[key] = f"{value.reason}; a template token is not in context"
-                    continue
-                jobs.append(_Job(key, _absolute(fhir_server, rendered), why=value.reason or ""))
-        if jobs and client is not None and fhir_server is not None:
-            await client.run(
-                jobs,
-                fhir_server=fhir_server,
-                access_token=access_token,
-                budget_seconds=budget_seconds or client.settings.request_budget_seconds,
-                data=data,
-            )
-    finally:
-        if own_client and client is not None:
-            await client.aclose()
-    missing = sorted(required & data.unavailable.keys())
-    if missing:
-        raise MissingData(missing, "; ".join(f"{k}: {data.unavailable[k]}" for k in missing))
-    return data

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
-from cds.engine import Evaluation, evaluate
+from cds.engine import Evaluation, IssuedCard, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound
-from cds.fhir_client import FhirClient, gather
+from cds.fhir_client import FhirClient
+from cds.gathering import Gathering, complete, read_prefetch, refusal_of
 from cds.logs import log_fields
 from cds.prefetch import PatientData
 from cds.runtime import Runtime
 from cds.store import AuditRecord, patient_hash
-from cds.wire import invalid
+from cds.wire import check_limits, collector_paused, invalid, parse_json
 
 log = logging.getLogger("cds.invocation")
+T = TypeVar("T")
 
 
 def parse_request(
@@ -59,82 +63,202 @@ async def answer(
     now: datetime,
 ) -> tuple[PatientData, Evaluation]:
     """The patient's data (prefetch, then the FHIR server when ``client``) and the evaluation."""
-    authorization = request.fhir_authorization if client is not None else None
-    data = await gather(
-        service.prefetch,
-        hook_context=request.context,
-        prefetch=request.prefetch,
-        fhir_server=request.fhir_server if client is not None else None,
-        access_token=authorization.access_token if authorization else None,
-        token_patient=authorization.patient if authorization else None,
-        required=set(service.required_prefetch),
-        client=client,
-    )
+    data = await complete(_read_prefetch(service, request, context, client), client)
     evaluation = evaluate(
         catalogue, service, request, context, data.resources, data.unavailable, now
     )
     return data, evaluation
 
 
-async def invoke(rt: Runtime, service_id: str, body: Any) -> dict[str, Any]:
-    """Run ``service_id`` on ``body`` and return the wire response; audit every outcome."""
-    started = time.perf_counter()
-    service, request, context = parse_request(rt.catalogue, service_id, body)
-    status = 200
-    fired: list[str] = []
-    issued: list[Any] = []
-    fetched = 0
-    skipped = 0
-    try:
-        data, evaluation = await answer(
-            rt.catalogue, service, request, context, client=rt.fhir_client, now=rt.clock()
+def _read_prefetch(
+    service: ServiceDefinition,
+    request: hooks.HookRequest,
+    context: hooks.PatientViewContext | hooks.OrderSignContext,
+    client: FhirClient | None,
+) -> Gathering:
+    authorization = request.fhir_authorization if client is not None else None
+    fhir_server = request.fhir_server if client is not None else None
+    access_token = authorization.access_token if authorization else None
+    return read_prefetch(
+        service.prefetch,
+        hook_context=request.context,
+        prefetch=request.prefetch,
+        fhir_server=fhir_server,
+        refusal=refusal_of(
+            client,
+            fhir_server,
+            access_token,
+            authorization.patient if authorization else None,
+            request.context,
+        ),
+        access_token=access_token,
+        required=set(service.required_prefetch),
+    )
+
+
+@dataclass(slots=True)
+class _Call:
+    """One hook call from its bytes to its answer, and what its audit row needs.
+
+    ``release`` drops every reference to the parsed body, so that a call answered from prefetch
+    alone frees its (possibly megabytes of) JSON before the collector resumes: otherwise the
+    collector's next pass would walk all of it once for nothing, since JSON holds no cycles.
+    """
+
+    rt: Runtime
+    service: ServiceDefinition
+    request: hooks.HookRequest | None
+    context: hooks.PatientViewContext | hooks.OrderSignContext | None
+    gathering: Gathering | None
+    hook: str
+    hook_instance: str
+    patient_id: str
+    status: int = 200
+    failure: BaseException | None = None
+    wire: dict[str, Any] | None = None
+    fired: list[str] = field(default_factory=list)
+    issued: list[IssuedCard] = field(default_factory=list)
+    skipped: int = 0
+    fetched: int = 0
+
+    @classmethod
+    def start(cls, rt: Runtime, service_id: str, body: bytes) -> _Call:
+        """Parse and validate the call and read its prefetch; a 4xx here is raised, unaudited."""
+        raw = parse_json(body)
+        check_limits(raw, rt.settings.max_json_depth, rt.settings.max_prefetch_entries)
+        service, request, context = parse_request(rt.catalogue, service_id, raw)
+        call = cls(
+            rt,
+            service,
+            request,
+            context,
+            None,
+            request.hook,
+            request.hook_instance,
+            context.patient_id,
         )
-        fetched = data.fetched
-        fired = evaluation.fired
-        issued = list(evaluation.issued)
-        skipped = sum(evaluation.skipped.values())
+        call.gathering = call.attempt(
+            lambda: _read_prefetch(service, request, context, rt.fhir_client)
+        )
+        return call
+
+    @property
+    def needs_fetch(self) -> bool:
+        return self.gathering is not None and bool(self.gathering.jobs)
+
+    def attempt(self, step: Callable[[], T]) -> T | None:
+        """``step()``, or None with the failure kept for the audit and re-raised later."""
+        try:
+            return step()
+        except CdsError as exc:
+            self.status, self.failure = exc.status_code, exc
+        except Exception as exc:
+            self.status, self.failure = 500, exc
+        self.release()
+        return None
+
+    def conclude(self, data: PatientData) -> None:
+        """Evaluate on ``data`` and keep the wire answer; then drop the parsed body."""
+        request, context = self.request, self.context
+        if request is None or context is None:  # released: the call already failed
+            return
+        rt, service = self.rt, self.service
+        evaluation = evaluate(
+            rt.catalogue,
+            service,
+            request,
+            context,
+            data.resources,
+            data.unavailable,
+            rt.clock(),
+        )
+        self.fetched = data.fetched
+        self.fired = evaluation.fired
+        self.issued = list(evaluation.issued)
+        self.skipped = sum(evaluation.skipped.values())
         for resource_type, count in evaluation.skipped.items():
             rt.metrics.skipped_resources(resource_type, count)
-        for rule_id in fired:
+        for rule_id in self.fired:
             rt.metrics.card_emitted(service.id, rule_id)
-        return hooks.to_wire(evaluation.response)
+        self.wire = hooks.to_wire(evaluation.response)
+        self.release()
+
+    def release(self) -> None:
+        self.request = self.context = self.gathering = None
+
+
+async def invoke(rt: Runtime, service_id: str, body: bytes) -> dict[str, Any]:
+    """Run ``service_id`` on the request ``body`` and return the wire response; audit every
+    outcome past request validation."""
+    started = time.perf_counter()
+    with collector_paused():
+        # Complete prefetch: bytes to answer in one synchronous stretch (nothing else runs).
+        call = _Call.start(rt, service_id, body)
+        if call.gathering is not None and not call.needs_fetch:
+            ready = call.attempt(call.gathering.finish)
+            if ready is not None:
+                call.attempt(lambda: call.conclude(ready))
+            del ready
+    if call.needs_fetch:
+        assert call.gathering is not None  # noqa: S101
+        gathering = call.gathering
+        fetched = await _fetch(call, gathering)
+        del gathering
+        if fetched is not None:
+            with collector_paused():
+                call.attempt(lambda: call.conclude(fetched))
+                del fetched
+    await _audit(rt, call, started)
+    if call.failure is not None:
+        raise call.failure
+    assert call.wire is not None  # noqa: S101
+    return call.wire
+
+
+async def _fetch(call: _Call, gathering: Gathering) -> PatientData | None:
+    try:
+        return await complete(gathering, call.rt.fhir_client)
     except CdsError as exc:
-        status = exc.status_code
-        raise
-    except Exception:
-        status = 500
-        raise
-    finally:
-        elapsed = time.perf_counter() - started
-        rt.metrics.request_done(service.id, status, elapsed)
-        audit = AuditRecord(
-            hook_instance=request.hook_instance,
-            service_id=service.id,
-            hook=request.hook,
-            rule_ids=fired,
-            card_uuids=[card.card_uuid for card in issued],
-            duration_ms=round(elapsed * 1000, 3),
-            status=status,
-            fhir_fetch_count=fetched,
-            skipped_resource_count=skipped,
-            received_at=rt.clock(),
-            patient_hash=patient_hash(rt.settings.patient_hash_key, context.patient_id),
-        )
-        await rt.store.record_invocation(audit, issued)
-        log.info(
-            "hook answered",
-            extra=log_fields(
-                hook_instance=request.hook_instance,
-                service=service.id,
-                hook=request.hook,
-                status=status,
-                rule_ids=fired,
-                card_uuids=audit.card_uuids,
-                duration_ms=audit.duration_ms,
-                fhir_fetch_count=fetched,
-                skipped_resources=skipped,
-            ),
-        )
+        call.status, call.failure = exc.status_code, exc
+    except Exception as exc:
+        call.status, call.failure = 500, exc
+    call.release()
+    return None
+
+
+async def _audit(rt: Runtime, call: _Call, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    service_id = call.service.id
+    rt.metrics.request_done(service_id, call.status, elapsed)
+    audit = AuditRecord(
+        hook_instance=call.hook_instance,
+        service_id=service_id,
+        hook=call.hook,
+        rule_ids=call.fired,
+        card_uuids=[card.card_uuid for card in call.issued],
+        duration_ms=round(elapsed * 1000, 3),
+        status=call.status,
+        fhir_fetch_count=call.fetched,
+        skipped_resource_count=call.skipped,
+        received_at=rt.clock(),
+        patient_hash=patient_hash(rt.settings.patient_hash_key, call.patient_id),
+    )
+    # Queued, not written: the audit writer batches many calls into one transaction.
+    await rt.audit.submit(audit, call.issued)
+    log.info(
+        "hook answered",
+        extra=log_fields(
+            hook_instance=call.hook_instance,
+            service=service_id,
+            hook=call.hook,
+            status=call.status,
+            rule_ids=call.fired,
+            card_uuids=audit.card_uuids,
+            duration_ms=audit.duration_ms,
+            fhir_fetch_count=call.fetched,
+            skipped_resources=call.skipped,
+        ),
+    )
 
 
 async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> dict[str, Any]:

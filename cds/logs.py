@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
+import orjson
+
 ALLOWED_FIELDS: Final = frozenset(
     {
         # A CDS Hooks call and what we answered.
@@ -58,6 +60,8 @@ MAX_FRAMES: Final = 20
 
 _JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+")
+# What either pattern needs to match at all: one search spares most strings both substitutions.
+_SUSPECT = re.compile(r"eyJ|(?i:bearer)")
 
 _Scalar = str | int | float | bool | None
 _HANDLER_MARK: Final = "_footpath_json_handler"
@@ -65,31 +69,35 @@ _HANDLER_MARK: Final = "_footpath_json_handler"
 
 def log_fields(**values: object) -> dict[str, dict[str, object]]:
     """The ``extra=`` argument for a log call; raises ``TypeError`` on a non-whitelisted name."""
-    unknown = sorted(values.keys() - ALLOWED_FIELDS)
-    if unknown:
+    if not values.keys() <= ALLOWED_FIELDS:
+        unknown = sorted(values.keys() - ALLOWED_FIELDS)
         raise TypeError(f"not loggable fields (see cds.logs.ALLOWED_FIELDS): {unknown}")
     return {"fields": values}
 
 
 def redact(text: str) -> str:
     """``text`` with JWT-shaped strings and Bearer credentials replaced, then truncated."""
-    text = _BEARER.sub(r"\1 [redacted]", text)
-    text = _JWT_SHAPED.sub("[redacted-jwt]", text)
+    if _SUSPECT.search(text) is not None:
+        text = _BEARER.sub(r"\1 [redacted]", text)
+        text = _JWT_SHAPED.sub("[redacted-jwt]", text)
     if len(text) > MAX_STRING_CHARS:
         return text[:MAX_STRING_CHARS] + "…"
     return text
 
 
 def _scalar(value: object) -> _Scalar:
-    if value is None or isinstance(value, bool | int | float):
-        return value
+    # Strings first: nearly every field is one, and this runs for every request's log line.
     if isinstance(value, str):
         return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
     # str() of an arbitrary object may render patient data; its type name cannot.
     return f"<{type(value).__name__}>"
 
 
 def _safe_value(value: object) -> _Scalar | list[_Scalar]:
+    if isinstance(value, str):
+        return redact(value)
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
         return [_scalar(item) for item in list(items)[:MAX_LIST_ITEMS]]
@@ -117,7 +125,11 @@ class JsonFormatter(logging.Formatter):
             entry["exc_type"] = record.exc_info[0].__qualname__
             frames = traceback.extract_tb(record.exc_info[2])[-MAX_FRAMES:]
             entry["exc_frames"] = [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        # orjson: the same compact UTF-8 line as json.dumps, at a fraction of the cost per call.
+        try:
+            return orjson.dumps(entry).decode()
+        except TypeError:  # an int beyond 64 bits, which only the standard encoder takes
+            return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
 class AccessLogFilter(logging.Filter):
@@ -173,8 +185,16 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
 
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
         uvicorn_logger = logging.getLogger(name)
+        # uvicorn's access_log=False (cds serve, cds demo) leaves the access logger with no
+        # handler and not propagating. Keep it off: the app factory runs after uvicorn set it
+        # up, and turning it back on printed a second line for every request.
+        switched_off = (
+            name == "uvicorn.access"
+            and not uvicorn_logger.handlers
+            and not uvicorn_logger.propagate
+        )
         uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
+        uvicorn_logger.propagate = not switched_off
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessLogFilter) for f in access.filters):
         access.addFilter(AccessLogFilter())

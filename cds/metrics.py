@@ -134,18 +134,47 @@ class Metrics:
             ["service", "result"],
             registry=reg,
         )
+        self.audit_batch_failures = Counter(
+            "cds_audit_batch_failures",
+            "Audit batches whose one-transaction write failed (then written call by call)",
+            registry=reg,
+        )
+        self.audit_lost = Counter(
+            "cds_audit_rows_lost",
+            "Hook calls whose audit row and issued cards could not be written at all",
+            registry=reg,
+        )
+        # Label children by the arguments that chose them: every request records a few metrics,
+        # and .labels() (validation, a lock, a lookup) cost more than the increments themselves.
+        self._request_children: dict[tuple[str | None, int], tuple[Counter, Histogram]] = {}
+        self._card_children: dict[tuple[str, str], Counter] = {}
 
     def _service(self, service_id: str | None) -> str:
         return _known(service_id, self._services)
 
     def request_done(self, service_id: str | None, status: int, seconds: float) -> None:
         """One CDS service call answered with HTTP ``status`` after ``seconds``."""
-        labels = (self._service(service_id), str(status) if 100 <= status <= 599 else UNKNOWN)
-        self.requests.labels(*labels).inc()
-        self.request_seconds.labels(*labels).observe(seconds)
+        key = (service_id, status)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = (self._service(service_id), str(status) if 100 <= status <= 599 else UNKNOWN)
+            children = (self.requests.labels(*labels), self.request_seconds.labels(*labels))
+            # Only catalogue ids are kept, so the memo is no larger than the label space.
+            if labels[0] == service_id:
+                self._request_children[key] = children
+        counter, histogram = children
+        counter.inc()
+        histogram.observe(seconds)
 
     def card_emitted(self, service_id: str, rule_id: str, count: int = 1) -> None:
-        self.cards.labels(self._service(service_id), _known(rule_id, self._rules)).inc(count)
+        key = (service_id, rule_id)
+        child = self._card_children.get(key)
+        if child is None:
+            labels = (self._service(service_id), _known(rule_id, self._rules))
+            child = self.cards.labels(*labels)
+            if labels == key:
+                self._card_children[key] = child
+        child.inc(count)
 
     def fhir_fetch(self, resource_type: str, seconds: float) -> None:
         self.fhir_seconds.labels(_resource_type(resource_type)).observe(seconds)
@@ -168,6 +197,12 @@ class Metrics:
         self.feedback.labels(service, "matched").inc(stored - unmatched)
         self.feedback.labels(service, "unmatched").inc(unmatched)
         self.feedback.labels(service, "duplicate").inc(duplicates)
+
+    def audit_batch_failed(self) -> None:
+        self.audit_batch_failures.inc()
+
+    def audit_rows_lost(self, count: int) -> None:
+        self.audit_lost.inc(count)
 
     def render(self) -> tuple[bytes, str]:
         return render_latest(self.registry)

@@ -19,7 +19,7 @@ from cds.metrics import Metrics
 from cds.report import report_json
 from cds.security import JwtVerifier
 from cds.settings import Settings
-from cds.store import Store
+from cds.store import AuditWriter, Store
 
 
 @dataclass
@@ -33,6 +33,8 @@ class Runtime:
     fhir_client: FhirClient
     store: Store
     metrics: Metrics
+    # Writes each call's audit row and issued cards in batches; started by the app's lifespan.
+    audit: AuditWriter
     discovery: dict[str, Any] = field(init=False)
     # Extra async resources to release at shutdown (for example the JWKS HTTP client).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -53,6 +55,8 @@ class Runtime:
             raise Unauthorized("admin token mismatch")
 
     async def report(self, service: str | None, start: datetime, end: datetime) -> Any:
+        # The report counts the cards just answered too, even those still in the writer's queue.
+        await self.audit.flush()
         return report_json(await self.store.rule_report(service, start, end))
 
 

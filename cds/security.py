@@ -20,7 +20,7 @@ from jwt.algorithms import get_default_algorithms
 from cds.clock import Clock, system_clock
 from cds.errors import ConfigError, Unauthorized
 from cds.logs import log_fields
-from cds.settings import Settings
+from cds.settings import ReplayCacheChoice, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ _ALGORITHMS: Final = {
 }
 
 MAX_TOKEN_CHARS: Final = 16 * 1024
+# Parsed verification keys held at most; a rotation leaves stale ones, dropped all at once.
+MAX_PARSED_KEYS: Final = 256
 MAX_JWKS_BYTES: Final = 256 * 1024
 MAX_JTI_CHARS: Final = 255
 JWKS_FETCH_TIMEOUT_SECONDS: Final = 5.0
@@ -102,6 +104,28 @@ class MemoryReplayCache:
         while self._heap and self._heap[0][0] <= now:
             _, iss, jti = heapq.heappop(self._heap)
             self._expiry.pop((iss, jti), None)
+
+
+def check_replay_cache(settings: Settings) -> None:
+    """``ConfigError`` for ``CDS_REPLAY_CACHE=memory`` with several workers.
+
+    Each worker would hold its own cache, so a token replayed to another worker would pass.
+    """
+    if settings.replay_cache is ReplayCacheChoice.memory and settings.workers > 1:
+        raise ConfigError(
+            [
+                f"CDS_REPLAY_CACHE=memory is unsafe with CDS_WORKERS={settings.workers}: a jti "
+                "seen by one worker is unknown to the others. Use 'database' (or 'auto')."
+            ]
+        )
+
+
+def replay_cache_for(settings: Settings, database: ReplayCache) -> ReplayCache:
+    """The replay cache ``CDS_REPLAY_CACHE`` asks for; ``database`` is the shared one."""
+    check_replay_cache(settings)
+    if settings.effective_replay_cache is ReplayCacheChoice.memory:
+        return MemoryReplayCache()
+    return database
 
 
 # --------------------------------------------------------------------------- key sources
@@ -359,6 +383,16 @@ class _Header:
     jku: object
 
 
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """A compact JWS decoded once per request: header checks, claims and signature read this."""
+
+    header: _Header
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
 class JwtVerifier:
     """Checks the ``Authorization`` header of a CDS Hooks request against the trusted issuers.
 
@@ -379,9 +413,10 @@ class JwtVerifier:
         self._clock = clock
         self._leeway = timedelta(seconds=settings.jwt_leeway_seconds)
         self._max_lifetime = timedelta(seconds=settings.jwt_max_lifetime_seconds)
-        self._jws = jwt.PyJWS(
-            algorithms=sorted(ALLOWED_ALGORITHMS), options={"enforce_minimum_key_length": True}
-        )
+        self._jws = jwt.PyJWS(algorithms=sorted(ALLOWED_ALGORITHMS))
+        # (alg, iss, kid) -> (the JWK it was parsed from, the key object): parsing a JWK costs
+        # more than some signature checks, and the JWK's identity tells when a reload replaced it.
+        self._parsed_keys: dict[tuple[str, str, str], tuple[Jwk, Any]] = {}
         self.key_cache = JwksCache(
             self._sources,
             http_client,
@@ -413,19 +448,22 @@ class JwtVerifier:
                 ),
             )
             raise
-        logger.debug(
-            "caller JWT accepted",
-            extra=log_fields(iss=caller.iss, kid=caller.kid, jti=caller.jti, tenant=caller.tenant),
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "caller JWT accepted",
+                extra=log_fields(
+                    iss=caller.iss, kid=caller.kid, jti=caller.jti, tenant=caller.tenant
+                ),
+            )
         return caller
 
     async def _verify(
         self, authorization_header: str | None, audience: str, attempt: _Attempt
     ) -> VerifiedCaller:
-        token = _bearer_token(authorization_header)
-        header = _checked_header(self._jws, token)
+        token = _decoded(self._jws, _bearer_token(authorization_header))
+        header, claims = token.header, token.claims
         attempt.kid = header.kid
-        iss = _unverified_issuer(self._jws, token)
+        iss = _unverified_issuer(claims)
         attempt.iss = iss
         source = self._sources.get(iss)
         if source is None:
@@ -433,7 +471,7 @@ class JwtVerifier:
         if not source.accepts_jku(header.jku):
             raise Unauthorized("jku is not the configured JWKS URL of the issuer")
         jwk = await self.key_cache.key(iss, header.kid)
-        claims = self._verified_claims(token, _public_key(header.alg, jwk), header.alg)
+        _check_signature(token, self._public_key(iss, header, jwk))
         jti = _jti(claims)
         attempt.jti = jti
         _check_audience(claims, audience)
@@ -445,16 +483,17 @@ class JwtVerifier:
             iss=iss, jti=jti, tenant=tenant, kid=header.kid, alg=header.alg, expires_at=expires_at
         )
 
-    def _verified_claims(self, token: str, key: Any, alg: str) -> dict[str, Any]:
-        try:
-            payload = self._jws.decode_complete(token, key=key, algorithms=[alg])["payload"]
-        except jwt.InvalidSignatureError as exc:
-            raise Unauthorized("signature does not verify") from exc
-        except jwt.InvalidKeyError as exc:
-            raise Unauthorized("issuer key unusable or too weak") from exc
-        except jwt.PyJWTError as exc:
-            raise Unauthorized(f"signature check failed: {type(exc).__name__}") from exc
-        return _claims_object(payload)
+    def _public_key(self, iss: str, header: _Header, jwk: Jwk) -> Any:
+        """The key object for ``jwk``, parsed once per JWK the key cache hands out."""
+        slot = (header.alg, iss, header.kid)
+        cached = self._parsed_keys.get(slot)
+        if cached is not None and cached[0] is jwk:
+            return cached[1]
+        key = _public_key(header.alg, jwk)
+        if len(self._parsed_keys) >= MAX_PARSED_KEYS:
+            self._parsed_keys.clear()
+        self._parsed_keys[slot] = (jwk, key)
+        return key
 
     def _checked_lifetime(self, claims: Mapping[str, Any]) -> datetime:
         """``exp`` after checking exp/iat/nbf against the clock with leeway, and the lifetime."""
@@ -490,11 +529,23 @@ def _bearer_token(authorization_header: str | None) -> str:
     return token
 
 
-def _checked_header(jws: jwt.PyJWS, token: str) -> _Header:
+def _decoded(jws: jwt.PyJWS, token: str) -> _Token:
+    """The token's checked header and its claims (not yet verified) from one decoding pass."""
     try:
-        header = jws.get_unverified_header(token)
+        parts = jws.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"malformed token: {type(exc).__name__}") from exc
+    header = _checked_header(parts["header"])
+    return _Token(
+        header=header,
+        claims=_claims_object(parts["payload"]),
+        # What PyJWS signs and checks: the compact form up to the last dot, as bytes.
+        signing_input=token.rpartition(".")[0].encode(),
+        signature=parts["signature"],
+    )
+
+
+def _checked_header(header: dict[str, Any]) -> _Header:
     typ, kid, alg = header.get("typ"), header.get("kid"), header.get("alg")
     if not isinstance(typ, str) or typ.upper() != "JWT":
         raise Unauthorized("header typ is not JWT")
@@ -507,13 +558,9 @@ def _checked_header(jws: jwt.PyJWS, token: str) -> _Header:
     return _Header(alg=str(alg), kid=kid, jku=header.get("jku"))
 
 
-def _unverified_issuer(jws: jwt.PyJWS, token: str) -> str:
+def _unverified_issuer(claims: Mapping[str, Any]) -> str:
     """The ``iss`` claim before the signature check: only used to pick the issuer's keys."""
-    try:
-        payload = jws.decode_complete(token, options={"verify_signature": False})["payload"]
-    except jwt.PyJWTError as exc:
-        raise Unauthorized(f"malformed token: {type(exc).__name__}") from exc
-    iss = _claims_object(payload).get("iss")
+    iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
         raise Unauthorized("iss claim missing")
     return iss
@@ -536,10 +583,29 @@ def _public_key(alg: str, jwk: Jwk) -> Any:
         raise Unauthorized("token alg does not fit the key type or curve")
     if "alg" in jwk and jwk["alg"] != alg:
         raise Unauthorized("token alg differs from the key's alg")
+    algorithm = _ALGORITHMS[alg]
     try:
-        return _ALGORITHMS[alg].from_jwk(jwk)
+        key = algorithm.from_jwk(jwk)
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise Unauthorized("issuer key is not a valid JWK") from exc
+    try:
+        key = algorithm.prepare_key(key)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("issuer key unusable or too weak") from exc
+    # PyJWS would only warn about a short key unless told to enforce; we always refuse it.
+    if algorithm.check_key_length(key) is not None:
+        raise Unauthorized("issuer key unusable or too weak")
+    return key
+
+
+def _check_signature(token: _Token, key: Any) -> None:
+    """The signature over the token's signing input, as ``PyJWS.decode_complete`` checks it."""
+    try:
+        valid = _ALGORITHMS[token.header.alg].verify(token.signing_input, key, token.signature)
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise Unauthorized(f"signature check failed: {type(exc).__name__}") from exc
+    if not valid:
+        raise Unauthorized("signature does not verify")
 
 
 def _check_audience(claims: Mapping[str, Any], audience: str) -> None:

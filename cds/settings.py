@@ -23,6 +23,14 @@ class AuthMode(StrEnum):
     off = "off"
 
 
+class ReplayCacheChoice(StrEnum):
+    """Where the JWT ``jti`` replay cache lives (``CDS_REPLAY_CACHE``)."""
+
+    auto = "auto"
+    memory = "memory"
+    database = "database"
+
+
 class Settings(BaseSettings):
     """Every knob of the service; ``cds serve`` and ``create_app`` take one of these."""
 
@@ -49,6 +57,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["https://sandbox.cds-hooks.org"]
     playground_enabled: bool | None = None
     demo_dir: Path = PROJECT_ROOT / "demo" / "patients"
+    # Validation outcomes remembered by resource content (0 = validate every time).
+    validation_memo_size: int = Field(default=20_000, ge=0)
 
     # Caller authentication (JWT from the EHR).
     auth_mode: AuthMode | None = None
@@ -58,6 +68,8 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(default=3600, ge=10)
     jwks_min_refresh_seconds: int = Field(default=30, ge=0)
     trust_sandbox: bool = False
+    # auto: in memory when one process sees every token (SQLite, one worker), else the database.
+    replay_cache: ReplayCacheChoice = ReplayCacheChoice.auto
 
     # Fallback FHIR fetching.
     fhir_connect_timeout: float = Field(default=2.0, gt=0)
@@ -91,6 +103,24 @@ class Settings(BaseSettings):
         if self.auth_mode is not None:
             return self.auth_mode
         return AuthMode.required if self.env is Environment.production else AuthMode.off
+
+    @property
+    def effective_replay_cache(self) -> ReplayCacheChoice:
+        """``memory`` or ``database``; ``auto`` picks memory only for SQLite with one worker.
+
+        SQLite serves one process on one machine, so with one worker that process sees every
+        token; PostgreSQL means replicas, which must share the cache to refuse a replay.
+        """
+        if self.replay_cache is not ReplayCacheChoice.auto:
+            return self.replay_cache
+        if self.database_is_sqlite and self.workers == 1:
+            return ReplayCacheChoice.memory
+        return ReplayCacheChoice.database
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        # The URL's scheme names the dialect before an optional "+driver".
+        return self.database_url.partition(":")[0].partition("+")[0].lower() == "sqlite"
 
     @property
     def effective_playground(self) -> bool:

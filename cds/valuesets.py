@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,10 @@ from cds.errors import ConfigError
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SHIPPED_STATUSES = frozenset({"VERIFIED", "VERIFIED (secondary)"})
+NO_SETS: Final[frozenset[str]] = frozenset()
+# Distinct codings remembered per process; a chart's noise repeats the same few codes, and the
+# bound keeps a stream of unique codes from growing memory (the memo is simply started over).
+MEMO_LIMIT: Final[int] = 50_000
 
 
 def normalize(system: str, code: str) -> str:
@@ -133,17 +138,34 @@ class ValueSets:
     by_id: Mapping[str, ValueSet]
     _exact: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
     _prefix: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+    _text: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = field(
+        default_factory=dict, repr=False
+    )
+    _text_any: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
+    _text_memo: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         exact: dict[tuple[str, str], set[str]] = {}
         prefix: dict[str, set[str]] = {}
+        text: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
         for vs in self.by_id.values():
             for key in vs.exact:
                 exact.setdefault(key, set()).add(vs.id)
             for stem in vs.prefixes:
                 prefix.setdefault(stem, set()).add(vs.id)
+            if vs.text:
+                # One alternation per set: the same substring test as matches_text, in C.
+                pattern = re.compile("|".join(re.escape(word) for word in vs.text))
+                for resource_type in sorted(vs.text_on):
+                    text.setdefault(resource_type, []).append((vs.id, pattern))
         self._exact.update({k: frozenset(v) for k, v in exact.items()})
         self._prefix.update({k: frozenset(v) for k, v in prefix.items()})
+        self._text.update({k: tuple(v) for k, v in text.items()})
+        # Most resources name none of the words: one search for all of a type's sets says so.
+        self._text_any.update(
+            {k: re.compile("|".join(p.pattern for _, p in v)) for k, v in text.items()}
+        )
 
     def __contains__(self, vs_id: object) -> bool:
         return vs_id in self.by_id
@@ -158,11 +180,23 @@ class ValueSets:
 
     def ids_for(self, system: str, code: str) -> frozenset[str]:
         """Ids of every value set the coding belongs to: dict lookups only, no scanning."""
+        key = (system, code)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._lookup(system, code)
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+    def _lookup(self, system: str, code: str) -> frozenset[str]:
         norm = normalize(system, code)
         found = set(self._exact.get((system, norm), ()))
         if system == ICD10CM:
             for end in range(1, len(norm) + 1):
                 found.update(self._prefix.get(norm[:end], ()))
+        if not found:
+            return NO_SETS
         return frozenset(vs_id for vs_id in found if (system, norm) not in self[vs_id].carve_out)
 
     def ids_for_codings(self, codings: Iterable[tuple[str, str]]) -> frozenset[str]:
@@ -171,6 +205,27 @@ class ValueSets:
         for system, code in codings:
             out |= self.ids_for(system, code)
         return frozenset(out)
+
+    def reads_text(self, resource_type: str) -> bool:
+        """Whether any set matches ``resource_type`` by text."""
+        return resource_type in self._text
+
+    def ids_for_text(self, resource_type: str, text: str) -> frozenset[str]:
+        """Ids of the text-matching sets for ``resource_type`` that ``text`` names a word of."""
+        key = (resource_type, text)
+        found = self._text_memo.get(key)
+        if found is None:
+            found = NO_SETS
+            lowered = text.lower()
+            anything = self._text_any.get(resource_type)
+            if anything is not None and anything.search(lowered):
+                found = frozenset(
+                    vs_id for vs_id, pattern in self._text[resource_type] if pattern.search(lowered)
+                )
+            if len(self._text_memo) >= MEMO_LIMIT:
+                self._text_memo.clear()
+            self._text_memo[key] = found
+        return found
 
 
 def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[ValueSets, list[str]]:
@@ -195,6 +250,8 @@ def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[Val
                 problems.append(f"{label}: codes[{i}].match: prefix is only for ICD-10-CM")
         if doc.text_match and not doc.text_match_on:
             problems.append(f"{label}: textMatchOn: name the resource types the text match reads")
+        if any(not word.strip() or "\n" in word for word in doc.text_match):
+            problems.append(f"{label}: textMatch: words must be non-blank single lines")
         sets[doc.id] = _compile(doc)
     return ValueSets(sets), problems
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -37,6 +39,11 @@ def _is_json(content_type: str | None) -> bool:
 
 async def read_json(request: Request, limit: int) -> Any:
     """G-07 and the body limit: JSON of at most ``limit`` bytes, or a CdsError."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """G-07 and the body limit: the bytes of a JSON body of at most ``limit`` bytes."""
     if not _is_json(request.headers.get("content-type")):
         raise UnsupportedMediaType("The body must be JSON (Content-Type: application/json).")
     declared = request.headers.get("content-length")
@@ -49,19 +56,34 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    # Parsed JSON holds no reference cycles, yet its millions of new objects would trigger
-    # several full collections mid-parse: pausing the collector cut heavy-chart CPU by ~40 %.
+    return b"".join(chunks)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around synchronous work (never across an await).
+
+    Parsed JSON holds no reference cycles, yet its hundreds of thousands of new objects make
+    the collector run pass after pass over them mid-request: pausing it cut heavy-chart CPU by
+    ~40 % while parsing, and 12-17 % more (heavy, huge) over the whole call.
+    """
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        # The decoder's message names a position, never the content, so it is safe to return.
-        raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
+        yield
     finally:
         if collecting:
             gc.enable()
+
+
+def parse_json(body: bytes) -> Any:
+    """The parsed body, or InvalidRequest naming where the JSON breaks."""
+    with collector_paused():
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            # The decoder's message names a position, never the content: safe to return.
+            raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
 
 
 def check_limits(body: Any, max_depth: int, max_entries: int) -> None:

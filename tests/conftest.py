@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from cds.app import create_app
-from cds.settings import Settings
+from cds.migrations import upgrade
+from cds.settings import Settings, load_settings
+from cds.store import Store
 from tests.requests import ICD10, condition, patient, searchset
 
 pytest_plugins = ["tests.fhirserver", "tests.pgserver"]
@@ -41,6 +44,24 @@ def settings(tmp_path: Path) -> Settings:
         fixed_now=FIXED_NOW,
         public_base_url="https://cds.example.org",
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on a new SQLite file, then on a new database of the session's PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    return load_settings(database_url=url, patient_hash_key=SecretStr("test-key"))
+
+
+@pytest.fixture
+async def store(store_settings: Settings) -> AsyncIterator[Store]:
+    """A migrated store; every test that takes it runs on SQLite and on PostgreSQL."""
+    await upgrade(store_settings)
+    async with Store.from_settings(store_settings) as opened:
+        yield opened
 
 
 @pytest.fixture

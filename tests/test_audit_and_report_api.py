@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from cds.app import create_app
 from cds.settings import Settings
-from cds.store import Store
+from cds.store import AuditWriter, Store
 from cds.store.schema import invocations
 from tests.conftest import changed, serving
 
@@ -32,7 +32,9 @@ async def admin_client(admin_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def _store(app: FastAPI) -> Store:
+async def _written(app: FastAPI) -> Store:
+    """The app's store once the audit writer has written every call answered so far."""
+    await app.state.runtime.audit.flush()
     store: Store = app.state.runtime.store
     return store
 
@@ -42,7 +44,7 @@ async def test_a_hook_call_writes_one_audit_row_with_a_hashed_patient(
 ) -> None:
     response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
     cards = response.json()["cards"]
-    async with _store(admin_app).engine.connect() as conn:
+    async with (await _written(admin_app)).engine.connect() as conn:
         rows = (await conn.execute(sa.select(invocations))).mappings().all()
     assert len(rows) == 1
     row = dict(rows[0])
@@ -61,7 +63,7 @@ async def test_a_failed_call_is_audited_with_its_status(
     del rb01_request["prefetch"]["conditions"]
     response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
     assert response.status_code == 412
-    async with _store(admin_app).engine.connect() as conn:
+    async with (await _written(admin_app)).engine.connect() as conn:
         statuses = (await conn.execute(sa.select(invocations.c.status_code))).scalars().all()
     assert statuses == [412]
 
@@ -97,6 +99,37 @@ async def test_the_admin_report_counts_shown_accepted_and_overridden_cards(
     assert rules["RB-01"]["shown"] == 1
     assert rules["RB-01"]["overridden"] == 1
     assert rules["RB-01"]["top_override_reasons"][0]["code"] == reason["code"]
+
+
+async def test_the_admin_report_counts_cards_still_waiting_to_be_written(
+    settings: Settings, rb01_request: dict[str, Any]
+) -> None:
+    app = create_app(changed(settings, admin_token=ADMIN))
+    runtime = app.state.runtime
+    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    async with serving(app) as client:
+        await client.post("/cds-services/back-to-foot", json=rb01_request)
+        response = await client.get(
+            "/admin/report",
+            params={"since": "2026-01-01T00:00:00Z"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+    assert {r["rule_id"]: r["shown"] for r in response.json()["rules"]}["RB-01"] == 1
+
+
+async def test_calls_still_queued_at_shutdown_are_written_before_the_app_stops(
+    settings: Settings, rb01_request: dict[str, Any]
+) -> None:
+    app = create_app(settings)
+    runtime = app.state.runtime
+    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    async with serving(app) as client:
+        for n in range(3):
+            request = {**rb01_request, "hookInstance": f"shutdown-{n}"}
+            assert (await client.post("/cds-services/back-to-foot", json=request)).is_success
+    async with Store.from_settings(settings) as store, store.engine.connect() as conn:
+        hooks = (await conn.execute(sa.select(invocations.c.hook_instance))).scalars().all()
+    assert sorted(hooks) == ["shutdown-0", "shutdown-1", "shutdown-2"]
 
 
 async def test_the_admin_report_needs_the_admin_token(admin_client: httpx.AsyncClient) -> None:

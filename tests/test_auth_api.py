@@ -11,6 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from cds.app import create_app
+from cds.cli import main
+from cds.errors import ConfigError
+from cds.security import MemoryReplayCache, replay_cache_for
 from cds.settings import Settings
 from tests.conftest import changed, serving
 from tests.jwt_minting import ISSUER, Issuer, make_issuer
@@ -71,15 +74,75 @@ async def test_a_token_for_another_endpoint_is_refused(
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("replay_cache", ["auto", "memory", "database"])
 async def test_a_replayed_token_is_refused_the_second_time(
-    secured: httpx.AsyncClient, issuer: Issuer, rb01_request: dict[str, Any]
+    settings: Settings,
+    issuer: Issuer,
+    rb01_request: dict[str, Any],
+    replay_cache: str,
 ) -> None:
-    """S-12: the jti replay cache lives in the store."""
+    """S-12, whichever replay cache CDS_REPLAY_CACHE picks."""
+    app = create_app(
+        changed(
+            settings,
+            auth_mode="required",
+            trusted_issuers={ISSUER: str(issuer.jwks_file)},
+            replay_cache=replay_cache,
+        )
+    )
     header = issuer.header(f"{BASE}/cds-services/back-to-foot")
-    first = await secured.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
-    second = await secured.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
+    async with serving(app) as client:
+        first = await client.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
+        second = await client.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
     assert first.status_code == 200
     assert second.status_code == 401
+
+
+SQLITE = "sqlite+aiosqlite:///cds.db"
+POSTGRES = "postgresql+asyncpg://cds@db/cds"
+
+
+@pytest.mark.parametrize(
+    ("replay_cache", "database_url", "workers", "in_memory"),
+    [
+        # auto: one process sees every token only with SQLite and one worker.
+        ("auto", SQLITE, 1, True),
+        ("auto", SQLITE, 2, False),
+        ("auto", POSTGRES, 1, False),
+        ("database", SQLITE, 1, False),
+        ("memory", POSTGRES, 1, True),
+    ],
+)
+def test_the_replay_cache_is_in_memory_only_where_one_process_sees_every_token(
+    replay_cache: str, database_url: str, workers: int, in_memory: bool
+) -> None:
+    settings = Settings(replay_cache=replay_cache, database_url=database_url, workers=workers)
+    database = MemoryReplayCache()  # stands in for the Store: only its identity matters here
+    chosen = replay_cache_for(settings, database)
+    assert isinstance(chosen, MemoryReplayCache)
+    assert (chosen is not database) is in_memory
+
+
+def test_an_in_memory_replay_cache_with_several_workers_is_refused_at_startup(
+    settings: Settings,
+) -> None:
+    unsafe = changed(settings, replay_cache="memory", workers=2)
+    with pytest.raises(ConfigError, match="CDS_REPLAY_CACHE=memory is unsafe"):
+        create_app(unsafe)
+
+
+def test_cds_serve_refuses_an_in_memory_replay_cache_with_several_workers_before_serving(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CDS_REPLAY_CACHE", "memory")
+    monkeypatch.setenv("CDS_WORKERS", "2")
+
+    def serve(*_: Any, **__: Any) -> None:
+        raise AssertionError("uvicorn must not start")
+
+    monkeypatch.setattr("uvicorn.run", serve)
+    assert main(["serve"]) == 2
+    assert "CDS_REPLAY_CACHE=memory is unsafe with CDS_WORKERS=2" in capsys.readouterr().err
 
 
 async def test_feedback_accepts_a_token_for_the_feedback_url(

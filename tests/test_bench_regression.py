@@ -15,9 +15,12 @@ from bench.generate import (
     service_prefetch,
 )
 from bench.inprocess import evaluate_body
+from cds import fhir
+from cds.app import create_app
 from cds.catalogue import Catalogue, load_catalogue
 from cds.record import build_record
 from cds.settings import Settings
+from tests.conftest import changed
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +59,35 @@ def test_only_the_resources_a_value_set_can_match_become_models(
     assert all(entry.id.startswith(RELEVANT_PREFIX) for entry in record.entries)
 
 
-@pytest.mark.anyio
-async def test_the_route_path_on_the_heavy_patient_builds_few_models_and_fires_cards(
+def test_the_route_path_on_the_heavy_patient_builds_few_models_and_fires_cards(
     catalogue: Catalogue, heavy: dict[str, object]
 ) -> None:
-    outcome = await evaluate_body(catalogue, orjson.dumps(heavy), NOW)
+    outcome = evaluate_body(catalogue, orjson.dumps(heavy), NOW)
     assert 0 < outcome.models_built <= relevant_count(heavy)
     assert outcome.cards > 0
+
+
+def test_a_repeat_call_for_the_same_chart_validates_nothing_again(
+    catalogue: Catalogue, heavy: dict[str, object]
+) -> None:
+    """Validation outcomes are remembered by content: the second call builds no model at all,
+    and answers byte for byte what the first did."""
+    body = orjson.dumps(heavy)
+    fhir.memo.clear()
+    misses = fhir.memo.misses
+    first = evaluate_body(catalogue, body, NOW)
+    assert fhir.memo.misses - misses == first.models_built
+    hits, misses = fhir.memo.hits, fhir.memo.misses
+    second = evaluate_body(catalogue, body, NOW)
+    assert fhir.memo.misses == misses
+    assert fhir.memo.hits - hits == second.models_built
+    assert second.body == first.body
+
+
+def test_the_validation_memo_is_sized_from_settings(settings: Settings) -> None:
+    before = fhir.memo.max_entries
+    try:
+        create_app(changed(settings, validation_memo_size=123))
+        assert fhir.memo.max_entries == 123
+    finally:
+        fhir.memo.resize(before)

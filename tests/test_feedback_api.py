@@ -8,7 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SPEC_EXAMPLES
+from cds.app import create_app
+from cds.settings import Settings
+from cds.store import AuditWriter
+from tests.conftest import SPEC_EXAMPLES, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +66,25 @@ async def test_feedback_on_a_card_we_issued_is_matched_to_its_rule(
         ]
     }
     response = await client.post(URL, json=body)
+    assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 0}
+
+
+async def test_feedback_on_a_card_still_waiting_to_be_written_is_matched(
+    settings: Settings, rb01_request: dict[str, Any]
+) -> None:
+    """F-08 with the audit writer holding its batch: feedback writes it first."""
+    app = create_app(settings)
+    runtime = app.state.runtime
+    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    async with serving(app) as client:
+        answer = await client.post("/cds-services/back-to-foot", json=rb01_request)
+        card = answer.json()["cards"][0]
+        item = {
+            "card": card["uuid"],
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-06-01T12:00:05Z",
+        }
+        response = await client.post(URL, json={"feedback": [item]})
     assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 0}
 
 

@@ -15,7 +15,8 @@ import pytest
 from pydantic import SecretStr
 
 from cds.errors import MissingData
-from cds.fhir_client import FhirClient, gather
+from cds.fhir_client import FhirClient
+from cds.gathering import gather
 from cds.prefetch import PatientData
 from cds.settings import Settings
 

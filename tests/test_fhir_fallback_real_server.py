@@ -11,7 +11,8 @@ from pydantic import SecretStr
 
 from cds.errors import MissingData
 from cds.fhir import ParseReport, parse_resources
-from cds.fhir_client import FhirClient, gather
+from cds.fhir_client import FhirClient
+from cds.gathering import gather
 from cds.prefetch import PatientData, render
 from cds.settings import Settings
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
 
 from cds.logs import ALLOWED_FIELDS, AccessLogFilter, JsonFormatter, configure_logging, log_fields
 
@@ -106,6 +107,13 @@ def test_a_token_passed_by_mistake_is_redacted(log_stream: io.StringIO) -> None:
     assert "[redacted" in output
 
 
+def test_a_number_too_big_for_the_fast_encoder_is_still_one_json_line(
+    log_stream: io.StringIO,
+) -> None:
+    logging.getLogger("cds.test").info("big", extra=log_fields(count=2**70))
+    assert lines(log_stream)[0]["count"] == 2**70
+
+
 def test_objects_are_rendered_by_type_never_by_value() -> None:
     """S-14: a resource passed as a field value shows only its type name."""
     record = logging.LogRecord("cds.test", logging.INFO, __file__, 1, "m", None, None)
@@ -151,6 +159,19 @@ def test_the_uvicorn_access_log_drops_query_strings_and_client_addresses(
     output = log_stream.getvalue()
     assert "patient=123" not in output
     assert "203.0.113.9" not in output
+
+
+def test_an_access_log_uvicorn_was_told_to_skip_stays_off_when_the_app_configures_logging(
+    log_stream: io.StringIO,
+) -> None:
+    """cds serve runs uvicorn with access_log=False: "hook answered" is the one line per call."""
+    uvicorn.Config("cds.app:create_app", access_log=False, log_config=None)  # as cds serve
+    configure_logging("INFO", stream=log_stream)  # what create_app does afterwards
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "203.0.113.9:5000", "POST", "/cds-services/x", "1.1", 200
+    )
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+    assert log_stream.getvalue() == ""
 
 
 def test_configure_logging_is_idempotent_and_quietens_httpx(log_stream: io.StringIO) -> None:

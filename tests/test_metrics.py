@@ -32,6 +32,8 @@ def exercised() -> Metrics:
     metrics.auth_failure(AuthFailure.replayed)
     metrics.auth_failure("something nobody predicted")
     metrics.feedback_received("back-to-foot", stored=3, duplicates=1, unmatched=1)
+    metrics.audit_batch_failed()
+    metrics.audit_rows_lost(2)
     return metrics
 
 
@@ -58,6 +60,8 @@ def test_metrics_render_in_the_prometheus_text_format() -> None:
         "cds_skipped_resources",
         "cds_auth_failures",
         "cds_feedback_items",
+        "cds_audit_batch_failures",
+        "cds_audit_rows_lost",
     } <= names
     assert 'cds_requests_total{service="back-to-foot",status="200"} 1.0' in payload.decode()
 
@@ -100,3 +104,20 @@ def test_a_multiprocess_directory_switches_rendering_to_the_aggregate_of_all_wor
     payload, _ = render_latest(metrics.registry)
     # The workers' files are the source now; this test process wrote none.
     assert b"cds_requests_total{" not in payload
+
+
+def test_repeated_calls_add_up_and_unknown_ids_still_collapse() -> None:
+    """The per-label memo changes nothing a scrape sees."""
+    metrics = Metrics(service_ids=SERVICES, rule_ids=RULES)
+    for _ in range(3):
+        metrics.request_done("back-to-foot", 200, 0.01)
+        metrics.request_done("Patient/123", 200, 0.01)
+        metrics.card_emitted("back-to-foot", "RF-01")
+        metrics.card_emitted("back-to-foot", "made-up")
+    sample = metrics.registry.get_sample_value
+    assert sample("cds_requests_total", {"service": "back-to-foot", "status": "200"}) == 3
+    assert sample("cds_requests_total", {"service": "unknown", "status": "200"}) == 3
+    histogram = {"service": "back-to-foot", "status": "200"}
+    assert sample("cds_request_duration_seconds_count", histogram) == 3
+    assert sample("cds_cards_total", {"service": "back-to-foot", "rule": "RF-01"}) == 3
+    assert sample("cds_cards_total", {"service": "back-to-foot", "rule": "unknown"}) == 3

@@ -191,6 +191,50 @@ def test_an_invalid_matching_resource_is_skipped_and_counted_by_type(sets: Value
     assert rec.skipped == {"Condition": 1}
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        {"coding": 5},
+        {"coding": "M54.16"},
+        {"coding": [None, 7, {"system": ICD10CM, "code": 5416}]},
+        ["not", "a", "concept"],
+        {"coding": [{"system": ICD10CM, "code": "M54.16"}]},
+    ],
+)
+def test_a_malformed_codeable_concept_matches_nothing_and_fails_nothing(
+    sets: ValueSets, code: Any
+) -> None:
+    """Bad input loses nothing: only the resource with a well-formed matching coding counts."""
+    rec = record(sets, {**condition(rid="bad"), "code": code}, condition(rid="good"))
+    well_formed = code == {"coding": [{"system": ICD10CM, "code": "M54.16"}]}
+    assert [e.id for e in rec.entries] == (["bad", "good"] if well_formed else ["good"])
+
+
+def test_a_lab_named_b12_only_in_text_matches_the_b12_result_set(sets: ValueSets) -> None:
+    b12 = {
+        "resourceType": "Observation",
+        "id": "b12",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "urn:local", "code": "L1", "display": "Vit. B12"}]},
+        "valueQuantity": {"value": 180, "unit": "pg/mL"},
+        "effectiveDateTime": "2026-02-01",
+    }
+    named_in_value = {
+        **b12,
+        "id": "b12-text",
+        "code": {"text": "Send-out"},
+        "valueQuantity": None,
+        "valueCodeableConcept": {"text": "cobalamin low"},
+    }
+    del named_in_value["valueQuantity"]
+    rec = record(sets, b12, named_in_value)
+    assert {e.id: "b12-result" in e.valuesets for e in rec.entries} == {
+        "b12": True,
+        "b12-text": True,
+    }
+
+
 def test_a_deceased_patient_is_flagged(sets: ValueSets) -> None:
     patient = {"resourceType": "Patient", "id": "p1", "deceasedDateTime": "2026-01-01"}
     assert build_record(sets, NOW, "p1", [patient]).deceased

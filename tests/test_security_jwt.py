@@ -659,6 +659,26 @@ async def test_a_rotated_key_is_picked_up_after_a_refresh_without_restart(
 
 
 @pytest.mark.anyio
+async def test_a_key_replaced_under_the_same_kid_is_used_once_the_key_set_is_reloaded(
+    server: JwksServer, clock: FakeClock, make_verifier: Callable[..., JwtVerifier]
+) -> None:
+    """S-10: parsed keys are remembered per JWK, so a reload never leaves a stale one in use."""
+    verifier = make_verifier(jwks_cache_seconds=60)
+    old, new = private_key("ES384"), private_key("ES384", "same-kid")
+    await verifier.verify(bearer(mint(old, "ES384")), AUDIENCE)
+    server.publish(public_jwk(new, "kid-1"))
+    clock.advance(61)
+    later = claims(iat=int(clock.now.timestamp()), exp=int(clock.now.timestamp()) + 60)
+    assert (await verifier.verify(bearer(mint(new, "ES384", payload=later)), AUDIENCE)).kid == (
+        "kid-1"
+    )
+    stale = claims(iat=int(clock.now.timestamp()), exp=int(clock.now.timestamp()) + 60)
+    assert await rejected(verifier, bearer(mint(old, "ES384", payload=stale))) == (
+        "signature does not verify"
+    )
+
+
+@pytest.mark.anyio
 async def test_unknown_kid_refreshes_are_rate_limited(
     server: JwksServer, clock: FakeClock, verifier: JwtVerifier
 ) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,32 +22,19 @@ from sqlalchemy.engine import Connection
 
 from cds.migrations import HEAD, current_revision, upgrade
 from cds.settings import Settings, load_settings
-from cds.store import AuditRecord, FeedbackItem, IssuedCard, Store, patient_hash
-from cds.store.schema import feedback, invocations, metadata
+from cds.store import (
+    AuditRecord,
+    FeedbackItem,
+    Invocation,
+    IssuedCard,
+    Store,
+    database,
+    patient_hash,
+)
+from cds.store.schema import feedback, invocations, issued_cards, jwt_replay, metadata
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_settings(request: pytest.FixtureRequest, tmp_path: Any) -> Settings:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    return load_settings(database_url=url, patient_hash_key=SecretStr("test-key"))
-
-
-@pytest.fixture
-async def store(store_settings: Settings) -> AsyncIterator[Store]:
-    await upgrade(store_settings)
-    async with Store.from_settings(store_settings) as opened:
-        yield opened
 
 
 def issued(
@@ -193,6 +184,87 @@ async def test_a_card_recorded_twice_does_not_lose_the_second_audit_row(store: S
     await store.record_invocation(audit(cards), cards)
     await store.record_invocation(audit(cards, hook="h-2"), cards)
     assert len(await rows(store, invocations)) == 2
+
+
+@pytest.mark.anyio
+async def test_a_batch_of_calls_is_written_with_every_audit_row_and_card(store: Store) -> None:
+    first, second = [issued("c-1"), issued("c-2", "RF-02")], [issued("c-3", hook="h-2")]
+    await store.record_invocations(
+        [
+            (audit(first), first),
+            (audit([], hook="h-empty"), []),
+            (audit(second, hook="h-2"), second),
+        ]
+    )
+    written = await rows(store, invocations)
+    assert [(r.hook_instance, r.card_uuids) for r in written] == [
+        ("h-1", ["c-1", "c-2"]),
+        ("h-empty", []),
+        ("h-2", ["c-3"]),
+    ]
+    cards = {(r.card_uuid, r.rule_id, r.hook_instance) for r in await rows(store, issued_cards)}
+    assert cards == {("c-1", "RF-01", "h-1"), ("c-2", "RF-02", "h-1"), ("c-3", "RF-01", "h-2")}
+
+
+@pytest.mark.anyio
+async def test_a_card_repeated_within_one_batch_keeps_every_audit_row(store: Store) -> None:
+    cards = [issued("c-1")]
+    await store.record_invocations([(audit(cards), cards), (audit(cards, hook="h-2"), cards)])
+    assert len(await rows(store, invocations)) == 2
+    assert len(await rows(store, issued_cards)) == 1
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'batches.db'}",
+        patient_hash_key=SecretStr("test-key"),
+    )
+    await upgrade(settings)
+    async with Store.from_settings(settings) as opened:
+        yield opened
+
+
+def rows_in_the_database_file(store: Store) -> int:
+    """Rows SQLite has copied from its write-ahead log into the file itself (a checkpoint)."""
+    path = store.engine.url.database
+    with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as direct:
+        count: int = direct.execute("SELECT count(*) FROM invocations").fetchone()[0]
+    return count
+
+
+@pytest.mark.anyio
+async def test_a_sqlite_batch_waits_for_another_writer_instead_of_failing(
+    sqlite_store: Store,
+) -> None:
+    """Batches never sleep in SQLite's busy handler (it would stall the event loop)."""
+    first, second = [issued("c-1")], [issued("c-2", hook="h-2")]
+    async with sqlite_store.engine.begin() as conn:
+        await conn.execute(jwt_replay.insert().values(key="k", expires_at=T0))
+        writing = asyncio.create_task(sqlite_store.record_invocations([(audit(first), first)]))
+        await asyncio.sleep(0.05)
+        assert not writing.done()  # the other transaction holds the write lock
+    await writing
+    await sqlite_store.record_invocations([(audit(second, hook="h-2"), second)])
+    assert len(await rows(sqlite_store, invocations)) == 2
+
+
+@pytest.mark.anyio
+async def test_sqlite_batches_reach_the_database_file_at_each_checkpoint(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "CHECKPOINT_EVERY_CALLS", 3)
+    calls: list[Invocation] = [(audit([], hook=f"h-{n}"), []) for n in range(3)]
+    await sqlite_store.record_invocations(calls[:2])
+    assert rows_in_the_database_file(sqlite_store) == 0  # still in the write-ahead log only
+    await sqlite_store.record_invocations(calls[2:])
+    assert rows_in_the_database_file(sqlite_store) == 3
+
+
+@pytest.mark.anyio
+async def test_an_empty_batch_writes_nothing(store: Store) -> None:
+    await store.record_invocations([])
+    assert await rows(store, invocations) == []
 
 
 @pytest.mark.anyio

@@ -101,3 +101,54 @@ def test_an_unverified_code_in_a_file_is_a_config_error(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError):
         load_valuesets(folder)
+
+
+def test_text_matching_reads_only_the_resource_types_a_set_names(sets: ValueSets) -> None:
+    assert sets.ids_for_text("Observation", "Vitamin B12, serum") == {"b12-result"}
+    assert sets.ids_for_text("Observation", "COBALAMIN level") == {"b12-result"}
+    assert sets.ids_for_text("Condition", "Vitamin B12 deficiency") == frozenset()
+    assert sets.ids_for_text("MedicationRequest", "Pregabalin 75 mg") == {"gabapentinoid"}
+    assert sets.ids_for_text("MedicationRequest", "Metformin and pregabalin") == {
+        "gabapentinoid",
+        "metformin",
+    }
+    assert sets.ids_for_text("Observation", "Sodium, serum") == frozenset()
+
+
+def test_repeated_lookups_answer_the_same_from_memory(sets: ValueSets) -> None:
+    first = sets.ids_for(ICD10CM, "M54.16")
+    assert sets.ids_for(ICD10CM, "M54.16") is first
+    assert sets.ids_for(ICD10CM, "m5416") == first
+
+
+def test_the_lookup_memory_starts_over_instead_of_growing_without_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
+    monkeypatch.setattr("cds.valuesets.MEMO_LIMIT", 3)
+    for i in range(10):
+        fresh.ids_for(SCT, str(i))
+        fresh.ids_for_text("Observation", f"lab {i}")
+    assert len(fresh._memo) <= 3
+    assert len(fresh._text_memo) <= 3
+    assert "radic" in fresh.ids_for(ICD10CM, "M54.16")
+
+
+def test_a_blank_or_multi_line_text_word_is_a_config_error(tmp_path: Path) -> None:
+    folder = tmp_path / "rules" / "valuesets"
+    folder.mkdir(parents=True)
+    (folder / "x.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "id": "x",
+                "title": "t",
+                "source": "VS-X",
+                "generatedBy": "hand",
+                "codes": [],
+                "textMatch": ["ok", "two\nlines"],
+                "textMatchOn": ["Observation"],
+            }
+        )
+    )
+    _, problems = read_valuesets(folder, tmp_path)
+    assert problems == ["rules/valuesets/x.yaml: textMatch: words must be non-blank single lines"]

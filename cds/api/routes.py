@@ -13,9 +13,16 @@ from cds.feedback import accept_feedback
 from cds.invocation import invoke
 from cds.runtime import Runtime, runtime_of
 from cds.settings import AuthMode
-from cds.wire import JsonResponse, check_limits, read_json
+from cds.wire import JsonResponse, read_body, read_json
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+
+async def _runtime(request: Request) -> Runtime:
+    # A coroutine on purpose: FastAPI runs a plain function dependency in a worker thread,
+    # and that hop cost every request more than the work it guards.
+    return runtime_of(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
 async def authenticate(request: Request, rt: RuntimeDep) -> None:
@@ -45,8 +52,7 @@ async def discovery(rt: RuntimeDep) -> JsonResponse:
 @cds_routes.post("/{service_id}")
 async def call_service(service_id: str, request: Request, rt: RuntimeDep) -> JsonResponse:
     """Run a CDS service on one hook call and return its cards (R-01..R-12, C-01..C-23)."""
-    body = await read_json(request, rt.settings.max_body_bytes)
-    check_limits(body, rt.settings.max_json_depth, rt.settings.max_prefetch_entries)
+    body = await read_body(request, rt.settings.max_body_bytes)
     return JsonResponse(await invoke(rt, service_id, body))
 
 

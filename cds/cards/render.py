@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cds import hooks
@@ -65,9 +66,14 @@ def service_request(
     return resource
 
 
+@lru_cache(maxsize=16)
+def _namespace(url: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, url)
+
+
 def stable_uuid(namespace: str, *parts: str) -> str:
     """A uuid5 that is the same for the same rule, patient and evidence (EHR de-duplication)."""
-    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, namespace), "|".join(parts)))
+    return str(uuid.uuid5(_namespace(namespace), "|".join(parts)))
 
 
 def evidence_lines(evidence: Sequence[Entry]) -> str:

@@ -7,12 +7,12 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from cds.fhir import ParseReport, parse_resource
+from cds.fhir import ParseReport, is_valid
 from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.laterality import Side, combine, side_of_code, side_of_text
 from cds.record.model import Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
-from cds.valuesets import ValueSets
+from cds.valuesets import NO_SETS, ValueSets
 
 Raw = Mapping[str, Any]
 
@@ -34,8 +34,11 @@ CODE_FIELDS: dict[str, tuple[str, ...]] = {
 def _codings(concept: object) -> list[tuple[str, str]]:
     if not isinstance(concept, dict):
         return []
+    codings = concept.get("coding")
+    if not isinstance(codings, list):
+        return []
     out = []
-    for coding in concept.get("coding") or ():
+    for coding in codings:
         if isinstance(coding, dict):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
@@ -43,16 +46,14 @@ def _codings(concept: object) -> list[tuple[str, str]]:
     return out
 
 
-def _concepts(raw: Raw, name: str) -> list[object]:
-    value = raw.get(name)
-    return value if isinstance(value, list) else [value]
-
-
 def _texts(concept: object) -> list[str]:
     if not isinstance(concept, dict):
         return []
+    codings = concept.get("coding")
     texts = [concept.get("text")] + [
-        c.get("display") for c in concept.get("coding") or () if isinstance(c, dict)
+        c.get("display")
+        for c in (codings if isinstance(codings, list) else ())
+        if isinstance(c, dict)
     ]
     return [t for t in texts if isinstance(t, str) and t]
 
@@ -61,7 +62,8 @@ def _status(concept: object) -> str | None:
     # Status codes are read without their system: feeds often omit it on these bound codes.
     if not isinstance(concept, dict):
         return None
-    for coding in concept.get("coding") or ():
+    codings = concept.get("coding")
+    for coding in codings if isinstance(codings, list) else ():
         if isinstance(coding, dict) and isinstance(coding.get("code"), str):
             return str(coding["code"])
     text = concept.get("text")
@@ -80,21 +82,42 @@ class RecordBuilder:
 
     # ------------------------------------------------------------------ matching
 
-    def _text_sets(self, raw: Raw, resource_type: str) -> frozenset[str]:
-        found = set()
-        texts = [t for f in CODE_FIELDS.get(resource_type, ()) for t in _texts(raw.get(f))]
-        for vs in self.valuesets.text_sets:
-            if resource_type in vs.text_on and any(vs.matches_text(t) for t in texts):
-                found.add(vs.id)
-        return frozenset(found)
+    def _sets(
+        self, raw: Raw, name: str, text_of: str | None = None
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """Sets the codings of ``raw[name]`` belong to, and, with ``text_of`` (a resource type
+        whose sets also match by text), the sets its text and displays name."""
+        # The hot loop of a big chart: most resources leave here with no set, so it stays flat.
+        value = raw.get(name)
+        if value is None:
+            return NO_SETS, NO_SETS
+        coded = named = NO_SETS
+        ids_for = self.valuesets.ids_for
+        # Text is read from a single CodeableConcept only (never from a malformed list).
+        text_of = text_of if isinstance(value, dict) else None
+        for concept in value if isinstance(value, list) else (value,):
+            codings = concept.get("coding") if isinstance(concept, dict) else None
+            for coding in codings if isinstance(codings, list) else ():
+                if isinstance(coding, dict):
+                    system, code = coding.get("system"), coding.get("code")
+                    if isinstance(system, str) and isinstance(code, str):
+                        ids = ids_for(system, code)
+                        if ids:
+                            coded = coded | ids
+                    if text_of is not None:
+                        named = named | self._text_ids(text_of, coding.get("display"))
+            if text_of is not None:
+                named = named | self._text_ids(text_of, concept.get("text"))
+        return coded, named
 
-    def _sets(self, raw: Raw, *fields: str) -> frozenset[str]:
-        codings = [c for f in fields for concept in _concepts(raw, f) for c in _codings(concept)]
-        return self.valuesets.ids_for_codings(codings)
+    def _text_ids(self, resource_type: str, text: object) -> frozenset[str]:
+        if not isinstance(text, str) or not text:
+            return NO_SETS
+        return self.valuesets.ids_for_text(resource_type, text)
 
     def _validated(self, raw: Raw) -> bool:
         self.record.models_built += 1
-        return parse_resource(dict(raw), self.report) is not None
+        return is_valid(raw, self.report)
 
     # ------------------------------------------------------------------ entry points
 
@@ -112,27 +135,28 @@ class RecordBuilder:
         if not isinstance(raw, dict):
             return
         resource_type = raw.get("resourceType")
-        resource_id = raw.get("id")
-        if not isinstance(resource_type, str) or resource_type not in CODE_FIELDS:
+        if not isinstance(resource_type, str):
             return
+        fields = CODE_FIELDS.get(resource_type)
+        if fields is None:
+            return
+        resource_id = raw.get("id")
         if not isinstance(resource_id, str):
             resource_id = f"anonymous-{len(self._seen)}"
         key = (resource_type, resource_id)
         if key in self._seen:
             return
-        code_sets = self._sets(raw, "code") | self._text_sets(raw, resource_type)
-        if resource_type in ("MedicationRequest", "MedicationStatement"):
-            code_sets = self._sets(raw, "medicationCodeableConcept") | self._text_sets(
-                raw, resource_type
-            )
-        value_sets = (
-            self._sets(raw, "valueCodeableConcept")
-            if resource_type == "Observation"
-            else frozenset()
-        )
-        performer = (
-            self._sets(raw, "performerType") if resource_type == "ServiceRequest" else frozenset()
-        )
+        text_of = resource_type if self.valuesets.reads_text(resource_type) else None
+        code_sets, named = self._sets(raw, fields[0], text_of)
+        value_sets = performer = NO_SETS
+        # Text sets read the text of every coded field; their hits count as the code's.
+        if resource_type == "Observation":
+            value_sets, named_value = self._sets(raw, "valueCodeableConcept", text_of)
+            named = named | named_value
+        elif resource_type == "ServiceRequest":
+            performer, named_performer = self._sets(raw, "performerType", text_of)
+            named = named | named_performer
+        code_sets = code_sets | named
         if not (code_sets or value_sets or performer):
             return
         entry = self._entry(
@@ -233,7 +257,7 @@ class RecordBuilder:
     def _draft(
         self, raw: Raw, common: dict[str, Any], code_sets: frozenset[str], performer: frozenset[str]
     ) -> Entry:
-        reasons = self._sets(raw, "reasonCode")
+        reasons = self._sets(raw, "reasonCode")[0]
         refs = [
             str(r["reference"])
             for r in raw.get("reasonReference") or ()

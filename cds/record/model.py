@@ -80,9 +80,8 @@ class PatientRecord:
 
     # ------------------------------------------------------------------ queries
 
-    def _of(self, kinds: Iterable[Kind], wanted: frozenset[str]) -> Iterator[Entry]:
-        kind_set = frozenset(kinds)
-        return (e for e in self.entries if e.kind in kind_set and e.in_sets(wanted))
+    def _of(self, kinds: tuple[Kind, ...], wanted: frozenset[str]) -> Iterator[Entry]:
+        return (e for e in self.entries if e.kind in kinds and not e.valuesets.isdisjoint(wanted))
 
     def condition_counts(self, entry: Entry, *, differential: bool) -> bool:
         """Rules.md 3.2: whether a Condition is active for a rule (refuted/EIE never reach here)."""

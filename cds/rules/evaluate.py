@@ -39,13 +39,19 @@ class Scope:
     differential: bool = False
     trigger: datetime | None = None
     _memo: dict[str, Result] = field(default_factory=dict)
+    _since: dict[str, datetime] = field(default_factory=dict)
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> Scope:
-        return Scope(self.record, self.rules, rule.differential, trigger, self._memo)
+        return Scope(self.record, self.rules, rule.differential, trigger, self._memo, self._since)
 
-
-def _after(start_text: str | None, now: datetime) -> datetime | None:
-    return parse_duration(start_text).before(now) if start_text else None
+    def since(self, duration: str | None) -> datetime | None:
+        """``now`` minus ``duration`` (None for no bound); the rules share a handful of them."""
+        if duration is None:
+            return None
+        moment = self._since.get(duration)
+        if moment is None:
+            moment = self._since[duration] = parse_duration(duration).before(self.record.now)
+        return moment
 
 
 def _dated_in(entry: Entry, start: datetime | None, end: datetime | None = None) -> bool:
@@ -58,12 +64,12 @@ def _dated_in(entry: Entry, start: datetime | None, end: datetime | None = None)
 
 def _condition(c: ConditionClause, scope: Scope) -> Result:
     record = scope.record
-    start = _after(c.within, record.now)
-    end = _after(c.older_than, record.now)
+    start = scope.since(c.within)
+    end = scope.since(c.older_than)
     hits = [
         e
         for e in record.conditions(
-            frozenset(c.valuesets),
+            c.wanted,
             differential=scope.differential,
             history=c.history,
             findings=c.findings,
@@ -78,8 +84,8 @@ def _condition(c: ConditionClause, scope: Scope) -> Result:
 
 def _observation(c: ObservationClause, scope: Scope) -> Result:
     record = scope.record
-    start = _after(c.within, record.now)
-    values = [(e, v) for e, v in record.measurements(frozenset(c.valuesets), c.unit)]
+    start = scope.since(c.within)
+    values = [(e, v) for e, v in record.measurements(c.wanted, c.unit)]
     values = [(e, v) for e, v in values if _dated_in(e, start)]
     if c.latest:
         values = values[:1]
@@ -90,10 +96,10 @@ def _observation(c: ObservationClause, scope: Scope) -> Result:
 
 def _done(c: DoneClause, scope: Scope) -> Result:
     record = scope.record
-    start = _after(c.within, record.now)
+    start = scope.since(c.within)
     hits = [
         e
-        for e in record.done(frozenset(c.valuesets), c.in_, performer=c.performer, drafts=c.drafts)
+        for e in record.done(c.wanted, c.in_, performer=c.performer, drafts=c.drafts)
         if _dated_in(e, start)
         and (
             not c.after_trigger
@@ -104,7 +110,7 @@ def _done(c: DoneClause, scope: Scope) -> Result:
 
 
 def _draft(c: DraftClause, scope: Scope) -> Result:
-    hits = scope.record.drafts(frozenset(c.valuesets), c.resource_type)
+    hits = scope.record.drafts(c.wanted, c.resource_type)
     if c.reason is not None:
         hits = [e for e in hits if not e.reason_valuesets.isdisjoint(c.reason)]
     # Draft orders come with the hook context itself, so they are never unavailable.
@@ -133,7 +139,7 @@ def evaluate(node: Node, scope: Scope) -> Result:
     if node.done is not None:
         return _done(node.done, scope)
     if node.medication is not None:
-        wanted = frozenset(node.medication.valuesets)
+        wanted = node.medication.wanted
         return found(
             record.medications(wanted),
             available=record.available("MedicationRequest", "MedicationStatement"),

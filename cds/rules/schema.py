@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -26,10 +27,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class ConditionClause(_Strict):
-    """Counting Conditions (rules.md 3.2) in the value sets, optionally windowed and sided."""
+class _SetClause(_Strict):
+    """A clause over value sets; ``wanted`` is the set form the record's queries take."""
 
     valuesets: SetIds
+
+    @cached_property
+    def wanted(self) -> frozenset[str]:
+        # Computed once per loaded catalogue, not once per clause per evaluation.
+        return frozenset(self.valuesets)
+
+
+class ConditionClause(_SetClause):
+    """Counting Conditions (rules.md 3.2) in the value sets, optionally windowed and sided."""
+
     within: Dur | None = None
     older_than: Dur | None = Field(default=None, alias="olderThan")
     laterality: Literal["left", "right", "bilateral"] | None = None
@@ -38,10 +49,9 @@ class ConditionClause(_Strict):
     findings: bool = False
 
 
-class ObservationClause(_Strict):
+class ObservationClause(_SetClause):
     """A measured value (unit-converted, rules.md 3.3) compared with a threshold."""
 
-    valuesets: SetIds
     unit: str
     within: Dur | None = None
     latest: bool = True
@@ -57,10 +67,9 @@ class ObservationClause(_Strict):
         return self
 
 
-class DoneClause(_Strict):
+class DoneClause(_SetClause):
     """A completed or planned test or referral (rules.md 3.4)."""
 
-    valuesets: SetIds
     within: Dur | None = None
     in_: list[Literal["procedure", "order", "report"]] = Field(
         default=["procedure", "order", "report"], alias="in", min_length=1
@@ -70,16 +79,13 @@ class DoneClause(_Strict):
     after_trigger: bool = Field(default=False, alias="afterTrigger")
 
 
-class MedicationClause(_Strict):
+class MedicationClause(_SetClause):
     """An active MedicationRequest or MedicationStatement (by code or ingredient text)."""
 
-    valuesets: SetIds
 
-
-class DraftClause(_Strict):
+class DraftClause(_SetClause):
     """A draft order of this order-sign/order-select call."""
 
-    valuesets: SetIds
     resource_type: Literal["ServiceRequest", "MedicationRequest"] = Field(
         default="ServiceRequest", alias="resourceType"
     )

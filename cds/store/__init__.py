@@ -1,10 +1,12 @@
 """Feedback and audit persistence (SQLAlchemy async): SQLite by default, PostgreSQL to scale out."""
 
+from cds.store.audit_writer import AuditWriter
 from cds.store.database import Store, create_engine
 from cds.store.models import (
     AuditRecord,
     FeedbackItem,
     FeedbackOutcome,
+    Invocation,
     IssuedCard,
     IssuedCardLike,
     Outcome,
@@ -16,8 +18,10 @@ from cds.store.models import (
 
 __all__ = [
     "AuditRecord",
+    "AuditWriter",
     "FeedbackItem",
     "FeedbackOutcome",
+    "Invocation",
     "IssuedCard",
     "IssuedCardLike",
     "Outcome",

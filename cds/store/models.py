@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ class IssuedCardLike(Protocol):
     def suggestion_uuids(self) -> Sequence[str]: ...
     @property
     def issued_at(self) -> datetime: ...
+
+
+# What one hook call leaves in the store: its audit row and the cards it returned.
+Invocation = tuple[AuditRecord, Sequence[IssuedCardLike]]
 
 
 class IssuedCard(_Frozen):
@@ -139,4 +144,13 @@ def patient_hash(key: Settings | SecretStr | str | bytes, patient_id: str | None
         key = key.get_secret_value()
     if isinstance(key, str):
         key = key.encode()
-    return hmac.new(key, patient_id.encode(), hashlib.sha256).hexdigest()
+    digest = _keyed_hmac(key).copy()
+    digest.update(patient_id.encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed_hmac(key: bytes) -> hmac.HMAC:
+    # Every hook call hashes one id under the same key: copying a keyed HMAC skips the key
+    # schedule that hmac.new repeats.
+    return hmac.new(key, digestmod=hashlib.sha256)

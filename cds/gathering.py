@@ -1,0 +1,140 @@
+"""A hook call's patient data: prefetch first, then the FHIR server for what is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from cds.errors import MissingData
+from cds.fhir_client import FetchJob, FhirClient, absolute_url
+from cds.prefetch import PatientData, PrefetchState, classify_all, render
+from cds.settings import Settings
+
+
+@dataclass(slots=True)
+class Gathering:
+    """What prefetch alone answered, and the keys still to read from the FHIR server."""
+
+    data: PatientData
+    jobs: list[FetchJob]
+    required: set[str]
+    fhir_server: str | None
+    access_token: SecretStr | None
+
+    def finish(self) -> PatientData:
+        """The data, or ``MissingData`` (412) when a key in ``required`` stayed unavailable."""
+        data = self.data
+        missing = sorted(self.required & data.unavailable.keys())
+        if missing:
+            raise MissingData(missing, "; ".join(f"{k}: {data.unavailable[k]}" for k in missing))
+        return data
+
+
+def read_prefetch(
+    templates: Mapping[str, str],
+    *,
+    hook_context: Mapping[str, Any],
+    prefetch: Mapping[str, Any] | None,
+    fhir_server: str | None,
+    refusal: str | None,
+    access_token: SecretStr | None,
+    required: set[str],
+) -> Gathering:
+    """Each declared key read from prefetch (P-08..P-14), and a job for each key the FHIR
+    server must answer; ``refusal`` says why the server may not be asked (None: it may be).
+
+    Synchronous on purpose: a call with complete prefetch never waits on anything.
+    """
+    data = PatientData()
+    jobs: list[FetchJob] = []
+    for key, value in classify_all(templates, prefetch).items():
+        if value.state is PrefetchState.no_data:
+            data.resources[key] = []
+        elif value.state is PrefetchState.data:
+            data.resources[key] = list(value.resources)
+            if value.next_url is None:
+                continue
+            if refusal is not None or fhir_server is None:
+                # P-14: without a usable server only the first page counts.
+                data.incomplete.add(key)
+                continue
+            url = absolute_url(fhir_server, "").join(value.next_url)
+            jobs.append(FetchJob(key, url, resources=list(value.resources), pages=1))
+        else:
+            if refusal is not None or fhir_server is None:
+                data.unavailable[key] = f"{value.reason}; {refusal}"
+                continue
+            rendered = render(templates[key], hook_context)
+            if rendered is None:
+                data.unavailable[key] = f"{value.reason}; a template token is not in context"
+                continue
+            jobs.append(FetchJob(key, absolute_url(fhir_server, rendered), why=value.reason or ""))
+    return Gathering(data, jobs, required, fhir_server, access_token)
+
+
+async def complete(
+    gathering: Gathering, client: FhirClient | None, budget_seconds: float | None = None
+) -> PatientData:
+    """Run ``gathering``'s jobs on the FHIR server (P-15..P-19, E-05), then finish it."""
+    if gathering.jobs and client is not None and gathering.fhir_server is not None:
+        await client.run(
+            gathering.jobs,
+            fhir_server=gathering.fhir_server,
+            access_token=gathering.access_token,
+            budget_seconds=budget_seconds or client.settings.request_budget_seconds,
+            data=gathering.data,
+        )
+    return gathering.finish()
+
+
+def refusal_of(
+    client: FhirClient | None,
+    fhir_server: str | None,
+    access_token: SecretStr | None,
+    token_patient: str | None,
+    hook_context: Mapping[str, Any],
+) -> str | None:
+    """Why the FHIR server may not be asked on this call (None when it may)."""
+    if client is None:
+        return "no FHIR client is configured"
+    return client.refusal(fhir_server, access_token, token_patient, hook_context.get("patientId"))
+
+
+async def gather(
+    templates: Mapping[str, str],
+    *,
+    hook_context: Mapping[str, Any],
+    prefetch: Mapping[str, Any] | None,
+    fhir_server: str | None,
+    access_token: SecretStr | None,
+    token_patient: str | None,
+    required: set[str],
+    client: FhirClient | None,
+    settings: Settings | None = None,
+    budget_seconds: float | None = None,
+) -> PatientData:
+    """Each declared key's resources from prefetch or the FHIR server (P-08..P-19, E-05).
+
+    Without ``client`` a temporary one is made from ``settings``; with neither, nothing is
+    fetched. Raises ``MissingData`` (412) when a key in ``required`` stays unavailable.
+    """
+    own_client = client is None and settings is not None
+    if client is None and settings is not None:
+        client = FhirClient(settings)
+    try:
+        gathering = read_prefetch(
+            templates,
+            hook_context=hook_context,
+            prefetch=prefetch,
+            fhir_server=fhir_server,
+            refusal=refusal_of(client, fhir_server, access_token, token_patient, hook_context),
+            access_token=access_token,
+            required=required,
+        )
+        return await complete(gathering, client, budget_seconds)
+    finally:
+        if own_client and client is not None:
+            await client.aclose()
