@@ -370,20 +370,25 @@ class FeedbackRequest(Inbound):
 KEEP_EMPTY = frozenset({"cards", "services"})
 
 
-def _prune(value: Any) -> Any:
+_DROP: Any = object()
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` as sent, or ``_DROP`` when it is None, "", or a container left empty."""
     if isinstance(value, dict):
-        pruned = {k: _prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v not in (None, "", [], {})}
+        kept = {k: v for k, item in value.items() if (v := _pruned(item)) is not _DROP}
+        return kept or _DROP
     if isinstance(value, list):
-        items = [_prune(v) for v in value]
-        return [v for v in items if v not in (None, "", [], {})]
-    return value
+        items = [v for item in value if (v := _pruned(item)) is not _DROP]
+        return items or _DROP
+    return _DROP if value is None or value == "" else value
 
 
 def to_wire(model: BaseModel) -> dict[str, Any]:
     """G-02..G-04: camelCase JSON with no null, "", [] or {} except top-level cards/services."""
     raw = model.model_dump(mode="json", by_alias=True, exclude_none=True)
-    top = dict(_prune(raw))
+    pruned = _pruned(raw)
+    top = {} if pruned is _DROP else dict(pruned)
     for key in KEEP_EMPTY:
         if key in raw and key not in top:
             top[key] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -143,7 +143,10 @@ class ValueSets:
         default_factory=dict, repr=False
     )
     _text_any: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
-    _text_memo: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+    _text_memo: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict, repr=False)
+    _text_lookups: dict[str, Callable[[str], frozenset[str]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         exact: dict[tuple[str, str], set[str]] = {}
@@ -166,6 +169,7 @@ class ValueSets:
         self._text_any.update(
             {k: re.compile("|".join(p.pattern for _, p in v)) for k, v in text.items()}
         )
+        self._text_lookups.update({k: self._text_lookup(k) for k in text})
 
     def __contains__(self, vs_id: object) -> bool:
         return vs_id in self.by_id
@@ -212,20 +216,32 @@ class ValueSets:
 
     def ids_for_text(self, resource_type: str, text: str) -> frozenset[str]:
         """Ids of the text-matching sets for ``resource_type`` that ``text`` names a word of."""
-        key = (resource_type, text)
-        found = self._text_memo.get(key)
-        if found is None:
-            found = NO_SETS
-            lowered = text.lower()
-            anything = self._text_any.get(resource_type)
-            if anything is not None and anything.search(lowered):
-                found = frozenset(
-                    vs_id for vs_id, pattern in self._text[resource_type] if pattern.search(lowered)
-                )
-            if len(self._text_memo) >= MEMO_LIMIT:
-                self._text_memo.clear()
-            self._text_memo[key] = found
-        return found
+        lookup = self.text_lookup(resource_type)
+        return lookup(text) if lookup is not None else NO_SETS
+
+    def text_lookup(self, resource_type: str) -> Callable[[str], frozenset[str]] | None:
+        """:meth:`ids_for_text` for one resource type (None when no set reads its text)."""
+        return self._text_lookups.get(resource_type)
+
+    def _text_lookup(self, resource_type: str) -> Callable[[str], frozenset[str]]:
+        # Remembered per distinct text: lab and drug names repeat across a chart.
+        matchers = self._text[resource_type]
+        memo = self._text_memo.setdefault(resource_type, {})
+        anything = self._text_any[resource_type]
+
+        def lookup(text: str) -> frozenset[str]:
+            found = memo.get(text)
+            if found is None:
+                lowered = text.lower()
+                found = NO_SETS
+                if anything.search(lowered):
+                    found = frozenset(vs for vs, pattern in matchers if pattern.search(lowered))
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                memo[text] = found
+            return found
+
+        return lookup
 
 
 def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[ValueSets, list[str]]:

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -915,6 +916,28 @@ async def test_a_full_memory_replay_cache_fails_closed(clock: FakeClock) -> None
     assert not await cache.first_use(ISS, "c", expiry)
     clock.advance(61)
     assert await cache.first_use(ISS, "c", NOW + timedelta(seconds=600))
+
+
+@pytest.mark.anyio
+async def test_remembered_tokens_cost_about_a_hundred_bytes_each(clock: FakeClock) -> None:
+    """A busy worker holds rate x token lifetime entries: they must stay small."""
+    cache = MemoryReplayCache(clock=clock)
+    expiries = [NOW + timedelta(seconds=60 + i % 300) for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i, expiry in enumerate(expiries):
+            assert await cache.first_use(ISS, str(uuid.uuid4()) + str(i), expiry)
+        grown = sum(
+            stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename")
+        )
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == 20_000
+    assert grown / 20_000 < 200  # the tuple-and-datetime entries before took ~340
+    clock.advance(400)
+    assert await cache.first_use(ISS, "late", NOW + timedelta(seconds=900))
+    assert len(cache) == 1
 
 
 # --------------------------------------------------------------------------- S-13, S-14

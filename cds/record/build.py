@@ -94,26 +94,32 @@ class RecordBuilder:
         coded = named = NO_SETS
         ids_for = self.valuesets.ids_for
         # Text is read from a single CodeableConcept only (never from a malformed list).
-        text_of = text_of if isinstance(value, dict) else None
+        text_ids = (
+            self.valuesets.text_lookup(text_of)
+            if text_of is not None and isinstance(value, dict)
+            else None
+        )
         for concept in value if isinstance(value, list) else (value,):
-            codings = concept.get("coding") if isinstance(concept, dict) else None
+            if not isinstance(concept, dict):
+                continue
+            codings = concept.get("coding")
             for coding in codings if isinstance(codings, list) else ():
-                if isinstance(coding, dict):
-                    system, code = coding.get("system"), coding.get("code")
-                    if isinstance(system, str) and isinstance(code, str):
-                        ids = ids_for(system, code)
-                        if ids:
-                            coded = coded | ids
-                    if text_of is not None:
-                        named = named | self._text_ids(text_of, coding.get("display"))
-            if text_of is not None:
-                named = named | self._text_ids(text_of, concept.get("text"))
+                if not isinstance(coding, dict):
+                    continue
+                system, code = coding.get("system"), coding.get("code")
+                if isinstance(system, str) and isinstance(code, str):
+                    ids = ids_for(system, code)
+                    if ids:
+                        coded = coded | ids
+                if text_ids is not None:
+                    display = coding.get("display")
+                    if isinstance(display, str) and display and (ids := text_ids(display)):
+                        named = named | ids
+            if text_ids is not None:
+                text = concept.get("text")
+                if isinstance(text, str) and text and (ids := text_ids(text)):
+                    named = named | ids
         return coded, named
-
-    def _text_ids(self, resource_type: str, text: object) -> frozenset[str]:
-        if not isinstance(text, str) or not text:
-            return NO_SETS
-        return self.valuesets.ids_for_text(resource_type, text)
 
     def _validated(self, raw: Raw) -> bool:
         self.record.models_built += 1
@@ -140,24 +146,27 @@ class RecordBuilder:
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
             return
-        resource_id = raw.get("id")
-        if not isinstance(resource_id, str):
-            resource_id = f"anonymous-{len(self._seen)}"
-        key = (resource_type, resource_id)
-        if key in self._seen:
-            return
         text_of = resource_type if self.valuesets.reads_text(resource_type) else None
         code_sets, named = self._sets(raw, fields[0], text_of)
         value_sets = performer = NO_SETS
         # Text sets read the text of every coded field; their hits count as the code's.
         if resource_type == "Observation":
-            value_sets, named_value = self._sets(raw, "valueCodeableConcept", text_of)
-            named = named | named_value
+            if "valueCodeableConcept" in raw:
+                value_sets, named_value = self._sets(raw, "valueCodeableConcept", text_of)
+                named = named | named_value
         elif resource_type == "ServiceRequest":
             performer, named_performer = self._sets(raw, "performerType", text_of)
             named = named | named_performer
-        code_sets = code_sets | named
+        if named:
+            code_sets = code_sets | named
         if not (code_sets or value_sets or performer):
+            return
+        # Only a matching resource is worth the duplicate check (most of a chart is not).
+        resource_id = raw.get("id")
+        if not isinstance(resource_id, str):
+            resource_id = f"anonymous-{len(self._seen)}"
+        key = (resource_type, resource_id)
+        if key in self._seen:
             return
         entry = self._entry(
             raw,
