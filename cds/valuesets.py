@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -177,11 +177,6 @@ class ValueSets:
     def __getitem__(self, vs_id: str) -> ValueSet:
         return self.by_id[vs_id]
 
-    @property
-    def text_sets(self) -> tuple[ValueSet, ...]:
-        """Sets that also match by text (medication ingredients, the B12 result)."""
-        return tuple(vs for vs in self.by_id.values() if vs.text)
-
     def ids_for(self, system: str, code: str) -> frozenset[str]:
         """Ids of every value set the coding belongs to: dict lookups only, no scanning."""
         key = (system, code)
@@ -202,13 +197,6 @@ class ValueSets:
         if not found:
             return NO_SETS
         return frozenset(vs_id for vs_id in found if (system, norm) not in self[vs_id].carve_out)
-
-    def ids_for_codings(self, codings: Iterable[tuple[str, str]]) -> frozenset[str]:
-        """Union of :meth:`ids_for` over several codings."""
-        out: set[str] = set()
-        for system, code in codings:
-            out |= self.ids_for(system, code)
-        return frozenset(out)
 
     def reads_text(self, resource_type: str) -> bool:
         """Whether any set matches ``resource_type`` by text."""
