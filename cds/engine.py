@@ -41,6 +41,7 @@ class Evaluation:
     issued: list[IssuedCard] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     models_built: int = 0
+    validations_remembered: int = 0
 
 
 @dataclass
@@ -152,7 +153,14 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         now=now,
     )
     if record.deceased:
-        return Evaluation(hooks.CdsResponse(cards=[]), [], [], record.skipped, record.models_built)
+        return Evaluation(
+            hooks.CdsResponse(cards=[]),
+            [],
+            [],
+            record.skipped,
+            record.models_built,
+            record.validations_remembered,
+        )
     scope = Scope(record, catalogue.rules)
     fired: list[_Fired] = []
     for order, rule in enumerate(service.rules):
@@ -196,5 +204,10 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     fired_ids = list(dict.fromkeys(f.rule.id for f in shown))
     log.debug("rules fired: %s", fired_ids)
     return Evaluation(
-        hooks.CdsResponse(cards=cards), fired_ids, issued, record.skipped, record.models_built
+        hooks.CdsResponse(cards=cards),
+        fired_ids,
+        issued,
+        record.skipped,
+        record.models_built,
+        record.validations_remembered,
     )

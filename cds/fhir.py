@@ -24,6 +24,7 @@ class ParseReport:
 
     parsed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    remembered: int = 0  # outcomes (valid or not) answered from the validation memo
 
     @property
     def skipped_total(self) -> int:
@@ -118,24 +119,28 @@ class ValidationMemo:
 
     def problem(self, raw: dict[str, Any]) -> str | None:
         """:func:`_problem`, answered from memory when this exact content was seen."""
+        return self.check(raw)[0]
+
+    def check(self, raw: dict[str, Any]) -> tuple[str | None, bool]:
+        """:func:`_problem`'s answer, and whether it came from memory."""
         if self.max_entries <= 0:
-            return _problem(raw)
+            return _problem(raw), False
         try:
             key = hashlib.blake2b(orjson.dumps(raw), digest_size=16).digest()
         except (TypeError, orjson.JSONEncodeError):
             # Not JSON-serializable (or nested past orjson's limit): validate without memo.
-            return _problem(raw)
+            return _problem(raw), False
         known = self._outcomes.get(key)
         if known is not None:
             self.hits += 1
             self._outcomes.move_to_end(key)
-            return known or None
+            return known or None, True
         self.misses += 1
         found = _problem(raw)
         self._outcomes[key] = found or VALID
         if len(self._outcomes) > self.max_entries:
             self._outcomes.popitem(last=False)
-        return found
+        return found, False
 
 
 DEFAULT_MEMO_ENTRIES: Final[int] = 20_000
@@ -150,7 +155,8 @@ def is_valid(raw: Any, report: ParseReport | None = None) -> bool:
     if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
         report.skip("(unknown)", None, "not a FHIR resource")
         return False
-    problem = memo.problem(raw)
+    problem, remembered = memo.check(raw)
+    report.remembered += remembered
     if problem is not None:
         report.skip(raw["resourceType"], raw.get("id"), problem)
         return False

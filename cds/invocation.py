@@ -178,6 +178,10 @@ class _Call:
         self.skipped = sum(evaluation.skipped.values())
         for resource_type, count in evaluation.skipped.items():
             rt.metrics.skipped_resources(resource_type, count)
+        rt.metrics.resources_validated(
+            remembered=evaluation.validations_remembered,
+            validated=evaluation.models_built - evaluation.validations_remembered,
+        )
         for rule_id in self.fired:
             rt.metrics.card_emitted(service.id, rule_id)
         self.wire = hooks.to_wire(evaluation.response)

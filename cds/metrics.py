@@ -144,6 +144,17 @@ class Metrics:
             "Hook calls whose audit row and issued cards could not be written at all",
             registry=reg,
         )
+        self.validations = Counter(
+            "cds_resource_validations",
+            "Value-set-matched resources checked as valid R4: 'remembered' answered from the "
+            "validation memo (CDS_VALIDATION_MEMO_SIZE), 'validated' by the R4B models",
+            ["outcome"],
+            registry=reg,
+        )
+        self._validations = (
+            self.validations.labels("remembered"),
+            self.validations.labels("validated"),
+        )
         # Label children by the arguments that chose them: every request records a few metrics,
         # and .labels() (validation, a lock, a lookup) cost more than the increments themselves.
         self._request_children: dict[tuple[str | None, int], tuple[Counter, Histogram]] = {}
@@ -182,6 +193,13 @@ class Metrics:
     def fhir_error(self, kind: FhirError | str) -> None:
         value = kind if kind in FhirError.__members__.values() else FhirError.other
         self.fhir_errors.labels(str(value)).inc()
+
+    def resources_validated(self, *, remembered: int, validated: int) -> None:
+        """One call's validity checks: a low remembered share means the memo is too small."""
+        if remembered:
+            self._validations[0].inc(remembered)
+        if validated:
+            self._validations[1].inc(validated)
 
     def skipped_resources(self, resource_type: str, count: int = 1) -> None:
         self.skipped.labels(_resource_type(resource_type)).inc(count)

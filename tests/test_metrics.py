@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
+from cds import fhir
 from cds.metrics import AuthFailure, FhirError, Metrics, auth_failure_category, render_latest
 
 SERVICES = {"back-to-foot"}
@@ -34,6 +38,7 @@ def exercised() -> Metrics:
     metrics.feedback_received("back-to-foot", stored=3, duplicates=1, unmatched=1)
     metrics.audit_batch_failed()
     metrics.audit_rows_lost(2)
+    metrics.resources_validated(remembered=3, validated=1)
     return metrics
 
 
@@ -121,3 +126,19 @@ def test_repeated_calls_add_up_and_unknown_ids_still_collapse() -> None:
     assert sample("cds_request_duration_seconds_count", histogram) == 3
     assert sample("cds_cards_total", {"service": "back-to-foot", "rule": "RF-01"}) == 3
     assert sample("cds_cards_total", {"service": "back-to-foot", "rule": "unknown"}) == 3
+
+
+@pytest.mark.anyio
+async def test_a_repeat_call_counts_its_validity_checks_as_remembered(
+    client: httpx.AsyncClient, app: FastAPI, rb01_request: dict[str, Any]
+) -> None:
+    """Operators size CDS_VALIDATION_MEMO_SIZE from the remembered share."""
+    fhir.memo.clear()
+    sample = app.state.runtime.metrics.registry.get_sample_value
+    for _ in range(2):
+        assert (await client.post("/cds-services/back-to-foot", json=rb01_request)).is_success
+    validated = sample("cds_resource_validations_total", {"outcome": "validated"})
+    remembered = sample("cds_resource_validations_total", {"outcome": "remembered"})
+    assert validated is not None
+    assert validated > 0
+    assert remembered == validated

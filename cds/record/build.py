@@ -195,6 +195,7 @@ class RecordBuilder:
                 record.entries[i] = replace(entry, reason_valuesets=sets)
         record.unavailable = frozenset(unavailable)
         record.skipped = dict(self.report.skipped)
+        record.validations_remembered = self.report.remembered
         return record
 
     # ------------------------------------------------------------------ per type

@@ -63,7 +63,8 @@ class PatientRecord:
     patient_known: bool = False
     entries: list[Entry] = field(default_factory=list)
     unavailable: frozenset[str] = frozenset()  # resource types whose data could not be obtained
-    models_built: int = 0
+    models_built: int = 0  # resources checked as valid R4 (by model, or from the memo)
+    validations_remembered: int = 0  # of those, answered from the validation memo
     skipped: dict[str, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ availability
