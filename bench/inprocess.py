@@ -18,7 +18,7 @@ from bench.generate import NOW, SERVICE_ID, SIZES, make_request, relevant_count
 from cds import fhir, hooks
 from cds.catalogue import Catalogue, load_catalogue
 from cds.engine import evaluate
-from cds.gathering import read_prefetch
+from cds.gathering import Grant, read_prefetch
 from cds.invocation import parse_request
 from cds.settings import Settings
 from cds.wire import check_limits, collector_paused, parse_json
@@ -82,7 +82,7 @@ def evaluate_body(
             prefetch=request.prefetch,
             fhir_server=None,
             refusal="the benchmark fetches nothing",
-            access_token=None,
+            grant=Grant(None),
             required=set(service.required_prefetch),
         ).finish()
         t3 = time.perf_counter()

@@ -145,19 +145,24 @@ class FhirClient:
         access_token: SecretStr | None,
         budget_seconds: float,
         data: PatientData,
+        out_of_time: str | None = None,
     ) -> None:
-        """Run ``jobs`` concurrently until done or out of budget; results land in ``data``."""
+        """Run ``jobs`` concurrently until done or out of budget; results land in ``data``.
+
+        ``out_of_time`` names what the budget stands for when it is not the request's own.
+        """
         deadline = anyio.current_time() + budget_seconds
         server_origin = _origin(httpx.URL(fhir_server))
-        with anyio.move_on_after(budget_seconds):
-            async with anyio.create_task_group() as tasks:
-                for job in jobs:
-                    tasks.start_soon(
-                        self._run_job, job, server_origin, access_token, deadline, data
-                    )
+        if budget_seconds > 0:
+            with anyio.move_on_after(budget_seconds):
+                async with anyio.create_task_group() as tasks:
+                    for job in jobs:
+                        tasks.start_soon(
+                            self._run_job, job, server_origin, access_token, deadline, data
+                        )
         for job in jobs:
             if not job.done:
-                job.reason = job.reason or "the request's time budget ran out"
+                job.reason = job.reason or out_of_time or "the request's time budget ran out"
                 job.incomplete = True
             if job.pages > 0:
                 data.resources[job.key] = job.resources

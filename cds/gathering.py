@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,45 @@ from pydantic import SecretStr
 from cds.errors import MissingData
 from cds.fhir_client import FetchJob, FhirClient, absolute_url
 from cds.prefetch import PatientData, PrefetchState, classify_all, render
+from cds.scopes import Scopes, target_of
 from cds.settings import Settings
+
+TOKEN_EXPIRED = "the FHIR access token expired (fhirAuthorization.expires_in)"  # noqa: S105
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What ``fhirAuthorization`` lets this call do on the FHIR server, and until when."""
+
+    access_token: SecretStr | None
+    scopes: Scopes | None = None  # None: no token, every read is the server's to decide
+    expires_at: float | None = None  # time.monotonic() after which the token is not used (R-08)
+
+    @classmethod
+    def of(
+        cls,
+        access_token: SecretStr | None,
+        *,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        received: float | None = None,
+    ) -> Grant:
+        """The grant of a token received at ``received`` (monotonic; now when None)."""
+        start = time.monotonic() if received is None else received
+        return cls(
+            access_token,
+            Scopes.parse(scope) if scope is not None else None,
+            start + expires_in if expires_in is not None else None,
+        )
+
+    def refuses(self, relative: str) -> str | None:
+        """Why the token's scope does not allow reading ``relative`` (R-09), or None."""
+        if self.scopes is None:
+            return None
+        resource_type, search = target_of(relative)
+        if self.scopes.allows(resource_type, search=search):
+            return None
+        return f"fhirAuthorization.scope does not allow reading {resource_type}"
 
 
 @dataclass(slots=True)
@@ -22,7 +61,7 @@ class Gathering:
     jobs: list[FetchJob]
     required: set[str]
     fhir_server: str | None
-    access_token: SecretStr | None
+    grant: Grant
 
     def finish(self) -> PatientData:
         """The data, or ``MissingData`` (412) when a key in ``required`` stayed unavailable."""
@@ -40,7 +79,7 @@ def read_prefetch(
     prefetch: Mapping[str, Any] | None,
     fhir_server: str | None,
     refusal: str | None,
-    access_token: SecretStr | None,
+    grant: Grant,
     required: set[str],
 ) -> Gathering:
     """Each declared key read from prefetch (P-08..P-14), and a job for each key the FHIR
@@ -57,8 +96,8 @@ def read_prefetch(
             data.resources[key] = list(value.resources)
             if value.next_url is None:
                 continue
-            if refusal is not None or fhir_server is None:
-                # P-14: without a usable server only the first page counts.
+            if refusal is not None or fhir_server is None or grant.refuses(templates[key]):
+                # P-14: without a usable server (or scope) only the first page counts.
                 data.incomplete.add(key)
                 continue
             url = absolute_url(fhir_server, "").join(value.next_url)
@@ -71,21 +110,35 @@ def read_prefetch(
             if rendered is None:
                 data.unavailable[key] = f"{value.reason}; a template token is not in context"
                 continue
+            scope_refusal = grant.refuses(rendered)
+            if scope_refusal is not None:
+                data.unavailable[key] = f"{value.reason}; {scope_refusal}"
+                continue
             jobs.append(FetchJob(key, absolute_url(fhir_server, rendered), why=value.reason or ""))
-    return Gathering(data, jobs, required, fhir_server, access_token)
+    return Gathering(data, jobs, required, fhir_server, grant)
 
 
 async def complete(
     gathering: Gathering, client: FhirClient | None, budget_seconds: float | None = None
 ) -> PatientData:
-    """Run ``gathering``'s jobs on the FHIR server (P-15..P-19, E-05), then finish it."""
+    """Run ``gathering``'s jobs on the FHIR server (P-15..P-19, E-05), then finish it.
+
+    The fetches stop at the request's budget or when the access token expires, whichever is
+    first (R-08: the token is transient and never used past ``expires_in``).
+    """
     if gathering.jobs and client is not None and gathering.fhir_server is not None:
+        budget = budget_seconds or client.settings.request_budget_seconds
+        out_of_time = None
+        expires_at = gathering.grant.expires_at
+        if expires_at is not None and expires_at - time.monotonic() < budget:
+            budget, out_of_time = max(expires_at - time.monotonic(), 0.0), TOKEN_EXPIRED
         await client.run(
             gathering.jobs,
             fhir_server=gathering.fhir_server,
-            access_token=gathering.access_token,
-            budget_seconds=budget_seconds or client.settings.request_budget_seconds,
+            access_token=gathering.grant.access_token,
+            budget_seconds=budget,
             data=gathering.data,
+            out_of_time=out_of_time,
         )
     return gathering.finish()
 
@@ -115,6 +168,8 @@ async def gather(
     client: FhirClient | None,
     settings: Settings | None = None,
     budget_seconds: float | None = None,
+    scope: str | None = None,
+    expires_in: int | None = None,
 ) -> PatientData:
     """Each declared key's resources from prefetch or the FHIR server (P-08..P-19, E-05).
 
@@ -131,7 +186,7 @@ async def gather(
             prefetch=prefetch,
             fhir_server=fhir_server,
             refusal=refusal_of(client, fhir_server, access_token, token_patient, hook_context),
-            access_token=access_token,
+            grant=Grant.of(access_token, scope=scope, expires_in=expires_in),
             required=required,
         )
         return await complete(gathering, client, budget_seconds)

@@ -16,7 +16,7 @@ from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import Evaluation, IssuedCard, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound
 from cds.fhir_client import FhirClient
-from cds.gathering import Gathering, complete, read_prefetch, refusal_of
+from cds.gathering import Gathering, Grant, complete, read_prefetch, refusal_of
 from cds.logs import log_fields
 from cds.prefetch import PatientData
 from cds.runtime import Runtime
@@ -75,10 +75,21 @@ def _read_prefetch(
     request: hooks.HookRequest,
     context: hooks.PatientViewContext | hooks.OrderSignContext,
     client: FhirClient | None,
+    received: float | None = None,
 ) -> Gathering:
     authorization = request.fhir_authorization if client is not None else None
     fhir_server = request.fhir_server if client is not None else None
     access_token = authorization.access_token if authorization else None
+    grant = (
+        Grant.of(
+            access_token,
+            scope=authorization.scope,
+            expires_in=authorization.expires_in,
+            received=received,
+        )
+        if authorization is not None
+        else Grant(None)
+    )
     return read_prefetch(
         service.prefetch,
         hook_context=request.context,
@@ -91,7 +102,7 @@ def _read_prefetch(
             authorization.patient if authorization else None,
             request.context,
         ),
-        access_token=access_token,
+        grant=grant,
         required=set(service.required_prefetch),
     )
 
@@ -122,8 +133,10 @@ class _Call:
     fetched: int = 0
 
     @classmethod
-    def start(cls, rt: Runtime, service_id: str, body: bytes) -> _Call:
-        """Parse and validate the call and read its prefetch; a 4xx here is raised, unaudited."""
+    def start(cls, rt: Runtime, service_id: str, body: bytes, received: float) -> _Call:
+        """Parse and validate the call and read its prefetch; a 4xx here is raised, unaudited.
+
+        ``received`` (time.monotonic()) starts the access token's ``expires_in`` clock."""
         raw = parse_json(body)
         check_limits(raw, rt.settings.max_json_depth, rt.settings.max_prefetch_entries)
         service, request, context = parse_request(rt.catalogue, service_id, raw)
@@ -138,7 +151,7 @@ class _Call:
             context.patient_id,
         )
         call.gathering = call.attempt(
-            lambda: _read_prefetch(service, request, context, rt.fhir_client)
+            lambda: _read_prefetch(service, request, context, rt.fhir_client, received)
         )
         return call
 
@@ -194,10 +207,10 @@ class _Call:
 async def invoke(rt: Runtime, service_id: str, body: bytes) -> dict[str, Any]:
     """Run ``service_id`` on the request ``body`` and return the wire response; audit every
     outcome past request validation."""
-    started = time.perf_counter()
+    started, received = time.perf_counter(), time.monotonic()
     with collector_paused():
         # Complete prefetch: bytes to answer in one synchronous stretch (nothing else runs).
-        call = _Call.start(rt, service_id, body)
+        call = _Call.start(rt, service_id, body, received)
         if call.gathering is not None and not call.needs_fetch:
             ready = call.attempt(call.gathering.finish)
             if ready is not None:

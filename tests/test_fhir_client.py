@@ -98,6 +98,8 @@ async def _gather(
     token_patient: str | None = None,
     required: set[str] | None = None,
     context: Mapping[str, Any] = CONTEXT,
+    scope: str | None = None,
+    expires_in: int | None = None,
 ) -> PatientData:
     async with client:
         return await gather(
@@ -109,6 +111,8 @@ async def _gather(
             token_patient=token_patient,
             required=required or set(),
             client=client,
+            scope=scope,
+            expires_in=expires_in,
         )
 
 
@@ -614,3 +618,76 @@ async def test_the_token_never_appears_in_reprs_logs_or_errors(
         *(repr(r.headers) for r in recorder.requests),
     ]
     assert all(TOKEN not in text for text in texts)
+
+
+# --------------------------------------------------------------------------- R-08, R-09
+
+
+@pytest.mark.anyio
+async def test_an_expired_token_is_never_sent_and_its_keys_are_unavailable() -> None:
+    """R-08: the token is transient; past expires_in it is not used at all."""
+    recorder = Recorder(_sync(_answer))
+    data = await _gather(recorder.client(), expires_in=0)
+    assert recorder.requests == []
+    assert set(data.unavailable) == set(TEMPLATES)
+    assert all("access token expired" in why for why in data.unavailable.values())
+
+
+@pytest.mark.anyio
+async def test_fetches_stop_when_the_token_expires_before_the_budget_runs_out() -> None:
+    """R-08: a 1 s token ends a slow fetch at 1 s, not at the 4 s request budget."""
+
+    async def slow_conditions(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Condition"):
+            await anyio.sleep(3)
+        return _answer(request)
+
+    recorder = Recorder(slow_conditions)
+    started = time.perf_counter()
+    data = await _gather(recorder.client(), expires_in=1)
+    assert time.perf_counter() - started < 2.0
+    assert "access token expired" in data.unavailable["conditions"]
+    assert data.resources["patient"] == [{"resourceType": "Patient", "id": "p1"}]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("scope", "fetched"),
+    [
+        ("patient/*.read", {"Patient", "Condition", "Observation"}),  # SMART v1
+        ("user/Patient.read user/Condition.read", {"Patient", "Condition"}),
+        (
+            "patient/Patient.r patient/Condition.s patient/Observation.rs",
+            {"Patient", "Condition", "Observation"},
+        ),  # SMART v2
+        ("patient/Patient.s patient/Condition.r", set()),  # v2: a read needs r, a search s
+        ("patient/Observation.rs?category=laboratory", {"Observation"}),  # narrowed by the server
+        ("patient/*.write", set()),
+        ("openid fhirUser launch", {"Patient", "Condition", "Observation"}),  # nothing clear
+    ],
+)
+async def test_only_what_the_scope_allows_is_fetched(scope: str, fetched: set[str]) -> None:
+    """R-09: SMART v1 and v2 scopes; a query the scope clearly forbids is not sent (P-15)."""
+    recorder = Recorder(_sync(_answer))
+    data = await _gather(recorder.client(), scope=scope)
+    asked = {r.url.path.removeprefix("/fhir/").split("/")[0] for r in recorder.requests}
+    assert asked == fetched
+    refused = {key for key, why in data.unavailable.items() if "scope does not allow" in why}
+    assert len(refused) == len(TEMPLATES) - len(fetched)
+
+
+@pytest.mark.anyio
+async def test_a_next_page_the_scope_forbids_is_not_followed() -> None:
+    """R-09 with P-14: the first page counts and the key is marked incomplete."""
+    recorder = Recorder(_sync(_answer))
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": "p1"},
+        "conditions": _bundle(
+            {"resourceType": "Condition", "id": "c0"}, next_url=f"{SERVER}/Condition?page=2"
+        ),
+        "observations": _bundle(),
+    }
+    data = await _gather(recorder.client(), prefetch=prefetch, scope="patient/Observation.rs")
+    assert recorder.requests == []
+    assert data.resources["conditions"] == [{"resourceType": "Condition", "id": "c0"}]
+    assert "conditions" in data.incomplete

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from cds.app import create_app
+from cds.settings import Settings
 from cds.wire import collector_paused
+from tests.conftest import serving
 
 pytestmark = pytest.mark.anyio
 SERVICE = "/cds-services/back-to-foot"
@@ -83,3 +87,74 @@ def test_a_collector_switched_off_by_the_operator_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --------------------------------------------------------------------------- R-08, R-09
+
+
+def _fallback(request: dict[str, Any], *, expires_in: int, scope: str) -> dict[str, Any]:
+    """``request`` with its conditions left to the FHIR server, under the given token."""
+    del request["prefetch"]["conditions"]
+    request["fhirServer"] = "https://ehr.example.org/fhir"
+    request["fhirAuthorization"] = {
+        "access_token": "opaque-token",
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": scope,
+        "subject": "footpath-cds",
+    }
+    return request
+
+
+@pytest.fixture
+def fhir_calls() -> list[httpx.Request]:
+    return []
+
+
+@pytest.fixture
+async def fetching_client(
+    settings: Settings, fhir_calls: list[httpx.Request]
+) -> AsyncIterator[httpx.AsyncClient]:
+    def fhir_server(request: httpx.Request) -> httpx.Response:
+        fhir_calls.append(request)
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset"})
+
+    app = create_app(settings, fhir_transport=httpx.MockTransport(fhir_server))
+    async with serving(app) as client:
+        yield client
+
+
+async def test_a_token_that_allows_the_read_fetches_the_missing_key(
+    fetching_client: httpx.AsyncClient,
+    fhir_calls: list[httpx.Request],
+    rb01_request: dict[str, Any],
+) -> None:
+    body = _fallback(rb01_request, expires_in=300, scope="patient/Condition.rs")
+    response = await fetching_client.post(SERVICE, json=body)
+    assert response.status_code == 200
+    assert [call.url.path for call in fhir_calls] == ["/fhir/Condition"]
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "scope", "why"),
+    [
+        (0, "patient/*.read", "access token expired"),  # R-08
+        (300, "patient/Observation.rs", "scope does not allow reading Condition"),  # R-09
+    ],
+)
+async def test_a_token_that_cannot_be_used_leaves_required_data_missing(  # noqa: PLR0917
+    fetching_client: httpx.AsyncClient,
+    fhir_calls: list[httpx.Request],
+    rb01_request: dict[str, Any],
+    expires_in: int,
+    scope: str,
+    why: str,
+) -> None:
+    """E-05: the required key stays unavailable, so 412; Conditions are never asked for."""
+    body = _fallback(rb01_request, expires_in=expires_in, scope=scope)
+    response = await fetching_client.post(SERVICE, json=body)
+    assert response.status_code == 412
+    assert why in response.text
+    assert "opaque-token" not in response.text
+    assert [call for call in fhir_calls if call.url.path.endswith("/Condition")] == []
