@@ -81,9 +81,13 @@ def read_prefetch(
     refusal: str | None,
     grant: Grant,
     required: set[str],
+    refetch_errors: bool = False,
 ) -> Gathering:
     """Each declared key read from prefetch (P-08..P-14), and a job for each key the FHIR
     server must answer; ``refusal`` says why the server may not be asked (None: it may be).
+
+    A key the client answered with an OperationOutcome is not asked for again unless
+    ``refetch_errors``: the client sends one to spare the service that query (P-13).
 
     Synchronous on purpose: a call with complete prefetch never waits on anything.
     """
@@ -103,6 +107,11 @@ def read_prefetch(
             url = absolute_url(fhir_server, "").join(value.next_url)
             jobs.append(FetchJob(key, url, resources=list(value.resources), pages=1))
         else:
+            if value.errored and not refetch_errors:
+                data.unavailable[key] = (
+                    f"{value.reason}; not queried again (CDS_REFETCH_PREFETCH_ERRORS is off)"
+                )
+                continue
             if refusal is not None or fhir_server is None:
                 data.unavailable[key] = f"{value.reason}; {refusal}"
                 continue
@@ -188,6 +197,7 @@ async def gather(
             refusal=refusal_of(client, fhir_server, access_token, token_patient, hook_context),
             grant=Grant.of(access_token, scope=scope, expires_in=expires_in),
             required=required,
+            refetch_errors=client is not None and client.settings.refetch_prefetch_errors,
         )
         return await complete(gathering, client, budget_seconds)
     finally:

@@ -104,6 +104,7 @@ def _read_prefetch(
         ),
         grant=grant,
         required=set(service.required_prefetch),
+        refetch_errors=client is not None and client.settings.refetch_prefetch_errors,
     )
 
 

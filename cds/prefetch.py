@@ -194,6 +194,7 @@ class Classified:
     resources: list[dict[str, Any]] = field(default_factory=list)
     next_url: str | None = None
     reason: str | None = None
+    errored: bool = False  # the client reported an error prefetching it (P-13)
 
 
 ABSENT: Any = object()
@@ -240,7 +241,7 @@ def _classify_bundle(bundle: Mapping[str, Any]) -> Classified:
         return Classified(PrefetchState.data, resources, next_url=url)
     if outcomes:
         return Classified(
-            PrefetchState.needs_fetch, reason="the Bundle held OperationOutcomes only"
+            PrefetchState.needs_fetch, reason="the Bundle held OperationOutcomes only", errored=True
         )
     return Classified(PrefetchState.no_data)
 
@@ -255,7 +256,9 @@ def classify(value: Any) -> Classified:
         return Classified(PrefetchState.needs_fetch, reason="the value is not a FHIR resource")
     resource_type = value["resourceType"]
     if resource_type == "OperationOutcome":
-        return Classified(PrefetchState.needs_fetch, reason="the client sent an OperationOutcome")
+        return Classified(
+            PrefetchState.needs_fetch, reason="the client sent an OperationOutcome", errored=True
+        )
     if resource_type == "Bundle":
         return _classify_bundle(value)
     return Classified(PrefetchState.data, [value])

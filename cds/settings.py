@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     fhir_max_retries: int = Field(default=2, ge=0)
     fhir_allow_http: bool = False
     fhir_open_server: bool = False
+    # P-13: query a key again when the client answered it with an OperationOutcome.
+    refetch_prefetch_errors: bool = False
     request_budget_seconds: float = Field(default=4.0, gt=0)
 
     # Storage.

@@ -158,17 +158,38 @@ async def test_null_and_empty_prefetch_values_are_not_queried_again() -> None:
     assert data.resources["observations"] == [{"resourceType": "Observation", "id": "o1"}]
 
 
+ERRORED_PREFETCH = {
+    "patient": {"resourceType": "Patient", "id": "p1"},
+    "conditions": {"resourceType": "OperationOutcome", "issue": []},
+    "observations": {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"search": {"mode": "outcome"}, "resource": {"resourceType": "OperationOutcome"}}
+        ],
+    },
+}
+
+
 @pytest.mark.anyio
-async def test_an_operation_outcome_in_prefetch_is_fetched_from_the_server() -> None:
-    """P-13: an errored prefetch value is not data; the service fetches it itself."""
+async def test_an_operation_outcome_in_prefetch_is_not_queried_again_by_default() -> None:
+    """P-13: the client sends an OperationOutcome to spare the service that query."""
     recorder = Recorder(_sync(_answer))
-    prefetch = {
-        "patient": {"resourceType": "Patient", "id": "p1"},
-        "conditions": {"resourceType": "OperationOutcome", "issue": []},
-        "observations": None,
-    }
-    data = await _gather(recorder.client(), prefetch=prefetch)
-    assert [r.url.path for r in recorder.requests] == ["/fhir/Condition"]
+    data = await _gather(recorder.client(), prefetch=ERRORED_PREFETCH)
+    assert recorder.requests == []
+    assert set(data.unavailable) == {"conditions", "observations"}
+    assert all("not queried again" in why for why in data.unavailable.values())
+    with pytest.raises(MissingData, match="OperationOutcome"):
+        await _gather(recorder.client(), prefetch=ERRORED_PREFETCH, required={"conditions"})
+
+
+@pytest.mark.anyio
+async def test_an_operation_outcome_in_prefetch_is_fetched_when_configured() -> None:
+    """P-13 (configurable): CDS_REFETCH_PREFETCH_ERRORS asks the server itself."""
+    recorder = Recorder(_sync(_answer))
+    client = recorder.client(_settings(refetch_prefetch_errors=True))
+    data = await _gather(client, prefetch=ERRORED_PREFETCH)
+    assert sorted(r.url.path for r in recorder.requests) == ["/fhir/Condition", "/fhir/Observation"]
     assert data.resources["conditions"] == [{"resourceType": "Condition", "id": "c1"}]
 
 
