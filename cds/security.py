@@ -8,7 +8,7 @@ import heapq
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -431,6 +431,7 @@ class JwtVerifier:
         self._clock = clock
         self._leeway = timedelta(seconds=settings.jwt_leeway_seconds)
         self._max_lifetime = timedelta(seconds=settings.jwt_max_lifetime_seconds)
+        self._tenants = frozenset(settings.trusted_tenants)
         self._jws = jwt.PyJWS(algorithms=sorted(ALLOWED_ALGORITHMS))
         # (alg, iss, kid) -> (the JWK it was parsed from, the key object): parsing a JWK costs
         # more than some signature checks, and the JWK's identity tells when a reload replaced it.
@@ -453,8 +454,11 @@ class JwtVerifier:
     def trusted_issuers(self) -> frozenset[str]:
         return frozenset(self._sources)
 
-    async def verify(self, authorization_header: str | None, audience: str) -> VerifiedCaller:
-        """The verified caller, or ``Unauthorized``; ``audience`` is the invoked endpoint URL."""
+    async def verify(
+        self, authorization_header: str | None, audience: str | Sequence[str]
+    ) -> VerifiedCaller:
+        """The verified caller, or ``Unauthorized``; ``audience`` is the invoked endpoint URL
+        (or the URLs it may be called by, S-09)."""
         attempt = _Attempt()
         try:
             caller = await self._verify(authorization_header, audience, attempt)
@@ -476,7 +480,7 @@ class JwtVerifier:
         return caller
 
     async def _verify(
-        self, authorization_header: str | None, audience: str, attempt: _Attempt
+        self, authorization_header: str | None, audience: str | Sequence[str], attempt: _Attempt
     ) -> VerifiedCaller:
         token = _decoded(self._jws, _bearer_token(authorization_header))
         header, claims = token.header, token.claims
@@ -495,6 +499,9 @@ class JwtVerifier:
         _check_audience(claims, audience)
         expires_at = self._checked_lifetime(claims)
         tenant = _tenant(claims)
+        if self._tenants and tenant not in self._tenants:
+            # S-08 step 4: with an allowlist configured, a token must name a listed tenant.
+            raise Unauthorized("tenant is not trusted")
         if not await self._replay.first_use(iss, jti, expires_at + self._leeway):
             raise Unauthorized("jti already used (replay)")
         return VerifiedCaller(
@@ -626,7 +633,7 @@ def _check_signature(token: _Token, key: Any) -> None:
         raise Unauthorized("signature does not verify")
 
 
-def _check_audience(claims: Mapping[str, Any], audience: str) -> None:
+def _check_audience(claims: Mapping[str, Any], audience: str | Sequence[str]) -> None:
     aud = claims.get("aud")
     if isinstance(aud, str):
         candidates = [aud]
@@ -634,8 +641,8 @@ def _check_audience(claims: Mapping[str, Any], audience: str) -> None:
         candidates = aud
     else:
         raise Unauthorized("aud claim missing or malformed")
-    expected = audience.rstrip("/")
-    if not any(candidate.rstrip("/") == expected for candidate in candidates):
+    accepted = {a.rstrip("/") for a in ((audience,) if isinstance(audience, str) else audience)}
+    if not any(candidate.rstrip("/") in accepted for candidate in candidates):
         raise Unauthorized("aud is not this endpoint")
 
 

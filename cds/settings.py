@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(default=3600, ge=10)
     jwks_min_refresh_seconds: int = Field(default=30, ge=0)
     trust_sandbox: bool = False
+    # S-08 step 4: when set, a token's `tenant` claim must be one of these.
+    trusted_tenants: list[str] = []
+    # S-09: feedback also accepts tokens whose aud is the service URL or the discovery URL.
+    feedback_aud_lenient: bool = False
     # auto: in memory when one process sees every token (SQLite, one worker), else the database.
     replay_cache: ReplayCacheChoice = ReplayCacheChoice.auto
 
@@ -133,6 +137,19 @@ class Settings(BaseSettings):
     def public_url(self, path: str) -> str:
         """The absolute URL callers use for ``path``: the JWT ``aud`` is checked against it."""
         return self.public_base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def audiences(self, path: str) -> tuple[str, ...]:
+        """The ``aud`` values a token for ``path`` may carry (S-09).
+
+        Always the endpoint's own URL; for a feedback endpoint with ``feedback_aud_lenient``
+        also its service's URL and the discovery URL, which some clients put there.
+        """
+        own = self.public_url(path)
+        trimmed = path.rstrip("/")
+        if not (self.feedback_aud_lenient and trimmed.endswith("/feedback")):
+            return (own,)
+        service = trimmed.removesuffix("/feedback")
+        return own, self.public_url(service), self.public_url("/cds-services")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -159,6 +159,70 @@ async def test_feedback_accepts_a_token_for_the_feedback_url(
     assert response.status_code == 200
 
 
+FEEDBACK = {
+    "feedback": [
+        {"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-06-01T12:00:00Z"}
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("lenient", "aud", "status"),
+    [
+        (False, f"{BASE}/cds-services/back-to-foot", 401),
+        (False, f"{BASE}/cds-services", 401),
+        (True, f"{BASE}/cds-services/back-to-foot", 200),
+        (True, f"{BASE}/cds-services", 200),
+        (True, f"{BASE}/cds-services/another-service", 401),
+    ],
+)
+async def test_feedback_accepts_the_service_or_discovery_url_only_when_configured(
+    settings: Settings, issuer: Issuer, lenient: bool, aud: str, status: int
+) -> None:
+    """S-09: feedback's aud is not spelled out; CDS_FEEDBACK_AUD_LENIENT accepts the others."""
+    app = create_app(
+        changed(
+            settings,
+            auth_mode="required",
+            trusted_issuers={ISSUER: str(issuer.jwks_file)},
+            feedback_aud_lenient=lenient,
+        )
+    )
+    async with serving(app) as client:
+        url = "/cds-services/back-to-foot/feedback"
+        response = await client.post(url, json=FEEDBACK, headers=issuer.header(aud))
+        assert response.status_code == status
+        # The service itself never takes a token minted for another endpoint.
+        service = await client.post(
+            "/cds-services/back-to-foot", json={}, headers=issuer.header(f"{BASE}/cds-services")
+        )
+        assert service.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("tenant", "status"),
+    [("clinic-a", 200), ("clinic-z", 401), (None, 401)],
+)
+async def test_a_tenant_allowlist_admits_only_the_listed_tenants(
+    settings: Settings, issuer: Issuer, tenant: str | None, status: int
+) -> None:
+    """S-08 step 4: with CDS_TRUSTED_TENANTS set, the tenant claim must be on it."""
+    app = create_app(
+        changed(
+            settings,
+            auth_mode="required",
+            trusted_issuers={ISSUER: str(issuer.jwks_file)},
+            trusted_tenants=["clinic-a", "clinic-b"],
+        )
+    )
+    claims = {"tenant": tenant} if tenant is not None else {}
+    async with serving(app) as client:
+        response = await client.get(
+            "/cds-services", headers=issuer.header(f"{BASE}/cds-services", **claims)
+        )
+    assert response.status_code == status
+
+
 async def test_preflights_need_no_token_even_when_auth_is_required(
     secured: httpx.AsyncClient,
 ) -> None:

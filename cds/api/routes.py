@@ -29,9 +29,9 @@ async def authenticate(request: Request, rt: RuntimeDep) -> None:
     """S-03..S-14: every CDS endpoint checks the EHR's JWT when auth is required."""
     if rt.settings.effective_auth_mode is AuthMode.off:
         return
-    audience = rt.settings.public_url(request.url.path)
+    audiences = rt.settings.audiences(request.url.path)
     try:
-        await rt.verifier.verify(request.headers.get("authorization"), audience)
+        await rt.verifier.verify(request.headers.get("authorization"), audiences)
     except Unauthorized as exc:
         rt.metrics.auth_failure(exc.reason)
         raise
