@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from cds.app import create_app
@@ -28,11 +29,15 @@ def issuer(tmp_path: Path) -> Issuer:
     return make_issuer(tmp_path)
 
 
+def secured_app(settings: Settings, issuer: Issuer, **changes: Any) -> FastAPI:
+    """An app that requires a JWT from ``issuer``, with ``changes`` to ``settings`` on top."""
+    trusted = {ISSUER: str(issuer.jwks_file)}
+    return create_app(changed(settings, auth_mode="required", trusted_issuers=trusted, **changes))
+
+
 @pytest.fixture
 async def secured(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        changed(settings, auth_mode="required", trusted_issuers={ISSUER: str(issuer.jwks_file)})
-    )
+    app = secured_app(settings, issuer)
     async with serving(app) as client:
         yield client
 
@@ -82,14 +87,7 @@ async def test_a_replayed_token_is_refused_the_second_time(
     replay_cache: str,
 ) -> None:
     """S-12, whichever replay cache CDS_REPLAY_CACHE picks."""
-    app = create_app(
-        changed(
-            settings,
-            auth_mode="required",
-            trusted_issuers={ISSUER: str(issuer.jwks_file)},
-            replay_cache=replay_cache,
-        )
-    )
+    app = secured_app(settings, issuer, replay_cache=replay_cache)
     header = issuer.header(f"{BASE}/cds-services/back-to-foot")
     async with serving(app) as client:
         first = await client.post("/cds-services/back-to-foot", json=rb01_request, headers=header)
@@ -180,14 +178,7 @@ async def test_feedback_accepts_the_service_or_discovery_url_only_when_configure
     settings: Settings, issuer: Issuer, lenient: bool, aud: str, status: int
 ) -> None:
     """S-09: feedback's aud is not spelled out; CDS_FEEDBACK_AUD_LENIENT accepts the others."""
-    app = create_app(
-        changed(
-            settings,
-            auth_mode="required",
-            trusted_issuers={ISSUER: str(issuer.jwks_file)},
-            feedback_aud_lenient=lenient,
-        )
-    )
+    app = secured_app(settings, issuer, feedback_aud_lenient=lenient)
     async with serving(app) as client:
         url = "/cds-services/back-to-foot/feedback"
         response = await client.post(url, json=FEEDBACK, headers=issuer.header(aud))
@@ -207,14 +198,7 @@ async def test_a_tenant_allowlist_admits_only_the_listed_tenants(
     settings: Settings, issuer: Issuer, tenant: str | None, status: int
 ) -> None:
     """S-08 step 4: with CDS_TRUSTED_TENANTS set, the tenant claim must be on it."""
-    app = create_app(
-        changed(
-            settings,
-            auth_mode="required",
-            trusted_issuers={ISSUER: str(issuer.jwks_file)},
-            trusted_tenants=["clinic-a", "clinic-b"],
-        )
-    )
+    app = secured_app(settings, issuer, trusted_tenants=["clinic-a", "clinic-b"])
     claims = {"tenant": tenant} if tenant is not None else {}
     async with serving(app) as client:
         response = await client.get(
