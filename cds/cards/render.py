@@ -90,6 +90,49 @@ def evidence_lines(evidence: Sequence[Entry]) -> str:
     return "\n".join(lines) or "- (no coded evidence listed)"
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A card's parts fixed by its template and rule: built once, shared by every card."""
+
+    source: hooks.Source
+    override_reasons: list[hooks.Coding] | None
+    links: list[hooks.Link] | None
+
+
+# (id(template), rule id, rule name, topic system) -> (template, frame). The template is kept
+# so its id cannot be reused while cached; a handful of catalogues ever exist per process.
+_FRAMES: dict[tuple[int, str, str, str], tuple[CardTemplate, _Frame]] = {}
+_MAX_FRAMES = 512
+
+
+def _frame(template: CardTemplate, rule_id: str, rule_name: str, topic_system: str) -> _Frame:
+    key = (id(template), rule_id, rule_name, topic_system)
+    cached = _FRAMES.get(key)
+    if cached is not None and cached[0] is template:
+        return cached[1]
+    reason_system = override_system(topic_system)
+    frame = _Frame(
+        source=hooks.Source(
+            label=template.source.label,
+            url=template.source.url,
+            topic=hooks.Coding(system=topic_system, code=rule_id, display=rule_name),
+        ),
+        override_reasons=[
+            hooks.Coding(system=reason_system, code=r.code, display=r.display)
+            for r in template.override_reasons
+        ]
+        or None,
+        links=[
+            hooks.Link(label=link.label, url=link.url, type="absolute") for link in template.links
+        ]
+        or None,
+    )
+    if len(_FRAMES) >= _MAX_FRAMES:
+        _FRAMES.clear()
+    _FRAMES[key] = (template, frame)
+    return frame
+
+
 @dataclass(frozen=True)
 class Rendered:
     card: hooks.Card
@@ -149,27 +192,16 @@ def render(
                     actions=actions,
                 )
             )
-    reason_system = override_system(topic_system)
+    frame = _frame(template, rule_id, rule_name, topic_system)
     card = hooks.Card(
         uuid=card_uuid,
         summary=template.summary,
         detail=detail,
         indicator=indicator,
-        source=hooks.Source(
-            label=template.source.label,
-            url=template.source.url,
-            topic=hooks.Coding(system=topic_system, code=rule_id, display=rule_name),
-        ),
+        source=frame.source,
         suggestions=built or None,
         selection_behavior=template.selection_behavior if built else None,
-        override_reasons=[
-            hooks.Coding(system=reason_system, code=r.code, display=r.display)
-            for r in template.override_reasons
-        ]
-        or None,
-        links=[
-            hooks.Link(label=link.label, url=link.url, type="absolute") for link in template.links
-        ]
-        or None,
+        override_reasons=frame.override_reasons,
+        links=frame.links,
     )
     return Rendered(card, [s.uuid for s in built if s.uuid is not None])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -71,7 +71,7 @@ class PatientRecord:
 
     def available(self, *resource_types: str) -> bool:
         """Whether every named resource type was obtained (absent data is then truly absent)."""
-        return not any(t in self.unavailable for t in resource_types)
+        return not self.unavailable or self.unavailable.isdisjoint(resource_types)
 
     def age(self) -> int | None:
         """Completed years, or None when the Patient or its birthDate is unknown."""
@@ -81,8 +81,8 @@ class PatientRecord:
 
     # ------------------------------------------------------------------ queries
 
-    def _of(self, kinds: tuple[Kind, ...], wanted: frozenset[str]) -> Iterator[Entry]:
-        return (e for e in self.entries if e.kind in kinds and not e.valuesets.isdisjoint(wanted))
+    def _of(self, kinds: tuple[Kind, ...], wanted: frozenset[str]) -> list[Entry]:
+        return [e for e in self.entries if e.kind in kinds and not e.valuesets.isdisjoint(wanted)]
 
     def condition_counts(self, entry: Entry, *, differential: bool) -> bool:
         """Rules.md 3.2: whether a Condition is active for a rule (refuted/EIE never reach here)."""

@@ -64,16 +64,14 @@ def _dated_in(entry: Entry, start: datetime | None, end: datetime | None = None)
 
 def _condition(c: ConditionClause, scope: Scope) -> Result:
     record = scope.record
-    start = scope.since(c.within)
-    end = scope.since(c.older_than)
+    counted = record.conditions(
+        c.wanted, differential=scope.differential, history=c.history, findings=c.findings
+    )
+    start = scope.since(c.within) if counted else None
+    end = scope.since(c.older_than) if counted else None
     hits = [
         e
-        for e in record.conditions(
-            c.wanted,
-            differential=scope.differential,
-            history=c.history,
-            findings=c.findings,
-        )
+        for e in counted
         if _dated_in(e, start, end)
         and (c.laterality is None or e.side in (c.laterality, "bilateral"))
         and (c.body_site is None or e.site_is(c.body_site))
@@ -122,14 +120,16 @@ def evaluate(node: Node, scope: Scope) -> Result:
     record = scope.record
     if node.all_ is not None:
         results = [evaluate(n, scope) for n in node.all_]
-        truth = all_of(r.truth for r in results)
-        return Result(
-            truth, tuple(e for r in results for e in r.evidence) if truth is Tri.TRUE else ()
-        )
+        truth = all_of([r.truth for r in results])
+        if truth is not Tri.TRUE:
+            return FALSE if truth is Tri.FALSE else UNKNOWN
+        return Result(truth, tuple([e for r in results for e in r.evidence]))
     if node.any_ is not None:
         results = [evaluate(n, scope) for n in node.any_]
-        truth = any_of(r.truth for r in results)
-        return Result(truth, tuple(e for r in results if r.true for e in r.evidence))
+        truth = any_of([r.truth for r in results])
+        if truth is not Tri.TRUE:
+            return FALSE if truth is Tri.FALSE else UNKNOWN
+        return Result(truth, tuple([e for r in results if r.true for e in r.evidence]))
     if node.not_ is not None:
         return Result(~evaluate(node.not_, scope).truth)
     if node.condition is not None:

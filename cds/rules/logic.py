@@ -22,20 +22,26 @@ class Tri(Enum):
         return Tri.FALSE if self is Tri.TRUE else Tri.TRUE
 
 
+def _kleene(values: Iterable[Tri], decisive: Tri, otherwise: Tri) -> Tri:
+    # Identity checks, not a set: hashing an Enum member runs Python code, on every node of
+    # every rule of every call.
+    result = otherwise
+    for value in values:
+        if value is decisive:
+            return decisive
+        if value is Tri.UNKNOWN:
+            result = Tri.UNKNOWN
+    return result
+
+
 def all_of(values: Iterable[Tri]) -> Tri:
     """Kleene AND: any FALSE is FALSE; else any UNKNOWN is UNKNOWN; else TRUE."""
-    seen = set(values)
-    if Tri.FALSE in seen:
-        return Tri.FALSE
-    return Tri.UNKNOWN if Tri.UNKNOWN in seen else Tri.TRUE
+    return _kleene(values, Tri.FALSE, Tri.TRUE)
 
 
 def any_of(values: Iterable[Tri]) -> Tri:
     """Kleene OR: any TRUE is TRUE; else any UNKNOWN is UNKNOWN; else FALSE."""
-    seen = set(values)
-    if Tri.TRUE in seen:
-        return Tri.TRUE
-    return Tri.UNKNOWN if Tri.UNKNOWN in seen else Tri.FALSE
+    return _kleene(values, Tri.TRUE, Tri.FALSE)
 
 
 @dataclass(frozen=True, slots=True)
