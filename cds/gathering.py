@@ -23,6 +23,7 @@ class Grant:
     """What ``fhirAuthorization`` lets this call do on the FHIR server, and until when."""
 
     access_token: SecretStr | None
+    patient: str | None = None  # fhirAuthorization.patient: the patient the token is for
     scopes: Scopes | None = None  # None: no token, every read is the server's to decide
     expires_at: float | None = None  # time.monotonic() after which the token is not used (R-08)
 
@@ -31,6 +32,7 @@ class Grant:
         cls,
         access_token: SecretStr | None,
         *,
+        patient: str | None = None,
         scope: str | None = None,
         expires_in: int | None = None,
         received: float | None = None,
@@ -39,6 +41,7 @@ class Grant:
         start = time.monotonic() if received is None else received
         return cls(
             access_token,
+            patient,
             Scopes.parse(scope) if scope is not None else None,
             start + expires_in if expires_in is not None else None,
         )
@@ -78,19 +81,26 @@ def read_prefetch(
     hook_context: Mapping[str, Any],
     prefetch: Mapping[str, Any] | None,
     fhir_server: str | None,
-    refusal: str | None,
+    client: FhirClient | None,
     grant: Grant,
     required: set[str],
-    refetch_errors: bool = False,
 ) -> Gathering:
     """Each declared key read from prefetch (P-08..P-14), and a job for each key the FHIR
-    server must answer; ``refusal`` says why the server may not be asked (None: it may be).
+    server must answer; without ``client`` (or when it refuses the server) nothing is.
 
     A key the client answered with an OperationOutcome is not asked for again unless
-    ``refetch_errors``: the client sends one to spare the service that query (P-13).
+    CDS_REFETCH_PREFETCH_ERRORS: the client sends one to spare the service that query (P-13).
 
     Synchronous on purpose: a call with complete prefetch never waits on anything.
     """
+    if client is None:
+        refusal: str | None = "no FHIR client is configured"
+        refetch_errors = False
+    else:
+        refusal = client.refusal(
+            fhir_server, grant.access_token, grant.patient, hook_context.get("patientId")
+        )
+        refetch_errors = client.settings.refetch_prefetch_errors
     data = PatientData()
     jobs: list[FetchJob] = []
     for key, value in classify_all(templates, prefetch).items():
@@ -139,8 +149,9 @@ async def complete(
         budget = budget_seconds or client.settings.request_budget_seconds
         out_of_time = None
         expires_at = gathering.grant.expires_at
-        if expires_at is not None and expires_at - time.monotonic() < budget:
-            budget, out_of_time = max(expires_at - time.monotonic(), 0.0), TOKEN_EXPIRED
+        token_left = budget if expires_at is None else expires_at - time.monotonic()
+        if token_left < budget:
+            budget, out_of_time = max(token_left, 0.0), TOKEN_EXPIRED
         await client.run(
             gathering.jobs,
             fhir_server=gathering.fhir_server,
@@ -150,19 +161,6 @@ async def complete(
             out_of_time=out_of_time,
         )
     return gathering.finish()
-
-
-def refusal_of(
-    client: FhirClient | None,
-    fhir_server: str | None,
-    access_token: SecretStr | None,
-    token_patient: str | None,
-    hook_context: Mapping[str, Any],
-) -> str | None:
-    """Why the FHIR server may not be asked on this call (None when it may)."""
-    if client is None:
-        return "no FHIR client is configured"
-    return client.refusal(fhir_server, access_token, token_patient, hook_context.get("patientId"))
 
 
 async def gather(
@@ -194,10 +192,9 @@ async def gather(
             hook_context=hook_context,
             prefetch=prefetch,
             fhir_server=fhir_server,
-            refusal=refusal_of(client, fhir_server, access_token, token_patient, hook_context),
-            grant=Grant.of(access_token, scope=scope, expires_in=expires_in),
+            client=client,
+            grant=Grant.of(access_token, patient=token_patient, scope=scope, expires_in=expires_in),
             required=required,
-            refetch_errors=client is not None and client.settings.refetch_prefetch_errors,
         )
         return await complete(gathering, client, budget_seconds)
     finally:

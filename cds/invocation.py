@@ -16,7 +16,7 @@ from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import Evaluation, IssuedCard, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound
 from cds.fhir_client import FhirClient
-from cds.gathering import Gathering, Grant, complete, read_prefetch, refusal_of
+from cds.gathering import Gathering, Grant, complete, read_prefetch
 from cds.logs import log_fields
 from cds.prefetch import PatientData
 from cds.runtime import Runtime
@@ -63,7 +63,7 @@ async def answer(
     now: datetime,
 ) -> tuple[PatientData, Evaluation]:
     """The patient's data (prefetch, then the FHIR server when ``client``) and the evaluation."""
-    data = await complete(_read_prefetch(service, request, context, client), client)
+    data = await complete(_read_prefetch(service, request, client), client)
     evaluation = evaluate(
         catalogue, service, request, context, data.resources, data.unavailable, now
     )
@@ -73,16 +73,14 @@ async def answer(
 def _read_prefetch(
     service: ServiceDefinition,
     request: hooks.HookRequest,
-    context: hooks.PatientViewContext | hooks.OrderSignContext,
     client: FhirClient | None,
     received: float | None = None,
 ) -> Gathering:
     authorization = request.fhir_authorization if client is not None else None
-    fhir_server = request.fhir_server if client is not None else None
-    access_token = authorization.access_token if authorization else None
     grant = (
         Grant.of(
-            access_token,
+            authorization.access_token,
+            patient=authorization.patient,
             scope=authorization.scope,
             expires_in=authorization.expires_in,
             received=received,
@@ -94,17 +92,10 @@ def _read_prefetch(
         service.prefetch,
         hook_context=request.context,
         prefetch=request.prefetch,
-        fhir_server=fhir_server,
-        refusal=refusal_of(
-            client,
-            fhir_server,
-            access_token,
-            authorization.patient if authorization else None,
-            request.context,
-        ),
+        fhir_server=request.fhir_server if client is not None else None,
+        client=client,
         grant=grant,
         required=set(service.required_prefetch),
-        refetch_errors=client is not None and client.settings.refetch_prefetch_errors,
     )
 
 
@@ -152,7 +143,7 @@ class _Call:
             context.patient_id,
         )
         call.gathering = call.attempt(
-            lambda: _read_prefetch(service, request, context, rt.fhir_client, received)
+            lambda: _read_prefetch(service, request, rt.fhir_client, received)
         )
         return call
 
@@ -164,12 +155,15 @@ class _Call:
         """``step()``, or None with the failure kept for the audit and re-raised later."""
         try:
             return step()
-        except CdsError as exc:
-            self.status, self.failure = exc.status_code, exc
         except Exception as exc:
-            self.status, self.failure = 500, exc
+            self.fail(exc)
+            return None
+
+    def fail(self, exc: Exception) -> None:
+        """Keep ``exc`` (a CdsError's status, else 500) for the audit; ``invoke`` re-raises it."""
+        self.status = exc.status_code if isinstance(exc, CdsError) else 500
+        self.failure = exc
         self.release()
-        return None
 
     def conclude(self, data: PatientData) -> None:
         """Evaluate on ``data`` and keep the wire answer; then drop the parsed body."""
@@ -236,12 +230,9 @@ async def invoke(rt: Runtime, service_id: str, body: bytes) -> dict[str, Any]:
 async def _fetch(call: _Call, gathering: Gathering) -> PatientData | None:
     try:
         return await complete(gathering, call.rt.fhir_client)
-    except CdsError as exc:
-        call.status, call.failure = exc.status_code, exc
     except Exception as exc:
-        call.status, call.failure = 500, exc
-    call.release()
-    return None
+        call.fail(exc)
+        return None
 
 
 async def _audit(rt: Runtime, call: _Call, started: float) -> None:
