@@ -117,12 +117,8 @@ class ValidationMemo:
         while len(self._outcomes) > max(max_entries, 0):
             self._outcomes.popitem(last=False)
 
-    def problem(self, raw: dict[str, Any]) -> str | None:
-        """:func:`_problem`, answered from memory when this exact content was seen."""
-        return self.check(raw)[0]
-
     def check(self, raw: dict[str, Any]) -> tuple[str | None, bool]:
-        """:func:`_problem`'s answer, and whether it came from memory."""
+        """Why ``raw`` is not valid R4 (None when it is), and whether memory answered."""
         if self.max_entries <= 0:
             return _problem(raw), False
         try:

@@ -131,6 +131,30 @@ def _compile(doc: ValueSetFile) -> ValueSet:
     )
 
 
+@dataclass(slots=True)
+class _TextMatcher:
+    """The text-matching sets that read one resource type, remembered per distinct text."""
+
+    sets: tuple[tuple[str, re.Pattern[str]], ...]
+    # Most texts name none of the words: one search for all of the type's sets says so.
+    anything: re.Pattern[str]
+    memo: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def ids(self, text: str) -> frozenset[str]:
+        found = self.memo.get(text)
+        return found if found is not None else self._match(text)
+
+    def _match(self, text: str) -> frozenset[str]:
+        lowered = text.lower()
+        found = NO_SETS
+        if self.anything.search(lowered):
+            found = frozenset(vs for vs, pattern in self.sets if pattern.search(lowered))
+        if len(self.memo) >= MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[text] = found
+        return found
+
+
 @dataclass(frozen=True)
 class ValueSets:
     """All value sets by id, with a reverse index so one coding is looked up once."""
@@ -139,14 +163,7 @@ class ValueSets:
     _exact: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
     _prefix: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _memo: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
-    _text: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = field(
-        default_factory=dict, repr=False
-    )
-    _text_any: dict[str, re.Pattern[str]] = field(default_factory=dict, repr=False)
-    _text_memo: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict, repr=False)
-    _text_lookups: dict[str, Callable[[str], frozenset[str]]] = field(
-        default_factory=dict, repr=False
-    )
+    _text: dict[str, _TextMatcher] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         exact: dict[tuple[str, str], set[str]] = {}
@@ -164,12 +181,12 @@ class ValueSets:
                     text.setdefault(resource_type, []).append((vs.id, pattern))
         self._exact.update({k: frozenset(v) for k, v in exact.items()})
         self._prefix.update({k: frozenset(v) for k, v in prefix.items()})
-        self._text.update({k: tuple(v) for k, v in text.items()})
-        # Most resources name none of the words: one search for all of a type's sets says so.
-        self._text_any.update(
-            {k: re.compile("|".join(p.pattern for _, p in v)) for k, v in text.items()}
+        self._text.update(
+            {
+                k: _TextMatcher(tuple(v), re.compile("|".join(p.pattern for _, p in v)))
+                for k, v in text.items()
+            }
         )
-        self._text_lookups.update({k: self._text_lookup(k) for k in text})
 
     def __contains__(self, vs_id: object) -> bool:
         return vs_id in self.by_id
@@ -209,27 +226,8 @@ class ValueSets:
 
     def text_lookup(self, resource_type: str) -> Callable[[str], frozenset[str]] | None:
         """:meth:`ids_for_text` for one resource type (None when no set reads its text)."""
-        return self._text_lookups.get(resource_type)
-
-    def _text_lookup(self, resource_type: str) -> Callable[[str], frozenset[str]]:
-        # Remembered per distinct text: lab and drug names repeat across a chart.
-        matchers = self._text[resource_type]
-        memo = self._text_memo.setdefault(resource_type, {})
-        anything = self._text_any[resource_type]
-
-        def lookup(text: str) -> frozenset[str]:
-            found = memo.get(text)
-            if found is None:
-                lowered = text.lower()
-                found = NO_SETS
-                if anything.search(lowered):
-                    found = frozenset(vs for vs, pattern in matchers if pattern.search(lowered))
-                if len(memo) >= MEMO_LIMIT:
-                    memo.clear()
-                memo[text] = found
-            return found
-
-        return lookup
+        matcher = self._text.get(resource_type)
+        return matcher.ids if matcher is not None else None
 
 
 def read_valuesets(directory: Path, label_root: Path | None = None) -> tuple[ValueSets, list[str]]:

@@ -109,65 +109,65 @@ def test_model_class_knows_r4_types_and_not_dstu2_ones() -> None:
 def test_a_remembered_outcome_answers_exactly_as_validating_again() -> None:
     """A repeat chart costs a digest per resource; the answer and the skip count are the same."""
     memo = ValidationMemo(max_entries=10)
-    assert memo.problem(R4_CONDITION) is None
-    first = memo.problem(STU3_CONDITION)
+    assert memo.check(R4_CONDITION)[0] is None
+    first = memo.check(STU3_CONDITION)[0]
     assert first is not None
     assert "clinicalStatus" in first
-    assert memo.problem(dict(R4_CONDITION)) is None
-    assert memo.problem(dict(STU3_CONDITION)) == first
+    assert memo.check(dict(R4_CONDITION))[0] is None
+    assert memo.check(dict(STU3_CONDITION))[0] == first
     assert (memo.hits, memo.misses) == (2, 2)
 
 
 def test_changed_content_is_validated_afresh() -> None:
     memo = ValidationMemo(max_entries=10)
-    memo.problem(R4_CONDITION)
+    memo.check(R4_CONDITION)
     broken = {**R4_CONDITION, "clinicalStatus": "active"}
-    assert memo.problem(broken) is not None
+    assert memo.check(broken)[0] is not None
     assert memo.misses == 2
 
 
 def test_the_memo_forgets_the_least_recently_used_beyond_its_size() -> None:
     memo = ValidationMemo(max_entries=2)
     a, b, c = ({**R4_CONDITION, "id": i} for i in ("a", "b", "c"))
-    memo.problem(a)
-    memo.problem(b)
-    memo.problem(a)  # a is now the most recent
-    memo.problem(c)  # evicts b
+    memo.check(a)
+    memo.check(b)
+    memo.check(a)  # a is now the most recent
+    memo.check(c)  # evicts b
     assert len(memo) == 2
-    memo.problem(a)
-    memo.problem(b)
+    memo.check(a)
+    memo.check(b)
     assert (memo.hits, memo.misses) == (2, 4)
 
 
 def test_a_memo_of_size_zero_validates_every_time() -> None:
     memo = ValidationMemo(max_entries=0)
-    memo.problem(R4_CONDITION)
-    memo.problem(R4_CONDITION)
+    memo.check(R4_CONDITION)
+    memo.check(R4_CONDITION)
     assert (len(memo), memo.hits, memo.misses) == (0, 0, 0)
 
 
 def test_resizing_the_memo_drops_the_oldest_entries() -> None:
     memo = ValidationMemo(max_entries=5)
     for i in range(5):
-        memo.problem({**R4_CONDITION, "id": f"c{i}"})
+        memo.check({**R4_CONDITION, "id": f"c{i}"})
     memo.resize(2)
     assert len(memo) == 2
-    memo.problem({**R4_CONDITION, "id": "c4"})
+    memo.check({**R4_CONDITION, "id": "c4"})
     assert memo.hits == 1
 
 
 def test_content_that_is_not_json_is_validated_without_the_memo() -> None:
     memo = ValidationMemo(max_entries=10)
     odd = {**R4_CONDITION, "note": [{"text": {1, 2}}]}  # a set: orjson cannot digest it
-    assert memo.problem(odd) is not None
+    assert memo.check(odd)[0] is not None
     assert len(memo) == 0
 
 
 def test_the_memo_keeps_digests_and_reasons_never_patient_data() -> None:
     """House rule: no PHI at rest in process caches either."""
     memo = ValidationMemo(max_entries=10)
-    memo.problem(R4_CONDITION)
-    memo.problem(STU3_CONDITION)
+    memo.check(R4_CONDITION)
+    memo.check(STU3_CONDITION)
     for key, reason in memo._outcomes.items():
         assert isinstance(key, bytes)
         assert len(key) == 16

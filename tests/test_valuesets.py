@@ -130,7 +130,7 @@ def test_the_lookup_memory_starts_over_instead_of_growing_without_bound(
         fresh.ids_for(SCT, str(i))
         fresh.ids_for_text("Observation", f"lab {i}")
     assert len(fresh._memo) <= 3
-    assert len(fresh._text_memo["Observation"]) <= 3
+    assert len(fresh._text["Observation"].memo) <= 3
     assert "radic" in fresh.ids_for(ICD10CM, "M54.16")
 
 

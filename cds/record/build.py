@@ -31,14 +31,17 @@ CODE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _coding_list(concept: Raw) -> list[Any]:
+    """``concept.coding`` when it is a list (anything else holds no coding)."""
+    codings = concept.get("coding")
+    return codings if isinstance(codings, list) else []
+
+
 def _codings(concept: object) -> list[tuple[str, str]]:
     if not isinstance(concept, dict):
         return []
-    codings = concept.get("coding")
-    if not isinstance(codings, list):
-        return []
     out = []
-    for coding in codings:
+    for coding in _coding_list(concept):
         if isinstance(coding, dict):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
@@ -49,11 +52,8 @@ def _codings(concept: object) -> list[tuple[str, str]]:
 def _texts(concept: object) -> list[str]:
     if not isinstance(concept, dict):
         return []
-    codings = concept.get("coding")
     texts = [concept.get("text")] + [
-        c.get("display")
-        for c in (codings if isinstance(codings, list) else ())
-        if isinstance(c, dict)
+        c.get("display") for c in _coding_list(concept) if isinstance(c, dict)
     ]
     return [t for t in texts if isinstance(t, str) and t]
 
@@ -62,8 +62,7 @@ def _status(concept: object) -> str | None:
     # Status codes are read without their system: feeds often omit it on these bound codes.
     if not isinstance(concept, dict):
         return None
-    codings = concept.get("coding")
-    for coding in codings if isinstance(codings, list) else ():
+    for coding in _coding_list(concept):
         if isinstance(coding, dict) and isinstance(coding.get("code"), str):
             return str(coding["code"])
     text = concept.get("text")
@@ -102,8 +101,7 @@ class RecordBuilder:
         for concept in value if isinstance(value, list) else (value,):
             if not isinstance(concept, dict):
                 continue
-            codings = concept.get("coding")
-            for coding in codings if isinstance(codings, list) else ():
+            for coding in _coding_list(concept):
                 if not isinstance(coding, dict):
                     continue
                 system, code = coding.get("system"), coding.get("code")
