@@ -513,12 +513,7 @@ def main(argv: list[str] | None = None) -> int:
                 (results.RESULTS_DIR / "http-server.log").write_bytes(log.read_bytes())
     print()
     _print(payload)
-    name = f"http-w{args.workers}-{args.alg.lower()}"
-    path = results.write(name, payload)
-    print(
-        f"\nload average {payload['machine']['load_average_at_start']} -> "
-        f"{payload['machine']['load_average_at_end']}; results in {path}"
-    )
+    results.save(f"http-w{args.workers}-{args.alg.lower()}", payload)
     return 0
 
 

@@ -81,7 +81,7 @@ def evaluate_body(
             hook_context=request.context,
             prefetch=request.prefetch,
             fhir_server=None,
-            refusal="the benchmark fetches nothing",
+            client=None,
             grant=Grant(None),
             required=set(service.required_prefetch),
         ).finish()
@@ -288,11 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = run(args.sizes, args.memo, args.seed, args.scale, args.gc)
     print()
     _print(payload["sizes"])
-    path = results.write(f"inprocess-gc-{args.gc}", payload)
-    print(
-        f"\nload average {payload['machine']['load_average_at_start']} -> "
-        f"{payload['machine']['load_average_at_end']}; results in {path}"
-    )
+    results.save(f"inprocess-gc-{args.gc}", payload)
     return 0
 
 

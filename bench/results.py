@@ -67,6 +67,17 @@ def write(name: str, payload: dict[str, Any], directory: Path = RESULTS_DIR) -> 
     return path
 
 
+def save(name: str, payload: dict[str, Any]) -> Path:
+    """:func:`write`, then say where, with the machine's load while the benchmark ran."""
+    path = write(name, payload)
+    load = payload["machine"]
+    print(
+        f"\nload average {load['load_average_at_start']} -> "
+        f"{load['load_average_at_end']}; results in {path}"
+    )
+    return path
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain-text table with right-aligned columns (first column left-aligned)."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]

@@ -74,7 +74,7 @@ class MemoryReplayCache:
 
     Holds ``rate x token lifetime`` entries (5-minute tokens at 1,000 calls/s: 300,000), so each
     is kept small: an 8-byte digest of (iss, jti) in a set, listed under the second its token
-    expires, about 100 bytes in all (30 MB when full). A digest collision could only refuse a
+    expires, about 150 bytes in all (45 MB when full). A digest collision could only refuse a
     fresh token, with odds near 2^-64 per call; it can never let a replay through.
 
     Bounded: when ``max_entries`` unexpired entries are held it fails closed (returns False,

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from cds.app import create_app
 from cds.migrations import upgrade
 from cds.settings import Settings, load_settings
-from cds.store import Store
+from cds.store import AuditWriter, Store
 from tests.requests import ICD10, condition, patient, searchset
 
 pytest_plugins = ["tests.fhirserver", "tests.pgserver"]
@@ -67,6 +67,15 @@ async def store(store_settings: Settings) -> AsyncIterator[Store]:
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     return create_app(settings)
+
+
+def holding_audit_app(settings: Settings) -> FastAPI:
+    """An app whose audit writer holds every call for an hour: written only when flushed
+    (feedback, the report) or when the app stops."""
+    app = create_app(settings)
+    runtime = app.state.runtime
+    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    return app
 
 
 @asynccontextmanager

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from cds.app import create_app
 from cds.settings import Settings
-from cds.store import AuditWriter, Store
+from cds.store import Store
 from cds.store.schema import invocations
-from tests.conftest import changed, serving
+from tests.conftest import changed, holding_audit_app, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -104,9 +104,7 @@ async def test_the_admin_report_counts_shown_accepted_and_overridden_cards(
 async def test_the_admin_report_counts_cards_still_waiting_to_be_written(
     settings: Settings, rb01_request: dict[str, Any]
 ) -> None:
-    app = create_app(changed(settings, admin_token=ADMIN))
-    runtime = app.state.runtime
-    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    app = holding_audit_app(changed(settings, admin_token=ADMIN))
     async with serving(app) as client:
         await client.post("/cds-services/back-to-foot", json=rb01_request)
         response = await client.get(
@@ -120,9 +118,7 @@ async def test_the_admin_report_counts_cards_still_waiting_to_be_written(
 async def test_calls_still_queued_at_shutdown_are_written_before_the_app_stops(
     settings: Settings, rb01_request: dict[str, Any]
 ) -> None:
-    app = create_app(settings)
-    runtime = app.state.runtime
-    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    app = holding_audit_app(settings)
     async with serving(app) as client:
         for n in range(3):
             request = {**rb01_request, "hookInstance": f"shutdown-{n}"}

@@ -8,10 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cds.app import create_app
 from cds.settings import Settings
-from cds.store import AuditWriter
-from tests.conftest import SPEC_EXAMPLES, serving
+from tests.conftest import SPEC_EXAMPLES, holding_audit_app, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -73,9 +71,7 @@ async def test_feedback_on_a_card_still_waiting_to_be_written_is_matched(
     settings: Settings, rb01_request: dict[str, Any]
 ) -> None:
     """F-08 with the audit writer holding its batch: feedback writes it first."""
-    app = create_app(settings)
-    runtime = app.state.runtime
-    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    app = holding_audit_app(settings)
     async with serving(app) as client:
         answer = await client.post("/cds-services/back-to-foot", json=rb01_request)
         card = answer.json()["cards"][0]
