@@ -135,14 +135,38 @@ def memory_mib(pid: int) -> dict[str, float]:
 
 @dataclass
 class Server:
-    """``cds serve`` (uvicorn, 1 worker, uvloop + httptools) in a child process."""
+    """``cds serve`` (uvicorn, 1 worker, uvloop + httptools) in a child process, or with
+    ``floor`` the stack's floor app (bench/floor.py) under the same uvicorn."""
 
     port: int
     workdir: Path
     workers: int = 1
+    floor: bool = False
     process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def command(self) -> str:
+        return "bench.floor (JWT + orjson.loads only)" if self.floor else "cds serve"
+
+    def _floor_command(self, jwks_file: Path) -> tuple[list[str], dict[str, str]]:
+        env = {
+            **os.environ,
+            "BENCH_FLOOR_JWKS": str(jwks_file),
+            "BENCH_FLOOR_ISSUER": ISSUER,
+            "BENCH_FLOOR_AUDIENCE": f"http://{HOST}:{self.port}/cds-services/{SERVICE_ID}",
+        }
+        command = [
+            *(sys.executable, "-m", "uvicorn", "bench.floor:create_app", "--factory"),
+            *("--host", HOST, "--port", str(self.port), "--workers", str(self.workers)),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
+        return command, env
+
     def start(self, jwks_file: Path, log_level: str, database_url: str | None) -> None:
+        if self.floor:
+            command, env = self._floor_command(jwks_file)
+            self._spawn(command, env)
+            return
         env = {
             **os.environ,
             "CDS_HOST": HOST,
@@ -158,10 +182,13 @@ class Server:
             "CDS_FIXED_NOW": NOW.isoformat(),
             "CDS_LOG_LEVEL": log_level,
         }
-        log = (self.workdir / "server.log").open("wb")
         # `python -m cds.cli serve` is what the `cds serve` console script runs.
+        self._spawn([sys.executable, "-m", "cds.cli", "serve"], env)
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> None:
+        log = (self.workdir / "server.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cds.cli", "serve"],
+            command,
             env=env,
             cwd=Path(__file__).resolve().parents[1],
             stdout=log,
@@ -363,7 +390,7 @@ async def run(server: Server, signer: Signer, scale: float, profile: bool) -> di
         "benchmark": "http",
         "machine": results.machine(),
         "server": {
-            "command": "cds serve",
+            "command": server.command,
             "workers": server.workers,
             "loaded": server.event_loop_and_parser(),
             "concurrency": CONCURRENCY,
@@ -485,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         "--database-url", help="the server's CDS_DATABASE_URL (default: SQLite in a temp dir)"
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="measure bench/floor.py (JWT check and orjson.loads only) instead of cds serve",
+    )
+    parser.add_argument(
         "--alg",
         choices=ALGORITHMS,
         default="ES384",
@@ -496,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         jwks_file = workdir / "jwks.json"
         jwks_file.write_text(json.dumps(signer.jwks()))
-        server = Server(free_port(), workdir, workers=args.workers)
+        server = Server(free_port(), workdir, workers=args.workers, floor=args.floor)
         server.start(jwks_file, args.log_level, args.database_url)
         try:
             payload = asyncio.run(run(server, signer, args.scale, args.py_spy))
@@ -513,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
                 (results.RESULTS_DIR / "http-server.log").write_bytes(log.read_bytes())
     print()
     _print(payload)
-    results.save(f"http-w{args.workers}-{args.alg.lower()}", payload)
+    kind = "http-floor" if args.floor else "http"
+    results.save(f"{kind}-w{args.workers}-{args.alg.lower()}", payload)
     return 0
 
 

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -384,9 +385,19 @@ def _pruned(value: Any) -> Any:
     return _DROP if value is None or value == "" else value
 
 
+# What a value to prune looks like in JSON text. Inside a string these only cause a needless
+# walk, never a missed one: every null, "", [] and {} value is written exactly so.
+_PRUNE_MARKS = (b"null", b'""', b"[]", b"{}")
+
+
 def to_wire(model: BaseModel) -> dict[str, Any]:
     """G-02..G-04: camelCase JSON with no null, "", [] or {} except top-level cards/services."""
     raw = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # Searching the encoded text (in C) is several times cheaper than walking every node, and
+    # a card with its FHIR resources usually has nothing to prune.
+    encoded = orjson.dumps(raw)
+    if not any(mark in encoded for mark in _PRUNE_MARKS):
+        return raw
     pruned = _pruned(raw)
     top = {} if pruned is _DROP else dict(pruned)
     for key in KEEP_EMPTY:

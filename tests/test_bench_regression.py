@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import orjson
 import pytest
 
+from bench import floor
 from bench.generate import (
     NOW,
     PATIENT_ID,
@@ -14,6 +18,7 @@ from bench.generate import (
     resources_of,
     service_prefetch,
 )
+from bench.http import ISSUER, Signer
 from bench.inprocess import evaluate_body
 from cds import fhir
 from cds.app import create_app
@@ -91,3 +96,31 @@ def test_the_validation_memo_is_sized_from_settings(settings: Settings) -> None:
         assert fhir.memo.max_entries == 123
     finally:
         fhir.memo.resize(before)
+
+
+@pytest.mark.anyio
+async def test_the_floor_app_checks_every_token_it_is_measured_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A floor that skipped verification would flatter the stack: it verifies like the service."""
+    signer = Signer("RS384")
+    audience = "http://127.0.0.1:1/cds-services/back-to-foot"
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(orjson.dumps(signer.jwks()).decode())
+    monkeypatch.setenv("BENCH_FLOOR_JWKS", str(jwks))
+    monkeypatch.setenv("BENCH_FLOOR_ISSUER", ISSUER)
+    monkeypatch.setenv("BENCH_FLOOR_AUDIENCE", audience)
+    body = orjson.dumps(make_request("small"))
+    token, other_audience = signer.tokens(audience, 1)[0], signer.tokens("https://else", 1)[0]
+    transport = httpx.ASGITransport(app=floor.create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:1") as client:
+
+        async def call(bearer: str | None) -> httpx.Response:
+            headers = {"authorization": f"Bearer {bearer}"} if bearer else {}
+            return await client.post("/cds-services/back-to-foot", content=body, headers=headers)
+
+        first = await call(token)
+        assert (first.status_code, first.json()) == (200, {"cards": []})
+        assert (await call(token)).status_code == 401  # the same jti again
+        assert (await call(other_audience)).status_code == 401
+        assert (await call(None)).status_code == 401

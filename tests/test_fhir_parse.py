@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cds.fhir import (
+    MAX_RESOURCE_DEPTH,
     ParseReport,
     ValidationMemo,
     is_valid,
@@ -161,6 +162,33 @@ def test_content_that_is_not_json_is_validated_without_the_memo() -> None:
     odd = {**R4_CONDITION, "note": [{"text": {1, 2}}]}  # a set: orjson cannot digest it
     assert memo.check(odd)[0] is not None
     assert len(memo) == 0
+
+
+def _nested_note(levels: int) -> dict[str, Any]:
+    """R4_CONDITION with a note extension nested ``levels`` extensions deep."""
+    extension: dict[str, Any] = {"url": "https://example.org/x", "valueString": "leaf"}
+    for _ in range(levels):
+        extension = {"url": "https://example.org/x", "extension": [extension]}
+    return {**R4_CONDITION, "note": [{"text": "n", "extension": [extension]}]}
+
+
+def test_a_resource_nested_past_the_limit_is_skipped_whether_or_not_the_memo_runs() -> None:
+    deep = _nested_note(MAX_RESOURCE_DEPTH)
+    for memo in (ValidationMemo(max_entries=10), ValidationMemo(max_entries=0)):
+        problem = memo.check(deep)[0]
+        assert problem is not None
+        assert "deeper" in problem
+
+
+def test_brackets_inside_strings_never_hide_a_too_deep_resource() -> None:
+    # Text full of brackets over-counts containers, so the walk still runs and still decides.
+    deep = {**_nested_note(MAX_RESOURCE_DEPTH), "id": "[" * 10 + "{" * 10}
+    shallow = {**_nested_note(3), "id": "c-" + "x" * 10}
+    noisy_shallow = {**shallow, "note": [{"text": "[{" * 100}]}
+    memo = ValidationMemo(max_entries=10)
+    assert "deeper" in (memo.check(deep)[0] or "")
+    assert memo.check(shallow)[0] is None
+    assert memo.check(noisy_shallow)[0] is None
 
 
 def test_the_memo_keeps_digests_and_reasons_never_patient_data() -> None:

@@ -138,3 +138,42 @@ def test_the_empty_walker_catches_what_the_spec_forbids() -> None:
     assert empty_values({"cards": [], "systemActions": []}) == ["$.systemActions"]
     assert empty_values({"services": [{"prefetch": {}}]}) == ["$.services[0].prefetch"]
     assert empty_values({"a": None, "b": ""}) == ["$.a", "$.b"]
+
+
+def _card_with(resource: dict[str, Any]) -> hooks.CdsResponse:
+    action = hooks.Action(type="create", description="Order it", resource=resource)
+    source = hooks.Source(label="Guideline")
+    suggestion = hooks.Suggestion(label="Order", actions=[action])
+    card = hooks.Card(
+        summary="s",
+        indicator="info",
+        source=source,
+        suggestions=[suggestion],
+        selection_behavior="at-most-one",
+    )
+    return hooks.CdsResponse(cards=[card])
+
+
+def test_a_response_with_nothing_empty_goes_out_exactly_as_dumped() -> None:
+    """G-02..G-04: the quick check that skips the prune walk changes nothing it skips."""
+    resource = {"resourceType": "ServiceRequest", "note": [{"text": 'says "null", [] and {}'}]}
+    wire = hooks.to_wire(_card_with(resource))
+    assert empty_values(wire) == []
+    assert wire["cards"][0]["suggestions"][0]["actions"][0]["resource"] == resource
+
+
+def test_empty_values_inside_a_suggested_resource_never_reach_the_wire() -> None:
+    """G-02, G-03: free-form resources are pruned too, down to the emptied containers."""
+    resource = {
+        "resourceType": "ServiceRequest",
+        "code": {"text": "", "coding": []},
+        "note": [{"text": None}],
+        "priority": "routine",
+    }
+    wire = hooks.to_wire(_card_with(resource))
+    assert empty_values(wire) == []
+    assert wire["cards"][0]["suggestions"][0]["actions"][0]["resource"] == {
+        "resourceType": "ServiceRequest",
+        "priority": "routine",
+    }
+    assert hooks.to_wire(hooks.CdsResponse(cards=[])) == {"cards": []}

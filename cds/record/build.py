@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -78,41 +78,48 @@ class RecordBuilder:
         self.report = ParseReport()
         self._seen: set[tuple[str, str]] = set()
         self._reason_refs: dict[str, list[str]] = {}
+        self._ids_for = valuesets.ids_for
+        self._text_ids = {
+            t: lookup for t in CODE_FIELDS if (lookup := valuesets.text_lookup(t)) is not None
+        }
 
     # ------------------------------------------------------------------ matching
 
     def _sets(
-        self, raw: Raw, name: str, text_of: str | None = None
+        self, value: object, text_ids: Callable[[str], frozenset[str]] | None = None
     ) -> tuple[frozenset[str], frozenset[str]]:
-        """Sets the codings of ``raw[name]`` belong to, and, with ``text_of`` (a resource type
-        whose sets also match by text), the sets its text and displays name."""
-        # The hot loop of a big chart: most resources leave here with no set, so it stays flat.
-        value = raw.get(name)
-        if value is None:
+        """Sets the codings of ``value`` (a CodeableConcept or a list of them) belong to, and,
+        with ``text_ids`` (the text matcher of a resource type whose sets also match by text),
+        the sets its text and displays name."""
+        # The hot loop of a big chart: most resources leave here with no set, so it stays flat
+        # (locals for every lookup, no calls but the memoised ones).
+        concepts: Iterable[object]
+        if isinstance(value, dict):
+            concepts = (value,)
+        elif isinstance(value, list):
+            # Text is read from a single CodeableConcept only (never from a list).
+            concepts, text_ids = value, None
+        else:
             return NO_SETS, NO_SETS
         coded = named = NO_SETS
-        ids_for = self.valuesets.ids_for
-        # Text is read from a single CodeableConcept only (never from a malformed list).
-        text_ids = (
-            self.valuesets.text_lookup(text_of)
-            if text_of is not None and isinstance(value, dict)
-            else None
-        )
-        for concept in value if isinstance(value, list) else (value,):
+        ids_for = self._ids_for
+        for concept in concepts:
             if not isinstance(concept, dict):
                 continue
-            for coding in _coding_list(concept):
-                if not isinstance(coding, dict):
-                    continue
-                system, code = coding.get("system"), coding.get("code")
-                if isinstance(system, str) and isinstance(code, str):
-                    ids = ids_for(system, code)
-                    if ids:
-                        coded = coded | ids
-                if text_ids is not None:
-                    display = coding.get("display")
-                    if isinstance(display, str) and display and (ids := text_ids(display)):
-                        named = named | ids
+            codings = concept.get("coding")
+            if isinstance(codings, list):
+                for coding in codings:
+                    if not isinstance(coding, dict):
+                        continue
+                    system, code = coding.get("system"), coding.get("code")
+                    if isinstance(system, str) and isinstance(code, str):
+                        ids = ids_for(system, code)
+                        if ids:
+                            coded = coded | ids
+                    if text_ids is not None:
+                        display = coding.get("display")
+                        if isinstance(display, str) and display and (ids := text_ids(display)):
+                            named = named | ids
             if text_ids is not None:
                 text = concept.get("text")
                 if isinstance(text, str) and text and (ids := text_ids(text)):
@@ -144,16 +151,16 @@ class RecordBuilder:
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
             return
-        text_of = resource_type if self.valuesets.reads_text(resource_type) else None
-        code_sets, named = self._sets(raw, fields[0], text_of)
+        text_ids = self._text_ids.get(resource_type)
+        code_sets, named = self._sets(raw.get(fields[0]), text_ids)
         value_sets = performer = NO_SETS
         # Text sets read the text of every coded field; their hits count as the code's.
         if resource_type == "Observation":
             if "valueCodeableConcept" in raw:
-                value_sets, named_value = self._sets(raw, "valueCodeableConcept", text_of)
+                value_sets, named_value = self._sets(raw["valueCodeableConcept"], text_ids)
                 named = named | named_value
         elif resource_type == "ServiceRequest":
-            performer, named_performer = self._sets(raw, "performerType", text_of)
+            performer, named_performer = self._sets(raw.get("performerType"), text_ids)
             named = named | named_performer
         if named:
             code_sets = code_sets | named
@@ -192,6 +199,7 @@ class RecordBuilder:
                 sets = entry.reason_valuesets.union(*(t.valuesets for t in targets))
                 record.entries[i] = replace(entry, reason_valuesets=sets)
         record.unavailable = frozenset(unavailable)
+        record.entries_changed()
         record.skipped = dict(self.report.skipped)
         record.validations_remembered = self.report.remembered
         return record
@@ -265,7 +273,7 @@ class RecordBuilder:
     def _draft(
         self, raw: Raw, common: dict[str, Any], code_sets: frozenset[str], performer: frozenset[str]
     ) -> Entry:
-        reasons = self._sets(raw, "reasonCode")[0]
+        reasons = self._sets(raw.get("reasonCode"))[0]
         refs = [
             str(r["reference"])
             for r in raw.get("reasonReference") or ()
