@@ -164,6 +164,12 @@ class ValueSets:
     _prefix: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _memo: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
     _text: dict[str, _TextMatcher] = field(default_factory=dict, repr=False)
+    # (resource type, system, code, display, text) of a one-coding CodeableConcept -> its
+    # (coded, named) sets: what cds.record.build reads for most resources of a chart. Like the
+    # memos above it holds terminology (codes and their words), never ids, dates or values.
+    concept_memo: dict[tuple[object, ...], tuple[frozenset[str], frozenset[str]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         exact: dict[tuple[str, str], set[str]] = {}

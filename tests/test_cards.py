@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cds import hooks
 from cds.cards import render, service_request, stable_uuid
@@ -51,6 +54,17 @@ def test_ehr_text_cannot_inject_html_or_markdown() -> None:
     assert "<" not in escaped
     assert "\\*\\*bold\\*\\*" in escaped
     assert "\\[link\\]\\(http://x\\)" in escaped
+
+
+@given(st.text(max_size=60))
+def test_escaped_text_reads_back_as_its_words_with_no_live_markup(text: str) -> None:
+    escaped = escape(text)
+    # Every special character is preceded by a backslash, and removing those backslashes
+    # gives the text back, whitespace folded and HTML characters as entities.
+    assert re.fullmatch(r"(?:[^\\`*_{}\[\]()#+\-.!|~<>]|\\[\\`*_{}\[\]()#+\-.!|~])*", escaped)
+    folded = " ".join(text.split())
+    entities = folded.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert re.sub(r"\\(.)", r"\1", escaped) == entities
 
 
 def test_the_detail_lists_the_triggering_evidence_with_dates(catalogue: Catalogue) -> None:

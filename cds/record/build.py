@@ -12,7 +12,7 @@ from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.laterality import Side, combine, side_of_code, side_of_text
 from cds.record.model import Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
-from cds.valuesets import NO_SETS, ValueSets
+from cds.valuesets import MEMO_LIMIT, NO_SETS, ValueSets
 
 Raw = Mapping[str, Any]
 
@@ -79,6 +79,7 @@ class RecordBuilder:
         self._seen: set[tuple[str, str]] = set()
         self._reason_refs: dict[str, list[str]] = {}
         self._ids_for = valuesets.ids_for
+        self._concepts = valuesets.concept_memo
         self._text_ids = {
             t: lookup for t in CODE_FIELDS if (lookup := valuesets.text_lookup(t)) is not None
         }
@@ -126,6 +127,41 @@ class RecordBuilder:
                     named = named | ids
         return coded, named
 
+    def _main_sets(
+        self, resource_type: str, value: object
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """:meth:`_sets` of a resource's main coded field, remembered for the usual concept of
+        one coding: a chart repeats the same few hundred codes (each lab, each vital sign)."""
+        key: tuple[object, ...] | None = None
+        if isinstance(value, dict):
+            codings = value.get("coding")
+            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
+                coding = codings[0]
+                # Only these four fields decide the sets: other keys (version, extension...) and
+                # equal non-string values (all ignored alike) cannot make two results differ.
+                key = (
+                    resource_type,
+                    coding.get("system"),
+                    coding.get("code"),
+                    coding.get("display"),
+                    value.get("text"),
+                )
+        memo = self._concepts
+        if key is not None:
+            try:
+                found = memo.get(key)
+            except TypeError:  # a list or object where a string belongs: not remembered
+                key = None
+            else:
+                if found is not None:
+                    return found
+        found = self._sets(value, self._text_ids.get(resource_type))
+        if key is not None:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
+        return found
+
     def _validated(self, raw: Raw) -> bool:
         self.record.models_built += 1
         return is_valid(raw, self.report)
@@ -151,16 +187,19 @@ class RecordBuilder:
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
             return
-        text_ids = self._text_ids.get(resource_type)
-        code_sets, named = self._sets(raw.get(fields[0]), text_ids)
+        code_sets, named = self._main_sets(resource_type, raw.get(fields[0]))
         value_sets = performer = NO_SETS
         # Text sets read the text of every coded field; their hits count as the code's.
         if resource_type == "Observation":
             if "valueCodeableConcept" in raw:
-                value_sets, named_value = self._sets(raw["valueCodeableConcept"], text_ids)
+                value_sets, named_value = self._sets(
+                    raw["valueCodeableConcept"], self._text_ids.get(resource_type)
+                )
                 named = named | named_value
         elif resource_type == "ServiceRequest":
-            performer, named_performer = self._sets(raw.get("performerType"), text_ids)
+            performer, named_performer = self._sets(
+                raw.get("performerType"), self._text_ids.get(resource_type)
+            )
             named = named | named_performer
         if named:
             code_sets = code_sets | named
