@@ -273,7 +273,7 @@ def test_the_concept_memory_starts_over_instead_of_growing_without_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
-    monkeypatch.setattr("cds.record.build.MEMO_LIMIT", 3)
+    monkeypatch.setattr("cds.record.matching.MEMO_LIMIT", 3)
     labs = [
         {**condition(rid=f"c{i}"), "code": {"coding": [{"system": SCT, "code": str(i)}]}}
         for i in range(10)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -10,9 +10,10 @@ from typing import Any
 from cds.fhir import ParseReport, is_valid
 from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.laterality import Side, combine, side_of_code, side_of_text
+from cds.record.matching import ConceptMatcher, coding_list
 from cds.record.model import Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
-from cds.valuesets import MEMO_LIMIT, NO_SETS, ValueSets
+from cds.valuesets import NO_SETS, ValueSets
 
 Raw = Mapping[str, Any]
 
@@ -31,17 +32,11 @@ CODE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _coding_list(concept: Raw) -> list[Any]:
-    """``concept.coding`` when it is a list (anything else holds no coding)."""
-    codings = concept.get("coding")
-    return codings if isinstance(codings, list) else []
-
-
 def _codings(concept: object) -> list[tuple[str, str]]:
     if not isinstance(concept, dict):
         return []
     out = []
-    for coding in _coding_list(concept):
+    for coding in coding_list(concept):
         if isinstance(coding, dict):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
@@ -53,7 +48,7 @@ def _texts(concept: object) -> list[str]:
     if not isinstance(concept, dict):
         return []
     texts = [concept.get("text")] + [
-        c.get("display") for c in _coding_list(concept) if isinstance(c, dict)
+        c.get("display") for c in coding_list(concept) if isinstance(c, dict)
     ]
     return [t for t in texts if isinstance(t, str) and t]
 
@@ -62,7 +57,7 @@ def _status(concept: object) -> str | None:
     # Status codes are read without their system: feeds often omit it on these bound codes.
     if not isinstance(concept, dict):
         return None
-    for coding in _coding_list(concept):
+    for coding in coding_list(concept):
         if isinstance(coding, dict) and isinstance(coding.get("code"), str):
             return str(coding["code"])
     text = concept.get("text")
@@ -78,89 +73,7 @@ class RecordBuilder:
         self.report = ParseReport()
         self._seen: set[tuple[str, str]] = set()
         self._reason_refs: dict[str, list[str]] = {}
-        self._ids_for = valuesets.ids_for
-        self._concepts = valuesets.concept_memo
-        self._text_ids = {
-            t: lookup for t in CODE_FIELDS if (lookup := valuesets.text_lookup(t)) is not None
-        }
-
-    # ------------------------------------------------------------------ matching
-
-    def _sets(
-        self, value: object, text_ids: Callable[[str], frozenset[str]] | None = None
-    ) -> tuple[frozenset[str], frozenset[str]]:
-        """Sets the codings of ``value`` (a CodeableConcept or a list of them) belong to, and,
-        with ``text_ids`` (the text matcher of a resource type whose sets also match by text),
-        the sets its text and displays name."""
-        # The hot loop of a big chart: most resources leave here with no set, so it stays flat
-        # (locals for every lookup, no calls but the memoised ones).
-        concepts: Iterable[object]
-        if isinstance(value, dict):
-            concepts = (value,)
-        elif isinstance(value, list):
-            # Text is read from a single CodeableConcept only (never from a list).
-            concepts, text_ids = value, None
-        else:
-            return NO_SETS, NO_SETS
-        coded = named = NO_SETS
-        ids_for = self._ids_for
-        for concept in concepts:
-            if not isinstance(concept, dict):
-                continue
-            codings = concept.get("coding")
-            if isinstance(codings, list):
-                for coding in codings:
-                    if not isinstance(coding, dict):
-                        continue
-                    system, code = coding.get("system"), coding.get("code")
-                    if isinstance(system, str) and isinstance(code, str):
-                        ids = ids_for(system, code)
-                        if ids:
-                            coded = coded | ids
-                    if text_ids is not None:
-                        display = coding.get("display")
-                        if isinstance(display, str) and display and (ids := text_ids(display)):
-                            named = named | ids
-            if text_ids is not None:
-                text = concept.get("text")
-                if isinstance(text, str) and text and (ids := text_ids(text)):
-                    named = named | ids
-        return coded, named
-
-    def _main_sets(
-        self, resource_type: str, value: object
-    ) -> tuple[frozenset[str], frozenset[str]]:
-        """:meth:`_sets` of a resource's main coded field, remembered for the usual concept of
-        one coding: a chart repeats the same few hundred codes (each lab, each vital sign)."""
-        key: tuple[object, ...] | None = None
-        if isinstance(value, dict):
-            codings = value.get("coding")
-            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
-                coding = codings[0]
-                # Only these four fields decide the sets: other keys (version, extension...) and
-                # equal non-string values (all ignored alike) cannot make two results differ.
-                key = (
-                    resource_type,
-                    coding.get("system"),
-                    coding.get("code"),
-                    coding.get("display"),
-                    value.get("text"),
-                )
-        memo = self._concepts
-        if key is not None:
-            try:
-                found = memo.get(key)
-            except TypeError:  # a list or object where a string belongs: not remembered
-                key = None
-            else:
-                if found is not None:
-                    return found
-        found = self._sets(value, self._text_ids.get(resource_type))
-        if key is not None:
-            if len(memo) >= MEMO_LIMIT:
-                memo.clear()
-            memo[key] = found
-        return found
+        self._match = ConceptMatcher(valuesets, CODE_FIELDS)
 
     def _validated(self, raw: Raw) -> bool:
         self.record.models_built += 1
@@ -187,19 +100,17 @@ class RecordBuilder:
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
             return
-        code_sets, named = self._main_sets(resource_type, raw.get(fields[0]))
+        code_sets, named = self._match.main(resource_type, raw.get(fields[0]))
         value_sets = performer = NO_SETS
         # Text sets read the text of every coded field; their hits count as the code's.
         if resource_type == "Observation":
             if "valueCodeableConcept" in raw:
-                value_sets, named_value = self._sets(
-                    raw["valueCodeableConcept"], self._text_ids.get(resource_type)
+                value_sets, named_value = self._match.sets(
+                    raw["valueCodeableConcept"], resource_type
                 )
                 named = named | named_value
         elif resource_type == "ServiceRequest":
-            performer, named_performer = self._sets(
-                raw.get("performerType"), self._text_ids.get(resource_type)
-            )
+            performer, named_performer = self._match.sets(raw.get("performerType"), resource_type)
             named = named | named_performer
         if named:
             code_sets = code_sets | named
@@ -312,7 +223,7 @@ class RecordBuilder:
     def _draft(
         self, raw: Raw, common: dict[str, Any], code_sets: frozenset[str], performer: frozenset[str]
     ) -> Entry:
-        reasons = self._sets(raw.get("reasonCode"))[0]
+        reasons = self._match.sets(raw.get("reasonCode"))[0]
         refs = [
             str(r["reference"])
             for r in raw.get("reasonReference") or ()
