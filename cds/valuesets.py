@@ -19,6 +19,10 @@ NO_SETS: Final[frozenset[str]] = frozenset()
 # Distinct codings remembered per process; a chart's noise repeats the same few codes, and the
 # bound keeps a stream of unique codes from growing memory (the memo is simply started over).
 MEMO_LIMIT: Final[int] = 50_000
+# Strings longer than this are matched every time, never remembered: a code, its display or a
+# lab's name is short, and free text (or junk) is what would make the memos grow (50,000 x 256
+# characters is the worst case, ~15 MB).
+REMEMBERED_TEXT_CHARS: Final[int] = 256
 
 
 def normalize(system: str, code: str) -> str:
@@ -149,9 +153,10 @@ class _TextMatcher:
         found = NO_SETS
         if self.anything.search(lowered):
             found = frozenset(vs for vs, pattern in self.sets if pattern.search(lowered))
-        if len(self.memo) >= MEMO_LIMIT:
-            self.memo.clear()
-        self.memo[text] = found
+        if len(text) <= REMEMBERED_TEXT_CHARS:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            self.memo[text] = found
         return found
 
 
@@ -206,9 +211,10 @@ class ValueSets:
         found = self._memo.get(key)
         if found is None:
             found = self._lookup(system, code)
-            if len(self._memo) >= MEMO_LIMIT:
-                self._memo.clear()
-            self._memo[key] = found
+            if len(system) + len(code) <= REMEMBERED_TEXT_CHARS:
+                if len(self._memo) >= MEMO_LIMIT:
+                    self._memo.clear()
+                self._memo[key] = found
         return found
 
     def _lookup(self, system: str, code: str) -> frozenset[str]:

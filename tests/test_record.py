@@ -11,7 +11,7 @@ from cds.record import PatientRecord, build_record
 from cds.record.dates import Duration, parse_datetime, parse_duration
 from cds.record.units import convert
 from cds.settings import PROJECT_ROOT
-from cds.valuesets import ICD10CM, ValueSets, load_valuesets
+from cds.valuesets import ICD10CM, REMEMBERED_TEXT_CHARS, ValueSets, load_valuesets
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SCT = "http://snomed.info/sct"
@@ -273,7 +273,7 @@ def test_the_concept_memory_starts_over_instead_of_growing_without_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
-    monkeypatch.setattr("cds.record.matching.MEMO_LIMIT", 3)
+    monkeypatch.setattr("cds.record.matching.CONCEPT_MEMO_LIMIT", 3)
     labs = [
         {**condition(rid=f"c{i}"), "code": {"coding": [{"system": SCT, "code": str(i)}]}}
         for i in range(10)
@@ -281,6 +281,14 @@ def test_the_concept_memory_starts_over_instead_of_growing_without_bound(
     record(fresh, *labs, condition(rid="radic"))
     assert len(fresh.concept_memo) <= 3
     assert "radic" in fresh.concept_memo[("Condition", ICD10CM, "M54.16", "x", None)][0]
+
+
+def test_a_concept_with_long_free_text_is_matched_but_not_remembered() -> None:
+    fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
+    long_text = "sciatica " + "x" * REMEMBERED_TEXT_CHARS
+    rec = record(fresh, {**condition(), "code": {**condition()["code"], "text": long_text}})
+    assert [e.id for e in rec.entries] == ["c1"]
+    assert all(key[0] != "Condition" for key in fresh.concept_memo)
 
 
 def test_a_deceased_patient_is_flagged(sets: ValueSets) -> None:

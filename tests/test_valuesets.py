@@ -9,7 +9,14 @@ import yaml
 
 from cds.errors import ConfigError
 from cds.settings import PROJECT_ROOT
-from cds.valuesets import ICD10CM, ValueSets, load_valuesets, normalize, read_valuesets
+from cds.valuesets import (
+    ICD10CM,
+    REMEMBERED_TEXT_CHARS,
+    ValueSets,
+    load_valuesets,
+    normalize,
+    read_valuesets,
+)
 
 SCT = "http://snomed.info/sct"
 
@@ -132,6 +139,17 @@ def test_the_lookup_memory_starts_over_instead_of_growing_without_bound(
     assert len(fresh._memo) <= 3
     assert len(fresh._text["Observation"].memo) <= 3
     assert "radic" in fresh.ids_for(ICD10CM, "M54.16")
+
+
+def test_long_strings_are_matched_every_time_but_never_remembered() -> None:
+    """Free text or junk of any length cannot grow the lookup memos."""
+    fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
+    long_code = "M54.16" + "9" * REMEMBERED_TEXT_CHARS
+    long_text = "cobalamin " + "x" * REMEMBERED_TEXT_CHARS
+    assert fresh.ids_for(ICD10CM, long_code) == fresh.ids_for(ICD10CM, long_code)
+    assert "b12-result" in fresh.ids_for_text("Observation", long_text)
+    assert len(fresh._memo) == 0
+    assert len(fresh._text["Observation"].memo) == 0
 
 
 def test_a_blank_or_multi_line_text_word_is_a_config_error(tmp_path: Path) -> None:

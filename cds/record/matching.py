@@ -6,7 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cds.valuesets import MEMO_LIMIT, NO_SETS, ValueSets
+from cds.valuesets import NO_SETS, REMEMBERED_TEXT_CHARS, ValueSets
+
+# Concepts remembered per catalogue: a site's labs, vitals and problem codes number in the low
+# thousands. Each entry holds a code's words, so both bounds keep the memo to a few MB.
+CONCEPT_MEMO_LIMIT = 10_000
 
 Sets = tuple[frozenset[str], frozenset[str]]
 """(sets the codings belong to, sets the text and displays name)."""
@@ -92,8 +96,11 @@ class ConceptMatcher:
                 if found is not None:
                     return found
         found = self.sets(value, resource_type)
-        if key is not None:
-            if len(memo) >= MEMO_LIMIT:
+        # Long strings (free text, not a code or its name) are matched every time, never kept.
+        if key is not None and not any(
+            isinstance(part, str) and len(part) > REMEMBERED_TEXT_CHARS for part in key[1:]
+        ):
+            if len(memo) >= CONCEPT_MEMO_LIMIT:
                 memo.clear()
             memo[key] = found
         return found
