@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-inprocess bench-http demo clean
+.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-inprocess: $(DEV_STAMP)
 
 bench-http: $(DEV_STAMP)
 	$(BIN)/python -m bench.http
+
+bench-wrk: $(DEV_STAMP)
+	$(BIN)/python -m bench.wrk
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
