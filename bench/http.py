@@ -13,7 +13,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -229,6 +230,41 @@ class Server:
         """Which of uvloop and httptools the workers have loaded (from their memory maps)."""
         maps = "".join(Path(f"/proc/{p}/maps").read_text() for p in self.worker_pids())
         return [name for name in ("uvloop", "httptools") if name in maps]
+
+
+@contextmanager
+def serving(
+    signer: Signer, *, workers: int, floor: bool, log_level: str, database_url: str | None
+) -> Iterator[Server]:
+    """The server under test, started in a temp dir that holds the signer's JWKS, and stopped.
+
+    Its log holds only the synthetic patient's hook calls: it is kept in bench/results, and its
+    tail printed when the run fails, to explain errors.
+    """
+    with tempfile.TemporaryDirectory(prefix="footpath-bench-") as tmp:
+        workdir = Path(tmp)
+        jwks_file = workdir / "jwks.json"
+        jwks_file.write_text(json.dumps(signer.jwks()))
+        log = workdir / "server.log"
+        server = Server(free_port(), workdir, workers=workers, floor=floor)
+        server.start(jwks_file, log_level, database_url)
+        try:
+            yield server
+        except BaseException:
+            print(log.read_text()[-3000:] if log.is_file() else "(no server log)", file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+            if log.is_file():
+                results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+                (results.RESULTS_DIR / "http-server.log").write_bytes(log.read_bytes())
+
+
+def target_met(size: str, phase: dict[str, Any]) -> bool:
+    """Whether one size's phase meets the issue's target (throughput for small, else p99)."""
+    if size == "small":
+        return bool(phase["throughput_rps"] >= TARGET_SMALL_RPS)
+    return bool(phase["p99_ms"] < TARGET_P99_MS[size])
 
 
 def _cmdline(pid: int) -> str:
@@ -471,11 +507,7 @@ def _print(payload: dict[str, Any]) -> None:
             if size == "small"
             else f"p99 < {TARGET_P99_MS[size]:.0f} ms"
         ) + f" at c{CONCURRENCY}"
-        met = (
-            phase["throughput_rps"] >= TARGET_SMALL_RPS
-            if size == "small"
-            else phase["p99_ms"] < TARGET_P99_MS[size]
-        )
+        met = target_met(size, phase)
         rows.append(
             (
                 size,
@@ -548,25 +580,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     signer = Signer(args.alg)
-    with tempfile.TemporaryDirectory(prefix="footpath-bench-") as tmp:
-        workdir = Path(tmp)
-        jwks_file = workdir / "jwks.json"
-        jwks_file.write_text(json.dumps(signer.jwks()))
-        server = Server(free_port(), workdir, workers=args.workers, floor=args.floor)
-        server.start(jwks_file, args.log_level, args.database_url)
-        try:
-            payload = asyncio.run(run(server, signer, args.scale, args.py_spy, args.concurrency))
-        except BaseException:
-            log = workdir / "server.log"
-            print(log.read_text()[-3000:] if log.is_file() else "(no server log)", file=sys.stderr)
-            raise
-        finally:
-            server.stop()
-            # The log holds only the synthetic patient's hook calls; kept to explain errors.
-            log = workdir / "server.log"
-            if log.is_file():
-                results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-                (results.RESULTS_DIR / "http-server.log").write_bytes(log.read_bytes())
+    with serving(
+        signer,
+        workers=args.workers,
+        floor=args.floor,
+        log_level=args.log_level,
+        database_url=args.database_url,
+    ) as server:
+        payload = asyncio.run(run(server, signer, args.scale, args.py_spy, args.concurrency))
     print()
     _print(payload)
     kind = "http-floor" if args.floor else "http"

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,11 +25,10 @@ from bench.http import (
     ALGORITHMS,
     CONCURRENCY,
     HOST,
-    TARGET_P99_MS,
-    TARGET_SMALL_RPS,
     Server,
     Signer,
-    free_port,
+    serving,
+    target_met,
     wait_ready,
 )
 
@@ -86,11 +83,7 @@ def measure(server: Server, signer: Signer, workdir: Path, seconds: int) -> dict
 def _print(payload: dict[str, Any]) -> None:
     rows = []
     for size, phase in payload["phases"].items():
-        met = (
-            phase["throughput_rps"] >= TARGET_SMALL_RPS
-            if size == "small"
-            else phase["p99_ms"] < TARGET_P99_MS[size]
-        )
+        met = target_met(size, phase)
         rows.append(
             (
                 size,
@@ -122,17 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signer = Signer(args.alg)
     machine = results.machine()
-    with tempfile.TemporaryDirectory(prefix="footpath-wrk-") as tmp:
-        workdir = Path(tmp)
-        jwks_file = workdir / "jwks.json"
-        jwks_file.write_text(json.dumps(signer.jwks()))
-        server = Server(free_port(), workdir, workers=args.workers, floor=args.floor)
-        server.start(jwks_file, "WARNING", args.database_url)
-        try:
-            asyncio.run(wait_ready(server))
-            phases = measure(server, signer, workdir, args.seconds)
-        finally:
-            server.stop()
+    with serving(
+        signer,
+        workers=args.workers,
+        floor=args.floor,
+        log_level="WARNING",
+        database_url=args.database_url,
+    ) as server:
+        asyncio.run(wait_ready(server))
+        phases = measure(server, signer, server.workdir, args.seconds)
     machine["load_average_at_end"] = results.load_average()
     payload: dict[str, Any] = {
         "benchmark": "wrk",
