@@ -149,7 +149,6 @@ class RecordBuilder:
                 sets = entry.reason_valuesets.union(*(t.valuesets for t in targets))
                 record.entries[i] = replace(entry, reason_valuesets=sets)
         record.unavailable = frozenset(unavailable)
-        record.entries_changed()
         record.skipped = dict(self.report.skipped)
         record.validations_remembered = self.report.remembered
         return record

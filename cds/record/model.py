@@ -66,9 +66,6 @@ class PatientRecord:
     models_built: int = 0  # resources checked as valid R4 (by model, or from the memo)
     validations_remembered: int = 0  # of those, answered from the validation memo
     skipped: dict[str, int] = field(default_factory=dict)
-    # Entries by kind, built on the first query: a rule tree asks ~75 questions of one record,
-    # each about one or two kinds.
-    _kinds: dict[str, list[Entry]] | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ availability
 
@@ -84,22 +81,7 @@ class PatientRecord:
 
     # ------------------------------------------------------------------ queries
 
-    def entries_changed(self) -> None:
-        """Forget the kind index after ``entries`` changed (the builder calls this last)."""
-        self._kinds = None
-
-    def of_kind(self, kind: Kind) -> list[Entry]:
-        """The entries of ``kind``, in record order (the index is built once entries are in)."""
-        if self._kinds is None:
-            index: dict[str, list[Entry]] = {}
-            for e in self.entries:
-                index.setdefault(e.kind, []).append(e)
-            self._kinds = index
-        return self._kinds.get(kind, [])
-
     def _of(self, kinds: tuple[Kind, ...], wanted: frozenset[str]) -> list[Entry]:
-        if len(kinds) == 1:
-            return [e for e in self.of_kind(kinds[0]) if not e.valuesets.isdisjoint(wanted)]
         return [e for e in self.entries if e.kind in kinds and not e.valuesets.isdisjoint(wanted)]
 
     def condition_counts(self, entry: Entry, *, differential: bool) -> bool:
