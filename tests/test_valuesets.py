@@ -78,36 +78,31 @@ def test_every_shipped_code_is_verified_with_provenance(sets: ValueSets) -> None
             assert code["verifiedAgainst"], path.name
 
 
-def test_an_unverified_code_in_a_file_is_a_config_error(tmp_path: Path) -> None:
+def _problems_of(tmp_path: Path, **fields: object) -> list[str]:
+    """What reading a one-file value-set folder reports, the file being x.yaml with ``fields``."""
     folder = tmp_path / "rules" / "valuesets"
     folder.mkdir(parents=True)
-    (folder / "x.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "id": "x",
-                "title": "t",
-                "source": "VS-X",
-                "generatedBy": "hand",
-                "codes": [
-                    {
-                        "system": SCT,
-                        "code": "1",
-                        "display": "d",
-                        "match": "exact",
-                        "status": "UNVERIFIED",
-                        "verifiedAgainst": ["nothing"],
-                    }
-                ],
-            }
-        )
-    )
-    _, problems = read_valuesets(folder, tmp_path)
+    document = {"id": "x", "title": "t", "source": "VS-X", "generatedBy": "hand", **fields}
+    (folder / "x.yaml").write_text(yaml.safe_dump(document))
+    return read_valuesets(folder, tmp_path)[1]
+
+
+def test_an_unverified_code_in_a_file_is_a_config_error(tmp_path: Path) -> None:
+    unverified = {
+        "system": SCT,
+        "code": "1",
+        "display": "d",
+        "match": "exact",
+        "status": "UNVERIFIED",
+        "verifiedAgainst": ["nothing"],
+    }
+    problems = _problems_of(tmp_path, codes=[unverified])
     assert problems == [
         "rules/valuesets/x.yaml: codes[0].status: 'UNVERIFIED' codes are not shipped; "
         "move the code to 'excluded' with its reason"
     ]
     with pytest.raises(ConfigError):
-        load_valuesets(folder)
+        load_valuesets(tmp_path / "rules" / "valuesets")
 
 
 def test_text_matching_reads_only_the_resource_types_a_set_names(sets: ValueSets) -> None:
@@ -153,20 +148,7 @@ def test_long_strings_are_matched_every_time_but_never_remembered() -> None:
 
 
 def test_a_blank_or_multi_line_text_word_is_a_config_error(tmp_path: Path) -> None:
-    folder = tmp_path / "rules" / "valuesets"
-    folder.mkdir(parents=True)
-    (folder / "x.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "id": "x",
-                "title": "t",
-                "source": "VS-X",
-                "generatedBy": "hand",
-                "codes": [],
-                "textMatch": ["ok", "two\nlines"],
-                "textMatchOn": ["Observation"],
-            }
-        )
+    problems = _problems_of(
+        tmp_path, codes=[], textMatch=["ok", "two\nlines"], textMatchOn=["Observation"]
     )
-    _, problems = read_valuesets(folder, tmp_path)
     assert problems == ["rules/valuesets/x.yaml: textMatch: words must be non-blank single lines"]
