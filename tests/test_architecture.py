@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cds"
 ALLOWED = {
     "fastapi": {"api", "app.py"},
     "fhir.resources": {"fhir.py"},
-    "httpx": {"fhir_client.py", "security.py", "app.py"},
+    "httpx": {"fhir_client.py", "security", "app.py"},
 }
 
 
