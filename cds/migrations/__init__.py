@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from cds.settings import Settings
-from cds.store.database import create_engine
+from cds.store.engines import create_engine
 
 HEAD = "0001"
 # Any constant works; it only has to be the same for every replica that migrates at start.

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from cds.store.database import create_engine
+from cds.store.engines import create_engine
 from cds.store.schema import metadata
 
 

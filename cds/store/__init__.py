@@ -1,7 +1,8 @@
 """Feedback and audit persistence (SQLAlchemy async): SQLite by default, PostgreSQL to scale out."""
 
 from cds.store.audit_writer import AuditWriter
-from cds.store.database import Store, create_engine
+from cds.store.database import Store
+from cds.store.engines import create_engine
 from cds.store.models import (
     AuditRecord,
     FeedbackItem,
