@@ -159,20 +159,32 @@ memo = ValidationMemo(DEFAULT_MEMO_ENTRIES)
 """The process's memo; ``cds.app.create_app`` sizes it from CDS_VALIDATION_MEMO_SIZE."""
 
 
-def is_valid(raw: Any, report: ParseReport | None = None) -> bool:
-    """Whether ``raw`` is a valid R4 resource, without keeping its model; invalid ones are
-    counted and logged in ``report`` (the same as :func:`parse_resource`)."""
-    report = report if report is not None else ParseReport()
-    if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
-        report.skip("(unknown)", None, "not a FHIR resource")
-        return False
-    problem, remembered = memo.check(raw)
-    report.remembered += remembered
+def _is_resource(raw: Any, report: ParseReport) -> bool:
+    """Whether ``raw`` is a dict with a string resourceType; counts and logs it when not."""
+    if isinstance(raw, dict) and isinstance(raw.get("resourceType"), str):
+        return True
+    report.skip("(unknown)", None, "not a FHIR resource")
+    return False
+
+
+def _counted(raw: dict[str, Any], report: ParseReport, problem: str | None) -> bool:
+    """Count ``raw`` as parsed, or as skipped for ``problem``; whether it is valid."""
     if problem is not None:
         report.skip(raw["resourceType"], raw.get("id"), problem)
         return False
     report.parsed += 1
     return True
+
+
+def is_valid(raw: Any, report: ParseReport | None = None) -> bool:
+    """Whether ``raw`` is a valid R4 resource, without keeping its model; invalid ones are
+    counted and logged in ``report`` (the same as :func:`parse_resource`)."""
+    report = report if report is not None else ParseReport()
+    if not _is_resource(raw, report):
+        return False
+    problem, remembered = memo.check(raw)
+    report.remembered += remembered
+    return _counted(raw, report, problem)
 
 
 def parse_resource(raw: Any, report: ParseReport | None = None) -> Any | None:
@@ -181,15 +193,10 @@ def parse_resource(raw: Any, report: ParseReport | None = None) -> Any | None:
     One bad resource never fails a request (house rule 5); ``report`` counts what was skipped.
     """
     report = report if report is not None else ParseReport()
-    if not isinstance(raw, dict) or not isinstance(raw.get("resourceType"), str):
-        report.skip("(unknown)", None, "not a FHIR resource")
+    if not _is_resource(raw, report):
         return None
     model, problem = _validate(raw)
-    if problem is not None:
-        report.skip(raw["resourceType"], raw.get("id"), problem)
-        return None
-    report.parsed += 1
-    return model
+    return model if _counted(raw, report, problem) else None
 
 
 def parse_resources(raws: Iterable[Any], report: ParseReport | None = None) -> list[Any]:

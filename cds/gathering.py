@@ -183,9 +183,9 @@ async def gather(
     Without ``client`` a temporary one is made from ``settings``; with neither, nothing is
     fetched. Raises ``MissingData`` (412) when a key in ``required`` stays unavailable.
     """
-    own_client = client is None and settings is not None
-    if client is None and settings is not None:
-        client = FhirClient(settings)
+    own_client = FhirClient(settings) if client is None and settings is not None else None
+    if own_client is not None:
+        client = own_client
     try:
         gathering = read_prefetch(
             templates,
@@ -198,5 +198,5 @@ async def gather(
         )
         return await complete(gathering, client, budget_seconds)
     finally:
-        if own_client and client is not None:
-            await client.aclose()
+        if own_client is not None:
+            await own_client.aclose()

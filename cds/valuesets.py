@@ -227,10 +227,6 @@ class ValueSets:
             return NO_SETS
         return frozenset(vs_id for vs_id in found if (system, norm) not in self[vs_id].carve_out)
 
-    def reads_text(self, resource_type: str) -> bool:
-        """Whether any set matches ``resource_type`` by text."""
-        return resource_type in self._text
-
     def ids_for_text(self, resource_type: str, text: str) -> frozenset[str]:
         """Ids of the text-matching sets for ``resource_type`` that ``text`` names a word of."""
         lookup = self.text_lookup(resource_type)
