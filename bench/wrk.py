@@ -29,6 +29,7 @@ from bench.http import (
     Signer,
     serving,
     target_met,
+    verdict,
     wait_ready,
 )
 
@@ -55,7 +56,7 @@ def run_wrk(server: Server, tokens: Path, body: Path, seconds: int) -> dict[str,
 
 
 def measure(server: Server, signer: Signer, workdir: Path, seconds: int) -> dict[str, Any]:
-    audience = f"http://{HOST}:{server.port}/cds-services/{SERVICE_ID}"
+    audience = server.audience
     phases: dict[str, Any] = {}
     for size, rate in TOKENS_PER_SECOND.items():
         body = workdir / f"{size}.json"
@@ -93,7 +94,7 @@ def _print(payload: dict[str, Any]) -> None:
                 phase["p99_ms"],
                 phase["throughput_rps"],
                 phase["server_cpu_ms_per_request"],
-                "yes" if met else "NO",
+                verdict(met),
             )
         )
     server = payload["server"]
