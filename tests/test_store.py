@@ -6,10 +6,8 @@ import asyncio
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -214,15 +212,8 @@ async def test_a_card_repeated_within_one_batch_keeps_every_audit_row(store: Sto
     assert len(await rows(store, issued_cards)) == 1
 
 
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    settings = load_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'batches.db'}",
-        patient_hash_key=SecretStr("test-key"),
-    )
-    await upgrade(settings)
-    async with Store.from_settings(settings) as opened:
-        yield opened
+# The conftest store, on its SQLite file only: these tests are about SQLite's own write path.
+sqlite_only = pytest.mark.parametrize("store_settings", ["sqlite"], indirect=True)
 
 
 def rows_in_the_database_file(store: Store) -> int:
@@ -234,31 +225,33 @@ def rows_in_the_database_file(store: Store) -> int:
 
 
 @pytest.mark.anyio
+@sqlite_only
 async def test_a_sqlite_batch_waits_for_another_writer_instead_of_failing(
-    sqlite_store: Store,
+    store: Store,
 ) -> None:
     """Batches never sleep in SQLite's busy handler (it would stall the event loop)."""
     first, second = [issued("c-1")], [issued("c-2", hook="h-2")]
-    async with sqlite_store.engine.begin() as conn:
+    async with store.engine.begin() as conn:
         await conn.execute(jwt_replay.insert().values(key="k", expires_at=T0))
-        writing = asyncio.create_task(sqlite_store.record_invocations([(audit(first), first)]))
+        writing = asyncio.create_task(store.record_invocations([(audit(first), first)]))
         await asyncio.sleep(0.05)
         assert not writing.done()  # the other transaction holds the write lock
     await writing
-    await sqlite_store.record_invocations([(audit(second, hook="h-2"), second)])
-    assert len(await rows(sqlite_store, invocations)) == 2
+    await store.record_invocations([(audit(second, hook="h-2"), second)])
+    assert len(await rows(store, invocations)) == 2
 
 
 @pytest.mark.anyio
+@sqlite_only
 async def test_sqlite_batches_reach_the_database_file_at_each_checkpoint(
-    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(database, "CHECKPOINT_EVERY_CALLS", 3)
     calls: list[Invocation] = [(audit([], hook=f"h-{n}"), []) for n in range(3)]
-    await sqlite_store.record_invocations(calls[:2])
-    assert rows_in_the_database_file(sqlite_store) == 0  # still in the write-ahead log only
-    await sqlite_store.record_invocations(calls[2:])
-    assert rows_in_the_database_file(sqlite_store) == 3
+    await store.record_invocations(calls[:2])
+    assert rows_in_the_database_file(store) == 0  # still in the write-ahead log only
+    await store.record_invocations(calls[2:])
+    assert rows_in_the_database_file(store) == 3
 
 
 @pytest.mark.anyio
