@@ -102,11 +102,11 @@ def build_runtime(
     """Everything long-lived; a bad rule, card or value set raises ConfigError here."""
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
     fhir.memo.resize(settings.validation_memo_size)
-    store = Store.from_settings(settings)
     metrics = Metrics(
         service_ids=list(catalogue.services),
         rule_ids=catalogue.rule_ids(),
     )
+    store = Store.from_settings(settings, metrics)
     jwks_client = httpx.AsyncClient(transport=jwks_transport, timeout=5.0)
     runtime = Runtime(
         settings=settings,

@@ -14,6 +14,11 @@ class CdsError(Exception):
         self.diagnostics = diagnostics
         self.expression = expression or []
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the status needs (a challenge, a retry hint)."""
+        return {}
+
 
 class InvalidRequest(CdsError):
     """The body is not a valid CDS Hooks request or feedback (400)."""
@@ -46,6 +51,10 @@ class Unauthorized(CdsError):
         super().__init__("The request is not authorized.")
         self.reason = reason
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
 
 class NotFound(CdsError):
     """No such CDS service (404)."""
@@ -68,6 +77,30 @@ class MissingData(CdsError):
             expression=[f"prefetch.{k}" for k in keys],
         )
         self.keys = keys
+
+
+class Unavailable(CdsError):
+    """The service cannot do this now but may a little later (503, with ``Retry-After``)."""
+
+    status_code = 503
+    issue_code = "transient"
+    retry_after_seconds = 5
+
+    def __init__(self, diagnostics: str = "The service is temporarily unavailable.") -> None:
+        super().__init__(diagnostics)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached: an outage to wait out, not a bug (503)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The service is temporarily unavailable: its database cannot be reached. Retry later."
+        )
 
 
 class ConfigError(CdsError):

@@ -51,6 +51,9 @@ ALLOWED_FIELDS: Final = frozenset(
         "version",
         "count",
         "error_type",
+        # A dependency that failed (fixed enums, see cds/store/outage.py).
+        "cause",
+        "operation",
     }
 )
 

@@ -144,6 +144,13 @@ class Metrics:
             "Hook calls whose audit row and issued cards could not be written at all",
             registry=reg,
         )
+        self.store_unavailable_total = Counter(
+            "cds_store_unavailable",
+            "Database operations that failed because the database could not be reached, by "
+            "what needed it and why (each answered 503 when a call needed it)",
+            ["operation", "cause"],
+            registry=reg,
+        )
         self.validations = Counter(
             "cds_resource_validations",
             "Value-set-matched resources checked as valid R4: 'remembered' answered from the "
@@ -215,6 +222,10 @@ class Metrics:
         self.feedback.labels(service, "matched").inc(stored - unmatched)
         self.feedback.labels(service, "unmatched").inc(unmatched)
         self.feedback.labels(service, "duplicate").inc(duplicates)
+
+    def store_unavailable(self, operation: str, cause: str) -> None:
+        """One database operation refused by an outage; both labels are fixed enums."""
+        self.store_unavailable_total.labels(operation, cause).inc()
 
     def audit_batch_failed(self) -> None:
         self.audit_batch_failures.inc()

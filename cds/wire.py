@@ -136,5 +136,6 @@ def operation_outcome(error: CdsError) -> dict[str, Any]:
 
 
 def error_response(error: CdsError) -> JsonResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
-    return JsonResponse(operation_outcome(error), status_code=error.status_code, headers=headers)
+    return JsonResponse(
+        operation_outcome(error), status_code=error.status_code, headers=error.headers or None
+    )

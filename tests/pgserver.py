@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +86,29 @@ def _os_account() -> str | None:
     return "postgres"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PgServer]:
-    """Start a cluster in a temporary directory, stop it and delete it at the end."""
+@dataclass(frozen=True)
+class PgCluster:
+    """A cluster's files and server; ``stop`` and ``start`` it to take the database away."""
+
+    server: PgServer
+    data: Path
+    log: Path
+    options: str
+
+    def _pg_ctl(self, *argv: str) -> None:
+        _run(self.server.run_as, [str(self.server.bindir / "pg_ctl"), "-D", str(self.data), *argv])
+
+    def start(self) -> None:
+        self._pg_ctl("-l", str(self.log), "-o", self.options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: clients are disconnected and the server shuts down cleanly."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+
+@contextmanager
+def cluster() -> Iterator[PgCluster]:
+    """A new cluster in a temporary directory, started; stopped and deleted on exit."""
     bindir = _bindir()
     if bindir is None:
         if os.environ.get("CI") == "true":
@@ -107,24 +128,31 @@ def postgres_server() -> Iterator[PgServer]:
         f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
+    running = PgCluster(server=server, data=data, log=log, options=options)
     try:
         _run(
             run_as,
             [str(bindir / "initdb"), "-D", str(data), "-U", "cds", "--auth=trust", "-E", "UTF8"],
         )
-        _run(
-            run_as,
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"],
-        )
+        running.start()
     except subprocess.CalledProcessError as exc:
         detail = log.read_text() if log.exists() else ""
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"PostgreSQL did not start: {exc.stderr!r}\n{detail}")
     try:
-        yield server
+        yield running
     finally:
-        _run(run_as, [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+        # Already stopped is fine: a test may have left it down.
+        with suppress(subprocess.CalledProcessError):
+            running.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PgServer]:
+    """One cluster for the whole session, stopped and deleted at the end."""
+    with cluster() as running:
+        yield running.server
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from typing import Final, Protocol
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from cds.errors import StoreUnavailable
 from cds.logs import log_fields
 from cds.metrics import Metrics
 from cds.store.models import AuditRecord, Invocation, IssuedCardLike
@@ -163,6 +164,11 @@ class AuditWriter:
         if failure is None:
             return
         self._metrics.audit_batch_failed()
+        if isinstance(failure, StoreUnavailable):
+            # The store logs the outage once; a log line per batch would repeat it 20 times a
+            # second, and writing the calls one by one would only fail the same way.
+            self._metrics.audit_rows_lost(len(batch))
+            return
         log.warning(
             "audit batch write failed; writing its calls one by one",
             extra=log_fields(count=len(batch), error_type=type(failure).__name__),
@@ -176,6 +182,9 @@ class AuditWriter:
                 lost.append(type(failure).__name__)
                 continue
             # The database itself failed: the rest would fail too, each after its own timeout.
+            if isinstance(failure, StoreUnavailable):
+                self._metrics.audit_rows_lost(len(batch) - index)
+                break
             lost.extend([type(failure).__name__] * (len(batch) - index))
             break
         if lost:

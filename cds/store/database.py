@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from cds.errors import StoreUnavailable
+from cds.metrics import Metrics
 from cds.settings import Settings
 from cds.store.engines import create_batch_engine, create_engine, insert, is_busy
 from cds.store.models import (
@@ -27,6 +30,7 @@ from cds.store.models import (
     RuleReport,
     patient_hash,
 )
+from cds.store.outage import Operation, OutageWatch, unreachable_cause
 from cds.store.rule_report import rule_report
 from cds.store.schema import feedback, invocations, issued_cards, jwt_replay
 
@@ -69,9 +73,16 @@ class Store:
     """Persistence for one process; every replica points it at the same database."""
 
     def __init__(
-        self, target: Settings | str, *, patient_hash_key: SecretStr | str | None = None
+        self,
+        target: Settings | str,
+        *,
+        patient_hash_key: SecretStr | str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        """``Store(settings)``, or ``Store(url, patient_hash_key=...)`` without Settings."""
+        """``Store(settings)``, or ``Store(url, patient_hash_key=...)`` without Settings.
+
+        With ``metrics``, every operation the database could not serve is counted there.
+        """
         if isinstance(target, Settings):
             url, key = target.database_url, patient_hash_key or target.patient_hash_key
         elif patient_hash_key is None:
@@ -83,10 +94,27 @@ class Store:
         self._hash_key = key
         self._next_purge = 0.0
         self._since_checkpoint = 0
+        self.outage = OutageWatch(metrics.store_unavailable if metrics is not None else None)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        return cls(settings)
+    def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Store:
+        return cls(settings, metrics=metrics)
+
+    @asynccontextmanager
+    async def reaching(self, operation: Operation) -> AsyncIterator[None]:
+        """Run database work; an unreachable database raises ``StoreUnavailable`` (503).
+
+        Any other error (a bad row, a bug) goes through unchanged.
+        """
+        try:
+            yield
+        except Exception as exc:
+            cause = unreachable_cause(exc)
+            if cause is None:
+                raise
+            self.outage.failed(operation, cause)
+            raise StoreUnavailable from exc
+        self.outage.reached()
 
     async def __aenter__(self) -> Self:
         return self
@@ -110,9 +138,13 @@ class Store:
     async def ping(self, within_seconds: float = 2.0) -> bool:
         """Readiness: True when the database answers within ``within_seconds``."""
         try:
-            async with asyncio.timeout(within_seconds), self.engine.connect() as conn:
+            async with (
+                self.reaching(Operation.readiness),
+                asyncio.timeout(within_seconds),
+                self.engine.connect() as conn,
+            ):
                 await conn.execute(sa.text("SELECT 1"))
-        except (SQLAlchemyError, OSError, TimeoutError):
+        except (StoreUnavailable, SQLAlchemyError, OSError):
             return False
         return True
 
@@ -128,6 +160,10 @@ class Store:
         """
         if not calls:
             return
+        async with self.reaching(Operation.audit):
+            await self._record_invocations(calls)
+
+    async def _record_invocations(self, calls: Sequence[Invocation]) -> None:
         audits = [
             {
                 "received_at": audit.received_at,
@@ -198,7 +234,7 @@ class Store:
     ) -> FeedbackOutcome:
         """Store each item once; unknown cards are kept with ``matched=False`` (F-04, F-07)."""
         stored = duplicates = unmatched = 0
-        async with self.engine.begin() as conn:
+        async with self.reaching(Operation.feedback), self.engine.begin() as conn:
             cards = {item.card for item in items}
             known = {
                 row.card_uuid: row.rule_id
@@ -239,7 +275,14 @@ class Store:
         return FeedbackOutcome(stored=stored, duplicates=duplicates, unmatched=unmatched)
 
     async def first_use(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """JWT replay cache shared by every worker: True the first time (iss, jti) is seen."""
+        """JWT replay cache shared by every worker: True the first time (iss, jti) is seen.
+
+        Fails closed: with the database unreachable, ``StoreUnavailable`` (503), never True.
+        """
+        async with self.reaching(Operation.replay_cache):
+            return await self._first_use(iss, jti, expires_at)
+
+    async def _first_use(self, iss: str, jti: str, expires_at: datetime) -> bool:
         now = datetime.now(UTC)
         key = _replay_key(iss, jti)
         if time.monotonic() >= self._next_purge:
@@ -274,4 +317,5 @@ class Store:
         self, service_id: str | None, start: datetime, end: datetime
     ) -> RuleReport:
         """Per rule, for cards issued in [start, end): shown, patients, accepted, overridden."""
-        return await rule_report(self.engine, service_id, start, end)
+        async with self.reaching(Operation.report):
+            return await rule_report(self.engine, service_id, start, end)

@@ -14,6 +14,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 
 def create_engine(database_url: str) -> AsyncEngine:
     """An async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg), tuned for each."""
@@ -31,7 +33,14 @@ def create_engine(database_url: str) -> AsyncEngine:
         engine = create_async_engine(url, json_serializer=json_text, **pool)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, json_serializer=json_text, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        json_serializer=json_text,
+        pool_pre_ping=True,
+        # asyncpg waits 60 s for a host that does not answer; a call that needs the database
+        # answers 503 after this instead (a refused connection fails at once anyway).
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def create_batch_engine(database_url: str) -> sa.Engine | None:
