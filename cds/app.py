@@ -30,7 +30,7 @@ from cds.runtime import Runtime
 from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
 from cds.store import AuditWriter, Store
-from cds.wire import error_response
+from cds.wire import BodyDeadline, error_response
 
 log = logging.getLogger("cds")
 
@@ -165,6 +165,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Added first, so it runs inside CORS and its 500s carry CORS headers.
     app.add_middleware(UnexpectedErrors)
+    app.add_middleware(BodyDeadline, seconds=settings.body_read_timeout)
     # The catalogue and models built above live as long as the process: freezing them keeps
     # every later collection from re-scanning them (typical-chart p99 61 -> 14 ms in bench).
     gc.collect()

@@ -18,6 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     from cds.errors import ConfigError
     from cds.logs import configure_logging
     from cds.security import check_replay_cache
+    from cds.serving import uvicorn_options
     from cds.settings import Settings
 
     settings = Settings()
@@ -33,11 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=settings.workers,
-        # Our own JSON request log replaces the access log; nothing else is printed per request.
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
+        **uvicorn_options(settings),
     )
     return 0
 

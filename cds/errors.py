@@ -79,6 +79,23 @@ class MissingData(CdsError):
         self.keys = keys
 
 
+class BodyTimeout(CdsError):
+    """The request body did not fully arrive within ``CDS_BODY_READ_TIMEOUT`` (408).
+
+    The connection is closed: the rest of a half-sent body cannot be told from a next request.
+    """
+
+    status_code = 408
+    issue_code = "timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body did not arrive within {seconds:g} seconds.")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
+
+
 class Unavailable(CdsError):
     """The service cannot do this now but may a little later (503, with ``Retry-After``)."""
 

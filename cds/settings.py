@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=8)
     max_prefetch_entries: int = Field(default=50_000, ge=1)
+    # Slow clients: a body must have fully arrived this many seconds after its request's headers
+    # (408 and the connection closed otherwise); each worker serves at most this many
+    # connections at once (503 beyond).
+    body_read_timeout: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=200, ge=1)
     cors_origins: list[str] = ["https://sandbox.cds-hooks.org"]
     playground_enabled: bool | None = None
     demo_dir: Path = PROJECT_ROOT / "demo" / "patients"

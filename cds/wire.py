@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,9 @@ import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cds.errors import CdsError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from cds.errors import BodyTimeout, CdsError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from cds.fhir import depth_exceeds
 
 JSON_MEDIA_TYPE = "application/json"
@@ -25,6 +27,42 @@ class JsonResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class BodyDeadline:
+    """A request body must have fully arrived ``seconds`` after the request began, or 408.
+
+    The server reads a body as fast as the client sends it, so a client sending one byte a
+    second would hold its connection and a worker's memory for as long as it liked. Counted
+    from the moment the headers were read: time spent before the route reads the body (the JWT
+    check) is time the body had to arrive. Once the last chunk is in, ``receive`` is handed
+    through untouched (it then only reports a disconnect).
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(self.seconds) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)
 
 
 def _is_json(content_type: str | None) -> bool:
