@@ -152,3 +152,29 @@ def test_a_blank_or_multi_line_text_word_is_a_config_error(tmp_path: Path) -> No
         tmp_path, codes=[], textMatch=["ok", "two\nlines"], textMatchOn=["Observation"]
     )
     assert problems == ["rules/valuesets/x.yaml: textMatch: words must be non-blank single lines"]
+
+
+@pytest.mark.parametrize("code", ["C61", "C50.911", "C4A.9", "C7A.00", "C7B.01", "C91.00", "c349"])
+def test_every_icd10cm_c_category_counts_as_cancer(sets: ValueSets, code: str) -> None:
+    assert sets["cancer"].matches(ICD10CM, code)
+
+
+@pytest.mark.parametrize("code", ["D03.9", "D49.0", "Z80.0", "Z85.828"])
+def test_in_situ_benign_family_history_and_skin_history_are_not_cancer(
+    sets: ValueSets, code: str
+) -> None:
+    assert not sets["cancer"].matches(ICD10CM, code)
+
+
+def test_the_c_prefix_is_icd10cm_only(sets: ValueSets) -> None:
+    assert not sets["cancer"].matches(SCT, "C61")
+
+
+@pytest.mark.parametrize("code", ["B02.2", "B02.21", "B02.23", "B02.29"])
+def test_post_herpetic_nerve_involvement_is_phn(sets: ValueSets, code: str) -> None:
+    assert sets["phn"].matches(ICD10CM, code)
+
+
+@pytest.mark.parametrize("code", ["B02.7", "B02.9", "B02.1"])
+def test_other_zoster_is_not_phn(sets: ValueSets, code: str) -> None:
+    assert not sets["phn"].matches(ICD10CM, code)
