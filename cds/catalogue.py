@@ -199,6 +199,11 @@ def _service_problems(
         card = cards.get(rule.card)
         if card is None:
             problems.append(f"{label}: {where}.card: unknown card '{rule.card}'")
+        elif rule.red_flag and card.unknown_age_note is None:
+            problems.append(
+                f"{label}: {where}.redFlag: card '{card.id}' needs an unknownAgeNote "
+                "(a red flag shown with the age unknown says so)"
+            )
         problems.extend(_node_problems(rule.when, f"{where}.when", valuesets, keys, label))
         if rule.indicator is not None:
             for j, step in enumerate(rule.indicator.raise_):

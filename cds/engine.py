@@ -110,7 +110,12 @@ def _suggestions(rule: RuleSpec, catalogue: Catalogue, scope: Scope, result: Res
                 when = [e.date.date().isoformat() for e in dropped.evidence if e.date is not None]
                 notes.append(drop.note + (f" ({', '.join(sorted(set(when)))})" if when else ""))
     age = scope.record.age()
-    keep = [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
+    if age is None and rule.red_flag:
+        # Rules.md 3.6: a red flag's age gates count as met when the age is unknown; say so.
+        if template.unknown_age_note:
+            notes.insert(0, template.unknown_age_note)
+    else:
+        keep = [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
     draft = next((e for e in result.evidence if e.draft), None)
     return _Fired(rule, result, indicator(rule, template.indicator, scope), keep, notes, draft, 0)
 

@@ -78,8 +78,16 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     response = hooks.CdsResponse.model_validate(wire)
 
     fired = {rule_of(card) for card in response.cards}
-    assert set(expect.get("rules", [])) <= fired, f"{case['description']}: fired {sorted(fired)}"
+    # "rules" is the full set: a spurious card fails the case as surely as a missing one.
+    assert fired == set(expect.get("rules", [])), f"{case['description']}: fired {sorted(fired)}"
     assert not set(expect.get("absent", [])) & fired, f"fired {sorted(fired)}"
+    details = {rule_of(c): c.detail or "" for c in response.cards}
+    for rule_id, phrases in expect.get("detailContains", {}).items():
+        for phrase in phrases:
+            assert phrase in details.get(rule_id, ""), f"{rule_id} detail lacks {phrase!r}"
+    for rule_id, phrases in expect.get("detailLacks", {}).items():
+        for phrase in phrases:
+            assert phrase not in details.get(rule_id, ""), f"{rule_id} detail has {phrase!r}"
     assert set(expect.get("suggestionCodes", [])) <= codes_of(response)
     for code in expect.get("absentSuggestionCodes", []):
         assert code not in codes_of(response)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from cds.catalogue import check, load_catalogue
 from cds.errors import ConfigError
 from cds.record import build_record
-from cds.rules import Node, Scope, Tri, all_of, any_of, evaluate
+from cds.rules import Node, RuleSpec, Scope, Tri, all_of, any_of, evaluate, trigger
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, ValueSets, load_valuesets
 
@@ -212,3 +212,42 @@ def test_a_prefetch_outside_the_subset_is_reported(tree: Path) -> None:
     problems = check(tree / "rules", tree / "cards", TOPIC)
     assert problems
     assert all(p.startswith("rules/back-to-foot.yaml: prefetch.bad: ") for p in problems)
+
+
+def test_a_red_flag_card_must_say_when_the_age_is_unknown(tree: Path) -> None:
+    edit(tree / "cards" / "rf-03.yaml", lambda d: d.pop("unknownAgeNote"))
+    assert check(tree / "rules", tree / "cards", TOPIC) == [
+        "rules/back-to-foot.yaml: rules[2].redFlag: card 'rf-03' needs an unknownAgeNote "
+        "(a red flag shown with the age unknown says so)"
+    ]
+
+
+def _gated(sets: ValueSets, birth: str | None, *, red_flag: bool) -> Tri:
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": "p1"}
+    if birth is not None:
+        patient["birthDate"] = birth
+    record = build_record(sets, NOW, "p1", [patient, SCIATICA])
+    rule = RuleSpec.model_validate(
+        {
+            "id": "XX-01",
+            "name": "gated",
+            "card": "x",
+            "minAge": 16,
+            "redFlag": red_flag,
+            "when": {"condition": {"valuesets": ["radic"]}},
+        }
+    )
+    return trigger(rule, Scope(record, {})).truth
+
+
+def test_a_missing_age_never_silences_a_red_flag(sets: ValueSets) -> None:
+    assert _gated(sets, None, red_flag=True) is T
+
+
+def test_a_missing_age_leaves_a_non_urgent_rule_unknown(sets: ValueSets) -> None:
+    assert _gated(sets, None, red_flag=False) is U
+
+
+def test_a_known_age_below_the_gate_holds_for_red_flags_too(sets: ValueSets) -> None:
+    assert _gated(sets, "2012-01-01", red_flag=True) is F
+    assert _gated(sets, "1990-01-01", red_flag=True) is T

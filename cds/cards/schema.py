@@ -84,6 +84,8 @@ class CardTemplate(_Strict):
     source: SourceSpec
     links: list[LinkSpec] = Field(default_factory=list)
     override_reasons: list[OverrideSpec] = Field(default_factory=list, alias="overrideReasons")
+    # Shown on a red-flag card when the patient's age is unknown (its age gates counted as met).
+    unknown_age_note: str | None = Field(default=None, alias="unknownAgeNote", min_length=1)
     selection_behavior: Literal["any", "at-most-one"] | None = Field(
         default=None, alias="selectionBehavior"
     )

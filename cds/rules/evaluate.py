@@ -170,7 +170,10 @@ def trigger(rule: RuleSpec, scope: Scope) -> Result:
     gate = Tri.TRUE
     if rule.min_age is not None:
         age = own.record.age()
-        gate = Tri.UNKNOWN if age is None else (Tri.TRUE if age >= rule.min_age else Tri.FALSE)
+        if age is None:
+            gate = Tri.TRUE if rule.red_flag else Tri.UNKNOWN
+        else:
+            gate = Tri.TRUE if age >= rule.min_age else Tri.FALSE
     result = evaluate(rule.when, own) if gate is Tri.TRUE else Result(gate)
     scope._memo[rule.key] = result
     return result

@@ -174,6 +174,9 @@ class RuleSpec(_Strict):
     card: str
     hooks: list[HookName] | None = None
     min_age: int | None = Field(default=None, alias="minAge", ge=0)
+    # Red flags are never silenced by a missing age (rules.md 3.6): with no readable birthDate
+    # their age gates (the rule's and its suggestions') count as met and the card says so.
+    red_flag: bool = Field(default=False, alias="redFlag")
     differential: bool = Field(default=False, alias="differentialCounts")
     when: Node
     indicator: IndicatorSpec | None = None
