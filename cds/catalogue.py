@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cds import hooks
 from cds.cards import CardTemplate
+from cds.cards.links import LINK_HOSTS_FILE, card_link_problems, load_link_hosts
 from cds.cards.render import coding, service_request
 from cds.cards.schema import CodeRef, ServiceRequestSpec
 from cds.documents import load_document
@@ -126,11 +127,16 @@ def _load_cards(
     if not cards_dir.is_dir():
         problems.append(f"{cards_dir}: card directory not found")
         return cards
+    link_hosts = load_link_hosts(cards_dir, problems)
     for path in sorted(cards_dir.glob("*.yaml")):
+        if path.name == LINK_HOSTS_FILE:
+            continue
         label = f"{cards_dir.name}/{path.name}"
         card = load_document(path, label, CardTemplate, problems)
         if card is None:
             continue
+        if link_hosts is not None:
+            problems.extend(card_link_problems(card, label, link_hosts.names))
         for i, s in enumerate(card.suggestions):
             for j, action in enumerate(s.actions):
                 spec = action.service_request
