@@ -11,11 +11,14 @@ from pydantic import SecretStr
 
 from cds.errors import MissingData
 from cds.fhir_client import FetchJob, FhirClient, absolute_url
-from cds.prefetch import PatientData, PrefetchState, classify_all, render
+from cds.prefetch import Classified, PatientData, PrefetchState, classify_all, render
 from cds.scopes import Scopes, target_of
 from cds.settings import Settings
+from cds.subjects import holds_other_patient
 
 TOKEN_EXPIRED = "the FHIR access token expired (fhirAuthorization.expires_in)"  # noqa: S105
+OTHER_PATIENT_PREFETCHED = "the prefetched Patient is not the patient of context.patientId"
+OTHER_PATIENT_FETCHED = "the FHIR server answered with a Patient other than context.patientId"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +68,19 @@ class Gathering:
     required: set[str]
     fhir_server: str | None
     grant: Grant
+    patient_id: object = None  # context.patientId, as the client sent it
+    patient_keys: frozenset[str] = frozenset()  # keys whose template reads a Patient
 
     def finish(self) -> PatientData:
-        """The data, or ``MissingData`` (412) when a key in ``required`` stayed unavailable."""
+        """The data, or ``MissingData`` (412) when a key in ``required`` stayed unavailable.
+
+        A Patient key the FHIR server answered with another patient is unavailable.
+        """
         data = self.data
+        for key in self.patient_keys & data.resources.keys():
+            if holds_other_patient(data.resources[key], self.patient_id):
+                del data.resources[key]
+                data.unavailable[key] = OTHER_PATIENT_FETCHED
         missing = sorted(self.required & data.unavailable.keys())
         if missing:
             raise MissingData(missing, "; ".join(f"{k}: {data.unavailable[k]}" for k in missing))
@@ -103,7 +115,13 @@ def read_prefetch(
         refetch_errors = client.settings.refetch_prefetch_errors
     data = PatientData()
     jobs: list[FetchJob] = []
-    for key, value in classify_all(templates, prefetch).items():
+    patient_id = hook_context.get("patientId")
+    patient_keys = frozenset(k for k, t in templates.items() if target_of(t)[0] == "Patient")
+    for key, classified in classify_all(templates, prefetch).items():
+        value = classified
+        if key in patient_keys and holds_other_patient(value.resources, patient_id):
+            # Another patient's Patient discredits the whole key: fetch it again, or go without.
+            value = Classified(PrefetchState.needs_fetch, reason=OTHER_PATIENT_PREFETCHED)
         if value.state is PrefetchState.no_data:
             data.resources[key] = []
         elif value.state is PrefetchState.data:
@@ -134,7 +152,7 @@ def read_prefetch(
                 data.unavailable[key] = f"{value.reason}; {scope_refusal}"
                 continue
             jobs.append(FetchJob(key, absolute_url(fhir_server, rendered), why=value.reason or ""))
-    return Gathering(data, jobs, required, fhir_server, grant)
+    return Gathering(data, jobs, required, fhir_server, grant, patient_id, patient_keys)
 
 
 async def complete(

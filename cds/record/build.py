@@ -13,6 +13,7 @@ from cds.record.laterality import Side, combine, side_of_code, side_of_text
 from cds.record.matching import ConceptMatcher, coding_list
 from cds.record.model import Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
+from cds.subjects import OTHER_PATIENT, is_other_patient, names_other_patient
 from cds.valuesets import NO_SETS, ValueSets
 
 Raw = Mapping[str, Any]
@@ -82,7 +83,10 @@ class RecordBuilder:
     # ------------------------------------------------------------------ entry points
 
     def add_patient(self, raw: Raw) -> None:
-        if raw.get("id") not in (None, self.record.patient_id) or not self._validated(raw):
+        if is_other_patient(raw, self.record.patient_id):
+            self.report.skip("Patient", None, OTHER_PATIENT)
+            return
+        if not self._validated(raw):
             return
         self.record.patient_known = True
         birth = parse_datetime(raw.get("birthDate"))
@@ -115,6 +119,10 @@ class RecordBuilder:
         if named:
             code_sets = code_sets | named
         if not (code_sets or value_sets or performer):
+            return
+        # Checked only where a rule could read it, like validity; counted like an invalid one.
+        if names_other_patient(raw, self.record.patient_id):
+            self.report.skip(resource_type, None, OTHER_PATIENT)
             return
         # Only a matching resource is worth the duplicate check (most of a chart is not).
         resource_id = raw.get("id")
