@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk demo clean
+.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-http: $(DEV_STAMP)
 
 bench-wrk: $(DEV_STAMP)
 	$(BIN)/python -m bench.wrk
+
+bench-weight-loss: $(DEV_STAMP)
+	$(BIN)/python -m bench.weight_loss
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -180,7 +180,8 @@ def relevant_resources() -> dict[str, list[Resource]]:
     """The clinically relevant part of the chart, by resource type (codes from valuesets.json).
 
     Lumbar radiculopathy for 10 weeks, new left-foot paresthesia and foot pain, severe recent pain
-    scores, a 6.5 % weight loss over a year, type 2 diabetes on metformin: several rules fire.
+    scores, a 5.5 % weight loss (medians, rules.md 3.3), type 2 diabetes on metformin: several
+    rules fire.
     """
     r = RELEVANT_PREFIX
     conditions = [
@@ -230,7 +231,7 @@ def relevant_resources() -> dict[str, list[Resource]]:
             f"{r}weight-{i}", weight, category="vital-signs", days_ago=days, value=kg, unit="kg"
         )
         for i, (days, kg) in enumerate(
-            ((360, 84.0), (300, 83.6), (240, 82.1), (180, 80.9), (90, 79.4), (10, 78.5))
+            ((360, 84.0), (300, 83.6), (240, 82.1), (180, 80.9), (90, 79.4), (10, 77.6))
         )
     ]
     observations.append(

@@ -191,6 +191,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             evidence=f.result.evidence,
             suggestions=f.suggestions,
             notes=f.notes,
+            measured=f.result.notes,
             draft=f.draft,
             valuesets=catalogue.valuesets,
             topic_system=catalogue.topic_system,

@@ -424,6 +424,32 @@ def noisy_varicose() -> Chart:
     return chart
 
 
+SCIATICA_RIGHT = coding(ICD10, "M54.41", "Lumbago with sciatica, right side")
+
+
+def weight_wobble() -> Chart:
+    """Weighed every six weeks for a year, wobbling +-3 % around 80 kg: scale noise, no loss."""
+    chart = Chart("demo-weight-wobble")
+    chart.patient("Nadia", "Scales", "female", "1969-05-05")
+    chart.condition(SCIATICA_RIGHT, day(40))
+    for i, kg in enumerate([80, 78, 82, 79, 81, 77.5, 80.5, 79.5]):
+        chart.observation(*WEIGHT, kg, "kg", day(362 - 45 * i))
+    chart.observation(*WEIGHT, 81, "kg", day(3))
+    return chart
+
+
+def weight_loss_in_noise() -> Chart:
+    """Monthly weights wobbling around 84 kg, then the last two weeks around 78.5 kg."""
+    chart = Chart("demo-weight-loss")
+    chart.patient("Oscar", "Thinning", "male", "1958-09-09")
+    chart.condition(SCIATICA_RIGHT, day(50))
+    for i, kg in enumerate([84, 86.5, 81.5, 85.5, 82, 86, 83, 81.8, 85, 84.5]):
+        chart.observation(*WEIGHT, kg, "kg", day(330 - 30 * i))
+    for days, kg in ((15, 80.5), (11, 77), (7, 79.5), (2, 78)):
+        chart.observation(*WEIGHT, kg, "kg", day(days))
+    return chart
+
+
 @dataclass(frozen=True)
 class Entry:
     build: Callable[[], Chart]
@@ -554,6 +580,24 @@ ENTRIES = [
         "patient-view",
         ["MIM-03"],
         "Hundreds of vitals and labs; varicose veins with burning right toes.",
+    ),
+    Entry(
+        weight_wobble,
+        "weight-wobble.json",
+        "Nadia Scales",
+        "WEIGHT-1",
+        "patient-view",
+        [],
+        "57 F, right sciatica; nine weights over a year wobbling +-3 % around 80 kg: no red flag.",
+    ),
+    Entry(
+        weight_loss_in_noise,
+        "weight-loss-in-noise.json",
+        "Oscar Thinning",
+        "WEIGHT-2",
+        "patient-view",
+        ["RF-03"],
+        "67 M, right sciatica; noisy weights around 84 kg, the last two weeks around 78.5 kg.",
     ),
 ]
 

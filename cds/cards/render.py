@@ -76,8 +76,11 @@ def stable_uuid(namespace: str, *parts: str) -> str:
     return str(uuid.uuid5(_namespace(namespace), "|".join(parts)))
 
 
-def evidence_lines(evidence: Sequence[Entry]) -> str:
-    """One markdown bullet per triggering resource: type, display, date; EHR text escaped."""
+def evidence_lines(evidence: Sequence[Entry], measured: Sequence[str] = ()) -> str:
+    """One markdown bullet per triggering resource: type, display, date; EHR text escaped.
+
+    ``measured`` (what a fact computed, e.g. the weights and the loss) follows, one bullet each.
+    """
     seen: set[str] = set()
     lines = []
     for e in evidence:
@@ -87,6 +90,7 @@ def evidence_lines(evidence: Sequence[Entry]) -> str:
         when = e.date.date().isoformat() if e.date is not None else "undated"
         label = "draft order" if e.draft else e.resource_type
         lines.append(f"- {label}: {escape(e.display)} ({when})")
+    lines += [f"- {line}" for line in measured]
     return "\n".join(lines) or "- (no coded evidence listed)"
 
 
@@ -150,6 +154,7 @@ def render(
     evidence: Sequence[Entry],
     suggestions: Sequence[SuggestionSpec],
     notes: Sequence[str],
+    measured: Sequence[str] = (),
     draft: Entry | None,
     valuesets: ValueSets,
     topic_system: str,
@@ -157,7 +162,7 @@ def render(
     """The hooks.Card for one fired rule."""
     refs = sorted({e.reference for e in evidence})
     card_uuid = stable_uuid(topic_system, rule_key, patient_id, *refs)
-    detail = template.detail.replace("{evidence}", evidence_lines(evidence)).rstrip()
+    detail = template.detail.replace("{evidence}", evidence_lines(evidence, measured)).rstrip()
     if notes:
         detail += "\n\n" + "\n".join(f"- {note}" for note in notes)
     built: list[hooks.Suggestion] = []

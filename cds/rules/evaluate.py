@@ -123,13 +123,21 @@ def evaluate(node: Node, scope: Scope) -> Result:
         truth = all_of([r.truth for r in results])
         if truth is not Tri.TRUE:
             return FALSE if truth is Tri.FALSE else UNKNOWN
-        return Result(truth, tuple([e for r in results for e in r.evidence]))
+        return Result(
+            truth,
+            tuple([e for r in results for e in r.evidence]),
+            tuple([n for r in results for n in r.notes]),
+        )
     if node.any_ is not None:
         results = [evaluate(n, scope) for n in node.any_]
         truth = any_of([r.truth for r in results])
         if truth is not Tri.TRUE:
             return FALSE if truth is Tri.FALSE else UNKNOWN
-        return Result(truth, tuple([e for r in results if r.true for e in r.evidence]))
+        return Result(
+            truth,
+            tuple([e for r in results if r.true for e in r.evidence]),
+            tuple([n for r in results if r.true for n in r.notes]),
+        )
     if node.not_ is not None:
         return Result(~evaluate(node.not_, scope).truth)
     if node.condition is not None:
@@ -153,11 +161,14 @@ def evaluate(node: Node, scope: Scope) -> Result:
         return Result(Tri.TRUE) if age >= node.patient.min_age else FALSE
     if node.fact is not None:
         fact = node.fact
-        within = parse_duration(fact.within) if fact.within else None
         wanted = frozenset(fact.valuesets)
         if fact.name == "bilateral":
+            within = parse_duration(fact.within) if fact.within else None
             return facts.bilateral(record, wanted, within, differential=scope.differential)
-        return facts.measured_weight_loss(record, wanted, within, fact.percent)
+        # The schema requires both for measured_weight_loss.
+        assert fact.percent is not None  # noqa: S101
+        assert fact.windows is not None  # noqa: S101
+        return facts.measured_weight_loss(record, wanted, fact.percent, fact.windows)
     assert node.rule is not None  # noqa: S101 - the schema allows exactly one branch
     return trigger(scope.rules[node.rule], scope)
 

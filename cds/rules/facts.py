@@ -7,11 +7,9 @@ from datetime import datetime
 from cds.record import Entry, PatientRecord
 from cds.record.dates import Duration, parse_duration
 from cds.rules.logic import FALSE, UNKNOWN, Result, Tri
+from cds.rules.schema import WeightLossWindows
 
-DEFAULT_LOSS_PERCENT = 5.0
-DEFAULT_LOSS_WINDOW = "P12M"
-MIN_GAP_DAYS = 30
-MAX_GAP_DAYS = 365
+LISTED_WEIGHTS = 12  # a window with more weights is summarised on the card, not listed
 
 
 def bilateral(
@@ -44,23 +42,78 @@ def bilateral(
     return FALSE if record.available("Condition", "Observation") else UNKNOWN
 
 
+def _median(values: list[float]) -> float:
+    """The median of values already in order (no sort: the caller's list is sorted by value)."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return values[middle]
+    return (values[middle - 1] + values[middle]) / 2
+
+
+def _kg(value: float) -> str:
+    return f"{round(value, 1):g} kg"
+
+
+def _span(entries: list[tuple[Entry, float]]) -> str:
+    """How a window's weights (newest first) read on the card: few listed, many summarised."""
+    first = min(e.date for e, _ in entries if e.date is not None).date().isoformat()
+    last = max(e.date for e, _ in entries if e.date is not None).date().isoformat()
+    dates = first if first == last else f"{first} to {last}"
+    count = f"{len(entries)} weight" + ("s" if len(entries) != 1 else "")
+    if len(entries) <= LISTED_WEIGHTS:
+        listed = ", ".join(f"{round(kg, 1):g}" for _, kg in reversed(entries))  # oldest first
+        return f"{count}, {dates}: {listed} kg"
+    return f"{count}, {dates}"
+
+
 def measured_weight_loss(
-    record: PatientRecord, wanted: frozenset[str], within: Duration | None, percent: float | None
+    record: PatientRecord, wanted: frozenset[str], percent: float, windows: WeightLossWindows
 ) -> Result:
-    """A loss of at least ``percent`` between two valid weights 30-365 days apart (rules.md 3.3)."""
-    window = within or parse_duration(DEFAULT_LOSS_WINDOW)
-    threshold = (percent or DEFAULT_LOSS_PERCENT) / 100
-    start = window.before(record.now)
+    """Rules.md 3.3: the median of the valid weights in ``windows.current`` up to the latest
+    (itself at most ``windows.latest_within`` old) against the median of those
+    ``windows.baseline_from`` to ``windows.baseline_to`` before the latest; TRUE when the loss
+    is at least ``percent``. Medians, not pairs: scale noise around a stable weight never
+    fires, a real drop does however noisy the series, and the cost grows with the sort alone.
+    """
     weights = [
-        (e, e.date, kg)
-        for e, kg in record.measurements(wanted, "kg")
-        if e.date is not None and e.date >= start and kg > 0
+        (e, kg)
+        for e, kg in record.measurements(wanted, "kg")  # newest first, dated
+        if kg > 0 and e.date is not None and e.date <= record.now
     ]
-    weights.sort(key=lambda item: item[1])
-    for i, (earlier, first_date, before_kg) in enumerate(weights):
-        for later, later_date, after_kg in weights[i + 1 :]:
-            gap = (later_date - first_date).days
-            loss = (before_kg - after_kg) / before_kg
-            if MIN_GAP_DAYS <= gap <= MAX_GAP_DAYS and loss >= threshold:
-                return Result(Tri.TRUE, (earlier, later))
-    return FALSE if record.available("Observation") else UNKNOWN
+    # Not TRUE: FALSE, or UNKNOWN while some Observations could not be obtained.
+    absent = FALSE if record.available("Observation") else UNKNOWN
+    if not weights:
+        return absent
+    latest = weights[0][0].date
+    assert latest is not None  # noqa: S101 - filtered above
+    if latest < parse_duration(windows.latest_within).before(record.now):
+        return absent
+    current_start = parse_duration(windows.current).before(latest)
+    baseline_end = parse_duration(windows.baseline_from).before(latest)
+    baseline_start = parse_duration(windows.baseline_to).before(latest)
+    current: list[tuple[Entry, float]] = []
+    baseline: list[tuple[Entry, float]] = []
+    for pair in weights:
+        when = pair[0].date
+        assert when is not None  # noqa: S101 - filtered above
+        if when >= current_start:
+            current.append(pair)
+        elif baseline_start <= when <= baseline_end:
+            baseline.append(pair)
+        elif when < baseline_start:
+            break  # newest first: everything further is older still
+    if not baseline:
+        return absent
+    now_kg = _median(sorted(kg for _, kg in current))
+    before_kg = _median(sorted(kg for _, kg in baseline))
+    loss = (before_kg - now_kg) / before_kg
+    if loss * 100 < percent:
+        return absent
+    note = (
+        f"Measured weight loss {loss * 100:.1f} % (threshold {percent:g} %): median "
+        f"{_kg(before_kg)} earlier ({_span(baseline)}) against median {_kg(now_kg)} now "
+        f"({_span(current)})."
+    )
+    latest_entry = weights[0][0]
+    earliest = baseline[-1][0]
+    return Result(Tri.TRUE, (earliest, latest_entry), (note,))

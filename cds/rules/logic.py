@@ -46,10 +46,12 @@ def any_of(values: Iterable[Tri]) -> Tri:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A truth value and, when TRUE, the entries that support it."""
+    """A truth value and, when TRUE, the entries (and measurements) that support it."""
 
     truth: Tri
     evidence: tuple[Entry, ...] = ()
+    # What a fact measured, in words a clinician checks against the chart (e.g. the weights).
+    notes: tuple[str, ...] = ()
 
     @property
     def true(self) -> bool:

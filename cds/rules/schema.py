@@ -99,6 +99,18 @@ class PatientClause(_Strict):
 FactName = Literal["bilateral", "measured_weight_loss"]
 
 
+class WeightLossWindows(_Strict):
+    """How measured weight loss is read (rules.md 3.3), all spans counted back from the latest
+    valid weight: current = median of the weights in ``current``, baseline = median of those
+    ``baselineFrom`` to ``baselineTo`` before it; the latest must be at most ``latestWithin``
+    old."""
+
+    latest_within: Dur = Field(alias="latestWithin")
+    current: Dur
+    baseline_from: Dur = Field(alias="baselineFrom")
+    baseline_to: Dur = Field(alias="baselineTo")
+
+
 class FactClause(_Strict):
     """A named Python fact for what clauses cannot express."""
 
@@ -106,6 +118,19 @@ class FactClause(_Strict):
     valuesets: list[str] = Field(default_factory=list)
     within: Dur | None = None
     percent: float | None = Field(default=None, gt=0, lt=100)
+    windows: WeightLossWindows | None = None
+
+    @model_validator(mode="after")
+    def _weight_loss_parameters(self) -> FactClause:
+        # The clinical constants live in the rule file, where a reviewer sees them.
+        weight_loss = self.name == "measured_weight_loss"
+        if weight_loss and (self.percent is None or self.windows is None):
+            raise ValueError("measured_weight_loss needs percent and windows")
+        if weight_loss and self.within is not None:
+            raise ValueError("measured_weight_loss is windowed by windows, not within")
+        if not weight_loss and self.windows is not None:
+            raise ValueError(f"{self.name} takes no windows")
+        return self
 
 
 _BRANCHES = (
