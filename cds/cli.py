@@ -86,11 +86,29 @@ def _rules_check(_: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _unreachable(exc: Exception) -> int:
+    """Exit status 3 and one line for an unreachable database; anything else is re-raised."""
+    from cds.errors import StoreUnavailable
+    from cds.store.outage import unreachable_cause
+
+    # The store has already told the outage from a bug; its cause is the driver's error.
+    found = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
+    cause = unreachable_cause(found) if found is not None else None
+    if cause is None:
+        raise exc
+    # The cause only: a driver's message may quote the URL, password included.
+    sys.stderr.write(f"the database cannot be reached ({cause}); try again when it is up\n")
+    return 3
+
+
 def _db_upgrade(_: argparse.Namespace) -> int:
     from cds.migrations import upgrade_sync
     from cds.settings import Settings
 
-    upgrade_sync(Settings())
+    try:
+        upgrade_sync(Settings())
+    except Exception as exc:  # _unreachable re-raises all but an outage
+        return _unreachable(exc)
     sys.stdout.write("database schema is up to date\n")
     return 0
 
@@ -112,7 +130,11 @@ def _report(args: argparse.Namespace) -> int:
             await store.close()
         return render_json(report) if args.json else render_table(report)
 
-    sys.stdout.write(asyncio.run(fetch()) + "\n")
+    try:
+        text = asyncio.run(fetch())
+    except Exception as exc:  # _unreachable re-raises all but an outage
+        return _unreachable(exc)
+    sys.stdout.write(text + "\n")
     return 0
 
 

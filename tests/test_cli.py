@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,18 @@ def test_db_upgrade_then_an_empty_report(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     report = json.loads(out[out.index("{") :])
     assert report["rules"] == []
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["report"]])
+def test_a_database_nobody_listens_on_is_one_line_and_exit_status_3(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+asyncpg://cds:secret-password@127.0.0.1:{port}/cds"
+    monkeypatch.setenv("CDS_DATABASE_URL", url)
+    assert main(command) == 3
+    err = capsys.readouterr().err
+    assert err == "the database cannot be reached (refused); try again when it is up\n"
+    assert "secret-password" not in err
