@@ -27,6 +27,8 @@ _RETRY_STATUSES = frozenset({429, 503})
 _BACKOFF_BASE_SECONDS = 0.2
 # A server asking for a longer pause than this will not be ready within a CDS Hooks call.
 _RETRY_AFTER_CAP_SECONDS = 2.0
+_OVER_RESPONSE_CAP = "a FHIR response was larger than CDS_FHIR_MAX_RESPONSE_BYTES"
+_OVER_CALL_CAP = "the call's FHIR responses together passed CDS_FHIR_MAX_CALL_BYTES"
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -54,6 +56,29 @@ def _retry_after(value: str | None) -> float | None:
 class _Page:
     payload: Any | None = None
     reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Fetching:
+    """What every fetch of one call shares: where it may go, with which token, until when,
+    where results land, and the bytes its responses may still bring (CDS_FHIR_MAX_CALL_BYTES).
+
+    Bytes read count even when their response is then dropped: the cap bounds the work a
+    hostile server can make one call do, not only what is kept."""
+
+    origin: tuple[str, str, int | None]
+    token: SecretStr | None
+    deadline: float
+    data: PatientData
+    bytes_left: int
+
+
+class _TooLarge(Exception):
+    """A response ran over a byte cap; the message is the key's unavailability reason."""
+
+
+class _UnaskedCoding(Exception):
+    """A response compressed although the request asked for no content coding."""
 
 
 @dataclass(slots=True)
@@ -88,10 +113,12 @@ class FhirClient:
             pool=settings.fhir_connect_timeout,
         )
         # Redirects are not followed: a 3xx could carry the bearer token's request elsewhere.
+        # No compression: a few kilobytes of gzip can inflate to megabytes in one decoded chunk,
+        # past the byte caps below before they could look at it.
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout,
-            headers={"Accept": FHIR_JSON},
+            headers={"Accept": FHIR_JSON, "Accept-Encoding": "identity"},
             follow_redirects=False,
         )
 
@@ -151,15 +178,18 @@ class FhirClient:
 
         ``out_of_time`` names what the budget stands for when it is not the request's own.
         """
-        deadline = anyio.current_time() + budget_seconds
-        server_origin = _origin(httpx.URL(fhir_server))
+        fetching = _Fetching(
+            origin=_origin(httpx.URL(fhir_server)),
+            token=access_token,
+            deadline=anyio.current_time() + budget_seconds,
+            data=data,
+            bytes_left=self.settings.fhir_max_call_bytes,
+        )
         if budget_seconds > 0:
             with anyio.move_on_after(budget_seconds):
                 async with anyio.create_task_group() as tasks:
                     for job in jobs:
-                        tasks.start_soon(
-                            self._run_job, job, server_origin, access_token, deadline, data
-                        )
+                        tasks.start_soon(self._run_job, job, fetching)
         for job in jobs:
             if not job.done:
                 job.reason = job.reason or out_of_time or "the request's time budget ran out"
@@ -173,14 +203,7 @@ class FhirClient:
             if job.reason:
                 logger.info("FHIR fetch for prefetch key %s: %s", job.key, job.reason)
 
-    async def _run_job(
-        self,
-        job: FetchJob,
-        server_origin: tuple[str, str, int | None],
-        access_token: SecretStr | None,
-        deadline: float,
-        data: PatientData,
-    ) -> None:
+    async def _run_job(self, job: FetchJob, fetching: _Fetching) -> None:
         url: httpx.URL | None = job.url
         while url is not None:
             if job.pages >= self.settings.fhir_max_pages:
@@ -191,9 +214,12 @@ class FhirClient:
             ):
                 job.reason, job.incomplete = "a next link is not https", True
                 break
-            # The bearer token belongs to the request's fhirServer and goes nowhere else.
-            same_origin = _origin(url) == server_origin
-            page = await self._get(url, access_token if same_origin else None, deadline, data)
+            # A next link elsewhere is not followed: the request alone would reach a host (an
+            # internal address, say) that the EHR's fhirServer never named.
+            if _origin(url) != fetching.origin:
+                job.reason, job.incomplete = "a next link leaves the fhirServer's origin", True
+                break
+            page = await self._get(url, fetching)
             if page.reason is not None:
                 job.reason, job.incomplete = page.reason, True
                 break
@@ -209,16 +235,26 @@ class FhirClient:
                 break
         job.done = True
 
-    async def _get(
-        self, url: httpx.URL, token: SecretStr | None, deadline: float, data: PatientData
-    ) -> _Page:
+    async def _get(self, url: httpx.URL, fetching: _Fetching) -> _Page:
+        token = fetching.token
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         attempt = 0
         while True:
-            data.fetched += 1
+            fetching.data.fetched += 1
             started = time.perf_counter()
+            body = b""
             try:
-                response = await self._http.get(url, headers=headers)
+                # Streamed, so that no response is ever held past the byte caps.
+                async with self._http.stream("GET", url, headers=headers) as response:
+                    status = response.status_code
+                    if status == httpx.codes.OK:
+                        body = await self._read_capped(response, fetching)
+            except _TooLarge as exc:
+                self._count_error(FhirError.too_large)
+                return _Page(reason=str(exc))
+            except _UnaskedCoding:
+                self._count_error(FhirError.invalid_response)
+                return _Page(reason="the FHIR server compressed its response unasked")
             except httpx.TimeoutException:
                 self._count_error(FhirError.timeout)
                 return _Page(reason="the FHIR server timed out")
@@ -228,10 +264,9 @@ class FhirClient:
                 return _Page(reason=f"the FHIR server could not be reached ({type(exc).__name__})")
             if self.metrics is not None:
                 self.metrics.fhir_fetch(_searched_type(url), time.perf_counter() - started)
-            status = response.status_code
             if status in _RETRY_STATUSES and attempt < self.settings.fhir_max_retries:
                 delay = self._backoff(attempt, response.headers.get("Retry-After"))
-                if delay is None or anyio.current_time() + delay >= deadline:
+                if delay is None or anyio.current_time() + delay >= fetching.deadline:
                     return _Page(reason=f"HTTP {status} from the FHIR server; no time to retry")
                 await anyio.sleep(delay)
                 attempt += 1
@@ -240,10 +275,35 @@ class FhirClient:
                 self._count_error(FhirError.http_5xx if status >= 500 else FhirError.http_4xx)
                 return _Page(reason=f"HTTP {status} from the FHIR server")
             try:
-                return _Page(payload=orjson.loads(response.content))
+                return _Page(payload=orjson.loads(body))
             except orjson.JSONDecodeError:
                 self._count_error(FhirError.invalid_response)
                 return _Page(reason="the FHIR server sent invalid JSON")
+
+    async def _read_capped(self, response: httpx.Response, fetching: _Fetching) -> bytes:
+        """The body of ``response``, or ``_TooLarge`` as soon as it passes a cap.
+
+        The client asked for no content coding; a response that uses one anyway is refused
+        unread, so that what is counted here is what is kept (no decompression bomb).
+        """
+        if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+            raise _UnaskedCoding
+        limit = self.settings.fhir_max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge(_OVER_RESPONSE_CAP)
+        # Chunks joined once at the end: a growing buffer reallocates, holding two copies.
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            fetching.bytes_left -= len(chunk)
+            if fetching.bytes_left < 0:
+                raise _TooLarge(_OVER_CALL_CAP)
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(_OVER_RESPONSE_CAP)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _count_error(self, kind: FhirError) -> None:
         if self.metrics is not None:

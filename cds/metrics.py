@@ -50,6 +50,7 @@ class FhirError(StrEnum):
     http_5xx = "http_5xx"
     invalid_response = "invalid_response"
     too_many_pages = "too_many_pages"
+    too_large = "too_large"  # over CDS_FHIR_MAX_RESPONSE_BYTES or CDS_FHIR_MAX_CALL_BYTES
     other = "other"
 
 

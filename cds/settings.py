@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     fhir_read_timeout: float = Field(default=3.0, gt=0)
     fhir_max_pages: int = Field(default=10, ge=1)
     fhir_max_retries: int = Field(default=2, ge=0)
+    # Streamed reads stop here: one response, and all of one call's responses together.
+    fhir_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    fhir_max_call_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     fhir_allow_http: bool = False
     fhir_open_server: bool = False
     # P-13: query a key again when the client answered it with an OperationOutcome.

@@ -1,0 +1,138 @@
+"""A FHIR server that sends too much costs a call its byte caps, never the worker's memory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import pytest
+
+from cds.fhir_client import FhirClient
+from cds.gathering import gather
+from cds.metrics import Metrics
+from cds.prefetch import PatientData
+from cds.settings import Settings
+from tests.hostile_fhir import hostile_fhir_server
+from tests.service_process import ServiceProcess, running_service
+
+BUDGET_SECONDS: Final = Settings().request_budget_seconds
+CALL_CAP_MIB: Final = Settings().fhir_max_call_bytes / 2**20
+# What the bytes one call may read add to the worker's peak: the call cap, once more for the
+# buffers' growth and the allocator, and nothing that scales with what the server sends.
+PEAK_GROWTH_BOUND_MIB: Final = 2 * CALL_CAP_MIB
+HOSTILE_KEYS: Final = 6  # back-to-foot's eight keys less the patient and the conditions
+ENV: Final = {"CDS_FHIR_ALLOW_HTTP": "true", "CDS_FHIR_OPEN_SERVER": "true"}
+
+
+def _call(service: ServiceProcess, fhir_server: str) -> httpx.Response:
+    """A patient-view call with no prefetch: every key is read from ``fhir_server``.
+
+    The client waits the request budget and a margin for evaluation, no longer: a call still
+    reading a hostile server past its budget fails the test by timing out.
+    """
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": "0e6f1c2a-6c1b-4c55-9d0f-3d3b8f7c2a10",
+        "fhirServer": fhir_server,
+        "context": {"userId": "Practitioner/example", "patientId": "p1"},
+    }
+    return httpx.post(
+        f"{service.base_url}/cds-services/back-to-foot", json=body, timeout=BUDGET_SECONDS + 3.0
+    )
+
+
+def _too_large_count(service: ServiceProcess) -> float:
+    for line in httpx.get(f"{service.base_url}/metrics").text.splitlines():
+        if line.startswith('cds_fhir_fetch_errors_total{kind="too_large"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.mark.parametrize("behaviour", ["huge", "endless"])
+def test_a_server_sending_too_much_leaves_its_keys_unavailable_within_the_byte_caps(
+    tmp_path: Path, behaviour: str
+) -> None:
+    with hostile_fhir_server() as fhir, running_service(ENV, tmp_path) as service:
+        assert _call(service, f"{fhir}/honest/fhir").status_code == 200
+        before = service.peak_rss_mib()
+        started = time.perf_counter()
+        response = _call(service, f"{fhir}/{behaviour}/fhir")
+        elapsed = time.perf_counter() - started
+        grown = service.peak_rss_mib() - before
+        too_large = _too_large_count(service)
+    print(f"{behaviour}: answered in {elapsed:.2f} s, peak RSS +{grown:.1f} MiB")
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}
+    assert too_large == HOSTILE_KEYS
+    assert grown <= PEAK_GROWTH_BOUND_MIB
+
+
+TEMPLATES: Final = {
+    "patient": "Patient/{{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+    "labs": "Observation?patient={{context.patientId}}&category=laboratory",
+}
+
+
+async def _gather_from(fhir_server: str, **caps: int) -> PatientData:
+    settings = Settings.model_validate(
+        {"env": "test", "fhir_allow_http": True, "fhir_open_server": True, **caps}
+    )
+    metrics = Metrics(service_ids=[], rule_ids=[])
+    async with FhirClient(settings, metrics=metrics) as client:
+        data = await gather(
+            TEMPLATES,
+            hook_context={"patientId": "p1"},
+            prefetch=None,
+            fhir_server=fhir_server,
+            access_token=None,
+            token_patient=None,
+            required={"patient"},
+            client=client,
+        )
+    counted = metrics.registry.get_sample_value(
+        "cds_fhir_fetch_errors_total", {"kind": "too_large"}
+    )
+    assert counted == len(data.unavailable), "every key over a cap is counted as too_large"
+    return data
+
+
+@pytest.mark.anyio
+async def test_a_response_over_the_per_response_cap_makes_its_key_unavailable() -> None:
+    with hostile_fhir_server() as fhir:
+        data = await _gather_from(f"{fhir}/huge/fhir", fhir_max_response_bytes=2**20)
+    assert data.resources == {"patient": [{"resourceType": "Patient", "id": "p1"}]}
+    assert set(data.unavailable) == {"observations", "labs"}
+    assert all("CDS_FHIR_MAX_RESPONSE_BYTES" in why for why in data.unavailable.values())
+
+
+@pytest.mark.anyio
+async def test_the_per_call_cap_counts_every_response_of_the_call_together() -> None:
+    """Each response stays under its own cap; together they pass the call's."""
+    with hostile_fhir_server() as fhir:
+        data = await _gather_from(
+            f"{fhir}/huge/fhir", fhir_max_response_bytes=64 * 2**20, fhir_max_call_bytes=3 * 2**20
+        )
+    assert set(data.unavailable) == {"observations", "labs"}
+    assert all("CDS_FHIR_MAX_CALL_BYTES" in why for why in data.unavailable.values())
+
+
+@pytest.mark.anyio
+async def test_a_response_compressed_unasked_is_refused_unread() -> None:
+    """A few kilobytes of gzip could inflate past every cap in one decoded chunk."""
+    with hostile_fhir_server() as fhir:
+        settings = Settings(env="test", fhir_allow_http=True, fhir_open_server=True)
+        async with FhirClient(settings) as client:
+            data = await gather(
+                {"labs": TEMPLATES["labs"]},
+                hook_context={"patientId": "p1"},
+                prefetch=None,
+                fhir_server=f"{fhir}/gzip/fhir",
+                access_token=None,
+                token_patient=None,
+                required=set(),
+                client=client,
+            )
+    assert "compressed its response unasked" in data.unavailable["labs"]
