@@ -96,9 +96,11 @@ def read_prefetch(
     client: FhirClient | None,
     grant: Grant,
     required: set[str],
+    issuer: str | None = None,
 ) -> Gathering:
     """Each declared key read from prefetch (P-08..P-14), and a job for each key the FHIR
-    server must answer; without ``client`` (or when it refuses the server) nothing is.
+    server must answer; without ``client`` (or when it refuses the server for this call, from
+    the authenticated ``issuer``) nothing is.
 
     A key the client answered with an OperationOutcome is not asked for again unless
     CDS_REFETCH_PREFETCH_ERRORS: the client sends one to spare the service that query (P-13).
@@ -110,7 +112,11 @@ def read_prefetch(
         refetch_errors = False
     else:
         refusal = client.refusal(
-            fhir_server, grant.access_token, grant.patient, hook_context.get("patientId")
+            fhir_server,
+            grant.access_token,
+            grant.patient,
+            hook_context.get("patientId"),
+            issuer=issuer,
         )
         refetch_errors = client.settings.refetch_prefetch_errors
     data = PatientData()

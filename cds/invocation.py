@@ -75,6 +75,7 @@ def _read_prefetch(
     request: hooks.HookRequest,
     client: FhirClient | None,
     received: float | None = None,
+    issuer: str | None = None,
 ) -> Gathering:
     authorization = request.fhir_authorization if client is not None else None
     grant = (
@@ -96,6 +97,7 @@ def _read_prefetch(
         client=client,
         grant=grant,
         required=set(service.required_prefetch),
+        issuer=issuer,
     )
 
 
@@ -125,10 +127,13 @@ class _Call:
     fetched: int = 0
 
     @classmethod
-    def start(cls, rt: Runtime, service_id: str, body: bytes, received: float) -> _Call:
+    def start(
+        cls, rt: Runtime, service_id: str, body: bytes, received: float, issuer: str | None
+    ) -> _Call:
         """Parse and validate the call and read its prefetch; a 4xx here is raised, unaudited.
 
-        ``received`` (time.monotonic()) starts the access token's ``expires_in`` clock."""
+        ``received`` (time.monotonic()) starts the access token's ``expires_in`` clock;
+        ``issuer`` is the authenticated caller's, whose fhirServers bound where we fetch."""
         raw = parse_json(body)
         check_limits(raw, rt.settings.max_json_depth, rt.settings.max_prefetch_entries)
         service, request, context = parse_request(rt.catalogue, service_id, raw)
@@ -143,7 +148,7 @@ class _Call:
             context.patient_id,
         )
         call.gathering = call.attempt(
-            lambda: _read_prefetch(service, request, rt.fhir_client, received)
+            lambda: _read_prefetch(service, request, rt.fhir_client, received, issuer)
         )
         return call
 
@@ -199,13 +204,15 @@ class _Call:
         self.request = self.context = self.gathering = None
 
 
-async def invoke(rt: Runtime, service_id: str, body: bytes) -> dict[str, Any]:
-    """Run ``service_id`` on the request ``body`` and return the wire response; audit every
-    outcome past request validation."""
+async def invoke(
+    rt: Runtime, service_id: str, body: bytes, issuer: str | None = None
+) -> dict[str, Any]:
+    """Run ``service_id`` on the request ``body`` from a caller of ``issuer`` (None when auth
+    is off) and return the wire response; audit every outcome past request validation."""
     started, received = time.perf_counter(), time.monotonic()
     with collector_paused():
         # Complete prefetch: bytes to answer in one synchronous stretch (nothing else runs).
-        call = _Call.start(rt, service_id, body, received)
+        call = _Call.start(rt, service_id, body, received, issuer)
         if call.gathering is not None and not call.needs_fetch:
             ready = call.attempt(call.gathering.finish)
             if ready is not None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,25 @@ class ReplayCacheChoice(StrEnum):
     auto = "auto"
     memory = "memory"
     database = "database"
+
+
+class TrustedIssuer(BaseModel):
+    """One ``CDS_TRUSTED_ISSUERS`` entry in its object form: where the issuer's keys come from
+    and the FHIR base URLs its calls may name as ``fhirServer``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    jwks: str
+    fhir_servers: list[str] = Field(default=[], alias="fhirServers")
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _absolute_urls(cls, servers: list[str]) -> list[str]:
+        for server in servers:
+            parts = urlsplit(server)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"fhirServers entry is not an absolute URL: {server!r}")
+        return servers
 
 
 class Settings(BaseSettings):
@@ -67,7 +87,8 @@ class Settings(BaseSettings):
 
     # Caller authentication (JWT from the EHR).
     auth_mode: AuthMode | None = None
-    trusted_issuers: dict[str, str] = {}
+    # iss -> JWKS source, or {"jwks": source, "fhirServers": [base URL, ...]}.
+    trusted_issuers: dict[str, str | TrustedIssuer] = {}
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     jwt_max_lifetime_seconds: int = Field(default=3600, ge=60)
     jwks_cache_seconds: int = Field(default=3600, ge=10)
@@ -111,6 +132,20 @@ class Settings(BaseSettings):
             if self.patient_hash_key.get_secret_value() == "development-only-patient-hash-key":
                 raise ValueError("set CDS_PATIENT_HASH_KEY in production")
         return self
+
+    def issuer_jwks(self) -> dict[str, str]:
+        """Each trusted issuer's JWKS source string, whichever form its entry takes."""
+        return {
+            iss: entry if isinstance(entry, str) else entry.jwks
+            for iss, entry in self.trusted_issuers.items()
+        }
+
+    def issuer_fhir_servers(self) -> dict[str, list[str]]:
+        """The FHIR base URLs each trusted issuer lists (none for the plain string form)."""
+        return {
+            iss: [] if isinstance(entry, str) else list(entry.fhir_servers)
+            for iss, entry in self.trusted_issuers.items()
+        }
 
     @property
     def effective_auth_mode(self) -> AuthMode:

@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
@@ -33,10 +34,18 @@ def _honest(path: str) -> bytes | None:
     return None
 
 
+@dataclass
+class HostileFhirServer:
+    url: str  # http://127.0.0.1:PORT
+    paths: list[str] = field(default_factory=list)  # every request's path, in order
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # the body ends when the connection closes: no length needed
+    server: _Server
 
     def do_GET(self) -> None:
+        self.server.record.paths.append(self.path)
         honest = _honest(self.path.partition("?")[0])
         self.send_response(200)
         self.send_header("Content-Type", "application/fhir+json")
@@ -67,15 +76,20 @@ class _Handler(BaseHTTPRequestHandler):
         return  # keep test output clean
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    record: HostileFhirServer
+
+
 @contextmanager
-def hostile_fhir_server() -> Iterator[str]:
-    """The server's base URL (``http://127.0.0.1:PORT``), for the life of the block."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
+def hostile_fhir_server() -> Iterator[HostileFhirServer]:
+    """The running server (its base URL and the paths asked), for the life of the block."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.record = HostileFhirServer(f"http://127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield server.record
     finally:
         server.shutdown()
         server.server_close()

@@ -54,7 +54,8 @@ def _too_large_count(service: ServiceProcess) -> float:
 def test_a_server_sending_too_much_leaves_its_keys_unavailable_within_the_byte_caps(
     tmp_path: Path, behaviour: str
 ) -> None:
-    with hostile_fhir_server() as fhir, running_service(ENV, tmp_path) as service:
+    with hostile_fhir_server() as server, running_service(ENV, tmp_path) as service:
+        fhir = server.url
         assert _call(service, f"{fhir}/honest/fhir").status_code == 200
         before = service.peak_rss_mib()
         started = time.perf_counter()
@@ -101,7 +102,8 @@ async def _gather_from(fhir_server: str, **caps: int) -> PatientData:
 
 @pytest.mark.anyio
 async def test_a_response_over_the_per_response_cap_makes_its_key_unavailable() -> None:
-    with hostile_fhir_server() as fhir:
+    with hostile_fhir_server() as server:
+        fhir = server.url
         data = await _gather_from(f"{fhir}/huge/fhir", fhir_max_response_bytes=2**20)
     assert data.resources == {"patient": [{"resourceType": "Patient", "id": "p1"}]}
     assert set(data.unavailable) == {"observations", "labs"}
@@ -111,7 +113,8 @@ async def test_a_response_over_the_per_response_cap_makes_its_key_unavailable() 
 @pytest.mark.anyio
 async def test_the_per_call_cap_counts_every_response_of_the_call_together() -> None:
     """Each response stays under its own cap; together they pass the call's."""
-    with hostile_fhir_server() as fhir:
+    with hostile_fhir_server() as server:
+        fhir = server.url
         data = await _gather_from(
             f"{fhir}/huge/fhir", fhir_max_response_bytes=64 * 2**20, fhir_max_call_bytes=3 * 2**20
         )
@@ -122,7 +125,8 @@ async def test_the_per_call_cap_counts_every_response_of_the_call_together() -> 
 @pytest.mark.anyio
 async def test_a_response_compressed_unasked_is_refused_unread() -> None:
     """A few kilobytes of gzip could inflate past every cap in one decoded chunk."""
-    with hostile_fhir_server() as fhir:
+    with hostile_fhir_server() as server:
+        fhir = server.url
         settings = Settings(env="test", fhir_allow_http=True, fhir_open_server=True)
         async with FhirClient(settings) as client:
             data = await gather(

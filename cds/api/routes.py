@@ -12,6 +12,7 @@ from cds.errors import NotFound, Unauthorized
 from cds.feedback import accept_feedback
 from cds.invocation import invoke
 from cds.runtime import Runtime, runtime_of
+from cds.security import VerifiedCaller
 from cds.settings import AuthMode
 from cds.wire import JsonResponse, read_body, read_json
 
@@ -26,12 +27,18 @@ RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
 async def authenticate(request: Request, rt: RuntimeDep) -> None:
-    """S-03..S-14: every CDS endpoint checks the EHR's JWT when auth is required."""
+    """S-03..S-14: every CDS endpoint checks the EHR's JWT when auth is required.
+
+    The verified caller is kept on ``request.state.caller`` (None with auth off): its issuer
+    decides which FHIR servers the call may send the service to."""
+    request.state.caller = None
     if rt.settings.effective_auth_mode is AuthMode.off:
         return
     audiences = rt.settings.audiences(request.url.path)
     try:
-        await rt.verifier.verify(request.headers.get("authorization"), audiences)
+        request.state.caller = await rt.verifier.verify(
+            request.headers.get("authorization"), audiences
+        )
     except Unauthorized as exc:
         rt.metrics.auth_failure(exc.reason)
         raise
@@ -53,7 +60,10 @@ async def discovery(rt: RuntimeDep) -> JsonResponse:
 async def call_service(service_id: str, request: Request, rt: RuntimeDep) -> JsonResponse:
     """Run a CDS service on one hook call and return its cards (R-01..R-12, C-01..C-23)."""
     body = await read_body(request, rt.settings.max_body_bytes)
-    return JsonResponse(await invoke(rt, service_id, body))
+    caller: VerifiedCaller | None = request.state.caller
+    return JsonResponse(
+        await invoke(rt, service_id, body, caller.iss if caller is not None else None)
+    )
 
 
 @cds_routes.post("/{service_id}/feedback")

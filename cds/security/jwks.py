@@ -38,7 +38,8 @@ _SOURCE_SEPARATOR: Final = "|"
 class JwksSource:
     """Where one trusted issuer's keys come from, and the only ``jku`` its tokens may name.
 
-    ``Settings.trusted_issuers`` maps each ``iss`` to one of these strings:
+    ``Settings.trusted_issuers`` maps each ``iss`` to one of these strings (or to an object
+    whose ``jwks`` is one):
 
     * ``"https://ehr.example.org/jwks.json"``: keys fetched from that URL; a token's ``jku``
       must be absent or exactly this URL.
@@ -89,7 +90,7 @@ def trusted_sources(settings: Settings) -> dict[str, JwksSource]:
     """Every trusted issuer's key source; raises ``ConfigError`` listing every bad entry."""
     sources: dict[str, JwksSource] = {}
     problems: list[str] = []
-    for iss, value in settings.trusted_issuers.items():
+    for iss, value in settings.issuer_jwks().items():
         try:
             sources[iss] = JwksSource.parse(value)
         except ValueError as exc:
