@@ -894,6 +894,20 @@ async def test_a_rejected_token_does_not_use_up_its_jti(verifier: JwtVerifier) -
 
 
 @pytest.mark.anyio
+async def test_a_token_issued_before_an_in_memory_cache_started_is_refused(
+    clock: FakeClock, make_verifier: Callable[..., JwtVerifier]
+) -> None:
+    """S-12 across a restart: the new process's empty cache cannot know the token was used,
+    so a token issued before it started, less the leeway, is refused; one within is not."""
+    verifier = make_verifier(jwt_leeway_seconds=30)
+    now = int(clock.now.timestamp())
+    before = mint(private_key("ES384"), "ES384", payload=claims(iat=now - 31, exp=now + 200))
+    assert "issued before this process started" in await rejected(verifier, bearer(before))
+    within = mint(private_key("ES384"), "ES384", payload=claims(iat=now - 29, exp=now + 200))
+    assert (await verifier.verify(bearer(within), AUDIENCE)).iss == ISS
+
+
+@pytest.mark.anyio
 async def test_the_memory_replay_cache_forgets_expired_entries(clock: FakeClock) -> None:
     """S-12: entries are kept only until the token could no longer be accepted."""
     cache = MemoryReplayCache(clock=clock)
@@ -1001,10 +1015,12 @@ async def test_the_spec_example_token_verifies_against_the_spec_jwks() -> None:
         trusted_issuers={payload["iss"]: f"{header['jku']}|{SPEC / '24-jwks-public.json'}"},
     )
     valid_then = datetime.fromtimestamp(payload["exp"] - 60, UTC)
+    # A process already running when the token was issued: it is the one that saw every use.
+    started = datetime.fromtimestamp(payload["iat"], UTC)
     async with httpx.AsyncClient(transport=httpx.MockTransport(_no_network)) as client:
         verifier = JwtVerifier(
             settings.model_copy(update={"jwt_max_lifetime_seconds": 10**9}),
-            MemoryReplayCache(clock=lambda: valid_then),
+            MemoryReplayCache(clock=lambda: started),
             client,
             clock=lambda: valid_then,
         )

@@ -38,11 +38,15 @@ class MemoryReplayCache:
     Bounded: when ``max_entries`` unexpired entries are held it fails closed (returns False,
     i.e. 401) rather than forget a jti early, since forgetting would reopen a replay window.
     Only tokens with a valid signature from a trusted issuer ever reach it.
+
+    It remembers nothing from before ``started_at`` (the process's start): the verifier
+    refuses tokens issued before then, which a previous process may have accepted.
     """
 
     def __init__(self, max_entries: int = 300_000, *, clock: Clock = system_clock) -> None:
         self._max_entries = max_entries
         self._clock = clock
+        self.started_at = clock()
         self._seen: set[int] = set()
         self._expiring: dict[int, list[int]] = {}  # expiry second -> digests
         self._seconds: list[int] = []  # heap of the keys of ``_expiring``

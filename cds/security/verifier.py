@@ -15,7 +15,7 @@ from cds.clock import Clock, system_clock
 from cds.errors import Unauthorized
 from cds.logs import log_fields
 from cds.security.jwks import SANDBOX_ISSUER, Jwk, JwksCache, trusted_sources
-from cds.security.replay import ReplayCache
+from cds.security.replay import MemoryReplayCache, ReplayCache
 from cds.security.tokens import (
     ALLOWED_ALGORITHMS,
     Header,
@@ -79,6 +79,14 @@ class JwtVerifier:
         self._clock = clock
         self._leeway = timedelta(seconds=settings.jwt_leeway_seconds)
         self._max_lifetime = timedelta(seconds=settings.jwt_max_lifetime_seconds)
+        # A cache in memory starts empty with the process: a token issued before the start may
+        # have been accepted by the previous process, so it is refused (CDS clients mint one
+        # per request). The leeway allows for an EHR clock running behind ours.
+        self._issued_not_before = (
+            replay_cache.started_at - self._leeway
+            if isinstance(replay_cache, MemoryReplayCache)
+            else None
+        )
         self._tenants = frozenset(settings.trusted_tenants)
         self._jws = jwt.PyJWS(algorithms=sorted(ALLOWED_ALGORITHMS))
         # (alg, iss, kid) -> (the JWK it was parsed from, the key object): parsing a JWK costs
@@ -183,4 +191,6 @@ class JwtVerifier:
             raise Unauthorized("exp is not after iat")
         if expires_at - issued_at > self._max_lifetime:
             raise Unauthorized("token lifetime (exp - iat) exceeds the maximum")
+        if self._issued_not_before is not None and issued_at < self._issued_not_before:
+            raise Unauthorized("issued before this process started: a replay cannot be ruled out")
         return expires_at
