@@ -26,6 +26,7 @@ from cds.fhir_client import FhirClient
 from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
 from cds.migrations import upgrade
+from cds.request_headers import SingleAuthorization
 from cds.runtime import Runtime
 from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
@@ -166,6 +167,7 @@ def create_app(
     # Added first, so it runs inside CORS and its 500s carry CORS headers.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodyDeadline, seconds=settings.body_read_timeout)
+    app.add_middleware(SingleAuthorization)
     # The catalogue and models built above live as long as the process: freezing them keeps
     # every later collection from re-scanning them (typical-chart p99 61 -> 14 ms in bench).
     gc.collect()

@@ -41,6 +41,13 @@ class PayloadTooLarge(CdsError):
     issue_code = "too-costly"
 
 
+class HeadersTooLarge(CdsError):
+    """The request line and headers are larger than the configured limit (431)."""
+
+    status_code = 431
+    issue_code = "too-long"
+
+
 class Unauthorized(CdsError):
     """The caller's JWT is missing or not accepted (401); the detail is logged, never returned."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import SecretStr
 from starlette.requests import Request
 
 from cds.catalogue import Catalogue
@@ -48,16 +49,26 @@ class Runtime:
         expected = self.settings.admin_token
         if expected is None:
             raise NotFound("Not found.")
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), expected.get_secret_value().encode()
-        ):
+        if not _bearer_is(authorization, expected):
             raise Unauthorized("admin token mismatch")
+
+    def check_metrics(self, authorization: str | None) -> None:
+        """/metrics needs CDS_METRICS_TOKEN as bearer token when it is set."""
+        expected = self.settings.metrics_token
+        if expected is not None and not _bearer_is(authorization, expected):
+            raise Unauthorized("metrics token mismatch")
 
     async def report(self, service: str | None, start: datetime, end: datetime) -> Any:
         # The report counts the cards just answered too, even those still in the writer's queue.
         await self.audit.flush()
         return report_json(await self.store.rule_report(service, start, end))
+
+
+def _bearer_is(authorization: str | None, expected: SecretStr) -> bool:
+    scheme, _, token = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.get_secret_value().encode()
+    )
 
 
 def runtime_of(request: Request) -> Runtime:

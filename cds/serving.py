@@ -1,22 +1,26 @@
-"""How ``cds serve`` runs uvicorn: the connection cap and its 503, and the server's options."""
+"""How ``cds serve`` runs uvicorn: the connection cap and its 503, the header bytes and their
+431, and the server's options."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
+import orjson
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from cds.errors import Unavailable
+from cds.errors import HeadersTooLarge, Unavailable
 from cds.settings import Settings
-from cds.wire import error_response
+from cds.wire import error_response, operation_outcome
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
 
 # A connection refused for capacity is worth retrying almost at once: others finish in ms.
 OVER_CAPACITY_RETRY_SECONDS = 1
+# How long a connection refused for its headers still drains what the client sends.
+_LINGER_SECONDS: Final = 1.0
 
 
 class OverCapacity(Unavailable):
@@ -42,16 +46,66 @@ async def over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, whose over-capacity 503 is our OperationOutcome.
+    """uvicorn's httptools protocol, whose over-capacity 503 is our OperationOutcome, and
+    which answers 431 once a request's line and headers pass
+    ``config.h11_max_incomplete_event_size`` bytes (``CDS_MAX_HEADER_BYTES``).
 
     uvicorn counts the connections and picks its own plain-text ``service_unavailable`` app for
     a request beyond ``limit_concurrency``; every request, pipelined ones too, is started here,
     so that one app is swapped for ours.
+
+    httptools itself buffers header values of any size (a 10 MB header was accepted); h11 has
+    a bound built in (the knob that carries ours) but parses in Python, at a cost to every
+    request. Bytes are counted as they arrive while the headers are incomplete, so at most
+    one read (256 KiB) past the limit is ever held.
     """
+
+    _reading_headers = False
+    _header_bytes = 0
+    _refused = False
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         chosen = cast("ASGI3Application", over_capacity) if app is service_unavailable else app
         super()._start_asgi_task(cycle, chosen)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_headers, self._header_bytes = True, 0
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused request, read only so the 431 is not lost to a reset
+        super().data_received(data)
+        if not self._reading_headers or self.transport.is_closing():
+            return
+        self._header_bytes += len(data)
+        limit = self.config.h11_max_incomplete_event_size
+        if limit is not None and self._header_bytes > limit:
+            self._reading_headers = False
+            self._refuse(limit)
+
+    def _refuse(self, limit: int) -> None:
+        body = orjson.dumps(
+            operation_outcome(
+                HeadersTooLarge(f"The request's headers are larger than {limit} bytes.")
+            )
+        )
+        self._refused = True
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        # A lingering close: closing with the client's bytes unread would send a reset, which
+        # can destroy the 431 before the client reads it. Stop writing, drain, close soon.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -62,6 +116,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # uvicorn refuses a request when the connections it has (the requesting one included)
         # reach the limit: one more than ours lets exactly CDS_MAX_CONNECTIONS be served.
         "limit_concurrency": settings.max_connections + 1,
+        # The bound HttpProtocol puts on request line and header bytes (h11's name for it).
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
         # Our own JSON request log replaces the access log; nothing else is printed per request.
         "access_log": False,
         "log_config": None,

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # HTTP surface.
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # The request line and headers together (431 above it); a JWT alone may take 16 KiB.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     max_json_depth: int = Field(default=64, ge=8)
     max_prefetch_entries: int = Field(default=50_000, ge=1)
     # Slow clients: a body must have fully arrived this many seconds after its request's headers
@@ -121,6 +123,8 @@ class Settings(BaseSettings):
     patient_hash_key: SecretStr = SecretStr("development-only-patient-hash-key")
     # Bearer token for the admin report route; the route answers 404 while it is unset.
     admin_token: SecretStr | None = None
+    # Bearer token /metrics asks for when set; unset, /metrics answers anyone who reaches it.
+    metrics_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> Settings:

@@ -88,8 +88,9 @@ async def readyz(rt: RuntimeDep) -> JsonResponse:
 
 
 @ops_routes.get("/metrics")
-async def metrics(rt: RuntimeDep) -> Response:
-    """Prometheus metrics (no PHI in any label)."""
+async def metrics(request: Request, rt: RuntimeDep) -> Response:
+    """Prometheus metrics (no PHI in any label); behind CDS_METRICS_TOKEN when it is set."""
+    rt.check_metrics(request.headers.get("authorization"))
     payload, media_type = rt.metrics.render()
     return Response(payload, media_type=media_type)
 
