@@ -16,7 +16,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from cds.fhir_servers import FhirServerPolicy, Origin, origin
+from cds.fhir_servers import FhirServerPolicy
 from cds.metrics import FhirError, Metrics
 from cds.prefetch import PatientData, PrefetchState, classify
 from cds.settings import Settings
@@ -30,6 +30,11 @@ _BACKOFF_BASE_SECONDS = 0.2
 _RETRY_AFTER_CAP_SECONDS = 2.0
 _OVER_RESPONSE_CAP = "a FHIR response was larger than CDS_FHIR_MAX_RESPONSE_BYTES"
 _OVER_CALL_CAP = "the call's FHIR responses together passed CDS_FHIR_MAX_CALL_BYTES"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default_port
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -62,7 +67,7 @@ class _Fetching:
     Bytes read count even when their response is then dropped: the cap bounds the work a
     hostile server can make one call do, not only what is kept."""
 
-    origin: Origin
+    origin: tuple[str, str, int | None]
     token: SecretStr | None
     deadline: float
     data: PatientData
@@ -158,7 +163,7 @@ class FhirClient:
             return "fhirServer is not an absolute https URL"
         if url.scheme == "http" and not self.settings.fhir_allow_http:
             return "fhirServer is plain http, which is refused (CDS_FHIR_ALLOW_HTTP is off)"
-        not_allowed = self.servers.refusal(issuer, url)
+        not_allowed = self.servers.refusal(issuer, fhir_server)
         if not_allowed is not None:
             return not_allowed
         if access_token is None and not self.settings.fhir_open_server:
@@ -183,7 +188,7 @@ class FhirClient:
         ``out_of_time`` names what the budget stands for when it is not the request's own.
         """
         fetching = _Fetching(
-            origin=origin(httpx.URL(fhir_server)),
+            origin=_origin(httpx.URL(fhir_server)),
             token=access_token,
             deadline=anyio.current_time() + budget_seconds,
             data=data,
@@ -220,7 +225,7 @@ class FhirClient:
                 break
             # A next link elsewhere is not followed: the request alone would reach a host (an
             # internal address, say) that the EHR's fhirServer never named.
-            if origin(url) != fetching.origin:
+            if _origin(url) != fetching.origin:
                 job.reason, job.incomplete = "a next link leaves the fhirServer's origin", True
                 break
             page = await self._get(url, fetching)

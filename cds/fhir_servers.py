@@ -9,35 +9,49 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import httpx
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from cds.settings import Environment, Settings
 
-Origin = tuple[str, str, int | None]
-
 NOT_LISTED = "fhirServer is not one of the caller's issuer's fhirServers (CDS_TRUSTED_ISSUERS)"
-NONE_LISTED = (
-    "the caller's issuer lists no fhirServers (CDS_TRUSTED_ISSUERS), required in production"
-)
+NONE_LISTED = "the caller's issuer lists no fhirServers in CDS_TRUSTED_ISSUERS (production)"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def origin(url: httpx.URL) -> Origin:
-    """Scheme, host and effective port: what "the same server" means for a URL."""
-    default_port = {"http": 80, "https": 443}.get(url.scheme)
-    return url.scheme, url.host, url.port or default_port
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """A URL as the comparison needs it: origin, and path segments as sent (not decoded)."""
 
+    scheme: str
+    host: str
+    port: int | None
+    segments: tuple[str, ...]
 
-def _segments(url: httpx.URL) -> list[str]:
-    return [segment for segment in url.path.split("/") if segment]
+    @classmethod
+    def parse(cls, url: str) -> _Base | None:
+        """None when ``url`` is not an absolute http(s) URL or has a dot segment, encoded or
+        not: a server may resolve one to a path above the listed base."""
+        try:
+            parts: SplitResult = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return None
+        segments = tuple(segment for segment in parts.path.split("/") if segment)
+        if any(unquote(segment) in {".", ".."} for segment in segments):
+            return None
+        return cls(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme], segments)
 
-
-def _under(url: httpx.URL, base: httpx.URL) -> bool:
-    """``url`` is ``base`` or below it, segment by segment (``/fhir`` never admits ``/fhirx``)."""
-    if origin(url) != origin(base):
-        return False
-    prefix = _segments(base)
-    return _segments(url)[: len(prefix)] == prefix
+    def holds(self, other: _Base) -> bool:
+        """``other`` is this base or below it, segment by segment (``/fhir`` never admits
+        ``/fhirx``)."""
+        return (self.scheme, self.host, self.port) == (
+            other.scheme,
+            other.host,
+            other.port,
+        ) and other.segments[: len(self.segments)] == self.segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +59,18 @@ class FhirServerPolicy:
     """The FHIR base URLs each trusted issuer's calls may name, and whether naming none is
     refused (production) or leaves the issuer unrestricted (development, tests)."""
 
-    allowed: Mapping[str, tuple[httpx.URL, ...]]
+    allowed: Mapping[str, tuple[_Base, ...]]
     listing_required: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FhirServerPolicy:
-        return cls(
-            allowed={
-                iss: tuple(httpx.URL(base) for base in servers)
-                for iss, servers in settings.issuer_fhir_servers().items()
-            },
-            listing_required=settings.env is Environment.production,
-        )
+        allowed: dict[str, tuple[_Base, ...]] = {}
+        for iss, servers in settings.issuer_fhir_servers().items():
+            bases = [_Base.parse(server) for server in servers]
+            allowed[iss] = tuple(base for base in bases if base is not None)
+        return cls(allowed, listing_required=settings.env is Environment.production)
 
-    def refusal(self, issuer: str | None, fhir_server: httpx.URL) -> str | None:
+    def refusal(self, issuer: str | None, fhir_server: str) -> str | None:
         """Why a call from ``issuer`` (None: no authenticated caller) may not fetch from
         ``fhir_server``, or None."""
         if issuer is None:
@@ -67,9 +79,7 @@ class FhirServerPolicy:
         bases = self.allowed.get(issuer, ())
         if not bases:
             return NONE_LISTED if self.listing_required else None
-        if any(segment in {".", ".."} for segment in fhir_server.path.split("/")):
-            # Encoded dot segments survive URL parsing and a server may resolve them above base.
-            return NOT_LISTED
-        if any(_under(fhir_server, base) for base in bases):
+        server = _Base.parse(fhir_server)
+        if server is not None and any(base.holds(server) for base in bases):
             return None
         return NOT_LISTED

@@ -48,6 +48,8 @@ class TrustedIssuer(BaseModel):
             parts = urlsplit(server)
             if parts.scheme not in {"http", "https"} or not parts.hostname:
                 raise ValueError(f"fhirServers entry is not an absolute URL: {server!r}")
+            if any(segment in {".", ".."} for segment in parts.path.split("/")):
+                raise ValueError(f"fhirServers entry has a dot segment: {server!r}")
         return servers
 
 

@@ -131,7 +131,7 @@ def test_trusted_issuers_take_both_shapes_from_the_environment(
     }
     assert set(trusted_sources(settings)) == {"https://a.example", "https://b.example"}
     policy = FhirServerPolicy.from_settings(settings)
-    assert policy.refusal("https://b.example", httpx.URL("https://b.example/fhir/r4/t1")) is None
+    assert policy.refusal("https://b.example", "https://B.example:443/fhir/r4/t1") is None
 
 
 def test_a_fhir_servers_entry_that_is_not_an_absolute_url_is_refused_at_startup() -> None:
