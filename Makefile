@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss demo clean
+.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss bench-probes demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-wrk: $(DEV_STAMP)
 
 bench-weight-loss: $(DEV_STAMP)
 	$(BIN)/python -m bench.weight_loss
+
+bench-probes: $(DEV_STAMP)
+	$(BIN)/python -m bench.probes
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

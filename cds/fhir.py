@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections import Counter, OrderedDict
@@ -144,7 +145,9 @@ class ValidationMemo:
         known = self._outcomes.get(key)
         if known is not None:
             self.hits += 1
-            self._outcomes.move_to_end(key)
+            # With several evaluation slots another thread may have just evicted it.
+            with contextlib.suppress(KeyError):
+                self._outcomes.move_to_end(key)
             return known or None, True
         self.misses += 1
         found = _problem(raw, serialized)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -210,28 +211,45 @@ async def invoke(
     """Run ``service_id`` on the request ``body`` from a caller of ``issuer`` (None when auth
     is off) and return the wire response; audit every outcome past request validation."""
     started, received = time.perf_counter(), time.monotonic()
-    with collector_paused():
-        # Complete prefetch: bytes to answer in one synchronous stretch (nothing else runs).
-        call = _Call.start(rt, service_id, body, received, issuer)
-        if call.gathering is not None and not call.needs_fetch:
-            ready = call.attempt(call.gathering.finish)
-            if ready is not None:
-                call.attempt(lambda: call.conclude(ready))
-            del ready
+    slots = rt.evaluations
+    call = await slots.run(
+        lambda: _prepared(rt, service_id, body, received, issuer),
+        in_thread=len(body) >= rt.settings.evaluation_thread_bytes,
+    )
     if call.needs_fetch:
         assert call.gathering is not None  # noqa: S101
         gathering = call.gathering
         fetched = await _fetch(call, gathering)
         del gathering
         if fetched is not None:
-            with collector_paused():
-                call.attempt(lambda: call.conclude(fetched))
-                del fetched
+            # What came from the FHIR server may be large: always off the loop.
+            await slots.run(partial(_concluded, call, fetched), in_thread=True)
+            del fetched
     await _audit(rt, call, started)
     if call.failure is not None:
         raise call.failure
     assert call.wire is not None  # noqa: S101
     return call.wire
+
+
+def _prepared(
+    rt: Runtime, service_id: str, body: bytes, received: float, issuer: str | None
+) -> _Call:
+    """The call parsed and its prefetch read; with complete prefetch, answered too: bytes to
+    answer in one synchronous stretch (nothing else of this call runs meanwhile)."""
+    with collector_paused():
+        call = _Call.start(rt, service_id, body, received, issuer)
+        if call.gathering is not None and not call.needs_fetch:
+            ready = call.attempt(call.gathering.finish)
+            if ready is not None:
+                call.attempt(lambda: call.conclude(ready))
+            del ready
+    return call
+
+
+def _concluded(call: _Call, fetched: PatientData) -> None:
+    with collector_paused():
+        call.attempt(lambda: call.conclude(fetched))
 
 
 async def _fetch(call: _Call, gathering: Gathering) -> PatientData | None:

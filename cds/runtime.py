@@ -14,6 +14,7 @@ from starlette.requests import Request
 from cds.catalogue import Catalogue
 from cds.clock import Clock
 from cds.errors import NotFound, Unauthorized
+from cds.evaluation_slots import EvaluationSlots
 from cds.fhir_client import FhirClient
 from cds.hooks import DiscoveryResponse, to_wire
 from cds.metrics import Metrics
@@ -37,12 +38,15 @@ class Runtime:
     # Writes each call's audit row and issued cards in batches; started by the app's lifespan.
     audit: AuditWriter
     discovery: dict[str, Any] = field(init=False)
+    # Heavy calls' parsing and evaluation, off the event loop (CDS_MAX_CONCURRENT_EVALUATIONS).
+    evaluations: EvaluationSlots = field(init=False)
     # Extra async resources to release at shutdown (for example the JWKS HTTP client).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Discovery never changes while the process runs: render it once.
         self.discovery = to_wire(DiscoveryResponse(services=self.catalogue.descriptors()))
+        self.evaluations = EvaluationSlots(self.settings.max_concurrent_evaluations)
 
     def check_admin(self, authorization: str | None) -> None:
         """The admin routes exist only with CDS_ADMIN_TOKEN set, and need exactly that token."""

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["https://sandbox.cds-hooks.org"]
     playground_enabled: bool | None = None
     demo_dir: Path = PROJECT_ROOT / "demo" / "patients"
+    # Bodies this large are parsed and evaluated in a worker thread, one slot at a time per
+    # worker by default, so the event loop keeps answering probes and small calls meanwhile.
+    evaluation_thread_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_concurrent_evaluations: int = Field(default=1, ge=1)
     # Validation outcomes remembered by resource content (0 = validate every time).
     validation_memo_size: int = Field(default=20_000, ge=0)
 
