@@ -15,7 +15,7 @@ from cds.metrics import Metrics
 from cds.prefetch import PatientData
 from cds.settings import Settings
 from tests.hostile_fhir import hostile_fhir_server
-from tests.service_process import ServiceProcess, running_service
+from tests.served import Server, cds_serve
 
 BUDGET_SECONDS: Final = Settings().request_budget_seconds
 CALL_CAP_MIB: Final = Settings().fhir_max_call_bytes / 2**20
@@ -23,10 +23,19 @@ CALL_CAP_MIB: Final = Settings().fhir_max_call_bytes / 2**20
 # buffers' growth and the allocator, and nothing that scales with what the server sends.
 PEAK_GROWTH_BOUND_MIB: Final = 2 * CALL_CAP_MIB
 HOSTILE_KEYS: Final = 6  # back-to-foot's eight keys less the patient and the conditions
-ENV: Final = {"CDS_FHIR_ALLOW_HTTP": "true", "CDS_FHIR_OPEN_SERVER": "true"}
+ENV: Final = {"CDS_ENV": "test", "CDS_FHIR_ALLOW_HTTP": "true", "CDS_FHIR_OPEN_SERVER": "true"}
 
 
-def _call(service: ServiceProcess, fhir_server: str) -> httpx.Response:
+def _peak_rss_mib(server: Server) -> float:
+    """The worker's peak resident set size so far (VmHWM), in MiB: one worker, the process."""
+    assert server.process is not None
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+def _call(service: Server, fhir_server: str) -> httpx.Response:
     """A patient-view call with no prefetch: every key is read from ``fhir_server``.
 
     The client waits the request budget and a margin for evaluation, no longer: a call still
@@ -39,12 +48,12 @@ def _call(service: ServiceProcess, fhir_server: str) -> httpx.Response:
         "context": {"userId": "Practitioner/example", "patientId": "p1"},
     }
     return httpx.post(
-        f"{service.base_url}/cds-services/back-to-foot", json=body, timeout=BUDGET_SECONDS + 3.0
+        f"{service.url}/cds-services/back-to-foot", json=body, timeout=BUDGET_SECONDS + 3.0
     )
 
 
-def _too_large_count(service: ServiceProcess) -> float:
-    for line in httpx.get(f"{service.base_url}/metrics").text.splitlines():
+def _too_large_count(service: Server) -> float:
+    for line in httpx.get(f"{service.url}/metrics").text.splitlines():
         if line.startswith('cds_fhir_fetch_errors_total{kind="too_large"}'):
             return float(line.split()[-1])
     return 0.0
@@ -54,14 +63,18 @@ def _too_large_count(service: ServiceProcess) -> float:
 def test_a_server_sending_too_much_leaves_its_keys_unavailable_within_the_byte_caps(
     tmp_path: Path, behaviour: str
 ) -> None:
-    with hostile_fhir_server() as server, running_service(ENV, tmp_path) as service:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}"
+    with (
+        hostile_fhir_server() as server,
+        cds_serve(tmp_path / "cds.log", **ENV, CDS_DATABASE_URL=database) as service,
+    ):
         fhir = server.url
         assert _call(service, f"{fhir}/honest/fhir").status_code == 200
-        before = service.peak_rss_mib()
+        before = _peak_rss_mib(service)
         started = time.perf_counter()
         response = _call(service, f"{fhir}/{behaviour}/fhir")
         elapsed = time.perf_counter() - started
-        grown = service.peak_rss_mib() - before
+        grown = _peak_rss_mib(service) - before
         too_large = _too_large_count(service)
     print(f"{behaviour}: answered in {elapsed:.2f} s, peak RSS +{grown:.1f} MiB")
     assert response.status_code == 200

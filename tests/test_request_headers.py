@@ -12,7 +12,7 @@ import pytest
 from cds.app import create_app
 from cds.settings import Settings
 from tests.conftest import changed, serving
-from tests.service_process import running_service
+from tests.served import cds_serve
 
 pytestmark = pytest.mark.anyio
 
@@ -62,10 +62,14 @@ def _get_with_header(base_url: str, header_bytes: int) -> bytes:
 
 def test_the_server_answers_431_to_headers_over_the_limit(tmp_path: Path) -> None:
     """httptools alone accepted a 10 MB header; cds serve stops reading at the limit."""
-    env = {"CDS_MAX_HEADER_BYTES": str(32 * 1024)}
-    with running_service(env, tmp_path) as service:
-        within = _get_with_header(service.base_url, 16 * 1024)
-        over = _get_with_header(service.base_url, 200 * 1024)
+    with cds_serve(
+        tmp_path / "cds.log",
+        CDS_ENV="test",
+        CDS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
+        CDS_MAX_HEADER_BYTES=str(32 * 1024),
+    ) as service:
+        within = _get_with_header(service.url, 16 * 1024)
+        over = _get_with_header(service.url, 200 * 1024)
     assert within.startswith(b"HTTP/1.1 200 ")
     assert over.startswith(b"HTTP/1.1 431 ")
     assert b'"resourceType":"OperationOutcome"' in over
