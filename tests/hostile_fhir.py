@@ -78,6 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default backlog of 5 drops some of a call's eight concurrent connection attempts,
+    # which the client then retries a second later.
+    request_queue_size = 64
     record: HostileFhirServer
 
 
