@@ -32,6 +32,7 @@ class ServiceDefinition:
     required_prefetch: frozenset[str]
     rules: tuple[RuleSpec, ...]
     precedence: Precedence
+    limb_symptoms: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,9 @@ def _service_problems(
             problems.append(f"{label}: requiredPrefetch[{i}]: '{key}' is not a prefetch key")
     if "patient" not in service.required_prefetch:
         problems.append(f"{label}: requiredPrefetch: 'patient' must be required (patient gates)")
+    for i, vs_id in enumerate(service.limb_symptoms):
+        if vs_id not in valuesets:
+            problems.append(f"{label}: limbSymptoms[{i}]: unknown value set '{vs_id}'")
     for i, key in enumerate(service.shared_rules):
         if key not in keys:
             problems.append(f"{label}: sharedRules[{i}]: unknown rule '{key}'")
@@ -293,6 +297,7 @@ def _build(
             required_prefetch=frozenset(service.required_prefetch),
             rules=tuple(own),
             precedence=service.precedence,
+            limb_symptoms=frozenset(service.limb_symptoms),
         )
     problems.extend(_cycles(rules))
     if problems:

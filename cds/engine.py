@@ -94,6 +94,7 @@ def _record(
         everything,
         drafts=_draft_orders(context),
         unavailable=missing,
+        limb_symptoms=service.limb_symptoms,
     )
 
 

@@ -95,6 +95,50 @@ def test_laterality_comes_from_icd_digits_and_body_site(sets: ValueSets) -> None
     assert sides == {"a": "left", "b": "right"}
 
 
+def test_a_record_whose_code_and_body_site_disagree_has_an_unknown_side(sets: ValueSets) -> None:
+    conflict = condition("M54.41", rid="a", bodySite=[{"text": "Left leg"}])
+    agreeing = condition("M54.42", rid="b", bodySite=[{"text": "Left leg"}])
+    both_sites = condition(
+        "M54.16", rid="c", bodySite=[{"text": "Left leg"}, {"text": "Right leg"}]
+    )
+    explicit = condition("G57.03", rid="d")
+    sides = {e.id: e.side for e in record(sets, conflict, agreeing, both_sites, explicit).entries}
+    assert sides == {"a": None, "b": "left", "c": "bilateral", "d": "bilateral"}
+
+
+LIMB = frozenset({"sensory", "motor", "motor-unsited", "footpain"})
+
+
+@pytest.mark.parametrize(
+    ("sites", "counts"),
+    [
+        (["Left hand"], False),
+        (["Both arms"], False),
+        (["Face"], False),
+        (["Left foot"], True),
+        (["Left"], True),
+        (["Structure of gizmo"], True),
+        (["Right hand", "Right foot"], True),
+        ([], True),
+    ],
+)
+def test_a_symptom_sited_outside_the_lower_limb_never_counts(
+    sets: ValueSets, sites: list[str], counts: bool
+) -> None:
+    numb = condition("R20.2", rid="a", bodySite=[{"text": t} for t in sites] or None)
+    if not sites:
+        numb.pop("bodySite")
+    built = record(sets, numb, limb_symptoms=LIMB)
+    assert bool(built.conditions(frozenset({"sensory"}))) is counts
+
+
+def test_a_sited_finding_outside_the_leg_is_dropped_but_other_sets_stay(sets: ValueSets) -> None:
+    hand = condition("R20.2", rid="a", bodySite=[{"text": "Left hand"}])
+    lumbar = condition("M54.16", rid="b", bodySite=[{"text": "Lumbar region"}])
+    ids = {e.id for e in record(sets, hand, lumbar, limb_symptoms=LIMB).entries}
+    assert ids == {"b"}
+
+
 def test_preliminary_observations_are_ignored(sets: ValueSets) -> None:
     pain = {
         "resourceType": "Observation",

@@ -9,7 +9,13 @@ from typing import Any
 
 from cds.fhir import ParseReport, is_valid
 from cds.record.dates import add_years, parse_datetime, period_start
-from cds.record.laterality import Side, combine, side_of_code, side_of_text
+from cds.record.laterality import (
+    combine,
+    is_outside_lower_limb,
+    record_side,
+    side_of_code,
+    side_of_text,
+)
 from cds.record.matching import ConceptMatcher, coding_list
 from cds.record.model import Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
@@ -68,8 +74,15 @@ def _status(concept: object) -> str | None:
 class RecordBuilder:
     """Indexes raw resources against the value sets and keeps the ones a rule can read."""
 
-    def __init__(self, valuesets: ValueSets, now: datetime, patient_id: str) -> None:
+    def __init__(
+        self,
+        valuesets: ValueSets,
+        now: datetime,
+        patient_id: str,
+        limb_symptoms: frozenset[str] = NO_SETS,
+    ) -> None:
         self.valuesets = valuesets
+        self.limb_symptoms = limb_symptoms
         self.record = PatientRecord(now=now, patient_id=patient_id)
         self.report = ParseReport()
         self._seen: set[tuple[str, str]] = set()
@@ -258,9 +271,10 @@ class RecordBuilder:
             return None
         codes = _codings(raw.get("code"))
         sites = [t for c in raw.get("bodySite") or () for t in _texts(c)]
-        side: Side | None = combine(
-            [side_of_code(s, c) for s, c in codes] + [side_of_text(t) for t in sites]
-        )
+        code_sets = self._in_the_leg(code_sets, sites)
+        if not code_sets:
+            return None
+        side = record_side([side_of_code(s, c) for s, c in codes], [side_of_text(t) for t in sites])
         abatement_keys = [k for k in raw if k.startswith("abatement")]
         abatement = parse_datetime(raw.get("abatementDateTime")) or period_start(
             raw.get("abatementPeriod")
@@ -315,6 +329,9 @@ class RecordBuilder:
                 value=float(quantity["value"]),
                 unit=quantity_unit(quantity),
             )
+        finding_sets = self._in_the_leg(code_sets | value_sets, sites)
+        if not finding_sets:
+            return None
         interpretations = {c for i in raw.get("interpretation") or () for _, c in _codings(i)}
         if (
             raw.get("valueBoolean") is False
@@ -325,11 +342,24 @@ class RecordBuilder:
         return Entry(
             **common,
             kind="finding",
-            valuesets=code_sets | value_sets,
+            valuesets=finding_sets,
             date=when,
             side=combine(side_of_text(t) for t in sites),
             body_site=" ".join(sites),
         )
+
+    def _in_the_leg(self, sets: frozenset[str], sites: list[str]) -> frozenset[str]:
+        """``sets`` without the limb-symptom sets when a body site puts the symptom elsewhere.
+
+        Hand numbness is not a foot symptom: a symptom sited outside the lower limb never counts
+        for the back-to-foot rules, whatever its code (an unsited one still does).
+        """
+        if self.limb_symptoms.isdisjoint(sets) or not sites:
+            return sets
+        # Every site must be elsewhere: one in the leg (or not recognised) keeps the symptom.
+        if all(map(is_outside_lower_limb, sites)):
+            return sets - self.limb_symptoms
+        return sets
 
 
 def _midnight(birth: date) -> datetime:
@@ -344,12 +374,14 @@ def build_record(
     *,
     drafts: Iterable[object] = (),
     unavailable: Iterable[str] = (),
+    limb_symptoms: frozenset[str] = NO_SETS,
 ) -> PatientRecord:
     """The PatientRecord for ``resources`` (raw JSON dicts) plus this hook call's draft orders.
 
-    The Patient is read first, since Age-valued onsets need its birthDate.
+    The Patient is read first, since Age-valued onsets need its birthDate. ``limb_symptoms``
+    are the service's symptom sets that a body site outside the lower limb takes away.
     """
-    builder = RecordBuilder(valuesets, now, patient_id)
+    builder = RecordBuilder(valuesets, now, patient_id, limb_symptoms)
     pending = list(resources)
     for raw in pending:
         if isinstance(raw, dict) and raw.get("resourceType") == "Patient":

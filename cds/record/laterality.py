@@ -28,9 +28,17 @@ _ICD_SIDES: dict[str, dict[str, Side]] = {
 
 _WORDS = re.compile(r"\b(left|right|bilateral|both)\b")
 _LOWER_LIMB = re.compile(
-    r"\b(foot|feet|toes?|heel|sole|plantar|ankle|leg|legs|calf|thigh|knee|lower (limb|extremity))\b"
+    r"\b(foot|feet|toes?|hallux|heels?|soles?|plantar|ankles?|legs?|calf|calves|shins?|thighs?"
+    r"|knees?|lower (limb|extremity|extremities|limbs))\b"
 )
 _LUMBAR = re.compile(r"\b(lumbar|lumbosacral|l[1-5])\b")
+# Recognised sites outside the lower limb. A site must name one of these (and no lower-limb
+# part) to take a symptom out of the leg: unrecognised or side-only text ("Left") keeps it.
+_ELSEWHERE = re.compile(
+    r"\b(hands?|fingers?|thumbs?|wrists?|forearms?|arms?|elbows?|shoulders?|upper (limb|extremity)"
+    r"|axilla|neck|cervical|face|facial|head|scalp|lips?|tongue|mouth|eyes?|ears?|nose|chest"
+    r"|thorax|thoracic|trunk|abdomen|abdominal|breasts?|back|spine|lumbar|flank)\b"
+)
 
 
 def side_of_code(system: str, code: str) -> Side | None:
@@ -55,11 +63,24 @@ def side_of_text(text: str) -> Side | None:
 
 
 def combine(sides: Iterable[Side | None]) -> Side | None:
-    """One side from several statements: left plus right is bilateral."""
+    """One side from several body sites of one record: a left and a right site is bilateral."""
     found = {s for s in sides if s is not None}
     if "bilateral" in found or {"left", "right"} <= found:
         return "bilateral"
     return next(iter(found), None)
+
+
+def record_side(
+    code_sides: Iterable[Side | None], site_sides: Iterable[Side | None]
+) -> Side | None:
+    """The side of one record whose code and body site may each state one (rules.md 3.5).
+
+    A record that contradicts itself (the code says right, the body site says left) has an
+    unknown side: bilateral needs two records or an explicitly bilateral code or site, never a
+    conflict inside one record (which would raise RF-01 at critical on a typing slip).
+    """
+    stated = {s for s in (combine(code_sides), combine(site_sides)) if s is not None}
+    return next(iter(stated)) if len(stated) == 1 else None
 
 
 def is_lower_limb(text: str) -> bool:
@@ -70,3 +91,9 @@ def is_lower_limb(text: str) -> bool:
 def is_lumbar(text: str) -> bool:
     """Whether body-site text names the lumbar spine."""
     return _LUMBAR.search(text.lower()) is not None
+
+
+def is_outside_lower_limb(text: str) -> bool:
+    """Whether body-site text names a part outside the lower limb, and none of it ("left hand")."""
+    lowered = text.lower()
+    return _ELSEWHERE.search(lowered) is not None and _LOWER_LIMB.search(lowered) is None

@@ -241,6 +241,9 @@ class ServiceFile(_Strict):
     prefetch: dict[str, str] = Field(default_factory=dict)
     required_prefetch: list[str] = Field(default_factory=list, alias="requiredPrefetch")
     shared_rules: list[str] = Field(default_factory=list, alias="sharedRules")
+    # Symptom value sets that a body site outside the lower limb takes away (hand numbness is
+    # not a foot symptom); an unsited symptom still counts.
+    limb_symptoms: list[str] = Field(default_factory=list, alias="limbSymptoms")
     rules: list[RuleSpec] = Field(default_factory=list)
     precedence: Precedence = Field(default_factory=Precedence)
     # Anchored YAML fragments reused by the rules; never evaluated on their own.
