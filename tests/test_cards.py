@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cds import hooks
 from cds.cards import render, service_request, stable_uuid
 from cds.cards.markdown import escape
+from cds.cards.render import evidence_lines
 from cds.cards.schema import ServiceRequestSpec
 from cds.catalogue import Catalogue, load_catalogue
 from cds.fhir import parse_resource
@@ -140,3 +141,38 @@ def test_a_text_only_order_carries_no_coding(catalogue: Catalogue) -> None:
     )
     assert resource["code"] == {"text": "Vitamin B12 (cobalamin) level, serum"}
     assert parse_resource(resource) is not None
+
+
+def measured(display: str, value: float, unit: str | None, rid: str) -> Entry:
+    return Entry(
+        "Observation", rid, "measurement", frozenset(), display, WHEN, value=value, unit=unit
+    )
+
+
+def test_the_detail_shows_the_values_that_made_it_fire_with_their_units() -> None:
+    lines = evidence_lines(
+        [
+            measured("Pain severity", 8, "{score}", "o1"),
+            measured("HbA1c", 7.2, "%", "o2"),
+            measured("HbA1c", 53, "mmol/mol", "o3"),
+            measured("Cobalamin", 182, "pg/mL", "o4"),
+            measured("Body weight", 163.1, "[lb_av]", "o5"),
+        ]
+    ).splitlines()
+    assert lines == [
+        "- Observation: Pain severity (2026-02-01): 8/10",
+        "- Observation: HbA1c (2026-02-01): 7.2 %",
+        "- Observation: HbA1c (2026-02-01): 53 mmol/mol",
+        "- Observation: Cobalamin (2026-02-01): 182 pg/mL",
+        "- Observation: Body weight (2026-02-01): 163.1 lb",
+    ]
+
+
+def test_what_a_fact_measured_follows_the_evidence_once_each() -> None:
+    measured = "Weight 80.0 kg (2025-10-02) to 74.0 kg (2026-02-09): 7.5 % lost"
+    lines = evidence_lines([evidence()], [measured, measured]).splitlines()
+    assert lines == ["- Condition: Sciatica, right side (2026-02-01)", f"- {measured}"]
+
+
+def test_a_units_text_cannot_inject_markdown() -> None:
+    assert evidence_lines([measured("B12", 180, "*pg*", "o1")]).endswith(": 180 \\*pg\\*")

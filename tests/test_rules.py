@@ -251,3 +251,59 @@ def test_a_missing_age_leaves_a_non_urgent_rule_unknown(sets: ValueSets) -> None
 def test_a_known_age_below_the_gate_holds_for_red_flags_too(sets: ValueSets) -> None:
     assert _gated(sets, "2012-01-01", red_flag=True) is F
     assert _gated(sets, "1990-01-01", red_flag=True) is T
+
+
+def _finding(rid: str, code: str, **fields: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-01-15",
+    }
+    raw.update(fields)
+    return raw
+
+
+def test_a_foot_exam_charted_as_an_observation_counts_as_done(sets: ValueSets) -> None:
+    exam = _finding("o1", "134388005", valueCodeableConcept={"text": "normal"})
+    done = node({"done": {"valuesets": ["footexam"], "within": "P12M", "in": ["observation"]}})
+    not_as_procedure = node({"done": {"valuesets": ["footexam"], "in": ["procedure"]}})
+    assert evaluate(done, scope(sets, exam)).true
+    assert evaluate(not_as_procedure, scope(sets, exam)).truth is F
+
+
+def test_a_negative_monofilament_test_was_still_done(sets: ValueSets) -> None:
+    negative = _finding("o1", "134388005", interpretation=[{"coding": [{"code": "NEG"}]}])
+    done = node({"done": {"valuesets": ["footexam"], "in": ["observation"]}})
+    assert evaluate(done, scope(sets, negative)).true
+
+
+def test_a_symptom_stated_absent_is_not_present(sets: ValueSets) -> None:
+    no_numbness = _finding("o1", "44077006", valueBoolean=False)
+    numb = node({"condition": {"valuesets": ["sensory"], "findings": True}})
+    assert evaluate(numb, scope(sets, no_numbness)).truth is F
+
+
+def _pain(rid: str, when: str, **value: Any) -> dict[str, Any]:
+    raw = _finding(rid, "x", effectiveDateTime=when, **value)
+    raw["code"] = {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}
+    return raw
+
+
+def test_only_the_latest_pain_score_is_compared(sets: ValueSets) -> None:
+    severe = _pain("o1", "2026-02-10", valueQuantity={"value": 8, "code": "{score}"})
+    settled = _pain("o2", "2026-02-25", valueInteger=2)
+    clause = {"valuesets": ["pain-score"], "unit": "{score}", "within": "P30D", "gte": 7}
+    assert evaluate(node({"observation": clause}), scope(sets, severe)).true
+    assert evaluate(node({"observation": clause}), scope(sets, severe, settled)).truth is F
+    every = node({"observation": {**clause, "latest": False}})
+    assert evaluate(every, scope(sets, severe, settled)).true
+
+
+def test_an_unknown_limb_symptom_set_is_reported(tree: Path) -> None:
+    edit(tree / "rules" / "back-to-foot.yaml", lambda d: d["limbSymptoms"].append("hand-x"))
+    assert check(tree / "rules", tree / "cards", TOPIC) == [
+        "rules/back-to-foot.yaml: limbSymptoms[7]: unknown value set 'hand-x'"
+    ]

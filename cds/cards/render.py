@@ -17,6 +17,9 @@ from cds.valuesets import ValueSets
 
 PRIORITY: dict[str, str] = {"info": "routine", "warning": "urgent", "critical": "stat"}
 REASON_TYPES = frozenset({"Condition", "Observation", "DiagnosticReport"})
+# Units of the dimensionless 0-10 scores (rules.md 3.3): shown as "8/10".
+SCORE_UNITS = frozenset({"{score}", "1", "score"})
+UNIT_WORDS = {"[lb_av]": "lb"}
 
 
 def override_system(topic_system: str) -> str:
@@ -76,8 +79,21 @@ def stable_uuid(namespace: str, *parts: str) -> str:
     return str(uuid.uuid5(_namespace(namespace), "|".join(parts)))
 
 
+def shown_value(entry: Entry) -> str:
+    """A measured value as the clinician reads it: "8/10", "7.2 %", "182 pg/mL" (else "")."""
+    if entry.value is None:
+        return ""
+    number = f"{entry.value:g}"
+    if entry.unit is None:
+        return number
+    if entry.unit in SCORE_UNITS:
+        return f"{number}/10"
+    return f"{number} {escape(UNIT_WORDS.get(entry.unit, entry.unit))}"
+
+
 def evidence_lines(evidence: Sequence[Entry], measured: Sequence[str] = ()) -> str:
-    """One markdown bullet per triggering resource: type, display, date; EHR text escaped.
+    """One markdown bullet per triggering resource: type, display, date and, for a measurement,
+    its value and unit, so the clinician can judge it; EHR text escaped.
 
     ``measured`` (what a fact computed, e.g. the weights and the loss) follows, one bullet each.
     """
@@ -89,8 +105,10 @@ def evidence_lines(evidence: Sequence[Entry], measured: Sequence[str] = ()) -> s
         seen.add(e.reference)
         when = e.date.date().isoformat() if e.date is not None else "undated"
         label = "draft order" if e.draft else e.resource_type
-        lines.append(f"- {label}: {escape(e.display)} ({when})")
-    lines += [f"- {line}" for line in measured]
+        value = shown_value(e)
+        lines.append(f"- {label}: {escape(e.display)} ({when})" + (f": {value}" if value else ""))
+    # The service's own words and numbers, never EHR text: shown unescaped, once each.
+    lines += [f"- {line}" for line in dict.fromkeys(measured)]
     return "\n".join(lines) or "- (no coded evidence listed)"
 
 

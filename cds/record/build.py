@@ -319,6 +319,12 @@ class RecordBuilder:
             or parse_datetime(raw.get("issued"))
         )
         quantity = raw.get("valueQuantity")
+        integer = raw.get("valueInteger")
+        if quantity is None and isinstance(integer, int) and not isinstance(integer, bool):
+            # A 0-10 score sent as valueInteger is a unit-less quantity: scores accept it, weights
+            # and labs (which need a unit) do not. Ignoring it would let an older, higher score
+            # stand in for the latest one (RB-02).
+            quantity = {"value": integer}
         sites = _texts(raw.get("bodySite"))
         if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
             return Entry(
@@ -332,18 +338,18 @@ class RecordBuilder:
         finding_sets = self._in_the_leg(code_sets | value_sets, sites)
         if not finding_sets:
             return None
-        interpretations = {c for i in raw.get("interpretation") or () for _, c in _codings(i)}
-        if (
-            raw.get("valueBoolean") is False
-            or raw.get("dataAbsentReason") is not None
-            or not interpretations.isdisjoint(ABSENT_INTERPRETATION)
-        ):
+        if raw.get("dataAbsentReason") is not None:
             return None
+        interpretations = {c for i in raw.get("interpretation") or () for _, c in _codings(i)}
+        absent = raw.get("valueBoolean") is False or not interpretations.isdisjoint(
+            ABSENT_INTERPRETATION
+        )
         return Entry(
             **common,
             kind="finding",
             valuesets=finding_sets,
             date=when,
+            present=not absent,
             side=combine(side_of_text(t) for t in sites),
             body_site=" ".join(sites),
         )

@@ -28,8 +28,7 @@ _ICD_SIDES: dict[str, dict[str, Side]] = {
 
 _WORDS = re.compile(r"\b(left|right|bilateral|both)\b")
 _LOWER_LIMB = re.compile(
-    r"\b(foot|feet|toes?|hallux|heels?|soles?|plantar|ankles?|legs?|calf|calves|shins?|thighs?"
-    r"|knees?|lower (limb|extremity|extremities|limbs))\b"
+    r"\b(foot|feet|toes?|heel|sole|plantar|ankle|leg|legs|calf|thigh|knee|lower (limb|extremity))\b"
 )
 _LUMBAR = re.compile(r"\b(lumbar|lumbosacral|l[1-5])\b")
 # Recognised sites outside the lower limb. A site must name one of these (and no lower-limb

@@ -12,6 +12,9 @@ from cds.record.laterality import Side, is_lower_limb, is_lumbar
 from cds.record.units import convert
 
 Kind = Literal["condition", "finding", "measurement", "procedure", "order", "report", "medication"]
+# Where a `done` clause looks: an Observation (finding or measurement) counts as done too.
+DoneKind = Literal["procedure", "order", "report", "observation"]
+OBSERVATION_KINDS: frozenset[Kind] = frozenset({"finding", "measurement"})
 BodySite = Literal["lower-limb", "lumbar"]
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
@@ -40,6 +43,9 @@ class Entry:
     value: float | None = None
     unit: str | None = None
     draft: bool = False
+    # A finding stated absent (valueBoolean false, a negative interpretation) is kept only as
+    # proof that the observation was made (a monofilament test), never as a present symptom.
+    present: bool = True
 
     @property
     def reference(self) -> str:
@@ -115,7 +121,11 @@ class PatientRecord:
         return [
             e
             for e in self._of(kinds, wanted)
-            if e.kind == "finding" or history or self.condition_counts(e, differential=differential)
+            if (
+                e.present
+                if e.kind == "finding"
+                else history or self.condition_counts(e, differential=differential)
+            )
         ]
 
     def measurements(self, wanted: frozenset[str], unit: str) -> list[tuple[Entry, float]]:
@@ -133,7 +143,7 @@ class PatientRecord:
     def done(
         self,
         wanted: frozenset[str],
-        kinds: Iterable[Kind],
+        kinds: Iterable[DoneKind],
         *,
         performer: bool = True,
         drafts: bool = True,
@@ -142,7 +152,9 @@ class PatientRecord:
 
         Draft orders of an order hook count as "being ordered now" (rules.md 3.4 exception).
         """
-        kind_set = frozenset(kinds)
+        kind_set: set[str] = set(kinds)
+        if "observation" in kind_set:
+            kind_set |= OBSERVATION_KINDS
         out = []
         for e in self.entries:
             if e.kind not in kind_set or (e.draft and not drafts):

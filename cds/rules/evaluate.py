@@ -21,7 +21,12 @@ from cds.rules.schema import (
     RuleSpec,
 )
 
-KIND_TYPES = {"procedure": "Procedure", "order": "ServiceRequest", "report": "DiagnosticReport"}
+KIND_TYPES = {
+    "procedure": "Procedure",
+    "order": "ServiceRequest",
+    "report": "DiagnosticReport",
+    "observation": "Observation",
+}
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "gte": operator.ge,
     "gt": operator.gt,

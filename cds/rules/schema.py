@@ -71,7 +71,7 @@ class DoneClause(_SetClause):
     """A completed or planned test or referral (rules.md 3.4)."""
 
     within: Dur | None = None
-    in_: list[Literal["procedure", "order", "report"]] = Field(
+    in_: list[Literal["procedure", "order", "report", "observation"]] = Field(
         default=["procedure", "order", "report"], alias="in", min_length=1
     )
     performer: bool = True
