@@ -48,6 +48,16 @@ class HeadersTooLarge(CdsError):
     issue_code = "too-long"
 
 
+class HeadersTimeout(CdsError):
+    """The request line and headers did not arrive within ``CDS_HEADER_READ_TIMEOUT`` (408)."""
+
+    status_code = 408
+    issue_code = "timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request's headers did not arrive within {seconds:g} seconds.")
+
+
 class Unauthorized(CdsError):
     """The caller's JWT is missing or not accepted (401); the detail is logged, never returned."""
 

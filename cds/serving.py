@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
@@ -10,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from cds.errors import HeadersTooLarge, Unavailable
+from cds.errors import CdsError, HeadersTimeout, HeadersTooLarge, Unavailable
 from cds.settings import Settings
 from cds.wire import error_response, operation_outcome
 
@@ -58,11 +60,27 @@ class HttpProtocol(HttpToolsProtocol):
     a bound built in (the knob that carries ours) but parses in Python, at a cost to every
     request. Bytes are counted as they arrive while the headers are incomplete, so at most
     one read (256 KiB) past the limit is ever held.
+
+    uvicorn has no timeout for headers either: a client sending them a byte a second held its
+    connection (and a place under the connection cap) for ever. The headers must be in
+    ``CDS_HEADER_READ_TIMEOUT`` after the connection opened (its first request) or after the
+    request's first byte (later ones, once uvicorn's keep-alive timer has handed over); a
+    request begun and not finished then gets a 408, and a connection that never sent a byte
+    is closed without one (an answer nobody asked for would be read as the next one's).
     """
 
     _reading_headers = False
     _header_bytes = 0
     _refused = False
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_awaiting_headers()
+        super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         chosen = cast("ASGI3Application", over_capacity) if app is service_unavailable else app
@@ -71,10 +89,36 @@ class HttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_headers, self._header_bytes = True, 0
+        if self._header_timer is None:
+            self._await_headers()
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._stop_awaiting_headers()
         super().on_headers_complete()
+
+    def _await_headers(self) -> None:
+        self._header_timer = self.loop.call_later(header_read_timeout(), self._headers_too_slow)
+
+    def _stop_awaiting_headers(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        if not self._reading_headers:
+            self.transport.close()
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request behind an answer still being sent: that answer goes first.
+            self._await_headers()
+            return
+        self._reading_headers = False
+        seconds = header_read_timeout()
+        self._answer_and_close(b"408 Request Timeout", HeadersTimeout(seconds))
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -89,23 +133,32 @@ class HttpProtocol(HttpToolsProtocol):
             self._refuse(limit)
 
     def _refuse(self, limit: int) -> None:
-        body = orjson.dumps(
-            operation_outcome(
-                HeadersTooLarge(f"The request's headers are larger than {limit} bytes.")
-            )
-        )
+        error = HeadersTooLarge(f"The request's headers are larger than {limit} bytes.")
+        self._answer_and_close(b"431 Request Header Fields Too Large", error)
+
+    def _answer_and_close(self, status: bytes, error: CdsError) -> None:
+        """``error`` as an OperationOutcome before the request reached the app, then close."""
+        self._stop_awaiting_headers()
+        body = orjson.dumps(operation_outcome(error))
         self._refused = True
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"HTTP/1.1 " + status + b"\r\n"
             b"content-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
         # A lingering close: closing with the client's bytes unread would send a reset, which
-        # can destroy the 431 before the client reads it. Stop writing, drain, close soon.
+        # can destroy the answer before the client reads it. Stop writing, drain, close soon.
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(_LINGER_SECONDS, self.transport.close)
+
+
+@cache
+def header_read_timeout() -> float:
+    """This worker's ``CDS_HEADER_READ_TIMEOUT``: no uvicorn option carries it to the workers,
+    which read the same environment as the app they serve."""
+    return Settings().header_read_timeout
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

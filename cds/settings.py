@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # (408 and the connection closed otherwise); each worker serves at most this many
     # connections at once (503 beyond).
     body_read_timeout: float = Field(default=10.0, gt=0)
+    # ... and its line and headers this many seconds after the connection opened (its first
+    # request) or after the request's first byte (later ones): 408 and closed otherwise.
+    header_read_timeout: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=200, ge=1)
     cors_origins: list[str] = ["https://sandbox.cds-hooks.org"]
     playground_enabled: bool | None = None

@@ -53,15 +53,30 @@ def _until_closed(conn: socket.socket) -> bytes:
     return received
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the timeout tests: headers and body each get one second."""
+    folder = tmp_path_factory.mktemp("slow")
+    with cds_serve(
+        folder / "server.log",
+        CDS_ENV="test",
+        CDS_DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'cds.db'}",
+        CDS_FIXED_NOW=FIXED_NOW,
+        CDS_BODY_READ_TIMEOUT="1",
+        CDS_HEADER_READ_TIMEOUT="1",
+    ) as running:
+        yield running
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def capped(tmp_path: Path) -> Iterator[Server]:
+    """A server that serves four connections at once, and lets idle ones wait a minute."""
     with cds_serve(
         tmp_path / "server.log",
         CDS_ENV="test",
         CDS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
-        CDS_FIXED_NOW=FIXED_NOW,
-        CDS_BODY_READ_TIMEOUT="1",
         CDS_MAX_CONNECTIONS="4",
+        CDS_HEADER_READ_TIMEOUT="60",
     ) as running:
         yield running
 
@@ -90,8 +105,9 @@ def test_a_body_dribbled_slower_than_the_read_timeout_gets_a_408_and_its_connect
     assert httpx.post(server.url + HOOK, json=rb01_request, timeout=15).status_code == 200
 
 
-def test_connections_beyond_the_cap_get_a_503_operation_outcome(server: Server) -> None:
+def test_connections_beyond_the_cap_get_a_503_operation_outcome(capped: Server) -> None:
     """CDS_MAX_CONNECTIONS=4: four open connections are served, a fifth is refused politely."""
+    server = capped
     held = [_connect(server) for _ in range(3)]
     try:
         # The fourth connection: still within the cap.
@@ -117,6 +133,44 @@ def test_connections_beyond_the_cap_get_a_503_operation_outcome(server: Server) 
     while (status := httpx.get(server.url + "/cds-services", timeout=15).status_code) != 200:
         assert time.monotonic() < deadline, status
         time.sleep(0.1)
+
+
+def test_headers_dribbled_slower_than_the_header_timeout_get_a_408_and_the_connection_closed(
+    server: Server,
+) -> None:
+    with _connect(server) as slow:
+        slow.sendall(f"GET /cds-services HTTP/1.1\r\nHost: {HOST}\r\nAccept: ".encode())
+        started = time.monotonic()
+        status, headers, body, _ = _response(slow)
+        waited = time.monotonic() - started
+        assert _until_closed(slow) == b""
+    assert status == 408
+    assert headers["connection"] == "close"
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["code"] == "timeout"
+    assert "headers" in body["issue"][0]["diagnostics"]
+    assert waited < 10
+
+
+def test_a_connection_that_never_sends_a_byte_is_closed_without_an_answer(
+    server: Server,
+) -> None:
+    with _connect(server) as idle:
+        assert _until_closed(idle) == b""
+
+
+def test_a_kept_alive_connection_is_served_and_then_held_to_the_header_timeout_too(
+    server: Server,
+) -> None:
+    with _connect(server) as conn:
+        conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        status, _, body, _ = _response(conn)
+        assert (status, body) == (200, {"status": "ok"})
+        conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n".encode())
+        status, _, body, _ = _response(conn)
+        assert _until_closed(conn) == b""
+    assert status == 408
+    assert body["issue"][0]["code"] == "timeout"
 
 
 @pytest.mark.anyio
