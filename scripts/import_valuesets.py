@@ -1,7 +1,8 @@
 """Regenerate rules/valuesets/*.yaml from the clinical valuesets.json, keeping provenance.
 
-Run from the project root (rerunnable; it overwrites the generated files):
-    .venv/bin/python scripts/import_valuesets.py [path/to/valuesets.json]
+Run from the project root with the clinical team's current value-set document (rerunnable; it
+overwrites the generated files):
+    .venv/bin/python scripts/import_valuesets.py path/to/valuesets.json
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = ROOT.parent / "shared" / "clinical" / "valuesets.json"
 OUT = ROOT / "rules" / "valuesets"
 GENERATED_BY = (
-    "scripts/import_valuesets.py from shared/clinical/valuesets.json (do not edit by hand)"
+    "scripts/import_valuesets.py from the clinical team's value-set document (do not edit by hand)"
 )
 SHIPPED = frozenset({"VERIFIED", "VERIFIED (secondary)"})
 SNOMED = "http://snomed.info/sct"
@@ -314,7 +314,10 @@ def build(source: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[1]) if len(argv) > 1 else DEFAULT_SOURCE
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} path/to/valuesets.json", file=sys.stderr)
+        return 2
+    path = Path(argv[1])
     source = json.loads(path.read_text(encoding="utf-8"))
     OUT.mkdir(parents=True, exist_ok=True)
     for vid, doc in sorted(build(source).items()):

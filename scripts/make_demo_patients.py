@@ -189,8 +189,9 @@ class Chart:
         return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-# Codes below are copied from /work/shared/clinical/valuesets.json (status VERIFIED) or named in
-# rules.md section 6; unrelated noise uses text-only concepts, which no value set can match.
+# Codes below are shipped verified codes of rules/valuesets/ or named by the clinical
+# scenarios (docs/clinical-specification.md); unrelated noise uses text-only concepts, which no
+# value set can match.
 RADIC_LUMBAR = coding(ICD10, "M54.16", "Radiculopathy, lumbar region")
 PAIN_LEFT_FOOT = coding(ICD10, "M79.672", "Pain in left foot")
 PAIN_RIGHT_FOOT = coding(ICD10, "M79.671", "Pain in right foot")

@@ -21,8 +21,6 @@ from tests.requests import ICD10, condition, patient, searchset
 pytest_plugins = ["tests.fhirserver", "tests.pgserver"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SPEC_EXAMPLES = SHARED / "cds-hooks-examples" / "spec-2.0.1"
 FIXED_NOW = "2026-06-01T12:00:00+00:00"
 
 

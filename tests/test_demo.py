@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+import yaml
 
 from cds.catalogue import Catalogue, load_catalogue
 from cds.demo import DemoData, load_demo
@@ -17,10 +18,11 @@ from cds.errors import InvalidRequest, NotFound
 from cds.prefetch import render
 from cds.settings import Settings
 from tests.demo_app import DEMO_FHIR_BASE, app_with_playground, demo_fhir_app
+from tests.examples import published_valuesets
 
 pytestmark = pytest.mark.anyio
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
 DEMO = load_demo()
 PATIENT_IDS = sorted(DEMO.patients)
 BASE = "http://demo.test/fhir"
@@ -42,18 +44,28 @@ def catalogue() -> Catalogue:
     return load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
 
 
-def _verified_codes() -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
-    data = json.loads((SHARED / "clinical" / "valuesets.json").read_text())
+def _verified_codes(
+    codes: Iterable[Mapping[str, Any]],
+) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
     exact: set[tuple[str, str]] = set()
     prefixes: list[tuple[str, str]] = []
-    for valueset in data["valueSets"]:
-        for code in valueset["codes"]:
-            if not code["status"].startswith("VERIFIED"):
-                continue
-            exact.add((code["system"], code["code"]))
-            if code["match"] == "prefix":
-                prefixes.append((code["system"], code["code"].replace(".", "")))
+    for code in codes:
+        if not code["status"].startswith("VERIFIED"):
+            continue
+        exact.add((code["system"], code["code"]))
+        if code["match"] == "prefix":
+            prefixes.append((code["system"], code["code"].replace(".", "")))
     return exact, prefixes
+
+
+def _shipped_codes() -> Iterator[Mapping[str, Any]]:
+    for path in sorted((ROOT / "rules" / "valuesets").glob("*.yaml")):
+        yield from yaml.safe_load(path.read_text(encoding="utf-8"))["codes"]
+
+
+def _published_codes() -> Iterator[Mapping[str, Any]]:
+    for valueset in published_valuesets()["valueSets"]:
+        yield from valueset["codes"]
 
 
 def _all_demo_resources() -> Iterator[dict[str, Any]]:
@@ -63,8 +75,10 @@ def _all_demo_resources() -> Iterator[dict[str, Any]]:
         yield from patient.draft_orders
 
 
-def test_every_clinical_code_in_the_demo_data_is_a_verified_value_set_code() -> None:
-    exact, prefixes = _verified_codes()
+def _unverified_demo_codes(
+    verified: tuple[set[tuple[str, str]], list[tuple[str, str]]],
+) -> list[str]:
+    exact, prefixes = verified
     unverified = []
     for resource in _all_demo_resources():
         element = CODED_ELEMENTS.get(resource["resourceType"])
@@ -75,7 +89,15 @@ def test_every_clinical_code_in_the_demo_data_is_a_verified_value_set_code() -> 
             by_prefix = any(s == key[0] and dotless.startswith(p) for s, p in prefixes)
             if key not in exact and not by_prefix:
                 unverified.append(f"{resource['resourceType']}/{resource['id']}: {key}")
-    assert unverified == []
+    return unverified
+
+
+def test_every_clinical_code_in_the_demo_data_is_a_shipped_verified_value_set_code() -> None:
+    assert _unverified_demo_codes(_verified_codes(_shipped_codes())) == []
+
+
+def test_every_clinical_code_in_the_demo_data_is_verified_in_the_clinical_teams_list() -> None:
+    assert _unverified_demo_codes(_verified_codes(_published_codes())) == []
 
 
 def test_each_demo_bundle_holds_one_patient_and_every_resource_points_at_it() -> None:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import pytest
 
 from cds.settings import Settings
-from tests.conftest import SPEC_EXAMPLES, holding_audit_app, serving
+from tests.conftest import holding_audit_app, serving
+from tests.examples import spec_example
 
 pytestmark = pytest.mark.anyio
 
 URL = "/cds-services/back-to-foot/feedback"
-
-
-def _example(name: str) -> Any:
-    return json.loads((SPEC_EXAMPLES / name).read_text())
 
 
 @pytest.mark.parametrize(
@@ -32,14 +28,14 @@ async def test_the_spec_feedback_examples_are_accepted(
     client: httpx.AsyncClient, name: str
 ) -> None:
     """F-02, F-03, F-07: unknown card uuids are accepted and flagged."""
-    response = await client.post(URL, json=_example(name))
+    response = await client.post(URL, json=spec_example(name))
     assert response.status_code == 200
     assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 1}
 
 
 async def test_posting_the_same_feedback_twice_stores_it_once(client: httpx.AsyncClient) -> None:
     """F-04."""
-    body = _example("19-feedback-accepted.json")
+    body = spec_example("19-feedback-accepted.json")
     await client.post(URL, json=body)
     again = await client.post(URL, json=body)
     assert again.status_code == 200
@@ -129,6 +125,6 @@ async def test_a_malformed_feedback_item_is_a_400(
 async def test_feedback_for_an_unknown_service_is_a_404(client: httpx.AsyncClient) -> None:
     """F-07."""
     response = await client.post(
-        "/cds-services/nope/feedback", json=_example("19-feedback-accepted.json")
+        "/cds-services/nope/feedback", json=spec_example("19-feedback-accepted.json")
     )
     assert response.status_code == 404

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,12 @@ from cds.prefetch import (
     render,
     user_tokens,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "cds-hooks-examples"
-SPEC = EXAMPLES / "spec-2.0.1"
-DRAFT_3 = EXAMPLES / "cds-hooks-3.0-draft-main-2026-06"
+from tests.examples import DRAFT_3, HOOKS_LIBRARY, load
+from tests.examples import SPEC_EXAMPLES as SPEC
 
 
 def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        pytest.fail(f"missing shared example {path}", pytrace=False)
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = load(path)
     return data
 
 
@@ -322,7 +317,7 @@ def test_outcome_entries_are_dropped_from_a_bundle_with_data() -> None:
 
 def test_a_bundle_without_type_is_read_like_a_searchset() -> None:
     """P-09 and SB-02: the sandbox omits Bundle.type; read it anyway."""
-    order_sign = _load(EXAMPLES / "hooks-library-1.0.1" / "order-sign-request-context-R4.json")
+    order_sign = _load(HOOKS_LIBRARY / "order-sign-request-context-R4.json")
     bundle = order_sign["context"]["draftOrders"]
     assert "type" not in bundle
     read = classify(bundle)

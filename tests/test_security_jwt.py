@@ -36,10 +36,10 @@ from cds.security import (
     VerifiedCaller,
 )
 from cds.settings import Settings
+from tests.examples import SANDBOX
+from tests.examples import SPEC_EXAMPLES as SPEC
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SPEC = SHARED / "cds-hooks-examples" / "spec-2.0.1"
-SANDBOX_JWKS_COPY = SHARED / "cds-hooks-examples" / "sandbox" / "sandbox-jwks-public.json"
+SANDBOX_JWKS_COPY = SANDBOX / "sandbox-jwks-public.json"
 
 ISS = "https://ehr.example.org"
 JWKS_URL = "https://ehr.example.org/.well-known/jwks.json"

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import pytest
 
 from cds import hooks
-from tests.conftest import SPEC_EXAMPLES
+from tests.examples import spec_example
 from tests.wire_rules import empty_values
 
 pytestmark = pytest.mark.anyio
-
-
-def _example(name: str) -> Any:
-    return json.loads((SPEC_EXAMPLES / name).read_text())
 
 
 def _shape(value: Any) -> Any:
@@ -30,20 +25,22 @@ def _shape(value: Any) -> Any:
 
 def test_the_spec_patient_view_request_parses() -> None:
     """R-02, H-01 (example 02)."""
-    request = hooks.HookRequest.model_validate(_example("02-request-patient-view.json"))
+    request = hooks.HookRequest.model_validate(spec_example("02-request-patient-view.json"))
     context = hooks.PatientViewContext.model_validate(request.context)
     assert context.patient_id == "1288992"
 
 
 def test_the_spec_request_with_extension_parses() -> None:
     """X-01 (example 26)."""
-    request = hooks.HookRequest.model_validate(_example("26-request-with-extension.json"))
+    request = hooks.HookRequest.model_validate(spec_example("26-request-with-extension.json"))
     assert request.extension
 
 
 def test_the_spec_prefetch_example_parses_with_a_bare_string_user() -> None:
     """P-09, P-11 (example 08 is the prefetch member only; 02 gives it an envelope)."""
-    body = _example("02-request-patient-view.json") | _example("08-request-prefetch-data.json")
+    body = spec_example("02-request-patient-view.json") | spec_example(
+        "08-request-prefetch-data.json"
+    )
     request = hooks.HookRequest.model_validate(body)
     assert request.prefetch is not None
     assert request.prefetch["user"] == "123"
@@ -52,7 +49,7 @@ def test_the_spec_prefetch_example_parses_with_a_bare_string_user() -> None:
 def test_the_spec_fhir_authorization_parses_and_hides_the_token() -> None:
     """R-07, R-08 (example 09)."""
     auth = hooks.FhirAuthorization.model_validate(
-        _example("09-request-fhirAuthorization.json")["fhirAuthorization"]
+        spec_example("09-request-fhirAuthorization.json")["fhirAuthorization"]
     )
     assert "some-opaque-fhir-access-token" not in repr(auth)
 
@@ -67,7 +64,7 @@ def test_the_spec_fhir_authorization_parses_and_hides_the_token() -> None:
 )
 def test_the_spec_feedback_examples_parse(name: str) -> None:
     """F-02, F-03."""
-    assert hooks.FeedbackRequest.model_validate(_example(name)).feedback
+    assert hooks.FeedbackRequest.model_validate(spec_example(name)).feedback
 
 
 @pytest.mark.parametrize(
@@ -79,13 +76,13 @@ def test_the_spec_feedback_examples_parse(name: str) -> None:
 )
 def test_the_spec_responses_round_trip_through_our_models_unchanged(name: str) -> None:
     """C-01..C-21: our models accept and re-emit the spec's responses exactly."""
-    example = _example(name)
+    example = spec_example(name)
     assert hooks.to_wire(hooks.CdsResponse.model_validate(example)) == example
 
 
 def test_the_spec_autolaunchable_links_are_valid_links() -> None:
     """C-21, C-22 (example 18 abbreviates its card, so only its links are checked)."""
-    for card in _example("18-response-autolaunchable-link.json")["cards"]:
+    for card in spec_example("18-response-autolaunchable-link.json")["cards"]:
         for link in card["links"]:
             assert hooks.to_wire(hooks.Link.model_validate(link)) == link
 
@@ -95,19 +92,21 @@ def test_the_spec_autolaunchable_links_are_valid_links() -> None:
 )
 def test_the_spec_actions_are_valid_actions(name: str) -> None:
     """C-16."""
-    assert hooks.Action.model_validate(_example(name))
+    assert hooks.Action.model_validate(spec_example(name))
 
 
 def test_the_spec_discovery_round_trips_through_our_models() -> None:
     """D-02, D-04 (example 01)."""
-    example = _example("01-discovery-response.json")
+    example = spec_example("01-discovery-response.json")
     assert hooks.to_wire(hooks.DiscoveryResponse.model_validate(example)) == example
 
 
-async def test_our_discovery_has_the_shape_of_the_spec_example(client: httpx.AsyncClient) -> None:
+async def test_our_discovery_has_the_shape_of_the_spec_example(
+    client: httpx.AsyncClient,
+) -> None:
     """D-04: same member types as example 01."""
     ours = (await client.get("/cds-services")).json()
-    theirs = _example("01-discovery-response.json")
+    theirs = spec_example("01-discovery-response.json")
     their_entry = _shape(theirs["services"][0])
     for entry in ours["services"]:
         for key, kind in _shape(entry).items():
@@ -123,7 +122,7 @@ async def test_our_cards_have_the_shape_of_the_spec_example_cards(
     response = await client.post("/cds-services/back-to-foot", json=rb01_request)
     cards = response.json()["cards"]
     assert cards
-    theirs = _shape(_example("17-response-cards-links-overrideReasons.json")["cards"][0])
+    theirs = _shape(spec_example("17-response-cards-links-overrideReasons.json")["cards"][0])
     for card in cards:
         shape = _shape(card)
         for key in ("summary", "indicator", "source", "uuid", "links", "overrideReasons"):
