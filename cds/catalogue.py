@@ -51,7 +51,7 @@ class Catalogue:
         return sorted({rule.id for rule in self.rules.values()})
 
     def descriptors(self) -> list[hooks.ServiceDescriptor]:
-        """One discovery entry per (service id, hook), in file order."""
+        """One discovery entry per service, in file order (the catalogue refuses a repeated id)."""
         return [
             hooks.ServiceDescriptor(
                 hook=hook,
@@ -253,6 +253,19 @@ def _service_problems(
     return problems
 
 
+def _one_hook_problems(label: str, service: ServiceFile) -> list[str]:
+    """D-04: ``{baseUrl}/cds-services/{id}`` names one service for one hook, and clients key
+    services by that URL (the reference sandbox keeps only the last entry with an id), so
+    discovery must never list an id twice. Ids are unique already: each is its file's name."""
+    if len(service.hooks) <= 1:
+        return []
+    return [
+        f"{label}: hooks: a service answers one hook, but '{service.id}' lists "
+        f"{', '.join(service.hooks)} and discovery would list its id {len(service.hooks)} "
+        "times; give each hook its own service file and share the rules with sharedRules"
+    ]
+
+
 def _cycles(rules: Mapping[str, RuleSpec]) -> list[str]:
     def refs(node: Node) -> set[str]:
         return {n.rule for n, _ in _nodes(node, "") if n.rule is not None}
@@ -286,6 +299,7 @@ def _build(
     services: dict[str, ServiceDefinition] = {}
     for label, service in files:
         problems.extend(_service_problems(label, service, rules, cards, valuesets))
+        problems.extend(_one_hook_problems(label, service))
         own = list(service.rules) + [rules[k] for k in service.shared_rules if k in rules]
         services[service.id] = ServiceDefinition(
             id=service.id,

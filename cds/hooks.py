@@ -124,11 +124,14 @@ def _reference_of(types: frozenset[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _relative_reference(value: str) -> str:
+    if REFERENCE.match(value) is None:
+        raise ValueError("must be a relative reference such as 'MedicationRequest/123'")
+    return value
+
+
 CLINICIAN = frozenset({"Practitioner", "PractitionerRole"})
 VIEWER = CLINICIAN | {"Patient", "RelatedPerson"}
-ORDER_TYPES = frozenset(
-    {"MedicationRequest", "ServiceRequest", "DeviceRequest", "NutritionOrder", "VisionPrescription"}
-)
 
 
 def _bundle(value: Any) -> dict[str, Any]:
@@ -162,9 +165,17 @@ class OrderSignContext(Inbound):
 
 
 class OrderSelectContext(OrderSignContext):
-    """H-02: order-select context: the selected orders must be in ``draftOrders``."""
+    """H-02: order-select context: the selected orders must be in ``draftOrders``.
 
-    selections: Annotated[list[Annotated[str, _reference_of(ORDER_TYPES)]], Field(min_length=1)]
+    The hook's list of order types is not comprehensive, and clients send what their FHIR
+    version calls an order (DSTU2 ``MedicationOrder``, STU3 ``ProcedureRequest``, R4
+    ``CommunicationRequest`` ...): any ``Type/id`` is accepted; the rules read the orders they
+    understand and ignore the rest.
+    """
+
+    selections: Annotated[
+        list[Annotated[str, AfterValidator(_relative_reference)]], Field(min_length=1)
+    ]
 
     @model_validator(mode="after")
     def _selections_resolve(self) -> OrderSelectContext:

@@ -74,7 +74,7 @@ async def test_a_token_for_another_endpoint_is_refused(
     secured: httpx.AsyncClient, issuer: Issuer
 ) -> None:
     """S-09: a token minted for service A does not open service B."""
-    header = issuer.header(f"{BASE}/cds-services/back-to-foot-orders")
+    header = issuer.header(f"{BASE}/cds-services/back-to-foot-order-sign")
     response = await secured.post("/cds-services/back-to-foot", json={}, headers=header)
     assert response.status_code == 401
 

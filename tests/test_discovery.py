@@ -47,13 +47,16 @@ async def test_every_entry_has_the_required_members_and_a_usable_id(
 async def test_the_back_to_foot_services_are_advertised_on_their_hooks(
     client: httpx.AsyncClient,
 ) -> None:
-    """D-06: one id may serve several hooks; (id, hook) pairs are unique."""
+    """D-04, D-06: each entry is its own service, so no id is listed twice (clients key
+    services by ``{baseUrl}/cds-services/{id}``; the sandbox keeps only the last entry)."""
     entries = (await client.get("/cds-services")).json()["services"]
-    pairs = [(e["id"], e["hook"]) for e in entries]
-    assert len(pairs) == len(set(pairs))
-    assert ("back-to-foot", "patient-view") in pairs
-    assert ("back-to-foot-orders", "order-sign") in pairs
-    assert ("back-to-foot-orders", "order-select") in pairs
+    ids = [e["id"] for e in entries]
+    assert len(ids) == len(set(ids))
+    assert {(e["id"], e["hook"]) for e in entries} == {
+        ("back-to-foot", "patient-view"),
+        ("back-to-foot-order-sign", "order-sign"),
+        ("back-to-foot-order-select", "order-select"),
+    }
 
 
 async def test_prefetch_templates_follow_the_token_and_query_restrictions(

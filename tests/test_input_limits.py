@@ -109,7 +109,7 @@ async def test_random_request_bodies_never_cause_a_500(
     limited: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
     """Fuzz over the request models: every answer is a deliberate status, never a crash."""
-    for service in ("back-to-foot", "back-to-foot-orders"):
+    for service in ("back-to-foot", "back-to-foot-order-sign", "back-to-foot-order-select"):
         response = await limited.post(f"/cds-services/{service}", json=body)
         assert response.status_code in {200, 400, 412, 413}, response.text
 

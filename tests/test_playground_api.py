@@ -102,7 +102,7 @@ async def test_an_order_sign_request_puts_the_draft_mri_in_draft_orders(
     params = {"hook": "order-sign"}
     body = (await playground.get("/playground/patients/demo-s14a/request", params=params)).json()
     draft = body["request"]["context"]["draftOrders"]
-    assert body["serviceId"] == "back-to-foot-orders"
+    assert body["serviceId"] == "back-to-foot-order-sign"
     assert draft["entry"][0]["resource"]["id"] == "demo-s14a-draft-mri"
     assert draft["entry"][0]["resource"]["status"] == "draft"
 

@@ -134,14 +134,14 @@ async def test_order_select_selections_must_resolve_in_draft_orders(
     client: httpx.AsyncClient,
 ) -> None:
     """H-02."""
-    entry = await _entry(client, "back-to-foot-orders", "order-select")
+    entry = await _entry(client, "back-to-foot-order-select", "order-select")
     context = {
         "userId": "Practitioner/example",
         "patientId": "p1",
         "selections": ["ServiceRequest/missing"],
         "draftOrders": {"resourceType": "Bundle", "entry": []},
     }
-    response = await _post(client, hook_request(entry, context=context), "back-to-foot-orders")
+    response = await _post(client, hook_request(entry, context=context), entry["id"])
     assert response.status_code == 400
     assert "selections" in _outcome_of(response)["issue"][0]["diagnostics"]
 

@@ -127,14 +127,14 @@ def test_the_shipped_catalogue_is_valid() -> None:
     assert check(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC) == []
 
 
-def test_discovery_has_one_entry_per_service_and_hook() -> None:
+def test_discovery_has_one_entry_per_service_each_on_its_own_hook() -> None:
     catalogue = load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
-    pairs = {(d.id, d.hook) for d in catalogue.descriptors()}
-    assert pairs == {
+    pairs = [(d.id, d.hook) for d in catalogue.descriptors()]
+    assert sorted(pairs) == [
         ("back-to-foot", "patient-view"),
-        ("back-to-foot-orders", "order-sign"),
-        ("back-to-foot-orders", "order-select"),
-    }
+        ("back-to-foot-order-select", "order-select"),
+        ("back-to-foot-order-sign", "order-sign"),
+    ]
     assert "patient" in catalogue.services["back-to-foot"].required_prefetch
 
 
@@ -196,12 +196,38 @@ def test_a_card_code_must_come_from_its_value_set(tree: Path) -> None:
 
 def test_an_unknown_rule_reference_is_reported(tree: Path) -> None:
     edit(
-        tree / "rules" / "back-to-foot-orders.yaml",
+        tree / "rules" / "back-to-foot-order-sign.yaml",
         lambda d: d["rules"][0]["when"]["all"].append({"rule": "RF-99"}),
     )
     assert check(tree / "rules", tree / "cards", TOPIC) == [
-        "rules/back-to-foot-orders.yaml: rules[0].when.all[8].rule: unknown rule 'RF-99'"
+        "rules/back-to-foot-order-sign.yaml: rules[0].when.all[8].rule: unknown rule 'RF-99'"
     ]
+
+
+def test_a_service_on_two_hooks_is_refused_as_it_would_list_its_id_twice(tree: Path) -> None:
+    """D-04: discovery never lists a service id twice."""
+    edit(
+        tree / "rules" / "back-to-foot.yaml",
+        lambda d: d.update(hooks=["patient-view", "order-sign"]),
+    )
+    problems = check(tree / "rules", tree / "cards", TOPIC)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "rules/back-to-foot.yaml: hooks: a service answers one hook, but 'back-to-foot' lists "
+        "patient-view, order-sign and discovery would list its id 2 times"
+    )
+
+
+def test_the_order_services_share_every_rule_and_read_the_same_data() -> None:
+    """One set of order rules, defined once, answered on order-sign and on order-select."""
+    catalogue = load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
+    sign = catalogue.services["back-to-foot-order-sign"]
+    select = catalogue.services["back-to-foot-order-select"]
+    assert [r.key for r in select.rules] == [r.key for r in sign.rules]
+    assert all(a is b for a, b in zip(select.rules, sign.rules, strict=True))
+    assert select.prefetch == sign.prefetch
+    assert select.required_prefetch == sign.required_prefetch
+    assert select.precedence == sign.precedence
 
 
 def test_a_prefetch_outside_the_subset_is_reported(tree: Path) -> None:
