@@ -184,6 +184,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     for f in shown:
         rendered = render(
             catalogue.cards[f.rule.card],
+            service_id=service.id,
             rule_key=f.rule.key,
             rule_id=f.rule.id,
             rule_name=f.rule.name,

@@ -33,7 +33,8 @@ def _stored_item(item: hooks.FeedbackItem) -> FeedbackItem:
 
 
 async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, Any]:
-    """F-01..F-08: 200 with counts; unknown card uuids are kept and flagged, never refused."""
+    """F-01..F-08: 200 with counts; unknown card uuids and suggestion ids are kept and flagged,
+    never refused."""
     if service_id not in rt.catalogue.services:
         raise NotFound(f"No CDS service '{service_id}'.")
     try:
@@ -59,10 +60,12 @@ async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, 
             stored=outcome.stored,
             duplicates=outcome.duplicates,
             unmatched=outcome.unmatched,
+            unknown_suggestions=outcome.unknown_suggestions,
         ),
     )
     return {
         "stored": outcome.stored,
         "duplicates": outcome.duplicates,
         "unmatched": outcome.unmatched,
+        "unknownSuggestions": outcome.unknown_suggestions,
     }

@@ -35,6 +35,7 @@ ALLOWED_FIELDS: Final = frozenset(
         "stored",
         "duplicates",
         "unmatched",
+        "unknown_suggestions",
         # The authenticated caller (CDS Hooks best practice: safe to log).
         "iss",
         "kid",

@@ -32,10 +32,13 @@ def evidence(display: str = "Sciatica, right side", rid: str = "c1") -> Entry:
     return Entry("Condition", rid, "condition", frozenset({"radic"}), display, WHEN)
 
 
-def rendered(catalogue: Catalogue, card_id: str, *found: Entry) -> hooks.Card:
+def rendered(
+    catalogue: Catalogue, card_id: str, *found: Entry, service_id: str = "back-to-foot"
+) -> hooks.Card:
     template = catalogue.cards[card_id]
     return render(
         template,
+        service_id=service_id,
         rule_key="RB-01",
         rule_id="RB-01",
         rule_name="Foot or leg neurological symptoms with a lumbar-spine condition",
@@ -85,6 +88,19 @@ def test_card_uuids_are_stable_for_the_same_rule_patient_and_evidence(
     assert again.suggestions is not None
     assert first.suggestions[0].uuid == again.suggestions[0].uuid
     assert stable_uuid(TOPIC, "a") != stable_uuid(TOPIC, "b")
+
+
+def test_the_same_rules_card_from_another_service_has_another_uuid(
+    catalogue: Catalogue,
+) -> None:
+    """Feedback is matched by (service, uuid): one card uuid never names two services' cards."""
+    here = rendered(catalogue, "rb-01", service_id="back-to-foot-order-sign")
+    there = rendered(catalogue, "rb-01", service_id="back-to-foot-order-select")
+    assert here.uuid != there.uuid
+    assert here.uuid == rendered(catalogue, "rb-01", service_id="back-to-foot-order-sign").uuid
+    assert here.suggestions is not None
+    assert there.suggestions is not None
+    assert here.suggestions[0].uuid != there.suggestions[0].uuid
 
 
 def test_the_source_topic_carries_the_rule_id(catalogue: Catalogue) -> None:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 
-from cds.settings import Settings
+from cds.clock import clock_for
+from cds.settings import PROJECT_ROOT, Settings
+from cds.store.schema import feedback
 from tests.conftest import holding_audit_app, serving
 from tests.examples import spec_example
 
 pytestmark = pytest.mark.anyio
 
 URL = "/cds-services/back-to-foot/feedback"
+RF01_AT_SIGNING = PROJECT_ROOT / "tests/cases/back-to-foot-order-sign/rf-01-at-signing.json"
 
 
 @pytest.mark.parametrize(
@@ -30,7 +37,12 @@ async def test_the_spec_feedback_examples_are_accepted(
     """F-02, F-03, F-07: unknown card uuids are accepted and flagged."""
     response = await client.post(URL, json=spec_example(name))
     assert response.status_code == 200
-    assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 1}
+    assert response.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unmatched": 1,
+        "unknownSuggestions": 0,
+    }
 
 
 async def test_posting_the_same_feedback_twice_stores_it_once(client: httpx.AsyncClient) -> None:
@@ -60,7 +72,12 @@ async def test_feedback_on_a_card_we_issued_is_matched_to_its_rule(
         ]
     }
     response = await client.post(URL, json=body)
-    assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 0}
+    assert response.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unmatched": 0,
+        "unknownSuggestions": 0,
+    }
 
 
 async def test_feedback_on_a_card_still_waiting_to_be_written_is_matched(
@@ -77,7 +94,12 @@ async def test_feedback_on_a_card_still_waiting_to_be_written_is_matched(
             "outcomeTimestamp": "2026-06-01T12:00:05Z",
         }
         response = await client.post(URL, json={"feedback": [item]})
-    assert response.json() == {"stored": 1, "duplicates": 0, "unmatched": 0}
+    assert response.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unmatched": 0,
+        "unknownSuggestions": 0,
+    }
 
 
 async def test_sandbox_shaped_feedback_without_display_is_accepted(
@@ -128,3 +150,65 @@ async def test_feedback_for_an_unknown_service_is_a_404(client: httpx.AsyncClien
         "/cds-services/nope/feedback", json=spec_example("19-feedback-accepted.json")
     )
     assert response.status_code == 404
+
+
+async def test_feedback_on_one_rules_card_from_each_service_is_matched_every_time(
+    app: FastAPI,
+) -> None:
+    """F-08, C-07: RF-01 fires on every service; each card has its own uuid, and feedback sent
+    to each service finds that service's card."""
+    case = json.loads(RF01_AT_SIGNING.read_text(encoding="utf-8"))
+    services = {
+        "back-to-foot": "patient-view",
+        "back-to-foot-order-sign": "order-sign",
+        "back-to-foot-order-select": "order-select",
+    }
+    async with serving(app) as client:
+        app.state.runtime.clock = clock_for(case["now"])
+        uuids = {}
+        for number, (service, hook) in enumerate(services.items()):
+            body = copy.deepcopy(case["request"])
+            body["hook"] = hook
+            body["hookInstance"] = f"0c6f2f39-4b55-4a3f-9d39-4f7f0a3c2b1{number}"
+            if hook == "order-select":
+                body["context"]["selections"] = ["ServiceRequest/draft-mri"]
+            cards = (await client.post(f"/cds-services/{service}", json=body)).json()["cards"]
+            (card,) = [c for c in cards if c["source"]["topic"]["code"] == "RF-01"]
+            uuids[service] = card["uuid"]
+        assert len(set(uuids.values())) == len(services)
+        for service, uuid in uuids.items():
+            item = {"card": uuid, "outcome": "overridden", "outcomeTimestamp": case["now"]}
+            response = await client.post(
+                f"/cds-services/{service}/feedback", json={"feedback": [item]}
+            )
+            assert response.json() == {
+                "stored": 1,
+                "duplicates": 0,
+                "unmatched": 0,
+                "unknownSuggestions": 0,
+            }
+
+
+async def test_feedback_accepting_a_suggestion_the_card_never_had_is_stored_and_flagged(
+    client: httpx.AsyncClient, app: FastAPI, rb01_request: dict[str, Any]
+) -> None:
+    """F-08: the item is kept (never refused) and marked, so it is not read as accepted advice."""
+    cards = (await client.post("/cds-services/back-to-foot", json=rb01_request)).json()["cards"]
+    item = {
+        "card": cards[0]["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": "a-suggestion-this-card-never-had"}],
+        "outcomeTimestamp": "2026-06-01T12:00:05Z",
+    }
+    response = await client.post(URL, json={"feedback": [item]})
+    assert response.status_code == 200
+    assert response.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unmatched": 0,
+        "unknownSuggestions": 1,
+    }
+    async with app.state.runtime.store.engine.connect() as conn:
+        (row,) = (await conn.execute(sa.select(feedback))).all()
+    assert (row.matched, row.unknown_suggestions) == (True, True)
+    assert row.accepted_suggestion_ids == ["a-suggestion-this-card-never-had"]

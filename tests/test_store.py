@@ -125,6 +125,60 @@ async def test_the_hand_written_migration_creates_exactly_the_declared_tables(
     assert differences == []
 
 
+def _issued_cards_key(connection: Connection) -> list[str]:
+    columns: list[str] = sa.inspect(connection).get_pk_constraint("issued_cards")[
+        "constrained_columns"
+    ]
+    return columns
+
+
+@pytest.mark.anyio
+async def test_issued_cards_are_keyed_by_service_and_uuid(store: Store) -> None:
+    """Autogenerate comparison ignores primary keys, so the key migration 0002 sets is read back."""
+    async with store.engine.connect() as conn:
+        key = await conn.run_sync(_issued_cards_key)
+    assert sorted(key) == ["card_uuid", "service_id"]
+
+
+@pytest.mark.anyio
+async def test_migration_0002_keeps_the_cards_issued_before_it(store_settings: Settings) -> None:
+    await upgrade(store_settings, "0001")
+    async with Store.from_settings(store_settings) as early, early.engine.begin() as conn:
+        # Today's writer names the new key in ON CONFLICT, so 0001's rows go in plainly.
+        await conn.execute(
+            issued_cards.insert(),
+            [
+                {
+                    "card_uuid": card.card_uuid,
+                    "service_id": card.service_id,
+                    "rule_id": card.rule_id,
+                    "hook_instance": card.hook_instance,
+                    "suggestion_uuids": list(card.suggestion_uuids),
+                    "issued_at": card.issued_at,
+                }
+                for card in (issued("c-1"), issued("c-2", "RF-02"))
+            ],
+        )
+    await upgrade(store_settings)
+    async with Store.from_settings(store_settings) as later:
+        kept = {(r.service_id, r.card_uuid) for r in await rows(later, issued_cards)}
+        assert kept == {("back-to-foot", "c-1"), ("back-to-foot", "c-2")}
+        outcome = await later.record_feedback("back-to-foot", [accepted("c-1")], T0)
+    assert outcome.unmatched == 0
+
+
+@pytest.mark.anyio
+async def test_one_uuid_issued_by_two_services_is_two_cards_each_matched(store: Store) -> None:
+    here, there = issued("c-1"), issued("c-1", "RF-02", service="back-to-foot-order-sign")
+    await store.record_invocations([(audit([here]), [here]), (audit([there], hook="h-2"), [there])])
+    assert len(await rows(store, issued_cards)) == 2
+    first = await store.record_feedback("back-to-foot", [accepted("c-1")], T0)
+    second = await store.record_feedback("back-to-foot-order-sign", [accepted("c-1")], T0)
+    assert (first.unmatched, second.unmatched) == (0, 0)
+    rules = {(r.service_id, r.rule_id) for r in await rows(store, feedback)}
+    assert rules == {("back-to-foot", "RF-01"), ("back-to-foot-order-sign", "RF-02")}
+
+
 @pytest.mark.anyio
 async def test_ping_is_true_for_a_reachable_database(store: Store) -> None:
     assert await store.ping() is True

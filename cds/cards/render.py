@@ -75,7 +75,7 @@ def _namespace(url: str) -> uuid.UUID:
 
 
 def stable_uuid(namespace: str, *parts: str) -> str:
-    """A uuid5 that is the same for the same rule, patient and evidence (EHR de-duplication)."""
+    """A uuid5 that is the same for the same parts (EHR de-duplication)."""
     return str(uuid.uuid5(_namespace(namespace), "|".join(parts)))
 
 
@@ -164,6 +164,7 @@ class Rendered:
 def render(
     template: CardTemplate,
     *,
+    service_id: str,
     rule_key: str,
     rule_id: str,
     rule_name: str,
@@ -179,7 +180,10 @@ def render(
 ) -> Rendered:
     """The hooks.Card for one fired rule."""
     refs = sorted({e.reference for e in evidence})
-    card_uuid = stable_uuid(topic_system, rule_key, patient_id, *refs)
+    # Stable for one service, rule, patient and evidence, so the EHR de-duplicates a repeated
+    # card; the service is part of it because feedback is matched by (service, uuid), and the
+    # same rule's card from another service is another card.
+    card_uuid = stable_uuid(topic_system, service_id, rule_key, patient_id, *refs)
     detail = template.detail.replace("{evidence}", evidence_lines(evidence, measured)).rstrip()
     if notes:
         detail += "\n\n" + "\n".join(f"- {note}" for note in notes)

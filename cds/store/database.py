@@ -47,7 +47,9 @@ CHECKPOINT_EVERY_CALLS = 2_000
 
 def _insert_cards(dialect: str) -> Any:
     # A uuid seen twice (a retried write) must not lose the whole call's audit.
-    return insert(dialect, issued_cards).on_conflict_do_nothing(index_elements=["card_uuid"])
+    return insert(dialect, issued_cards).on_conflict_do_nothing(
+        index_elements=["service_id", "card_uuid"]
+    )
 
 
 def _feedback_key(service_id: str, item: FeedbackItem) -> str:
@@ -233,20 +235,27 @@ class Store:
         self, service_id: str, items: Sequence[FeedbackItem], received_at: datetime
     ) -> FeedbackOutcome:
         """Store each item once; unknown cards are kept with ``matched=False`` (F-04, F-07)."""
-        stored = duplicates = unmatched = 0
+        stored = duplicates = unmatched = unknown_suggestions = 0
         async with self.reaching(Operation.feedback), self.engine.begin() as conn:
             cards = {item.card for item in items}
             known = {
-                row.card_uuid: row.rule_id
+                row.card_uuid: (row.rule_id, set(row.suggestion_uuids))
                 for row in await conn.execute(
-                    sa.select(issued_cards.c.card_uuid, issued_cards.c.rule_id).where(
+                    sa.select(
+                        issued_cards.c.card_uuid,
+                        issued_cards.c.rule_id,
+                        issued_cards.c.suggestion_uuids,
+                    ).where(
                         issued_cards.c.card_uuid.in_(cards),
                         issued_cards.c.service_id == service_id,
                     )
                 )
             }
             for item in items:
-                rule_id = known.get(item.card)
+                rule_id, offered = known.get(item.card, (None, set()))
+                # F-08: kept as sent, but marked, so nobody reads a suggestion the card did not
+                # offer as accepted advice.
+                unknown = rule_id is not None and bool(set(item.accepted_suggestion_ids) - offered)
                 stmt = (
                     insert(conn.dialect.name, feedback)
                     .values(
@@ -255,6 +264,7 @@ class Store:
                         card_uuid=item.card,
                         rule_id=rule_id,
                         matched=rule_id is not None,
+                        unknown_suggestions=unknown,
                         outcome=item.outcome,
                         accepted_suggestion_ids=list(item.accepted_suggestion_ids),
                         override_code=item.override_code,
@@ -272,7 +282,13 @@ class Store:
                     continue
                 stored += 1
                 unmatched += rule_id is None
-        return FeedbackOutcome(stored=stored, duplicates=duplicates, unmatched=unmatched)
+                unknown_suggestions += unknown
+        return FeedbackOutcome(
+            stored=stored,
+            duplicates=duplicates,
+            unmatched=unmatched,
+            unknown_suggestions=unknown_suggestions,
+        )
 
     async def first_use(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """JWT replay cache shared by every worker: True the first time (iss, jti) is seen.

@@ -82,11 +82,13 @@ class FeedbackItem(_Frozen):
 
 
 class FeedbackOutcome(_Frozen):
-    """Counts for one feedback post; ``unmatched`` is the part of ``stored`` with unknown cards."""
+    """Counts for one feedback post; ``unmatched`` is the part of ``stored`` with unknown cards,
+    ``unknown_suggestions`` the part whose accepted suggestions their card never had."""
 
     stored: int = 0
     duplicates: int = 0
     unmatched: int = 0
+    unknown_suggestions: int = 0
 
 
 class OverrideReasonCount(_Frozen):

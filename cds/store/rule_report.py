@@ -67,7 +67,7 @@ async def rule_report(
         orphan_filter = [
             fb.c.received_at >= start,
             fb.c.received_at < end,
-            ~sa.exists().where(fb.c.card_uuid == ic.c.card_uuid),
+            ~sa.exists().where(on_card),
         ]
         if service_id is not None:
             orphan_filter.append(fb.c.service_id == service_id)

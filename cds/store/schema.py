@@ -1,4 +1,4 @@
-"""The tables, exactly as migration 0001 creates them; times are stored as UTC."""
+"""The tables, exactly as the migrations leave them (0001, then 0002); times are stored as UTC."""
 
 from __future__ import annotations
 
@@ -65,8 +65,10 @@ invocations = sa.Table(
 issued_cards = sa.Table(
     "issued_cards",
     metadata,
+    # A uuid is stable per service, rule, patient and evidence; feedback names it with its
+    # service's URL, so (service_id, card_uuid) is the key.
+    sa.Column("service_id", sa.String(128), primary_key=True),
     sa.Column("card_uuid", sa.String(64), primary_key=True),
-    sa.Column("service_id", sa.String(128), nullable=False),
     sa.Column("rule_id", sa.String(128), nullable=False),
     sa.Column("hook_instance", sa.Text(), nullable=False),
     sa.Column("suggestion_uuids", sa.JSON(), nullable=False),
@@ -85,6 +87,8 @@ feedback = sa.Table(
     sa.Column("card_uuid", sa.Text(), nullable=False),
     sa.Column("rule_id", sa.String(128), nullable=True),
     sa.Column("matched", sa.Boolean(), nullable=False),
+    # F-08: acceptedSuggestions named a suggestion uuid the matched card never carried.
+    sa.Column("unknown_suggestions", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("accepted_suggestion_ids", sa.JSON(), nullable=False),
     sa.Column("override_code", sa.Text(), nullable=True),
