@@ -21,6 +21,7 @@ from cds.api import cds_routes, ops_routes
 from cds.api.playground import playground_router
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
+from cds.cors import cors_policy
 from cds.errors import CdsError, InvalidRequest
 from cds.fhir_client import FhirClient
 from cds.logs import configure_logging, log_fields
@@ -133,9 +134,11 @@ def create_app(
     # Workers spawned by uvicorn do not inherit the parent's logging set-up.
     configure_logging(settings.log_level)
     runtime = build_runtime(settings, fhir_transport, jwks_transport)
+    cors = cors_policy(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info(cors.describe())
         if settings.migrate_on_start:
             await upgrade(settings)
         runtime.audit.start()
@@ -174,7 +177,8 @@ def create_app(
     gc.freeze()
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.cors_origins,
+        allow_origins=list(cors.origins),
+        allow_origin_regex=cors.origin_regex,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         allow_credentials=False,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
 import cds.invocation
+from cds.app import create_app
+from cds.settings import Settings
+from tests.conftest import changed, serving
 from tests.requests import hook_request
 
 pytestmark = pytest.mark.anyio
@@ -84,3 +89,83 @@ async def test_health_and_readiness_answer(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["store"] is True
+
+
+def _preflight(origin: str) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+
+LOOPBACK = [
+    "http://localhost:5173",
+    "http://127.0.0.1:3000",
+    "http://[::1]:8081",
+    "http://localhost",
+]
+
+
+@pytest.mark.parametrize("origin", LOOPBACK)
+async def test_a_browser_tool_on_any_loopback_port_is_allowed_outside_production(
+    client: httpx.AsyncClient, origin: str
+) -> None:
+    """S-17: a local sandbox, playground or API tool works in development and test by default."""
+    preflight = await client.options("/cds-services/back-to-foot", headers=_preflight(origin))
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == origin
+    answer = await client.get("/cds-services", headers={"Origin": origin})
+    assert answer.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost.evil.example:8080",
+        "http://127.0.0.1.evil.example",
+        "https://evil.example/?http://localhost:3000",
+        "http://192.168.1.20:8080",
+    ],
+)
+async def test_an_origin_that_only_looks_local_is_refused(
+    client: httpx.AsyncClient, origin: str
+) -> None:
+    preflight = await client.options("/cds-services/back-to-foot", headers=_preflight(origin))
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def _production(settings: Settings) -> Settings:
+    return changed(
+        settings,
+        env="production",
+        patient_hash_key="k" * 32,
+        trusted_issuers={"https://ehr.example.org": "https://ehr.example.org/jwks.json"},
+    )
+
+
+@pytest.mark.parametrize("origin", LOOPBACK)
+async def test_production_allows_only_its_explicit_list(settings: Settings, origin: str) -> None:
+    async with serving(create_app(_production(settings))) as client:
+        local = await client.options("/cds-services/back-to-foot", headers=_preflight(origin))
+        listed = await client.options("/cds-services/back-to-foot", headers=_preflight(SANDBOX))
+    assert local.status_code == 400
+    assert "access-control-allow-origin" not in local.headers
+    assert listed.headers["access-control-allow-origin"] == SANDBOX
+
+
+@pytest.mark.parametrize(
+    ("env", "loopback"), [("development", True), ("test", True), ("production", False)]
+)
+async def test_one_startup_line_says_which_cors_policy_is_in_force(
+    settings: Settings, caplog: pytest.LogCaptureFixture, env: str, loopback: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="cds")
+    chosen = _production(settings) if env == "production" else changed(settings, env=env)
+    async with serving(create_app(chosen)):
+        pass
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CORS:")]
+    assert len(lines) == 1
+    assert SANDBOX in lines[0]
+    assert ("any loopback origin" in lines[0]) is loopback
