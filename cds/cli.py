@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from cds.demo_server import serve_demo
 
-    serve_demo(args.host or "127.0.0.1", args.port or 8080)
+    serve_demo(args.host, args.port)
     return 0
 
 
@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
-        "demo", help="serve the playground and a demo FHIR server with synthetic patients"
+        "demo",
+        help="serve the playground and a demo FHIR server with synthetic patients "
+        "(CDS_HOST, CDS_PORT)",
     )
     demo.add_argument("--host")
     demo.add_argument("--port", type=int)

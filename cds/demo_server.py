@@ -16,20 +16,29 @@ from cds.settings import Environment, Settings
 DEMO_NOW = "2026-06-01T12:00:00Z"
 
 
-def demo_settings(**overrides: Any) -> Settings:
-    """Settings for the demo: playground on, a fixed clock, and the local plain-http FHIR server.
+# What the demo needs that ``cds serve`` does not: the playground, a fixed clock (the demo
+# patients' dates are written relative to it), and its own plain-http, token-less FHIR endpoint.
+DEMO_DEFAULTS: dict[str, Any] = {
+    "env": Environment.development,
+    "playground_enabled": True,
+    "fhir_allow_http": True,
+    "fhir_open_server": True,
+    "fixed_now": DEMO_NOW,
+}
 
-    The demo calls its own ``/demo/fhir`` over http without a token, hence the two FHIR switches;
-    they stay off in ``cds serve`` unless set in the environment.
-    """
+
+def demo_settings(**overrides: Any) -> Settings:
+    """The ``CDS_`` environment, with the demo's defaults for what it leaves unset, then
+    ``overrides`` (command-line flags, tests) over both."""
+    from_environment = Settings()
     values: dict[str, Any] = {
-        "env": Environment.development,
-        "playground_enabled": True,
-        "fhir_allow_http": True,
-        "fhir_open_server": True,
-        "fixed_now": DEMO_NOW,
+        **DEMO_DEFAULTS,
+        **from_environment.model_dump(include=from_environment.model_fields_set),
         **overrides,
     }
+    host = values.get("host", from_environment.host)
+    port = values.get("port", from_environment.port)
+    values.setdefault("public_base_url", f"http://{host}:{port}")
     return Settings(**values)
 
 
@@ -41,9 +50,18 @@ def create_demo_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def serve_demo(host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the demo under uvicorn until interrupted; open http://host:port/playground."""
-    settings = demo_settings(host=host, port=port, public_base_url=f"http://{host}:{port}")
+def serve_demo(host: str | None = None, port: int | None = None) -> None:
+    """Run the demo under uvicorn until interrupted; open http://host:port/playground.
+
+    ``host`` and ``port`` (the command's flags) override ``CDS_HOST`` / ``CDS_PORT``."""
+    flags = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = demo_settings(**flags)
     configure_logging(settings.log_level)
     # One worker: the service calls its own demo FHIR endpoint, which must be in this process.
-    uvicorn.run(create_demo_app(settings), host=host, port=port, access_log=False, log_config=None)
+    uvicorn.run(
+        create_demo_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cds.cli import main
+from cds.demo_server import demo_settings
 from cds.settings import PROJECT_ROOT
 
 CASE = (
@@ -95,3 +96,20 @@ def test_a_database_nobody_listens_on_is_one_line_and_exit_status_3(
     err = capsys.readouterr().err
     assert err == "the database cannot be reached (refused); try again when it is up\n"
     assert "secret-password" not in err
+
+
+def test_cds_demo_reads_cds_host_and_port_and_its_flags_override_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDS_HOST", "0.0.0.0")  # noqa: S104 - a value under test, nothing binds
+    monkeypatch.setenv("CDS_PORT", "9123")
+    monkeypatch.setenv("CDS_FIXED_NOW", "2026-01-01T00:00:00Z")
+    from_environment = demo_settings()
+    assert (from_environment.host, from_environment.port) == ("0.0.0.0", 9123)  # noqa: S104
+    assert from_environment.public_base_url == "http://0.0.0.0:9123"
+    # The environment also overrides the demo's own defaults; what it leaves unset keeps them.
+    assert from_environment.fixed_now == "2026-01-01T00:00:00Z"
+    assert from_environment.playground_enabled is True
+    flagged = demo_settings(host="127.0.0.1", port=9200)
+    assert (flagged.host, flagged.port) == ("127.0.0.1", 9200)
+    assert flagged.public_base_url == "http://127.0.0.1:9200"
