@@ -13,12 +13,13 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import Connection
 
-from cds.migrations import HEAD, current_revision, upgrade
+from cds.migrations import HEAD, alembic_config, current_revision, upgrade
 from cds.settings import Settings, load_settings
 from cds.store import (
     AuditRecord,
@@ -29,6 +30,7 @@ from cds.store import (
     database,
     patient_hash,
 )
+from cds.store.engines import create_engine
 from cds.store.schema import feedback, invocations, issued_cards, jwt_replay, metadata
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -177,6 +179,42 @@ async def test_one_uuid_issued_by_two_services_is_two_cards_each_matched(store: 
     assert (first.unmatched, second.unmatched) == (0, 0)
     rules = {(r.service_id, r.rule_id) for r in await rows(store, feedback)}
     assert rules == {("back-to-foot", "RF-01"), ("back-to-foot-order-sign", "RF-02")}
+
+
+async def downgrade(settings: Settings, revision: str) -> None:
+    """Alembic's downgrade, which the service itself never runs."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config(settings.database_url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.anyio
+async def test_migration_0002_can_be_undone_keeping_one_card_per_uuid(
+    store_settings: Settings,
+) -> None:
+    await upgrade(store_settings)
+    async with Store.from_settings(store_settings) as later:
+        here, there = issued("c-1"), issued("c-1", "RF-02", service="back-to-foot-order-sign")
+        await later.record_invocations(
+            [(audit([here]), [here]), (audit([there], hook="h-2"), [there])]
+        )
+    await downgrade(store_settings, "0001")
+    assert await current_revision(store_settings) == "0001"
+    async with Store.from_settings(store_settings) as early:
+        async with early.engine.connect() as conn:
+            key = await conn.run_sync(_issued_cards_key)
+        kept = [(r.service_id, r.card_uuid) for r in await rows(early, issued_cards)]
+    assert key == ["card_uuid"]
+    assert kept == [("back-to-foot", "c-1")]
 
 
 @pytest.mark.anyio
