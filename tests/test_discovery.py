@@ -66,3 +66,20 @@ async def test_prefetch_templates_follow_the_token_and_query_restrictions(
     for entry in (await client.get("/cds-services")).json()["services"]:
         for template in entry.get("prefetch", {}).values():
             assert check_template(template, entry["hook"]) == []
+
+
+async def test_a_client_keying_services_by_url_keeps_a_service_for_every_hook(
+    client: httpx.AsyncClient,
+) -> None:
+    """SB-03, SB-04: the reference sandbox stores services in a map keyed by
+    ``{discoveryUrl}/{id}``, the last entry winning; every one of our hooks survives that."""
+    discovery = "http://localhost:8080/cds-services"
+    kept = {
+        f"{discovery}/{e['id']}": e["hook"]
+        for e in (await client.get("/cds-services")).json()["services"]
+    }
+    assert kept == {
+        f"{discovery}/back-to-foot": "patient-view",
+        f"{discovery}/back-to-foot-order-select": "order-select",
+        f"{discovery}/back-to-foot-order-sign": "order-sign",
+    }
