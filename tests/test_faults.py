@@ -260,7 +260,12 @@ async def test_every_feedback_item_acknowledged_before_a_sigkill_is_found_after_
             for batch in range(0, len(acknowledged), 50):
                 items = acknowledged[batch : batch + 50]
                 again = await client.post(FEEDBACK, json={"feedback": items})
-                assert again.json() == {"stored": 0, "duplicates": len(items), "unmatched": 0}
+                assert again.json() == {
+                    "stored": 0,
+                    "duplicates": len(items),
+                    "unmatched": 0,
+                    "unknownSuggestions": 0,
+                }
     cards = {item["card"] for item in acknowledged}
     lost = cards - set(stored_at_kill)
     print(
