@@ -136,7 +136,11 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 async def _call(app: FastAPI, now: str, request: dict[str, Any]) -> httpx.Response:
     app.state.runtime.clock = clock_for(now)
-    service = "back-to-foot-orders" if request["hook"] != "patient-view" else "back-to-foot"
+    service = {
+        "patient-view": "back-to-foot",
+        "order-sign": "back-to-foot-order-sign",
+        "order-select": "back-to-foot-order-select",
+    }[request["hook"]]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
         return await c.post(f"/cds-services/{service}", json=request)
