@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__, fhir
 from cds.api import cds_routes, ops_routes
+from cds.api.api_docs import mount_api_docs, swagger_assets
 from cds.api.playground import playground_router
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
@@ -157,13 +158,17 @@ def create_app(
         version=__version__,
         description="CDS Hooks 2.0 service: back-to-foot referral rules.",
         lifespan=lifespan,
-        docs_url=None if settings.env is Environment.production else "/docs",
+        # FastAPI's pages load their scripts from a CDN: /docs is ours (cds/api/api_docs.py)
+        # and ReDoc is not served.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = runtime
     app.include_router(cds_routes)
     app.include_router(ops_routes)
     app.include_router(playground_router(settings))
+    if settings.env is not Environment.production:
+        mount_api_docs(app, swagger_assets())
     app.add_exception_handler(CdsError, _cds_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
