@@ -11,6 +11,7 @@ from cds.cards import CardTemplate
 from cds.cards.links import LINK_HOSTS_FILE, card_link_problems, load_link_hosts
 from cds.cards.render import coding, service_request
 from cds.cards.schema import CodeRef, ServiceRequestSpec
+from cds.cards.wording import card_wording_problems
 from cds.documents import load_document
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
@@ -138,6 +139,7 @@ def _load_cards(
             continue
         if link_hosts is not None:
             problems.extend(card_link_problems(card, label, link_hosts.names))
+        problems.extend(card_wording_problems(card, label))
         for i, s in enumerate(card.suggestions):
             for j, action in enumerate(s.actions):
                 spec = action.service_request
