@@ -148,8 +148,14 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     resources: Mapping[str, Sequence[dict[str, Any]]],
     unavailable: Mapping[str, str],
     now: datetime,
+    *,
+    issued_at: datetime | None = None,
 ) -> Evaluation:
-    """Evaluate ``service`` for one hook call; pure (no I/O), deterministic for a given ``now``."""
+    """Evaluate ``service`` for one hook call; pure (no I/O), deterministic for a given ``now``.
+
+    ``issued_at`` stamps the issued cards (the store's records follow the real clock even when
+    ``now`` is fixed, as in the demo); ``now`` when not given.
+    """
     record = _record(
         catalogue,
         service=service,
@@ -206,7 +212,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
                 service_id=service.id,
                 hook_instance=request.hook_instance,
                 suggestion_uuids=rendered.suggestion_uuids,
-                issued_at=now,
+                issued_at=issued_at or now,
             )
         )
     fired_ids = list(dict.fromkeys(f.rule.id for f in shown))

@@ -185,6 +185,7 @@ class _Call:
             data.resources,
             data.unavailable,
             rt.clock(),
+            issued_at=rt.stamp(),
         )
         self.fetched = data.fetched
         self.fired = evaluation.fired
@@ -274,7 +275,7 @@ async def _audit(rt: Runtime, call: _Call, started: float) -> None:
         status=call.status,
         fhir_fetch_count=call.fetched,
         skipped_resource_count=call.skipped,
-        received_at=rt.clock(),
+        received_at=rt.stamp(),
         patient_hash=patient_hash(rt.settings.patient_hash_key, call.patient_id),
     )
     # Queued, not written: the audit writer batches many calls into one transaction.

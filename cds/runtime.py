@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from cds.catalogue import Catalogue
-from cds.clock import Clock
+from cds.clock import Clock, system_clock
 from cds.errors import NotFound, Unauthorized
 from cds.evaluation_slots import EvaluationSlots
 from cds.fhir_client import FhirClient
@@ -37,6 +37,9 @@ class Runtime:
     metrics: Metrics
     # Writes each call's audit row and issued cards in batches; started by the app's lifespan.
     audit: AuditWriter
+    # What stamps the store's records (audit rows, issued cards): always the real clock, even
+    # when ``clock`` (the evaluation's "now") is fixed, as in the demo.
+    stamp: Clock = system_clock
     discovery: dict[str, Any] = field(init=False)
     # Heavy calls' parsing and evaluation, off the event loop (CDS_MAX_CONCURRENT_EVALUATIONS).
     evaluations: EvaluationSlots = field(init=False)

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -97,10 +97,10 @@ def server(demo_settings_for_test: Settings) -> Iterator[str]:
 
 def _rule_stats(settings: Settings, service_id: str) -> dict[str, RuleStats]:
     async def read() -> dict[str, RuleStats]:
+        # The store stamps the real time (the demo fixes only the evaluation's "now").
+        now = datetime.now(UTC)
         async with Store.from_settings(settings) as store:
-            report = await store.rule_report(
-                service_id, datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
-            )
+            report = await store.rule_report(service_id, now - timedelta(days=1), now)
         return {rule.rule_id: rule for rule in report.rules}
 
     return asyncio.run(read())
