@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,11 +13,13 @@ from cds import hooks, rules
 from cds.cards import render
 from cds.cards.schema import SuggestionSpec
 from cds.catalogue import Catalogue, ServiceDefinition
+from cds.errors import InvalidRequest, UnreadableData
 from cds.record import Entry, PatientRecord, build_record
 from cds.rules import Result, RuleSpec, Scope, indicator, trigger, trigger_date
 from cds.rules.schema import Indicator
 
 log = logging.getLogger("cds.engine")
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 SEVERITY: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -42,6 +45,8 @@ class Evaluation:
     skipped: dict[str, int] = field(default_factory=dict)
     models_built: int = 0
     validations_remembered: int = 0
+    # (resourceType, element path) -> elements reshaped to their R4 cardinality.
+    repaired: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,18 +66,26 @@ def _resource_type(template: str) -> str:
 
 def _draft_orders(
     context: hooks.PatientViewContext | hooks.OrderSignContext,
-) -> list[dict[str, Any]]:
+) -> list[tuple[int, object]]:
+    """The draft orders the rules read, each with its position in ``draftOrders.entry``: every
+    entry at order-sign (one holding no resource too: it cannot be read), the selected ones at
+    order-select."""
     if not isinstance(context, hooks.OrderSignContext):
         return []
+    entries = context.draft_orders.get("entry", [])
     drafts = [
-        entry["resource"]
-        for entry in context.draft_orders.get("entry", [])
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+        (position, entry.get("resource") if isinstance(entry, dict) else entry)
+        for position, entry in enumerate(entries)
     ]
     if isinstance(context, hooks.OrderSelectContext):
         # order-select: the rules look at what the clinician just selected.
         chosen = set(context.selections)
-        drafts = [d for d in drafts if f"{d.get('resourceType')}/{d.get('id')}" in chosen]
+        drafts = [
+            (position, draft)
+            for position, draft in drafts
+            if isinstance(draft, dict)
+            and f"{draft.get('resourceType')}/{draft.get('id')}" in chosen
+        ]
     return drafts
 
 
@@ -87,15 +100,66 @@ def _record(
 ) -> PatientRecord:
     missing = {_resource_type(service.prefetch[k]) for k in unavailable if k in service.prefetch}
     everything = [raw for key in service.prefetch for raw in resources.get(key, ())]
-    return build_record(
+    drafts = _draft_orders(context)
+    record = build_record(
         catalogue.valuesets,
         now,
         context.patient_id,
         everything,
-        drafts=_draft_orders(context),
+        drafts=[draft for _, draft in drafts],
         unavailable=missing,
         limb_symptoms=service.limb_symptoms,
     )
+    if record.unreadable_drafts:
+        _refuse_drafts(
+            [(drafts[i][0], _type_name(drafts[i][1]), why) for i, why in record.unreadable_drafts]
+        )
+    if record.unreadable:
+        _refuse_unreadable(service, resources, record)
+    return record
+
+
+def _type_name(raw: object) -> str:
+    """A resource's type for a message; never the sender's free text."""
+    kind = raw.get("resourceType") if isinstance(raw, dict) else None
+    return kind if isinstance(kind, str) and _TYPE_NAME.match(kind) else "resource"
+
+
+def _refuse_drafts(unreadable: list[tuple[int, str, str]]) -> None:
+    """400: the draft orders are the point of an order hook, so one that cannot be read is never
+    answered with silence. Named by position and type: its id is patient data."""
+    raise InvalidRequest(
+        "A draft order cannot be read as FHIR R4, even with single values read as lists: "
+        + "; ".join(
+            f"context.draftOrders.entry[{position}] ({kind}): {why}"
+            for position, kind, why in unreadable
+        )
+        + ".",
+        expression=[
+            f"context.draftOrders.entry[{position}].resource" for position, _, _ in unreadable
+        ],
+    )
+
+
+def _refuse_unreadable(
+    service: ServiceDefinition,
+    resources: Mapping[str, Sequence[dict[str, Any]]],
+    record: PatientRecord,
+) -> None:
+    """412 (or a fetch from the FHIR server, see cds.invocation) when a resource of a required
+    key the rules would read cannot be read: answering without it would drop cards unsaid."""
+    reasons: dict[str, str] = {}
+    for key in service.required_prefetch:
+        for raw in resources.get(key, ()):
+            why = record.unreadable.get(id(raw))
+            if why is not None:
+                reasons[key] = (
+                    f"a {_type_name(raw)} in it cannot be read as FHIR R4, even with single "
+                    f"values read as lists ({why})"
+                )
+                break
+    if reasons:
+        raise UnreadableData(reasons)
 
 
 def _suggestions(rule: RuleSpec, catalogue: Catalogue, scope: Scope, result: Result) -> _Fired:
@@ -155,6 +219,10 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
 
     ``issued_at`` stamps the issued cards (the store's records follow the real clock even when
     ``now`` is fixed, as in the demo); ``now`` when not given.
+
+    Raises ``InvalidRequest`` (400) for a draft order that cannot be read and
+    ``UnreadableData`` (412) for a required key holding a resource the rules would read that
+    cannot be read, both even with single values read as lists.
     """
     record = _record(
         catalogue,
@@ -172,6 +240,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             record.skipped,
             record.models_built,
             record.validations_remembered,
+            record.repaired,
         )
     scope = Scope(record, catalogue.rules)
     fired: list[_Fired] = []
@@ -224,4 +293,5 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         record.skipped,
         record.models_built,
         record.validations_remembered,
+        record.repaired,
     )

@@ -96,6 +96,16 @@ class MissingData(CdsError):
         self.keys = keys
 
 
+class UnreadableData(MissingData):
+    """A required key's resource cannot be read as R4, even reshaped: the key is unusable, so it
+    is fetched from the FHIR server when there is one, else this is the answer (412)."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        keys = sorted(reasons)
+        super().__init__(keys, "; ".join(f"{k}: {reasons[k]}" for k in keys))
+        self.reasons = reasons
+
+
 class BodyTimeout(CdsError):
     """The request body did not fully arrive within ``CDS_BODY_READ_TIMEOUT`` (408).
 

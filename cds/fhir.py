@@ -14,6 +14,9 @@ import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from cds.fhir_repair import Definitions, Repair, replay
+from cds.logs import log_fields
+
 logger = logging.getLogger(__name__)
 
 # --- Parsing ----------------------------------------------------------------------------------
@@ -21,21 +24,54 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class ParseReport:
-    """How many resources parsed, and how many were skipped, counted by resourceType."""
+    """What reading resources found: how many parsed, which were skipped and which elements were
+    reshaped (``cds.fhir_repair``), counted by resourceType; logged in aggregate by :meth:`log`."""
 
     parsed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     remembered: int = 0  # outcomes (valid or not) answered from the validation memo
+    # (resourceType, element path) -> elements reshaped in resources that then validated.
+    repaired: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _skips_to_log: Counter[tuple[str, str]] = field(default_factory=Counter, init=False, repr=False)
+    _repairs_to_log: Counter[tuple[str, str]] = field(
+        default_factory=Counter, init=False, repr=False
+    )
 
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
 
-    def skip(self, resource_type: str, resource_id: object, why: str) -> None:
-        """Count one skipped resource; logs its type and id only, never its content."""
+    @property
+    def repaired_total(self) -> int:
+        return sum(self.repaired.values())
+
+    def skip(self, resource_type: str, why: str) -> None:
+        """Count one skipped resource; ``why`` names element paths, never an id or a value."""
         self.skipped[resource_type] += 1
-        shown_id = resource_id if isinstance(resource_id, str) else "?"
-        logger.info("skipped FHIR resource %s/%s: %s", resource_type, shown_id, why)
+        self._skips_to_log[resource_type, why] += 1
+
+    def reshaped(self, resource_type: str, repairs: Iterable[Repair]) -> None:
+        """Count the elements reshaped in one resource that then validated."""
+        for repair in repairs:
+            self.repaired[resource_type, repair.path] += 1
+            self._repairs_to_log[resource_type, repair.path] += 1
+
+    def log(self) -> None:
+        """One line per (type, reason) skipped and per (type, element) reshaped, with its count,
+        for what came since the last call. A resource id is patient data (a Patient's id is the
+        patient id, any other id links to one), so none is logged."""
+        for (resource_type, why), count in sorted(self._skips_to_log.items()):
+            logger.info(
+                "FHIR resources skipped",
+                extra=log_fields(resource_type=resource_type, reason=why, count=count),
+            )
+        for (resource_type, path), count in sorted(self._repairs_to_log.items()):
+            logger.info(
+                "FHIR elements reshaped to their R4 cardinality",
+                extra=log_fields(resource_type=resource_type, element=path, count=count),
+            )
+        self._skips_to_log.clear()
+        self._repairs_to_log.clear()
 
 
 def model_class(resource_type: str) -> Any | None:
@@ -45,6 +81,9 @@ def model_class(resource_type: str) -> Any | None:
     except (ValueError, KeyError):
         return None
 
+
+definitions = Definitions(model_class)
+"""R4 cardinality by element path, from the R4B models (for reshaping, and for logging paths)."""
 
 # Only the few resources the value sets can match are validated, so walking them is cheap.
 MAX_RESOURCE_DEPTH = 64
@@ -77,33 +116,50 @@ def _few_containers(serialized: bytes | None) -> bool:
     return serialized.count(b"{") + serialized.count(b"[") <= MAX_RESOURCE_DEPTH
 
 
-def _validate(
-    raw: dict[str, Any], serialized: bytes | None = None
-) -> tuple[Any | None, str | None]:
-    """The model of ``raw`` (a dict with a string resourceType), or why it is not valid R4.
+@dataclass(frozen=True, slots=True)
+class Readout:
+    """What reading one resource as R4 gave: the JSON to read, or why it cannot be read."""
+
+    doc: dict[str, Any] | None  # the resource itself, or its reshaped copy; None: unreadable
+    problem: str | None = None  # why it is unreadable: element paths, never a value
+    repairs: tuple[Repair, ...] = ()  # the reshaping that made ``doc`` valid
+    model: Any | None = None  # the R4B model, when validation built one
+
+
+def _validate(raw: dict[str, Any], serialized: bytes | None = None) -> Readout:
+    """``raw`` (a dict with a string resourceType) read as R4, reshaped where only the shape of
+    an element is wrong (``cds.fhir_repair``); the reshaping runs only when validation fails.
 
     ``serialized`` (the JSON of ``raw``, when the caller has it) spares the depth walk for the
     common resource with few containers: counting bytes in C beats walking dicts in Python.
     """
     if not _few_containers(serialized) and depth_exceeds(raw, MAX_RESOURCE_DEPTH):
-        return None, f"nests deeper than {MAX_RESOURCE_DEPTH} levels"
-    cls = model_class(raw["resourceType"])
+        return Readout(None, f"nests deeper than {MAX_RESOURCE_DEPTH} levels")
+    resource_type = raw["resourceType"]
+    cls = model_class(resource_type)
     if cls is None:
-        return None, "not an R4 resource type"
+        return Readout(None, "not an R4 resource type")
     try:
-        return cls.model_validate(raw), None
+        return Readout(raw, model=cls.model_validate(raw))
     except ValidationError as exc:
-        # The error text quotes input values (patient data), so only the field paths are kept.
-        paths = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
-        return None, "invalid at " + ", ".join(paths[:5])
+        fixed = definitions.repair(cls, raw, exc)
+    if isinstance(fixed, list):
+        # The error text quotes input values (patient data), so only element paths are kept.
+        return Readout(None, "invalid at " + ", ".join(fixed[:5]))
+    return Readout(fixed.doc, repairs=fixed.repairs, model=fixed.model)
 
 
-def _problem(raw: dict[str, Any], serialized: bytes | None = None) -> str | None:
-    return _validate(raw, serialized)[1]
-
+Outcome = str | tuple[Repair, ...]
+"""What the memo keeps per content: VALID, the problem, or the reshaping that makes it valid."""
 
 VALID: Final = ""
-"""What the memo remembers for a resource that validated (a problem is never empty)."""
+"""What the memo remembers for a resource that validated as sent (a problem is never empty)."""
+
+
+def _outcome(readout: Readout) -> Outcome:
+    if readout.problem is not None:
+        return readout.problem
+    return readout.repairs or VALID
 
 
 class ValidationMemo:
@@ -112,12 +168,13 @@ class ValidationMemo:
     An EHR resends the same chart on every hook call (each chart open, each order selection),
     and validating a resource costs ~0.15 ms against ~3 us to digest it. The outcome is a pure
     function of the content, so a hit answers exactly what validating again would; the memo
-    holds 16-byte digests and short reasons, never patient data.
+    holds 16-byte digests, short reasons and element paths, never patient data. A resource
+    that needed reshaping is reshaped again from the remembered repairs, without validating.
     """
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._outcomes: OrderedDict[bytes, str] = OrderedDict()
+        self._outcomes: OrderedDict[bytes, Outcome] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -133,28 +190,43 @@ class ValidationMemo:
             self._outcomes.popitem(last=False)
 
     def check(self, raw: dict[str, Any]) -> tuple[str | None, bool]:
-        """Why ``raw`` is not valid R4 (None when it is), and whether memory answered."""
+        """Why ``raw`` cannot be read as R4 (None when it can), and whether memory answered."""
+        readout, remembered = self.read(raw)
+        return readout.problem, remembered
+
+    def read(self, raw: dict[str, Any]) -> tuple[Readout, bool]:
+        """``raw`` read as R4 (see :func:`_validate`), and whether memory answered."""
         if self.max_entries <= 0:
-            return _problem(raw), False
+            return _validate(raw), False
         try:
             serialized = orjson.dumps(raw)
         except (TypeError, orjson.JSONEncodeError):
             # Not JSON-serializable (or nested past orjson's limit): validate without memo.
-            return _problem(raw), False
+            return _validate(raw), False
         key = hashlib.blake2b(serialized, digest_size=16).digest()
         known = self._outcomes.get(key)
         if known is not None:
-            self.hits += 1
-            # With several evaluation slots another thread may have just evicted it.
-            with contextlib.suppress(KeyError):
-                self._outcomes.move_to_end(key)
-            return known or None, True
+            readout = _recall(raw, known)
+            if readout is not None:
+                self.hits += 1
+                # With several evaluation slots another thread may have just evicted it.
+                with contextlib.suppress(KeyError):
+                    self._outcomes.move_to_end(key)
+                return readout, True
         self.misses += 1
-        found = _problem(raw, serialized)
-        self._outcomes[key] = found or VALID
+        readout = _validate(raw, serialized)
+        self._outcomes[key] = _outcome(readout)
         if len(self._outcomes) > self.max_entries:
             self._outcomes.popitem(last=False)
-        return found, False
+        return readout, False
+
+
+def _recall(raw: dict[str, Any], known: Outcome) -> Readout | None:
+    """The readout a remembered outcome stands for; None when its repairs no longer apply."""
+    if isinstance(known, str):
+        return Readout(raw) if known == VALID else Readout(None, known)
+    doc = replay(raw, known)
+    return Readout(doc, repairs=known) if doc is not None else None
 
 
 DEFAULT_MEMO_ENTRIES: Final[int] = 20_000
@@ -163,47 +235,72 @@ memo = ValidationMemo(DEFAULT_MEMO_ENTRIES)
 
 
 def _is_resource(raw: Any, report: ParseReport) -> bool:
-    """Whether ``raw`` is a dict with a string resourceType; counts and logs it when not."""
+    """Whether ``raw`` is a dict with a string resourceType; counts it when not."""
     if isinstance(raw, dict) and isinstance(raw.get("resourceType"), str):
         return True
-    report.skip("(unknown)", None, "not a FHIR resource")
+    report.skip("(unknown)", "not a FHIR resource")
     return False
 
 
-def _counted(raw: dict[str, Any], report: ParseReport, problem: str | None) -> bool:
-    """Count ``raw`` as parsed, or as skipped for ``problem``; whether it is valid."""
-    if problem is not None:
-        report.skip(raw["resourceType"], raw.get("id"), problem)
-        return False
-    report.parsed += 1
-    return True
+def _counted(raw: dict[str, Any], report: ParseReport, readout: Readout) -> Readout:
+    """Count ``raw`` as parsed (and its repairs), or as skipped for its problem."""
+    if readout.problem is not None:
+        report.skip(raw["resourceType"], readout.problem)
+    else:
+        report.parsed += 1
+        report.reshaped(raw["resourceType"], readout.repairs)
+    return readout
+
+
+NOT_A_RESOURCE: Final = Readout(None, "not a FHIR resource")
+
+
+def read_resource(raw: Any, report: ParseReport) -> Readout:
+    """``raw`` read as R4 through the memo: ``doc`` is the JSON to read (``raw`` itself when
+    valid, a reshaped copy when only the shape of elements was wrong), None with the problem
+    when it cannot be read; counted in ``report`` (the caller logs it with ``report.log()``).
+    No model is kept."""
+    if not _is_resource(raw, report):
+        return NOT_A_RESOURCE
+    readout, remembered = memo.read(raw)
+    report.remembered += remembered
+    return _counted(raw, report, readout)
+
+
+def readable(raw: Any, report: ParseReport) -> dict[str, Any] | None:
+    """The JSON to read for ``raw``, or None (see :func:`read_resource`)."""
+    return read_resource(raw, report).doc
 
 
 def is_valid(raw: Any, report: ParseReport | None = None) -> bool:
-    """Whether ``raw`` is a valid R4 resource, without keeping its model; invalid ones are
-    counted and logged in ``report`` (the same as :func:`parse_resource`)."""
+    """Whether ``raw`` can be read as R4, reshaped if need be (see :func:`readable`)."""
+    own = report is None
     report = report if report is not None else ParseReport()
-    if not _is_resource(raw, report):
-        return False
-    problem, remembered = memo.check(raw)
-    report.remembered += remembered
-    return _counted(raw, report, problem)
+    found = readable(raw, report) is not None
+    if own:
+        report.log()
+    return found
 
 
 def parse_resource(raw: Any, report: ParseReport | None = None) -> Any | None:
-    """The R4B model of ``raw``, or None when it is not valid R4 (DSTU2/STU3-shaped, malformed).
-
-    One bad resource never fails a request (house rule 5); ``report`` counts what was skipped.
-    """
+    """The R4B model of ``raw`` (reshaped where only shapes were wrong), or None when it is not
+    R4 (DSTU2/STU3-shaped, malformed). One bad resource never fails a request (house rule 5);
+    ``report`` counts what was skipped or reshaped, and is logged here when not given."""
+    own = report is None
     report = report if report is not None else ParseReport()
-    if not _is_resource(raw, report):
-        return None
-    model, problem = _validate(raw)
-    return model if _counted(raw, report, problem) else None
+    model = None
+    if _is_resource(raw, report):
+        model = _counted(raw, report, _validate(raw)).model
+    if own:
+        report.log()
+    return model
 
 
 def parse_resources(raws: Iterable[Any], report: ParseReport | None = None) -> list[Any]:
     """The valid R4B models among ``raws``, in order; invalid ones are skipped and counted."""
+    own = report is None
     report = report if report is not None else ParseReport()
-    models = (parse_resource(raw, report) for raw in raws)
-    return [model for model in models if model is not None]
+    models = [model for raw in raws if (model := parse_resource(raw, report)) is not None]
+    if own:
+        report.log()
+    return models

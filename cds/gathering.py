@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -70,6 +70,10 @@ class Gathering:
     grant: Grant
     patient_id: object = None  # context.patientId, as the client sent it
     patient_keys: frozenset[str] = frozenset()  # keys whose template reads a Patient
+    refusal: str | None = None  # why the FHIR server may not be asked at all
+    templates: Mapping[str, str] = field(default_factory=dict)
+    hook_context: Mapping[str, Any] = field(default_factory=dict)
+    fetched: set[str] = field(default_factory=set)  # keys already read from the FHIR server
 
     def finish(self) -> PatientData:
         """The data, or ``MissingData`` (412) when a key in ``required`` stayed unavailable.
@@ -85,6 +89,36 @@ class Gathering:
         if missing:
             raise MissingData(missing, "; ".join(f"{k}: {data.unavailable[k]}" for k in missing))
         return data
+
+    def fetch(self, key: str, why: str) -> None:
+        """A job to read ``key`` from the FHIR server; or, when it may not be asked, ``key``
+        unavailable for ``why`` and what stops the fetch."""
+        if self.refusal is not None or self.fhir_server is None:
+            self.data.unavailable[key] = f"{why}; {self.refusal}"
+            return
+        rendered = render(self.templates[key], self.hook_context)
+        if rendered is None:
+            self.data.unavailable[key] = f"{why}; a template token is not in context"
+            return
+        scope_refusal = self.grant.refuses(rendered)
+        if scope_refusal is not None:
+            self.data.unavailable[key] = f"{why}; {scope_refusal}"
+            return
+        self.jobs.append(FetchJob(key, absolute_url(self.fhir_server, rendered), why=why))
+
+    def refetch(self, reasons: Mapping[str, str]) -> bool:
+        """The keys in ``reasons`` hold data that cannot be read: a job to read each again from
+        the FHIR server (once: a key the server answered is not asked again), else the key is
+        unavailable. Whether any fetch is to run."""
+        self.jobs = []
+        for key, why in reasons.items():
+            self.data.resources.pop(key, None)
+            self.data.incomplete.discard(key)
+            if key in self.fetched:
+                self.data.unavailable[key] = f"{why}; as the FHIR server sent it"
+            else:
+                self.fetch(key, why)
+        return bool(self.jobs)
 
 
 def read_prefetch(
@@ -120,9 +154,21 @@ def read_prefetch(
         )
         refetch_errors = client.settings.refetch_prefetch_errors
     data = PatientData()
-    jobs: list[FetchJob] = []
     patient_id = hook_context.get("patientId")
     patient_keys = frozenset(k for k, t in templates.items() if target_of(t)[0] == "Patient")
+    gathering = Gathering(
+        data,
+        [],
+        required,
+        fhir_server,
+        grant,
+        patient_id=patient_id,
+        patient_keys=patient_keys,
+        refusal=refusal,
+        templates=templates,
+        hook_context=hook_context,
+    )
+    jobs = gathering.jobs
     for key, classified in classify_all(templates, prefetch).items():
         value = classified
         if key in patient_keys and holds_other_patient(value.resources, patient_id):
@@ -140,25 +186,13 @@ def read_prefetch(
                 continue
             url = absolute_url(fhir_server, "").join(value.next_url)
             jobs.append(FetchJob(key, url, resources=list(value.resources), pages=1))
+        elif value.errored and not refetch_errors:
+            data.unavailable[key] = (
+                f"{value.reason}; not queried again (CDS_REFETCH_PREFETCH_ERRORS is off)"
+            )
         else:
-            if value.errored and not refetch_errors:
-                data.unavailable[key] = (
-                    f"{value.reason}; not queried again (CDS_REFETCH_PREFETCH_ERRORS is off)"
-                )
-                continue
-            if refusal is not None or fhir_server is None:
-                data.unavailable[key] = f"{value.reason}; {refusal}"
-                continue
-            rendered = render(templates[key], hook_context)
-            if rendered is None:
-                data.unavailable[key] = f"{value.reason}; a template token is not in context"
-                continue
-            scope_refusal = grant.refuses(rendered)
-            if scope_refusal is not None:
-                data.unavailable[key] = f"{value.reason}; {scope_refusal}"
-                continue
-            jobs.append(FetchJob(key, absolute_url(fhir_server, rendered), why=value.reason or ""))
-    return Gathering(data, jobs, required, fhir_server, grant, patient_id, patient_keys)
+            gathering.fetch(key, value.reason or "")
+    return gathering
 
 
 async def complete(
@@ -170,6 +204,7 @@ async def complete(
     first (R-08: the token is transient and never used past ``expires_in``).
     """
     if gathering.jobs and client is not None and gathering.fhir_server is not None:
+        gathering.fetched.update(job.key for job in gathering.jobs)
         budget = budget_seconds or client.settings.request_budget_seconds
         out_of_time = None
         expires_at = gathering.grant.expires_at
@@ -184,6 +219,7 @@ async def complete(
             data=gathering.data,
             out_of_time=out_of_time,
         )
+        gathering.jobs = []
     return gathering.finish()
 
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import Evaluation, IssuedCard, evaluate
-from cds.errors import CdsError, InvalidRequest, NotFound
+from cds.errors import CdsError, InvalidRequest, NotFound, UnreadableData
 from cds.fhir_client import FhirClient
 from cds.gathering import Gathering, Grant, complete, read_prefetch
 from cds.logs import log_fields
@@ -125,6 +125,7 @@ class _Call:
     fired: list[str] = field(default_factory=list)
     issued: list[IssuedCard] = field(default_factory=list)
     skipped: int = 0
+    repaired: int = 0
     fetched: int = 0
 
     @classmethod
@@ -172,27 +173,43 @@ class _Call:
         self.release()
 
     def conclude(self, data: PatientData) -> None:
-        """Evaluate on ``data`` and keep the wire answer; then drop the parsed body."""
+        """Evaluate on ``data`` and keep the wire answer; then drop the parsed body.
+
+        When a required key holds a resource that cannot be read, the key is read again from
+        the FHIR server (``needs_fetch``, and the body is kept) or the call is a 412.
+        """
         request, context = self.request, self.context
         if request is None or context is None:  # released: the call already failed
             return
         rt, service = self.rt, self.service
-        evaluation = evaluate(
-            rt.catalogue,
-            service,
-            request,
-            context,
-            data.resources,
-            data.unavailable,
-            rt.clock(),
-            issued_at=rt.stamp(),
-        )
+        try:
+            evaluation = evaluate(
+                rt.catalogue,
+                service,
+                request,
+                context,
+                data.resources,
+                data.unavailable,
+                rt.clock(),
+                issued_at=rt.stamp(),
+            )
+        except UnreadableData as exc:
+            gathering = self.gathering
+            if gathering is None:
+                raise
+            if gathering.refetch(exc.reasons):
+                return
+            gathering.finish()  # raises MissingData (412): the keys are unavailable now
+            raise
         self.fetched = data.fetched
         self.fired = evaluation.fired
         self.issued = list(evaluation.issued)
         self.skipped = sum(evaluation.skipped.values())
+        self.repaired = sum(evaluation.repaired.values())
         for resource_type, count in evaluation.skipped.items():
             rt.metrics.skipped_resources(resource_type, count)
+        for (resource_type, path), count in evaluation.repaired.items():
+            rt.metrics.repaired_elements(resource_type, path, count)
         rt.metrics.resources_validated(
             remembered=evaluation.validations_remembered,
             validated=evaluation.models_built - evaluation.validations_remembered,
@@ -217,15 +234,17 @@ async def invoke(
         lambda: _prepared(rt, service_id, body, received, issuer),
         in_thread=len(body) >= rt.settings.evaluation_thread_bytes,
     )
-    if call.needs_fetch:
+    # Keys missing from prefetch, or (at most once each) holding what cannot be read.
+    while call.needs_fetch:
         assert call.gathering is not None  # noqa: S101
         gathering = call.gathering
         fetched = await _fetch(call, gathering)
         del gathering
-        if fetched is not None:
-            # What came from the FHIR server may be large: always off the loop.
-            await slots.run(partial(_concluded, call, fetched), in_thread=True)
-            del fetched
+        if fetched is None:
+            break
+        # What came from the FHIR server may be large: always off the loop.
+        await slots.run(partial(_concluded, call, fetched), in_thread=True)
+        del fetched
     await _audit(rt, call, started)
     if call.failure is not None:
         raise call.failure
@@ -275,6 +294,7 @@ async def _audit(rt: Runtime, call: _Call, started: float) -> None:
         status=call.status,
         fhir_fetch_count=call.fetched,
         skipped_resource_count=call.skipped,
+        repaired_element_count=call.repaired,
         received_at=rt.stamp(),
         patient_hash=patient_hash(rt.settings.patient_hash_key, call.patient_id),
     )
@@ -292,6 +312,7 @@ async def _audit(rt: Runtime, call: _Call, started: float) -> None:
             duration_ms=audit.duration_ms,
             fhir_fetch_count=call.fetched,
             skipped_resources=call.skipped,
+            repaired_elements=call.repaired,
         ),
     )
 

@@ -31,7 +31,11 @@ ALLOWED_FIELDS: Final = frozenset(
         "attempt",
         "fhir_fetch_count",
         "skipped_resources",
+        "repaired_elements",
         "models_built",
+        # FHIR reading: a resource type and an R4 element path (never an id or a value).
+        "resource_type",
+        "element",
         "stored",
         "duplicates",
         "unmatched",

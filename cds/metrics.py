@@ -20,6 +20,8 @@ UNKNOWN = "unknown"
 # Ids come from our own YAML; anything else (a 404 path, a typo) collapses into "unknown".
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+# An R4 element path ("dosageInstruction.timing.event"): names from the R4B models, no values.
+_ELEMENT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,15}$")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -126,6 +128,13 @@ class Metrics:
             ["resource_type"],
             registry=reg,
         )
+        self.repaired = Counter(
+            "cds_repaired_elements",
+            "FHIR elements read leniently: a single value where R4 repeats the element, or a "
+            "one-item list where it does not, reshaped to R4's cardinality",
+            ["resource_type", "element"],
+            registry=reg,
+        )
         self.auth_failures = Counter(
             "cds_auth_failures", "Callers refused, by reason category", ["reason"], registry=reg
         )
@@ -211,6 +220,11 @@ class Metrics:
 
     def skipped_resources(self, resource_type: str, count: int = 1) -> None:
         self.skipped.labels(_resource_type(resource_type)).inc(count)
+
+    def repaired_elements(self, resource_type: str, element: str, count: int = 1) -> None:
+        """Elements of ``resource_type`` at ``element`` (a path of R4 names) reshaped."""
+        path = element if _ELEMENT_PATH.match(element) and len(element) <= 128 else UNKNOWN
+        self.repaired.labels(_resource_type(resource_type), path).inc(count)
 
     def auth_failure(self, reason: str | AuthFailure) -> None:
         self.auth_failures.labels(str(auth_failure_category(reason))).inc()

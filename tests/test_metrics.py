@@ -32,6 +32,8 @@ def exercised() -> Metrics:
     metrics.fhir_error("patient 123 not found")
     metrics.skipped_resources("Observation", 2)
     metrics.skipped_resources("urn:uuid:1234", 1)
+    metrics.repaired_elements("MedicationRequest", "dosageInstruction.timing.event", 2)
+    metrics.repaired_elements("Patient", "name.given 123", 1)
     metrics.auth_failure("token expired at 2025-01-01 for patient 123")
     metrics.auth_failure(AuthFailure.replayed)
     metrics.auth_failure("something nobody predicted")
@@ -63,6 +65,7 @@ def test_metrics_render_in_the_prometheus_text_format() -> None:
         "cds_fhir_fetch_duration_seconds",
         "cds_fhir_fetch_errors",
         "cds_skipped_resources",
+        "cds_repaired_elements",
         "cds_auth_failures",
         "cds_feedback_items",
         "cds_audit_batch_failures",
@@ -80,6 +83,7 @@ def test_label_values_are_only_known_ids_status_codes_resource_types_and_enums()
     assert seen["kind"] <= {str(kind) for kind in FhirError}
     assert seen["reason"] <= {str(reason) for reason in AuthFailure}
     assert seen["result"] == {"matched", "unmatched", "duplicate"}
+    assert seen["element"] == {"dosageInstruction.timing.event", "unknown"}
     everything = " ".join(v for values in seen.values() for v in values)
     assert "123" not in everything
     assert "<script>" not in everything

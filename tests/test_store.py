@@ -532,3 +532,30 @@ async def test_feedback_that_arrived_before_its_card_was_recorded_still_counts(
 async def test_the_store_refuses_naive_datetimes(store: Store) -> None:
     with pytest.raises(sa.exc.StatementError, match="timezone-aware"):
         await store.rule_report(None, datetime(2025, 1, 1), T0)
+
+
+@pytest.mark.anyio
+async def test_migration_0003_keeps_earlier_audit_rows_with_no_repaired_elements(
+    store_settings: Settings,
+) -> None:
+    await upgrade(store_settings, "0001")
+    async with Store.from_settings(store_settings) as opened:
+        async with opened.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO invocations (received_at, service_id, hook, hook_instance,"
+                    " status_code, duration_ms, fhir_fetch_count, skipped_resource_count,"
+                    " rule_ids, card_uuids) VALUES (:at, 'back-to-foot', 'patient-view', 'h-0',"
+                    " 200, 1.0, 0, 0, '[]', '[]')"
+                ),
+                {"at": T0.replace(tzinfo=None)},
+            )
+        await upgrade(store_settings)
+        assert await current_revision(store_settings) == HEAD == "0003"
+        (row,) = await rows(opened, invocations)
+        assert (row.hook_instance, row.repaired_element_count) == ("h-0", 0)
+        cards = [issued("c-9")]
+        repaired = audit(cards).model_copy(update={"repaired_element_count": 3})
+        await opened.record_invocation(repaired, cards)
+        counts = [r.repaired_element_count for r in await rows(opened, invocations)]
+        assert counts == [0, 3]

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from cds.fhir import ParseReport, is_valid
+from cds.fhir import ParseReport, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.laterality import (
     combine,
@@ -89,34 +89,70 @@ class RecordBuilder:
         self._reason_refs: dict[str, list[str]] = {}
         self._match = ConceptMatcher(valuesets, CODE_FIELDS)
 
-    def _validated(self, raw: Raw) -> bool:
+    def _readable(self, raw: object) -> Raw | None:
+        """The JSON to read for ``raw`` (itself, or reshaped to R4's cardinality), or None; an
+        unreadable resource is remembered by identity, for the caller to find its prefetch key."""
         self.record.models_built += 1
-        return is_valid(raw, self.report)
+        readout = read_resource(raw, self.report)
+        if readout.doc is None:
+            self.record.unreadable[id(raw)] = readout.problem or "cannot be read"
+        return readout.doc
 
     # ------------------------------------------------------------------ entry points
 
     def add_patient(self, raw: Raw) -> None:
         if is_other_patient(raw, self.record.patient_id):
-            self.report.skip("Patient", None, OTHER_PATIENT)
+            self.report.skip("Patient", OTHER_PATIENT)
             return
-        if not self._validated(raw):
+        doc = self._readable(raw)
+        if doc is None:
             return
         self.record.patient_known = True
-        birth = parse_datetime(raw.get("birthDate"))
+        birth = parse_datetime(doc.get("birthDate"))
         self.record.birth_date = birth.date() if birth else None
-        deceased_flag = raw.get("deceasedBoolean") is True
-        self.record.deceased = deceased_flag or raw.get("deceasedDateTime") is not None
+        deceased_flag = doc.get("deceasedBoolean") is True
+        self.record.deceased = deceased_flag or doc.get("deceasedDateTime") is not None
 
     def add(self, raw: object, *, draft: bool = False) -> None:
         """Index one raw resource; unmatched ones are never validated (they cannot matter)."""
-        if not isinstance(raw, dict):
+        found = self._candidate(raw, draft=draft)
+        if found is None:
             return
+        doc = self._readable(raw)
+        if doc is None:
+            return
+        if doc is not raw:
+            # Reshaped: read it again as R4 shapes it (a wrapped bodySite or reasonCode).
+            found = self._candidate(doc, draft=draft)
+        self._keep(found)
+
+    def add_draft(self, index: int, raw: object) -> None:
+        """Index one draft order. The drafts are the point of an order hook, so each is read
+        (matched or not), and one that cannot be read is recorded (by its ``index`` among the
+        drafts given), never skipped in silence."""
+        readout = read_resource(raw, self.report)
+        self.record.models_built += 1
+        if readout.doc is None:
+            self.record.unreadable_drafts.append((index, readout.problem or "cannot be read"))
+            return
+        self._keep(self._candidate(readout.doc, draft=True))
+
+    def _keep(self, found: tuple[tuple[str, str], Entry] | None) -> None:
+        if found is not None:
+            key, entry = found
+            self._seen.add(key)
+            self.record.entries.append(entry)
+
+    def _candidate(self, raw: object, *, draft: bool) -> tuple[tuple[str, str], Entry] | None:
+        """The entry ``raw`` would make when it matches a value set and is new; not validated."""
+        if not isinstance(raw, dict):
+            return None
         resource_type = raw.get("resourceType")
         if not isinstance(resource_type, str):
-            return
+            return None
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
-            return
+            return None
         code_sets, named = self._match.main(resource_type, raw.get(fields[0]))
         value_sets = performer = NO_SETS
         # Text sets read the text of every coded field; their hits count as the code's.
@@ -132,18 +168,18 @@ class RecordBuilder:
         if named:
             code_sets = code_sets | named
         if not (code_sets or value_sets or performer):
-            return
+            return None
         # Checked only where a rule could read it, like validity; counted like an invalid one.
         if names_other_patient(raw, self.record.patient_id):
-            self.report.skip(resource_type, None, OTHER_PATIENT)
-            return
+            self.report.skip(resource_type, OTHER_PATIENT)
+            return None
         # Only a matching resource is worth the duplicate check (most of a chart is not).
         resource_id = raw.get("id")
         if not isinstance(resource_id, str):
             resource_id = f"anonymous-{len(self._seen)}"
         key = (resource_type, resource_id)
         if key in self._seen:
-            return
+            return None
         entry = self._entry(
             raw,
             resource_type=resource_type,
@@ -153,10 +189,7 @@ class RecordBuilder:
             performer=performer,
             draft=draft,
         )
-        if entry is None or not self._validated(raw):
-            return
-        self._seen.add(key)
-        self.record.entries.append(entry)
+        return None if entry is None else (key, entry)
 
     def finish(self, unavailable: Iterable[str]) -> PatientRecord:
         """Resolve draft reasons and return the record."""
@@ -171,7 +204,9 @@ class RecordBuilder:
                 record.entries[i] = replace(entry, reason_valuesets=sets)
         record.unavailable = frozenset(unavailable)
         record.skipped = dict(self.report.skipped)
+        record.repaired = dict(self.report.repaired)
         record.validations_remembered = self.report.remembered
+        self.report.log()
         return record
 
     # ------------------------------------------------------------------ per type
@@ -394,6 +429,6 @@ def build_record(
             builder.add_patient(raw)
     for raw in pending:
         builder.add(raw)
-    for raw in drafts:
-        builder.add(raw, draft=True)
+    for index, raw in enumerate(drafts):
+        builder.add_draft(index, raw)
     return builder.finish(unavailable)

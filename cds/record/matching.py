@@ -17,9 +17,12 @@ Sets = tuple[frozenset[str], frozenset[str]]
 
 
 def coding_list(concept: dict[str, Any]) -> list[Any]:
-    """``concept.coding`` when it is a list (anything else holds no coding)."""
+    """``concept.coding`` as a list: a single Coding sent bare counts as a one-item list, as
+    validation reshapes it (cds.fhir_repair); anything else holds no coding."""
     codings = concept.get("coding")
-    return codings if isinstance(codings, list) else []
+    if isinstance(codings, list):
+        return codings
+    return [codings] if isinstance(codings, dict) else []
 
 
 class ConceptMatcher:

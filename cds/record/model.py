@@ -72,6 +72,13 @@ class PatientRecord:
     models_built: int = 0  # resources checked as valid R4 (by model, or from the memo)
     validations_remembered: int = 0  # of those, answered from the validation memo
     skipped: dict[str, int] = field(default_factory=dict)
+    # (resourceType, element path) -> elements reshaped to their R4 cardinality (fhir_repair).
+    repaired: dict[tuple[str, str], int] = field(default_factory=dict)
+    # id() of each resource passed in that could not be read even reshaped -> why (element
+    # paths): the caller maps them back to the prefetch keys they came from.
+    unreadable: dict[int, str] = field(default_factory=dict)
+    # Draft orders that could not be read: (index among the drafts passed in, why).
+    unreadable_drafts: list[tuple[int, str]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ availability
 

@@ -176,6 +176,7 @@ class Store:
                 "duration_ms": audit.duration_ms,
                 "fhir_fetch_count": audit.fhir_fetch_count,
                 "skipped_resource_count": audit.skipped_resource_count,
+                "repaired_element_count": audit.repaired_element_count,
                 "rule_ids": list(audit.rule_ids),
                 "card_uuids": list(audit.card_uuids),
                 "patient_hash": audit.patient_hash,

@@ -32,6 +32,8 @@ class AuditRecord(_Frozen):
     status: int = Field(ge=100, le=599)
     fhir_fetch_count: int = Field(default=0, ge=0)
     skipped_resource_count: int = Field(default=0, ge=0)
+    # Elements read leniently (a single value where R4 repeats it, or the reverse).
+    repaired_element_count: int = Field(default=0, ge=0)
     received_at: AwareDatetime
     patient_hash: str | None = None
 

@@ -1,4 +1,4 @@
-"""The tables, exactly as the migrations leave them (0001, then 0002); times are stored as UTC."""
+"""The tables, exactly as the migrations leave them (0001 to 0003); times are stored as UTC."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ invocations = sa.Table(
     sa.Column("duration_ms", sa.Float(), nullable=False),
     sa.Column("fhir_fetch_count", sa.Integer(), nullable=False),
     sa.Column("skipped_resource_count", sa.Integer(), nullable=False),
+    sa.Column("repaired_element_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("rule_ids", sa.JSON(), nullable=False),
     sa.Column("card_uuids", sa.JSON(), nullable=False),
     sa.Column("patient_hash", sa.String(64), nullable=True),

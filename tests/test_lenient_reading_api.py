@@ -1,0 +1,188 @@
+"""What real EHRs send, read leniently through the API: repaired shapes fire their rules and are
+counted; a draft order or a required key that cannot be read is refused out loud."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from cds.app import create_app
+from cds.clock import clock_for
+from cds.errors import MissingData
+from cds.gathering import Gathering, Grant
+from cds.prefetch import PatientData
+from cds.settings import PROJECT_ROOT, Settings
+from cds.store.schema import invocations
+from tests.conftest import serving
+
+pytestmark = pytest.mark.anyio
+
+ORDERS = PROJECT_ROOT / "tests" / "cases" / "back-to-foot-orders"
+PATIENT_VIEW = PROJECT_ROOT / "tests" / "cases" / "back-to-foot"
+# The sandbox's Rx tabs (modelled as project cases): draftOrders without Bundle.type, and
+# MedicationRequest.category as a single object.
+SANDBOX_CASES = ["os-04-sandbox-rx-sign-single-category", "os-04-sandbox-rx-view-single-category"]
+
+
+def case(folder: Any, name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((folder / f"{name}.json").read_text())
+    return loaded
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(app) as c:
+        yield c
+
+
+async def post(
+    app: FastAPI, client: httpx.AsyncClient, service: str, found: dict[str, Any]
+) -> httpx.Response:
+    app.state.runtime.clock = clock_for(found["now"])
+    return await client.post(f"/cds-services/{service}", json=found["request"])
+
+
+async def audit_rows(app: FastAPI) -> list[dict[str, Any]]:
+    await app.state.runtime.audit.flush()
+    async with app.state.runtime.store.engine.connect() as conn:
+        result = await conn.execute(sa.select(invocations).order_by(invocations.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+@pytest.mark.parametrize("name", SANDBOX_CASES)
+async def test_the_sandbox_rx_requests_fire_os_04_with_category_read_as_a_list(
+    app: FastAPI, client: httpx.AsyncClient, name: str
+) -> None:
+    found = case(ORDERS, name)
+    sent = found["request"]["context"]["draftOrders"]
+    assert "type" not in sent
+    assert isinstance(sent["entry"][0]["resource"]["category"], dict)
+    response = await post(app, client, "back-to-foot-orders", found)
+    assert response.status_code == 200, response.text
+    fired = [card["source"]["topic"]["code"] for card in response.json()["cards"]]
+    assert fired == ["OS-04"]
+
+
+async def test_each_repair_is_counted_in_the_metrics_and_the_audit_row(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await post(app, client, "back-to-foot-orders", case(ORDERS, SANDBOX_CASES[0]))
+    await post(app, client, "back-to-foot-orders", case(ORDERS, SANDBOX_CASES[1]))
+    metrics = (await client.get("/metrics")).text
+    assert (
+        'cds_repaired_elements_total{element="category",resource_type="MedicationRequest"} 2.0'
+        in metrics
+    )
+    rows = await audit_rows(app)
+    assert [(row["status_code"], row["repaired_element_count"]) for row in rows] == [
+        (200, 1),
+        (200, 1),
+    ]
+    assert [row["skipped_resource_count"] for row in rows] == [0, 0]
+
+
+async def test_lenient_shapes_in_prefetch_keep_the_cauda_equina_card(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    response = await post(app, client, "back-to-foot", case(PATIENT_VIEW, "rf-01-lenient-shapes"))
+    assert response.status_code == 200, response.text
+    assert "RF-01" in {card["source"]["topic"]["code"] for card in response.json()["cards"]}
+    (row,) = await audit_rows(app)
+    # gender once, and code.coding in each of the four Conditions the value sets match.
+    assert row["repaired_element_count"] == 5
+
+
+async def test_a_draft_order_that_cannot_be_read_is_a_400_naming_its_position_never_its_id(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    found = case(ORDERS, "draft-order-unreadable-is-400")
+    response = await post(app, client, "back-to-foot-orders", found)
+    assert response.status_code == 400
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    (issue,) = outcome["issue"]
+    assert issue["expression"] == ["context.draftOrders.entry[0].resource"]
+    assert "MedicationRequest" in issue["diagnostics"]
+    assert "medicationCodeableConcept" in issue["diagnostics"]
+    assert "request-123" not in response.text
+    (row,) = await audit_rows(app)
+    assert row["status_code"] == 400
+
+
+async def test_an_order_sign_entry_holding_no_resource_is_a_400_too(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    found = case(ORDERS, SANDBOX_CASES[0])
+    found["request"]["context"]["draftOrders"]["entry"].append({"fullUrl": "urn:uuid:x"})
+    response = await post(app, client, "back-to-foot-orders", found)
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == ["context.draftOrders.entry[1].resource"]
+
+
+async def test_an_unselected_draft_is_not_read_at_order_select(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """order-select: the rules read the selected drafts; an unreadable other one is not theirs."""
+    found = case(ORDERS, SANDBOX_CASES[1])
+    found["request"]["context"]["draftOrders"]["entry"].append(
+        {"resource": {"resourceType": "ServiceRequest", "id": "other", "status": ["a", "b"]}}
+    )
+    response = await post(app, client, "back-to-foot-orders", found)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("rf-01-unreadable-patient-is-412", "patient"),
+        ("rf-01-unreadable-condition-is-412", "conditions"),
+    ],
+)
+async def test_a_required_key_that_cannot_be_read_is_a_412_naming_it_without_a_fhir_server(
+    app: FastAPI, client: httpx.AsyncClient, name: str, key: str
+) -> None:
+    response = await post(app, client, "back-to-foot", case(PATIENT_VIEW, name))
+    assert response.status_code == 412, response.text
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == [f"prefetch.{key}"]
+    assert "cannot be read as FHIR R4" in issue["diagnostics"]
+    assert "the request has no fhirServer" in issue["diagnostics"]
+
+
+def test_an_unreadable_key_is_read_again_from_the_fhir_server_only_once() -> None:
+    """A key read from prefetch is fetched again; one the server itself answered is not."""
+    gathering = Gathering(
+        PatientData(resources={"patient": [{"resourceType": "Patient"}], "conditions": []}),
+        [],
+        {"patient", "conditions"},
+        "https://ehr.example.org/fhir",
+        Grant(None),
+        templates={
+            "patient": "Patient/{{context.patientId}}",
+            "conditions": "Condition?patient={{context.patientId}}",
+        },
+        hook_context={"patientId": "p1"},
+    )
+    assert gathering.refetch({"patient": "a Patient in it cannot be read"})
+    assert [(job.key, str(job.url)) for job in gathering.jobs] == [
+        ("patient", "https://ehr.example.org/fhir/Patient/p1")
+    ]
+    assert "patient" not in gathering.data.resources
+    gathering.fetched.add("patient")
+    assert not gathering.refetch({"patient": "a Patient in it cannot be read"})
+    assert gathering.data.unavailable["patient"] == (
+        "a Patient in it cannot be read; as the FHIR server sent it"
+    )
+    with pytest.raises(MissingData):
+        gathering.finish()
