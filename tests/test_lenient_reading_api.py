@@ -23,11 +23,15 @@ from tests.conftest import serving
 
 pytestmark = pytest.mark.anyio
 
-ORDERS = PROJECT_ROOT / "tests" / "cases" / "back-to-foot-orders"
-PATIENT_VIEW = PROJECT_ROOT / "tests" / "cases" / "back-to-foot"
+CASES = PROJECT_ROOT / "tests" / "cases"
+SIGN, SELECT = "back-to-foot-order-sign", "back-to-foot-order-select"
+ORDERS = CASES / SIGN
+PATIENT_VIEW = CASES / "back-to-foot"
 # The sandbox's Rx tabs (modelled as project cases): draftOrders without Bundle.type, and
-# MedicationRequest.category as a single object.
-SANDBOX_CASES = ["os-04-sandbox-rx-sign-single-category", "os-04-sandbox-rx-view-single-category"]
+# MedicationRequest.category as a single object. (service, case) each.
+RX_SIGN = (SIGN, "os-04-sandbox-rx-sign-single-category")
+RX_VIEW = (SELECT, "os-04-sandbox-rx-view-single-category")
+SANDBOX_CASES = [RX_SIGN, RX_VIEW]
 
 
 def case(folder: Any, name: str) -> dict[str, Any]:
@@ -60,15 +64,15 @@ async def audit_rows(app: FastAPI) -> list[dict[str, Any]]:
         return [dict(row) for row in result.mappings()]
 
 
-@pytest.mark.parametrize("name", SANDBOX_CASES)
+@pytest.mark.parametrize(("service", "name"), SANDBOX_CASES)
 async def test_the_sandbox_rx_requests_fire_os_04_with_category_read_as_a_list(
-    app: FastAPI, client: httpx.AsyncClient, name: str
+    app: FastAPI, client: httpx.AsyncClient, service: str, name: str
 ) -> None:
-    found = case(ORDERS, name)
+    found = case(CASES / service, name)
     sent = found["request"]["context"]["draftOrders"]
     assert "type" not in sent
     assert isinstance(sent["entry"][0]["resource"]["category"], dict)
-    response = await post(app, client, "back-to-foot-orders", found)
+    response = await post(app, client, service, found)
     assert response.status_code == 200, response.text
     fired = [card["source"]["topic"]["code"] for card in response.json()["cards"]]
     assert fired == ["OS-04"]
@@ -77,8 +81,8 @@ async def test_the_sandbox_rx_requests_fire_os_04_with_category_read_as_a_list(
 async def test_each_repair_is_counted_in_the_metrics_and_the_audit_row(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    await post(app, client, "back-to-foot-orders", case(ORDERS, SANDBOX_CASES[0]))
-    await post(app, client, "back-to-foot-orders", case(ORDERS, SANDBOX_CASES[1]))
+    for service, name in SANDBOX_CASES:
+        await post(app, client, service, case(CASES / service, name))
     metrics = (await client.get("/metrics")).text
     assert (
         'cds_repaired_elements_total{element="category",resource_type="MedicationRequest"} 2.0'
@@ -107,7 +111,7 @@ async def test_a_draft_order_that_cannot_be_read_is_a_400_naming_its_position_ne
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     found = case(ORDERS, "draft-order-unreadable-is-400")
-    response = await post(app, client, "back-to-foot-orders", found)
+    response = await post(app, client, SIGN, found)
     assert response.status_code == 400
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
@@ -123,9 +127,9 @@ async def test_a_draft_order_that_cannot_be_read_is_a_400_naming_its_position_ne
 async def test_an_order_sign_entry_holding_no_resource_is_a_400_too(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    found = case(ORDERS, SANDBOX_CASES[0])
+    found = case(ORDERS, RX_SIGN[1])
     found["request"]["context"]["draftOrders"]["entry"].append({"fullUrl": "urn:uuid:x"})
-    response = await post(app, client, "back-to-foot-orders", found)
+    response = await post(app, client, SIGN, found)
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["context.draftOrders.entry[1].resource"]
 
@@ -134,11 +138,11 @@ async def test_an_unselected_draft_is_not_read_at_order_select(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     """order-select: the rules read the selected drafts; an unreadable other one is not theirs."""
-    found = case(ORDERS, SANDBOX_CASES[1])
+    found = case(CASES / SELECT, RX_VIEW[1])
     found["request"]["context"]["draftOrders"]["entry"].append(
         {"resource": {"resourceType": "ServiceRequest", "id": "other", "status": ["a", "b"]}}
     )
-    response = await post(app, client, "back-to-foot-orders", found)
+    response = await post(app, client, SELECT, found)
     assert response.status_code == 200, response.text
 
 
