@@ -22,16 +22,17 @@ from cds.api.api_docs import mount_api_docs, swagger_assets
 from cds.api.playground import playground_router
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
+from cds.config_errors import scrub
 from cds.cors import cors_policy
-from cds.errors import CdsError, InvalidRequest
+from cds.errors import CdsError, ConfigError, InvalidRequest
 from cds.fhir_client import FhirClient
 from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
-from cds.migrations import upgrade
 from cds.request_headers import SingleAuthorization
 from cds.runtime import Runtime
 from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
+from cds.startup import migrate_or_explain
 from cds.store import AuditWriter, Store
 from cds.wire import BodyDeadline, error_response
 
@@ -141,17 +142,21 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info(cors.describe())
         if settings.migrate_on_start:
-            await upgrade(settings)
+            try:
+                await migrate_or_explain(settings)
+            except ConfigError as exc:
+                # Whole, as the operator needs it ("connection refused"); no patient data exists
+                # yet, and the database password is hidden.
+                for problem in exc.problems:
+                    # Not log.exception: the frames are what buried the cause before.
+                    log.error("startup failed", extra=log_fields(startup_error=scrub(problem)))  # noqa: TRY400
+                await runtime.aclose()
+                raise
         runtime.audit.start()
         try:
             yield
         finally:
-            # First, while the store is open: every queued audit row is written before exit.
-            await runtime.audit.close()
-            await runtime.fhir_client.aclose()
-            for close in runtime.closers:
-                await close()
-            await runtime.store.close()
+            await runtime.aclose()
 
     app = FastAPI(
         title="footpath-cds",
@@ -161,13 +166,16 @@ def create_app(
         # FastAPI's pages load their scripts from a CDN: /docs is ours (cds/api/api_docs.py)
         # and ReDoc is not served.
         docs_url=None,
+        # Production serves neither unless CDS_API_DOCS_ENABLED=true: callers learn the API from
+        # CDS Hooks discovery, and the document would advertise the admin route to anyone.
+        openapi_url="/openapi.json" if settings.effective_api_docs else None,
         redoc_url=None,
     )
     app.state.runtime = runtime
     app.include_router(cds_routes)
     app.include_router(ops_routes)
     app.include_router(playground_router(settings))
-    if settings.env is not Environment.production:
+    if settings.effective_api_docs:
         mount_api_docs(app, swagger_assets())
     app.add_exception_handler(CdsError, _cds_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -15,20 +15,14 @@ import orjson
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cds.errors import ConfigError
     from cds.logs import configure_logging
-    from cds.security import check_replay_cache
     from cds.serving import uvicorn_options
     from cds.settings import Settings
+    from cds.startup import preflight
 
     settings = Settings()
     configure_logging(settings.log_level)
-    try:
-        # Here, before the workers start: each would refuse, and uvicorn would restart them.
-        check_replay_cache(settings)
-    except ConfigError as exc:
-        sys.stderr.write("\n".join(exc.problems) + "\n")
-        return 2
+    preflight(settings)
     uvicorn.run(
         "cds.app:create_app",
         factory=True,
@@ -49,6 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cds.catalogue import load_catalogue
     from cds.clock import clock_for
+    from cds.demo import demo_instant
     from cds.errors import CdsError
     from cds.invocation import evaluate_offline
     from cds.settings import Settings
@@ -56,13 +51,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     settings = Settings()
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
-    body = orjson.loads(Path(args.file).read_bytes())
+    body = _request_file(Path(args.file))
     fixed = args.now or settings.fixed_now
     if isinstance(body, dict) and isinstance(body.get("request"), dict):
         # A golden case file: its request, evaluated as of its own "now" unless --now is given.
         fixed = fixed or body.get("now")
         body = body["request"]
     now = clock_for(fixed)()
+    # On stderr, so the response on stdout stays valid JSON for a pipe.
+    sys.stderr.write(f"cds evaluate: evaluated as of {now.isoformat()}\n")
+    demo_now = None if fixed else demo_instant(body, settings.demo_dir)
+    if demo_now is not None:
+        sys.stderr.write(
+            f"cds evaluate: this is a demo request, whose patients are dated for {demo_now}; "
+            f"add --now {demo_now} to see the cards the demo shows\n"
+        )
     try:
         response = asyncio.run(evaluate_offline(catalogue, body, now))
     except CdsError as exc:
@@ -71,6 +74,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(orjson.dumps(response, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _request_file(path: Path) -> object:
+    from cds.errors import ConfigError
+
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a request JSON file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror})"]) from None
+    except orjson.JSONDecodeError as exc:
+        # orjson's message gives line and column; the content itself may be a patient's chart.
+        raise ConfigError([f"{path}: not valid JSON: {exc.args[0]}"]) from None
 
 
 def _rules_check(_: argparse.Namespace) -> int:
@@ -86,61 +105,57 @@ def _rules_check(_: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _unreachable(exc: Exception) -> int:
-    """Exit status 3 and one line for an unreachable database; anything else is re-raised."""
-    from cds.errors import StoreUnavailable
-    from cds.store.outage import unreachable_cause
-
-    # The store has already told the outage from a bug; its cause is the driver's error.
-    found = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
-    cause = unreachable_cause(found) if found is not None else None
-    if cause is None:
-        raise exc
-    # The cause only: a driver's message may quote the URL, password included.
-    sys.stderr.write(f"the database cannot be reached ({cause}); try again when it is up\n")
-    return 3
-
-
 def _db_upgrade(_: argparse.Namespace) -> int:
-    from cds.migrations import upgrade_sync
     from cds.settings import Settings
+    from cds.startup import migrate_or_explain
 
-    try:
-        upgrade_sync(Settings())
-    except Exception as exc:  # _unreachable re-raises all but an outage
-        return _unreachable(exc)
+    asyncio.run(migrate_or_explain(Settings()))
     sys.stdout.write("database schema is up to date\n")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cds.report import render_json, render_table
+    from cds.report import render_json, render_table, report_window
     from cds.settings import Settings
+    from cds.startup import database_explained
     from cds.store import Store
 
     settings = Settings()
-    until = args.until or datetime.now(UTC)
-    since = args.since or until - timedelta(days=30)
+    since, until = report_window(args.since, args.until, datetime.now(UTC))
 
     async def fetch() -> str:
         store = Store(settings)
         try:
-            report = await store.rule_report(args.service, since, until)
+            with database_explained(settings):
+                report = await store.rule_report(args.service, since, until)
         finally:
             await store.close()
         return render_json(report) if args.json else render_table(report)
 
-    try:
-        text = asyncio.run(fetch())
-    except Exception as exc:  # _unreachable re-raises all but an outage
-        return _unreachable(exc)
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(asyncio.run(fetch()) + "\n")
     return 0
 
 
-def _date(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _bound(*, end: bool) -> Callable[[str], datetime]:
+    from cds.report import BOUND_FORMAT, parse_bound
+
+    def parse(value: str) -> datetime:
+        try:
+            return parse_bound(value, end=end)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {BOUND_FORMAT}: {value!r}") from None
+
+    return parse
+
+
+def _instant_text(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 instant: {value!r} (e.g. 2026-06-01T12:00:00Z)"
+        ) from None
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,7 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="print the response to a request JSON file (or a golden case file)"
     )
     evaluate.add_argument("file")
-    evaluate.add_argument("--now", help="evaluation instant (ISO 8601); default: now")
+    evaluate.add_argument(
+        "--now",
+        type=_instant_text,
+        help="evaluation instant, ISO 8601 (2026-06-01T12:00:00Z); default: the case file's "
+        "own now, else CDS_FIXED_NOW, else the real clock",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     rules = commands.add_parser("rules", help="rule catalogue tools")
@@ -178,18 +198,45 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply migrations").set_defaults(handler=_db_upgrade)
 
-    report = commands.add_parser("report", help="per-rule feedback report")
-    report.add_argument("--service")
-    report.add_argument("--since", type=_date)
-    report.add_argument("--until", type=_date)
-    report.add_argument("--json", action="store_true")
+    from cds.report import BOUND_FORMAT, DEFAULT_WINDOW_DAYS
+
+    report = commands.add_parser(
+        "report",
+        help="per-rule feedback report",
+        description="Per rule, for the calls received in [--since, --until): times its cards "
+        "were shown, distinct cards, patients, cards without feedback, accepted and overridden, "
+        "with rates over the feedback received. Default window: the last "
+        f"{DEFAULT_WINDOW_DAYS} days up to now.",
+    )
+    report.add_argument("--service", help="one service id (default: every service)")
+    report.add_argument(
+        "--since",
+        type=_bound(end=False),
+        help=f"start, inclusive: {BOUND_FORMAT}; default: {DEFAULT_WINDOW_DAYS} days before "
+        "--until",
+    )
+    report.add_argument(
+        "--until",
+        type=_bound(end=True),
+        help=f"end, exclusive: {BOUND_FORMAT}; a date includes that whole day; default: now",
+    )
+    report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.set_defaults(handler=_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cds.config_errors import exit_status, problems_of, render
+
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except Exception as exc:
+        problems = problems_of(exc)
+        if problems is None:
+            raise
+        sys.stderr.write(render(problems))
+        return exit_status(exc)
     return code
 
 

@@ -299,6 +299,19 @@ def _entry_resources(bundle: Any, origin: str) -> list[Resource]:
     return [r for r in resources if isinstance(r, dict)]
 
 
+def demo_instant(request: object, directory: Path = DEMO_DIR) -> str | None:
+    """The demo's clock when ``request`` was made by the demo (its clinician), else None."""
+    try:
+        index = json.loads((directory / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    context = request.get("context") if isinstance(request, dict) else None
+    if isinstance(context, dict) and context.get("userId") == index.get("userId"):
+        now = index.get("demoNow")
+        return now if isinstance(now, str) else None
+    return None
+
+
 @lru_cache(maxsize=4)
 def load_demo(directory: Path = DEMO_DIR) -> DemoData:
     """The demo patients in ``directory`` (index.json plus one Bundle per patient), checked."""

@@ -20,6 +20,15 @@ def validation_problems(exc: ValidationError, label: str) -> list[str]:
     return [f"{label}: {_path(tuple(e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors()]
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line with the place and the parser's complaint (its own text names no file)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {what}"
+    return f"not valid YAML: {' '.join(str(exc).split())}"
+
+
 def load_document(
     path: Path, label: str, model: type[Document], problems: list[str]
 ) -> Document | None:
@@ -27,7 +36,7 @@ def load_document(
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        problems.append(f"{label}: not valid YAML: {exc}")
+        problems.append(f"{label}: {_yaml_problem(exc)}")
         return None
     except OSError as exc:
         problems.append(f"{label}: cannot be read: {exc}")

@@ -59,8 +59,15 @@ ALLOWED_FIELDS: Final = frozenset(
         # A dependency that failed (fixed enums, see cds/store/outage.py).
         "cause",
         "operation",
+        # Why the service could not start (type and message whole): no request exists yet.
+        "startup_error",
     }
 )
+# Fields written whole up to this many characters instead of MAX_STRING_CHARS.
+LONG_FIELDS: Final = frozenset({"startup_error"})
+MAX_LONG_STRING_CHARS: Final = 4000
+# uvicorn logs a failed lifespan startup as the whole traceback text in the message.
+_TRACEBACK_TEXT: Final = "Traceback (most recent call last):"
 
 MAX_STRING_CHARS: Final = 256
 MAX_LIST_ITEMS: Final = 100
@@ -83,14 +90,24 @@ def log_fields(**values: object) -> dict[str, dict[str, object]]:
     return {"fields": values}
 
 
-def redact(text: str) -> str:
+def redact(text: str, limit: int = MAX_STRING_CHARS) -> str:
     """``text`` with JWT-shaped strings and Bearer credentials replaced, then truncated."""
     if _SUSPECT.search(text) is not None:
         text = _BEARER.sub(r"\1 [redacted]", text)
         text = _JWT_SHAPED.sub("[redacted-jwt]", text)
-    if len(text) > MAX_STRING_CHARS:
-        return text[:MAX_STRING_CHARS] + "…"
+    if len(text) > limit:
+        return text[:limit] + "…"
     return text
+
+
+def _message(record: logging.LogRecord) -> str:
+    text = record.getMessage()
+    if text.startswith(_TRACEBACK_TEXT):
+        # Its last line is the exception's type and message: what the reader needs, whole,
+        # where the first 256 characters were file names. The frames stay out of the log.
+        last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
+        return redact(last.strip(), MAX_LONG_STRING_CHARS)
+    return redact(text)
 
 
 def _scalar(value: object) -> _Scalar:
@@ -122,12 +139,14 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": _message(record),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
             for name, value in fields.items():
-                if name in ALLOWED_FIELDS:
+                if name in LONG_FIELDS and isinstance(value, str):
+                    entry[name] = redact(value, MAX_LONG_STRING_CHARS)
+                elif name in ALLOWED_FIELDS:
                     entry[name] = _safe_value(value)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__qualname__
@@ -208,5 +227,6 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
         access.addFilter(AccessLogFilter())
 
     # httpx logs every request URL at INFO; FHIR search URLs carry patient ids.
-    for name in ("httpx", "httpcore"):
+    # Alembic announces each of its plugins at INFO on every start: seven lines of noise.
+    for name in ("httpx", "httpcore", "alembic.runtime.plugins"):
         logging.getLogger(name).setLevel(logging.WARNING)

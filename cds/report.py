@@ -3,20 +3,54 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from cds.store import RuleReport
+from cds.store import RuleReport, RuleStats
 
-_COLUMNS = ("service", "rule", "shown", "patients", "accepted", "overridden", "accept %")
+_COLUMNS = (
+    "service",
+    "rule",
+    "shown",
+    "cards",
+    "patients",
+    "no response",
+    "accepted",
+    "overridden",
+    "accept rate",
+    "override rate",
+)
+NONE = "\u2013"  # an en dash: no feedback, so no rate
+# When neither bound is given, the report covers this many days up to now.
+DEFAULT_WINDOW_DAYS = 30
+BOUND_FORMAT = (
+    "a date (2026-05-01, UTC) or an instant (2026-05-01T08:00:00Z; without an offset, UTC)"
+)
 
 
-def parse_bound(text: str) -> datetime:
-    """A CLI date bound: ``2025-03-01`` is midnight UTC; a datetime without offset is UTC."""
-    value = datetime.fromisoformat(text)
-    if len(text) == 10:
-        value = datetime.combine(value.date(), time())
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def parse_bound(text: str, *, end: bool = False) -> datetime:
+    """A report bound, from the CLI or the API alike.
+
+    A date is a whole UTC day: as a start it is that day's midnight, as an end the next one, so
+    ``--since 2026-05-01 --until 2026-05-31`` covers all of May. An instant without an offset
+    is UTC. Raises ``ValueError`` for anything else.
+    """
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    midnight = datetime.combine(day, time(), tzinfo=UTC)
+    return midnight + timedelta(days=1) if end else midnight
+
+
+def report_window(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """[start, end): until defaults to now, since to DEFAULT_WINDOW_DAYS before the end."""
+    end = until or now
+    return since or end - timedelta(days=DEFAULT_WINDOW_DAYS), end
 
 
 def report_json(report: RuleReport) -> dict[str, Any]:
@@ -29,15 +63,18 @@ def render_json(report: RuleReport) -> str:
     return json.dumps(report_json(report), indent=2, sort_keys=True) + "\n"
 
 
-def _percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.1f}"
+def _rate(part: int, stats: RuleStats) -> str:
+    # With its denominator: "100 %" of one answer is not "100 %" of fifty.
+    if not stats.feedback:
+        return NONE
+    return f"{part / stats.feedback * 100:.1f} % of {stats.feedback}"
 
 
 def render_table(report: RuleReport) -> str:
     """An aligned text table, one line per rule, then each rule's top override reasons."""
     scope = report.service_id or "all services"
     lines = [
-        f"Feedback report for {scope}, cards shown from {report.start.isoformat()} "
+        f"Feedback report for {scope}, calls received from {report.start.isoformat()} "
         f"to {report.end.isoformat()}",
         "",
     ]
@@ -45,11 +82,14 @@ def render_table(report: RuleReport) -> str:
         (
             s.service_id,
             s.rule_id,
-            str(s.shown),
+            str(s.times_shown),
+            str(s.cards),
             str(s.patients),
+            str(s.no_response),
             str(s.accepted),
             str(s.overridden),
-            _percent(s.acceptance_rate),
+            _rate(s.accepted, s),
+            _rate(s.overridden, s),
         )
         for s in report.rules
     ]
@@ -67,6 +107,12 @@ def render_table(report: RuleReport) -> str:
 
         lines += [line(_COLUMNS), line(tuple("-" * w for w in widths))]
         lines += [line(row) for row in rows]
+        lines += [
+            "",
+            "shown: times the rule's cards were shown (a card shown again to the same patient "
+            "keeps its uuid); cards: distinct cards; no response: cards without any feedback;",
+            f"rates: share of the feedback received (accepted + overridden); {NONE}: no feedback.",
+        ]
         reasons = [s for s in report.rules if s.top_override_reasons]
         if reasons:
             lines += ["", "Top override reasons:"]

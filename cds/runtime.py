@@ -51,6 +51,14 @@ class Runtime:
         self.discovery = to_wire(DiscoveryResponse(services=self.catalogue.descriptors()))
         self.evaluations = EvaluationSlots(self.settings.max_concurrent_evaluations)
 
+    async def aclose(self) -> None:
+        """Release everything, writing every queued audit row first (the store is still open)."""
+        await self.audit.close()
+        await self.fhir_client.aclose()
+        for close in self.closers:
+            await close()
+        await self.store.close()
+
     def check_admin(self, authorization: str | None) -> None:
         """The admin routes exist only with CDS_ADMIN_TOKEN set, and need exactly that token."""
         expected = self.settings.admin_token

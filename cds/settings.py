@@ -10,7 +10,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cds.config_errors import database_url_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPMENT_HASH_KEY = "development-only-patient-hash-key"
+# HMAC-SHA256 keys shorter than the hash's own 32 bytes weaken it (RFC 2104, section 3).
+MIN_HASH_KEY_BYTES = 32
 
 
 class Environment(StrEnum):
@@ -93,6 +98,8 @@ class Settings(BaseSettings):
     # worker by default, so the event loop keeps answering probes and small calls meanwhile.
     evaluation_thread_bytes: int = Field(default=1024 * 1024, ge=0)
     max_concurrent_evaluations: int = Field(default=1, ge=1)
+    # /docs and /openapi.json; off in production unless asked for (see docs/operations.md).
+    api_docs_enabled: bool | None = None
     # Validation outcomes remembered by resource content (0 = validate every time).
     validation_memo_size: int = Field(default=20_000, ge=0)
 
@@ -129,21 +136,26 @@ class Settings(BaseSettings):
     # Storage.
     database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'footpath-cds.db'}"
     migrate_on_start: bool = True
-    patient_hash_key: SecretStr = SecretStr("development-only-patient-hash-key")
+    patient_hash_key: SecretStr = SecretStr(DEVELOPMENT_HASH_KEY)
     # Bearer token for the admin report route; the route answers 404 while it is unset.
     admin_token: SecretStr | None = None
     # Bearer token /metrics asks for when set; unset, /metrics answers anyone who reaches it.
     metrics_token: SecretStr | None = None
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_has_our_driver(cls, url: str) -> str:
+        problem = database_url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
+
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> Settings:
-        if self.env is Environment.production:
-            if self.effective_auth_mode is AuthMode.off:
-                raise ValueError("CDS_AUTH_MODE=off is refused when CDS_ENV=production")
-            if self.trust_sandbox:
-                raise ValueError("CDS_TRUST_SANDBOX is unsafe and refused in production")
-            if self.patient_hash_key.get_secret_value() == "development-only-patient-hash-key":
-                raise ValueError("set CDS_PATIENT_HASH_KEY in production")
+        problems = production_problems(self)
+        if problems:
+            # One line per problem; each names its variable, none quotes a value.
+            raise ValueError("\n".join(problems))
         return self
 
     def issuer_jwks(self) -> dict[str, str]:
@@ -185,6 +197,12 @@ class Settings(BaseSettings):
         return self.database_url.partition(":")[0].partition("+")[0].lower() == "sqlite"
 
     @property
+    def effective_api_docs(self) -> bool:
+        if self.api_docs_enabled is not None:
+            return self.api_docs_enabled
+        return self.env is not Environment.production
+
+    @property
     def effective_playground(self) -> bool:
         if self.playground_enabled is not None:
             return self.playground_enabled
@@ -206,6 +224,34 @@ class Settings(BaseSettings):
             return (own,)
         service = trimmed.removesuffix("/feedback")
         return own, self.public_url(service), self.public_url("/cds-services")
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Why ``settings`` cannot serve in production: each line names a variable, never a value."""
+    if settings.env is not Environment.production:
+        return []
+    problems = []
+    if settings.effective_auth_mode is AuthMode.off:
+        problems.append("CDS_AUTH_MODE=off is refused when CDS_ENV=production")
+    elif not settings.trusted_issuers:
+        problems.append(
+            "CDS_TRUSTED_ISSUERS is empty: with auth required no EHR could call the service; "
+            "set a JSON object of issuer to JWKS URL"
+        )
+    if settings.trust_sandbox:
+        problems.append("CDS_TRUST_SANDBOX is unsafe and refused in production")
+    key = settings.patient_hash_key.get_secret_value()
+    if key == DEVELOPMENT_HASH_KEY:
+        problems.append(
+            "CDS_PATIENT_HASH_KEY is unset: production needs its own key of at least "
+            f"{MIN_HASH_KEY_BYTES} random bytes (e.g. openssl rand -base64 32)"
+        )
+    elif len(key.encode()) < MIN_HASH_KEY_BYTES:
+        problems.append(
+            f"CDS_PATIENT_HASH_KEY is shorter than {MIN_HASH_KEY_BYTES} bytes: use at least "
+            f"{MIN_HASH_KEY_BYTES} random bytes (e.g. openssl rand -base64 32)"
+        )
+    return problems
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -96,7 +96,7 @@ async def test_the_admin_report_counts_shown_accepted_and_overridden_cards(
     )
     assert response.status_code == 200
     rules = {r["rule_id"]: r for r in response.json()["rules"]}
-    assert rules["RB-01"]["shown"] == 1
+    assert rules["RB-01"]["times_shown"] == 1
     assert rules["RB-01"]["overridden"] == 1
     assert rules["RB-01"]["top_override_reasons"][0]["code"] == reason["code"]
 
@@ -112,7 +112,7 @@ async def test_the_admin_report_counts_cards_still_waiting_to_be_written(
             params={"since": "2026-01-01T00:00:00Z"},
             headers={"Authorization": f"Bearer {ADMIN}"},
         )
-    assert {r["rule_id"]: r["shown"] for r in response.json()["rules"]}["RB-01"] == 1
+    assert {r["rule_id"]: r["times_shown"] for r in response.json()["rules"]}["RB-01"] == 1
 
 
 async def test_calls_still_queued_at_shutdown_are_written_before_the_app_stops(
@@ -145,3 +145,42 @@ async def test_bad_report_parameters_are_a_400(admin_client: httpx.AsyncClient) 
     response = await admin_client.get("/admin/report?since=yesterday", headers=headers)
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_the_admin_report_takes_a_plain_date_as_a_whole_utc_day(
+    admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
+) -> None:
+    await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    response = await admin_client.get(
+        "/admin/report", params={"since": "2026-05-01", "until": "2026-06-01"}, headers=headers
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["start"], body["end"]) == ("2026-05-01T00:00:00Z", "2026-06-02T00:00:00Z")
+    assert "RB-01" in {r["rule_id"] for r in body["rules"]}
+
+
+async def test_the_admin_report_takes_an_instant_with_or_without_an_offset(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    response = await admin_client.get(
+        "/admin/report",
+        params={"since": "2026-05-01T10:00:00+02:00", "until": "2026-05-02T08:00:00"},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["start"], body["end"]) == ("2026-05-01T08:00:00Z", "2026-05-02T08:00:00Z")
+
+
+async def test_a_report_bound_that_is_no_date_names_the_parameter_and_the_format(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    response = await admin_client.get("/admin/report?until=31/05/2026", headers=headers)
+    assert response.status_code == 400
+    issue = response.json()["issue"][0]
+    assert issue["expression"] == ["until"]
+    assert "2026-05-01T08:00:00Z" in issue["diagnostics"]

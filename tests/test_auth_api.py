@@ -233,7 +233,11 @@ def test_production_refuses_to_start_with_auth_off() -> None:
 
 
 def test_production_requires_auth_by_default() -> None:
-    settings = Settings(env="production", patient_hash_key="k" * 32)
+    settings = Settings(
+        env="production",
+        patient_hash_key="k" * 32,
+        trusted_issuers={"https://ehr.example.org": "https://ehr.example.org/jwks.json"},
+    )
     assert settings.effective_auth_mode.value == "required"
 
 

@@ -94,7 +94,10 @@ def test_a_database_nobody_listens_on_is_one_line_and_exit_status_3(
     monkeypatch.setenv("CDS_DATABASE_URL", url)
     assert main(command) == 3
     err = capsys.readouterr().err
-    assert err == "the database cannot be reached (refused); try again when it is up\n"
+    assert err.count("\n") == 1
+    assert err.startswith("cds: CDS_DATABASE_URL: the database at postgresql+asyncpg://")
+    assert "cannot be reached (refused)" in err
+    assert err.endswith("; try again when it is up\n")
     assert "secret-password" not in err
 
 

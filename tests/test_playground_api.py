@@ -146,7 +146,8 @@ def test_production_has_no_playground_routes_unless_explicitly_enabled() -> None
     production: dict[str, Any] = {
         "env": "production",
         "auth_mode": "required",
-        "patient_hash_key": SecretStr("a-production-secret"),
+        "patient_hash_key": SecretStr("a-production-secret-of-at-least-32-bytes"),
+        "trusted_issuers": {"https://ehr.example.org": "https://ehr.example.org/jwks.json"},
     }
     assert playground_router(Settings(**production)).routes == []
     enabled = Settings(**production, playground_enabled=True)

@@ -168,6 +168,6 @@ def test_a_clinician_sees_the_expected_cards_and_accepting_a_suggestion_stores_f
 
     stats = _rule_stats(demo_settings_for_test, "back-to-foot")
     assert stats["RB-02"].accepted == 1
-    assert (stats["RF-01"].shown, stats["RF-01"].overridden) == (1, 1)
+    assert (stats["RF-01"].times_shown, stats["RF-01"].overridden) == (1, 1)
     reason = stats["RF-01"].top_override_reasons[0]
     assert reason.code == "already-assessed-today"

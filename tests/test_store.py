@@ -59,9 +59,10 @@ def issued(
 def audit(
     cards: list[IssuedCard], *, hook: str = "h-1", patient: str | None = "hash-a"
 ) -> AuditRecord:
+    # The call that issued the cards: same service, received when they were issued.
     return AuditRecord(
         hook_instance=hook,
-        service_id="back-to-foot",
+        service_id=cards[0].service_id if cards else "back-to-foot",
         hook="patient-view",
         rule_ids=sorted({c.rule_id for c in cards}),
         card_uuids=[c.card_uuid for c in cards],
@@ -69,7 +70,7 @@ def audit(
         status=200,
         fhir_fetch_count=2,
         skipped_resource_count=1,
-        received_at=T0,
+        received_at=cards[0].issued_at if cards else T0,
         patient_hash=patient,
     )
 
@@ -490,12 +491,18 @@ async def test_the_rule_report_counts_cards_shown_accepted_and_overridden_per_ru
     by_rule = {stats.rule_id: stats for stats in report.rules}
     assert set(by_rule) == {"RF-01", "RF-02"}
     rf01 = by_rule["RF-01"]
-    assert (rf01.shown, rf01.patients, rf01.accepted, rf01.overridden) == (3, 1, 1, 2)
+    assert (rf01.times_shown, rf01.patients, rf01.accepted, rf01.overridden) == (3, 1, 1, 2)
     assert rf01.acceptance_rate == pytest.approx(1 / 3)
     (reason,) = rf01.top_override_reasons
     assert (reason.code, reason.display, reason.count) == ("not-relevant", "Not relevant", 2)
     rf02 = by_rule["RF-02"]
-    assert (rf02.shown, rf02.accepted, rf02.overridden, rf02.acceptance_rate) == (1, 0, 1, 0.0)
+    # Two overrides of one card are two answers: the rate is over answers, 0 of 2 accepted.
+    assert (rf02.times_shown, rf02.accepted, rf02.overridden, rf02.acceptance_rate) == (
+        1,
+        0,
+        2,
+        0.0,
+    )
     assert [r.code for r in rf02.top_override_reasons] == ["already-done"]
     assert report.unmatched_feedback == 1
 
@@ -504,7 +511,7 @@ async def test_the_rule_report_counts_cards_shown_accepted_and_overridden_per_ru
 async def test_the_rule_report_covers_only_its_date_range_and_service(store: Store) -> None:
     await _seed_report(store)
     later = await store.rule_report("back-to-foot", T0 + DAY, T0 + 5 * DAY)
-    assert [(s.rule_id, s.shown, s.accepted) for s in later.rules] == [("RF-01", 1, 0)]
+    assert [(s.rule_id, s.times_shown, s.accepted) for s in later.rules] == [("RF-01", 1, 0)]
     everywhere = await store.rule_report(None, T0 - DAY, T0 + DAY)
     assert {(s.service_id, s.rule_id) for s in everywhere.rules} == {
         ("back-to-foot", "RF-01"),
@@ -559,3 +566,38 @@ async def test_migration_0003_keeps_earlier_audit_rows_with_no_repaired_elements
         await opened.record_invocation(repaired, cards)
         counts = [r.repaired_element_count for r in await rows(opened, invocations)]
         assert counts == [0, 3]
+
+
+@pytest.mark.anyio
+async def test_the_rule_report_counts_each_showing_of_a_card_whose_uuid_repeats(
+    store: Store,
+) -> None:
+    # One patient's chart opened five times: RB-01's card keeps its uuid on every call.
+    for n in range(5):
+        cards = [issued("rb-card", "RB-01", hook=f"view-{n}", at=T0 + n * timedelta(hours=1))]
+        await store.record_invocation(audit(cards, hook=f"view-{n}", patient="hash-a"), cards)
+    other = [issued("rb-other", "RB-01", hook="view-b", at=T0)]
+    await store.record_invocation(audit(other, hook="view-b", patient="hash-b"), other)
+    quiet = [issued("dm-card", "DM-01", hook="view-c", at=T0)]
+    await store.record_invocation(audit(quiet, hook="view-c", patient="hash-c"), quiet)
+    await store.record_feedback(
+        "back-to-foot", [accepted("rb-card"), overridden("rb-card")], T0 + timedelta(hours=6)
+    )
+    report = await store.rule_report("back-to-foot", T0 - DAY, T0 + DAY)
+    rb01, dm01 = (next(s for s in report.rules if s.rule_id == r) for r in ("RB-01", "DM-01"))
+    assert (rb01.times_shown, rb01.cards, rb01.patients) == (6, 2, 2)
+    # One accept and one override: half of two answers each, never "100 % accepted".
+    assert (rb01.accepted, rb01.overridden, rb01.feedback) == (1, 1, 2)
+    assert (rb01.acceptance_rate, rb01.override_rate) == (0.5, 0.5)
+    assert rb01.no_response == 1
+    assert (dm01.times_shown, dm01.cards, dm01.feedback, dm01.no_response) == (1, 1, 0, 1)
+    assert (dm01.acceptance_rate, dm01.override_rate) == (None, None)
+
+
+@pytest.mark.anyio
+async def test_the_rule_report_counts_the_showings_inside_its_window_only(store: Store) -> None:
+    for n, at in enumerate([T0, T0 + DAY, T0 + 2 * DAY]):
+        cards = [issued("rb-card", "RB-01", hook=f"view-{n}", at=at)]
+        await store.record_invocation(audit(cards, hook=f"view-{n}"), cards)
+    report = await store.rule_report("back-to-foot", T0 + DAY, T0 + 3 * DAY)
+    assert [(s.rule_id, s.times_shown, s.cards) for s in report.rules] == [("RB-01", 2, 1)]

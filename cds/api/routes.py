@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from cds.errors import NotFound, Unauthorized
+from cds.errors import InvalidRequest, NotFound, Unauthorized
 from cds.feedback import accept_feedback
 from cds.invocation import invoke
+from cds.report import BOUND_FORMAT, parse_bound, report_window
 from cds.runtime import Runtime, runtime_of
 from cds.security import VerifiedCaller
 from cds.settings import AuthMode
@@ -95,18 +96,32 @@ async def metrics(request: Request, rt: RuntimeDep) -> Response:
     return Response(payload, media_type=media_type)
 
 
+def _bound(name: str, text: str | None, *, end: bool) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_bound(text, end=end)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' is not {BOUND_FORMAT}.", expression=[name]) from None
+
+
 @ops_routes.get("/admin/report")
 async def report(
     request: Request,
     rt: RuntimeDep,
-    service: str | None = None,
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    service: Annotated[str | None, Query(description="one service id (default: all)")] = None,
+    since: Annotated[str | None, Query(description=f"start, inclusive: {BOUND_FORMAT}")] = None,
+    until: Annotated[
+        str | None, Query(description=f"end, exclusive (a date: its whole day): {BOUND_FORMAT}")
+    ] = None,
 ) -> JsonResponse:
-    """Per-rule feedback report (cards shown, accepted, overridden, top override reasons)."""
+    """Per-rule feedback report: times shown, distinct cards, patients, cards without feedback,
+    accepted and overridden with rates over the feedback received, top override reasons.
+    Default window: the last 30 days up to now."""
     rt.check_admin(request.headers.get("authorization"))
     if service is not None and service not in rt.catalogue.services:
         raise NotFound(f"No CDS service '{service}'.")
-    end = until or datetime.now(UTC)
-    start = since or end - timedelta(days=30)
+    start, end = report_window(
+        _bound("since", since, end=False), _bound("until", until, end=True), datetime.now(UTC)
+    )
     return JsonResponse(await rt.report(service, start, end))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,11 +43,6 @@ async def upgrade(settings: Settings, revision: str = "head") -> None:
             await conn.run_sync(_upgrade_on, alembic_config(settings.database_url), revision)
     finally:
         await engine.dispose()
-
-
-def upgrade_sync(settings: Settings, revision: str = "head") -> None:
-    """``upgrade`` for synchronous callers such as ``cds db upgrade``."""
-    asyncio.run(upgrade(settings, revision))
 
 
 def _revision_of(connection: Connection) -> str | None:

@@ -101,31 +101,45 @@ class OverrideReasonCount(_Frozen):
 
 
 class RuleStats(_Frozen):
-    """Feedback on the cards one rule produced in the report's period."""
+    """What one rule showed in the report's period and what clinicians answered.
+
+    A card's uuid repeats whenever the same patient's call shows it again, so ``times_shown``
+    (calls that showed one of the rule's cards) and ``cards`` (distinct card uuids) differ.
+    Rates are over the feedback received, never over cards shown: most cards get no answer.
+    """
 
     rule_id: str
     service_id: str
-    shown: int
+    times_shown: int
+    cards: int
     patients: int
     accepted: int
     overridden: int
+    # Distinct cards with no feedback at all (neither accepted nor overridden).
+    no_response: int
     top_override_reasons: list[OverrideReasonCount] = []
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def feedback(self) -> int:
+        """Feedback items received on this rule's cards: the rates' denominator."""
+        return self.accepted + self.overridden
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def acceptance_rate(self) -> float | None:
-        """Share of the cards shown that a clinician accepted (None when none was shown)."""
-        return self.accepted / self.shown if self.shown else None
+        """Share of the feedback received that accepted (None without feedback)."""
+        return self.accepted / self.feedback if self.feedback else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def override_rate(self) -> float | None:
-        """Share of the cards shown that a clinician overrode (None when none was shown)."""
-        return self.overridden / self.shown if self.shown else None
+        """Share of the feedback received that overrode (None without feedback)."""
+        return self.overridden / self.feedback if self.feedback else None
 
 
 class RuleReport(_Frozen):
-    """Per rule: cards shown in [start, end) and what clinicians did with them."""
+    """Per rule: cards shown by the calls received in [start, end), and the feedback on them."""
 
     service_id: str | None
     start: AwareDatetime

@@ -1,5 +1,6 @@
-"""The per-rule report: for the cards issued in a time range, how often each rule was shown, to
-how many patients, and what clinicians did with it (accepted, overridden, and why)."""
+"""The per-rule report: for the calls received in a time range, how often each rule's cards were
+shown, how many distinct cards and patients that was, and what clinicians answered (accepted,
+overridden and why, or nothing at all)."""
 
 from __future__ import annotations
 
@@ -15,59 +16,83 @@ from cds.store.schema import feedback, invocations, issued_cards
 TOP_REASONS = 5
 
 
+def _showings(dialect: str, service_id: str | None, start: datetime, end: datetime) -> Any:
+    """One row per card a call in [start, end) returned: the uuid repeats on every call."""
+    inv, ic = invocations, issued_cards
+    # Each call keeps its card uuids as a JSON list; each dialect has its own way to unnest one.
+    unnest = sa.func.json_each if dialect == "sqlite" else sa.func.json_array_elements_text
+    shown = unnest(inv.c.card_uuids).table_valued("value").alias("shown")
+    where = [inv.c.received_at >= start, inv.c.received_at < end]
+    if service_id is not None:
+        where.append(inv.c.service_id == service_id)
+    return (
+        sa.select(
+            inv.c.service_id,
+            ic.c.rule_id,
+            ic.c.card_uuid,
+            inv.c.patient_hash,
+        )
+        .select_from(inv)
+        .join(shown, sa.true())
+        .join(ic, sa.and_(ic.c.card_uuid == shown.c.value, ic.c.service_id == inv.c.service_id))
+        .where(*where)
+        .subquery("showings")
+    )
+
+
 async def rule_report(
     engine: AsyncEngine, service_id: str | None, start: datetime, end: datetime
 ) -> RuleReport:
-    """Per rule, for cards issued in [start, end): shown, patients, accepted, overridden."""
-    ic, fb, inv = issued_cards, feedback, invocations
-    in_range = [ic.c.issued_at >= start, ic.c.issued_at < end]
-    if service_id is not None:
-        in_range.append(ic.c.service_id == service_id)
-    group = (ic.c.service_id, ic.c.rule_id)
-    # Feedback joins issued cards at report time, so feedback that arrived before its card
-    # row was written (another replica, a slow audit) still counts for the right rule.
-    on_card = sa.and_(fb.c.card_uuid == ic.c.card_uuid, fb.c.service_id == ic.c.service_id)
+    """Per rule, for the calls received in [start, end): times shown, cards, patients, feedback."""
+    fb = feedback
+    showings = _showings(engine.dialect.name, service_id, start, end)
+    group = (showings.c.service_id, showings.c.rule_id)
+    cards = sa.select(*group, showings.c.card_uuid).distinct().subquery("cards")
+    card_group = (cards.c.service_id, cards.c.rule_id)
+    # Feedback joins cards at report time, so feedback that arrived before its card row was
+    # written (another replica, a slow audit) still counts for the right rule.
+    on_card = sa.and_(fb.c.card_uuid == cards.c.card_uuid, fb.c.service_id == cards.c.service_id)
     async with engine.connect() as conn:
         shown = await conn.execute(
-            sa.select(*group, sa.func.count()).where(*in_range).group_by(*group)
-        )
-        patients = await conn.execute(
-            sa.select(*group, sa.func.count(sa.distinct(inv.c.patient_hash)))
-            .select_from(ic)
-            .join(
-                inv,
-                sa.and_(
-                    inv.c.hook_instance == ic.c.hook_instance,
-                    inv.c.service_id == ic.c.service_id,
-                ),
-            )
-            .where(*in_range)
-            .group_by(*group)
+            sa.select(
+                *group,
+                sa.func.count(),
+                sa.func.count(sa.distinct(showings.c.card_uuid)),
+                sa.func.count(sa.distinct(showings.c.patient_hash)),
+            ).group_by(*group)
         )
         outcomes = await conn.execute(
-            sa.select(*group, fb.c.outcome, sa.func.count(sa.distinct(fb.c.card_uuid)))
-            .select_from(ic)
+            sa.select(*card_group, fb.c.outcome, sa.func.count())
+            .select_from(cards)
             .join(fb, on_card)
-            .where(*in_range)
-            .group_by(*group, fb.c.outcome)
+            .group_by(*card_group, fb.c.outcome)
+        )
+        silent = await conn.execute(
+            sa.select(*card_group, sa.func.count())
+            .where(~sa.exists().where(on_card))
+            .group_by(*card_group)
         )
         reasons = await conn.execute(
             sa.select(
-                *group,
+                *card_group,
                 fb.c.override_system,
                 fb.c.override_code,
                 sa.func.max(fb.c.override_display),
                 sa.func.count(),
             )
-            .select_from(ic)
+            .select_from(cards)
             .join(fb, on_card)
-            .where(*in_range, fb.c.outcome == "overridden", fb.c.override_code.is_not(None))
-            .group_by(*group, fb.c.override_system, fb.c.override_code)
+            .where(fb.c.outcome == "overridden", fb.c.override_code.is_not(None))
+            .group_by(*card_group, fb.c.override_system, fb.c.override_code)
         )
         orphan_filter = [
             fb.c.received_at >= start,
             fb.c.received_at < end,
-            ~sa.exists().where(on_card),
+            # Unknown to the service it was sent to: a card of another service does not count.
+            ~sa.exists().where(
+                fb.c.card_uuid == issued_cards.c.card_uuid,
+                fb.c.service_id == issued_cards.c.service_id,
+            ),
         ]
         if service_id is not None:
             orphan_filter.append(fb.c.service_id == service_id)
@@ -79,8 +104,8 @@ async def rule_report(
         start,
         end,
         shown=[tuple(row) for row in shown],
-        patients=[tuple(row) for row in patients],
         outcomes=[tuple(row) for row in outcomes],
+        silent=[tuple(row) for row in silent],
         reasons=[tuple(row) for row in reasons],
     ).model_copy(update={"unmatched_feedback": int(orphans or 0)})
 
@@ -91,18 +116,25 @@ def _assemble(
     end: datetime,
     *,
     shown: list[tuple[Any, ...]],
-    patients: list[tuple[Any, ...]],
     outcomes: list[tuple[Any, ...]],
+    silent: list[tuple[Any, ...]],
     reasons: list[tuple[Any, ...]],
 ) -> RuleReport:
     counts: dict[tuple[str, str], dict[str, int]] = {
-        (svc, rule): {"shown": n, "patients": 0, "accepted": 0, "overridden": 0}
-        for svc, rule, n in shown
+        (svc, rule): {
+            "times_shown": times,
+            "cards": cards,
+            "patients": patients,
+            "accepted": 0,
+            "overridden": 0,
+            "no_response": 0,
+        }
+        for svc, rule, times, cards, patients in shown
     }
-    for svc, rule, n in patients:
-        counts[svc, rule]["patients"] = n
     for svc, rule, outcome, n in outcomes:
         counts[svc, rule][outcome] = n
+    for svc, rule, n in silent:
+        counts[svc, rule]["no_response"] = n
     top: dict[tuple[str, str], list[OverrideReasonCount]] = {}
     for svc, rule, system, code, display, n in reasons:
         top.setdefault((svc, rule), []).append(
