@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cds import __version__, fhir
 from cds.api import cds_routes, ops_routes
 from cds.api.api_docs import mount_api_docs, swagger_assets
+from cds.api.openapi import describe_real_answers
 from cds.api.playground import playground_router
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
@@ -172,6 +173,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
+    describe_real_answers(app)
     app.include_router(cds_routes)
     app.include_router(ops_routes)
     app.include_router(playground_router(settings))
