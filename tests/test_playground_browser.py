@@ -12,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from cds.demo_server import create_demo_app, demo_settings
 from cds.settings import Settings
 from cds.store import RuleStats, Store
+from cds.store.schema import feedback
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
+COMMENT = "seen in clinic today"
 
 
 def _require_chromium() -> None:
@@ -106,6 +109,58 @@ def _rule_stats(settings: Settings, service_id: str) -> dict[str, RuleStats]:
     return asyncio.run(read())
 
 
+def _stored_comments(settings: Settings) -> list[str]:
+    async def read() -> list[str]:
+        async with Store.from_settings(settings) as store, store.engine.connect() as conn:
+            rows = await conn.execute(sa.select(feedback.c.user_comment))
+            return [comment for (comment,) in rows if comment]
+
+    return asyncio.run(read())
+
+
+def _dismiss_with_a_reason_and_a_comment(page: Page, red_flag: Locator) -> None:
+    # Dismissing with a reason and a comment sends an "overridden" feedback item with
+    # that Coding and the clinician's words as userComment.
+    red_flag.get_by_label("Override reason").select_option(index=1)
+    red_flag.get_by_label("Comment").fill(COMMENT)
+    red_flag.get_by_role("button", name="Dismiss").click()
+    answer = page.locator("#feedback-response")
+    expect(answer).to_have_attribute("data-status", "200", timeout=TIMEOUT_MS)
+    expect(page.locator("#feedback")).to_contain_text('"outcome": "overridden"')
+    expect(page.locator("#feedback")).to_contain_text(f'"userComment": "{COMMENT}"')
+    expect(red_flag.get_by_role("button", name="Dismiss")).to_be_disabled()
+
+
+def _accept_two_suggestions_of_a_select_any_card(page: Page, card: Locator) -> None:
+    answer = page.locator("#feedback-response")
+    suggestions = card.locator("button[data-suggestion]")
+    suggestion = suggestions.first
+    suggestion_uuid = suggestion.get_attribute("data-suggestion")
+    assert suggestion_uuid
+    suggestion.click()
+
+    expect(page.locator("#feedback")).to_contain_text('"outcome": "accepted"')
+    expect(answer).to_have_attribute("data-status", "200", timeout=TIMEOUT_MS)
+    expect(answer).to_have_attribute("data-stored", "1")
+    expect(page.locator("#feedback")).to_contain_text(suggestion_uuid)
+    # The resource the EHR would create on accepting, not only the feedback JSON.
+    created = page.get_by_label("Resource the action would create").first
+    expect(created).to_contain_text('"resourceType": "ServiceRequest"')
+    expect(created).to_contain_text('"intent"')
+    # RB-02 says selectionBehavior "any": its other suggestions stay available.
+    expect(suggestion).to_be_disabled()
+    expect(suggestion).to_have_attribute("aria-pressed", "true")
+    second = suggestions.nth(1)
+    expect(second).to_be_enabled()
+    expect(card.get_by_role("button", name="Dismiss")).to_be_disabled()
+    second_uuid = second.get_attribute("data-suggestion")
+    assert second_uuid
+    second.click()
+    expect(page.locator("#feedback")).to_contain_text(second_uuid, timeout=TIMEOUT_MS)
+    expect(answer).to_have_attribute("data-stored", "1")
+    expect(second).to_be_disabled()
+
+
 def test_a_clinician_sees_the_expected_cards_and_accepting_a_suggestion_stores_feedback(
     server: str, demo_settings_for_test: Settings, tmp_path: Path
 ) -> None:
@@ -132,15 +187,12 @@ def test_a_clinician_sees_the_expected_cards_and_accepting_a_suggestion_stores_f
             page.get_by_role("button", name="Send to the CDS service").click()
             red_flag = page.locator('[data-rule="RF-01"]')
             expect(red_flag).to_have_class("card card--critical", timeout=TIMEOUT_MS)
-            # Dismissing with a reason sends an "overridden" feedback item with that Coding.
-            red_flag.get_by_label("Override reason").select_option(index=1)
-            red_flag.get_by_role("button", name="Dismiss").click()
-            answer = page.locator("#feedback-response")
-            expect(answer).to_have_attribute("data-status", "200", timeout=TIMEOUT_MS)
-            expect(page.locator("#feedback")).to_contain_text('"outcome": "overridden"')
-
+            _dismiss_with_a_reason_and_a_comment(page, red_flag)
             # S01 with full prefetch: the RB-02 warning card, then accept its first suggestion.
             page.get_by_label("Demo patient").select_option("demo-s01")
+            # The previous patient's feedback is gone from the panel.
+            expect(page.locator("#feedback")).not_to_contain_text("overridden")
+            expect(page.locator("#feedback")).to_contain_text("Accept a suggestion")
             page.get_by_label("Send it as prefetch").check()
             expect(page.locator("#request-json")).to_contain_text('"prefetch"')
             page.get_by_role("button", name="Send to the CDS service").click()
@@ -152,22 +204,45 @@ def test_a_clinician_sees_the_expected_cards_and_accepting_a_suggestion_stores_f
             # Markdown backslash escapes are rendered as the literal characters.
             expect(card.locator(".card__detail")).to_contain_text("[Score]")
             expect(card.locator(".card__detail")).not_to_contain_text("\\[")
-            suggestion = card.locator("button[data-suggestion]").first
-            suggestion_uuid = suggestion.get_attribute("data-suggestion")
-            assert suggestion_uuid
-            suggestion.click()
-
-            expect(page.locator("#feedback")).to_contain_text('"outcome": "accepted"')
-            expect(answer).to_have_attribute("data-status", "200", timeout=TIMEOUT_MS)
-            expect(answer).to_have_attribute("data-stored", "1")
-            expect(page.locator("#feedback")).to_contain_text(suggestion_uuid)
+            _accept_two_suggestions_of_a_select_any_card(page, card)
             page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()
 
     stats = _rule_stats(demo_settings_for_test, "back-to-foot")
-    assert stats["RB-02"].accepted == 1
+    assert stats["RB-02"].accepted == 2
+    assert _stored_comments(demo_settings_for_test) == [COMMENT]
     assert (stats["RF-01"].times_shown, stats["RF-01"].overridden) == (1, 1)
     reason = stats["RF-01"].top_override_reasons[0]
     assert reason.code == "already-assessed-today"
+
+
+def test_accepting_an_at_most_one_suggestion_closes_the_card(server: str, tmp_path: Path) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{server}/playground")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=TIMEOUT_MS)
+            page.get_by_label("Demo patient").select_option("demo-s14a")
+            page.get_by_label("Hook", exact=True).select_option("order-sign")
+            expect(page.locator("#request-json")).to_contain_text('"draftOrders"')
+            page.get_by_role("button", name="Send to the CDS service").click()
+            card = page.locator('[data-rule="OS-01"]')
+            expect(card).to_be_visible(timeout=TIMEOUT_MS)
+            card.locator("button[data-suggestion]").first.click()
+            expect(page.locator("#feedback-response")).to_have_attribute(
+                "data-status", "200", timeout=TIMEOUT_MS
+            )
+            # selectionBehavior "at-most-one": nothing on the card is left to press.
+            expect(card).to_have_class("card card--info card--handled")
+            for control in card.locator("button, select, input").all():
+                expect(control).to_be_disabled()
+        finally:
+            browser.close()

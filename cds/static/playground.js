@@ -184,8 +184,16 @@
     return built;
   }
 
+  function resetFeedback() {
+    // Feedback belongs to the cards it answered: another patient or call starts a clean panel.
+    const hint = element("p", { class: "hint" });
+    hint.textContent = "Accept a suggestion or dismiss a card to send feedback.";
+    $("feedback").replaceChildren(hint);
+  }
+
   async function refresh() {
     syncControls();
+    resetFeedback();
     try {
       await loadRequest();
     } catch (error) {
@@ -285,10 +293,21 @@
       select.append(element("option", { value: String(i) }, reason.display || reason.code));
     });
     box.append(select);
+    // overrideReason.userComment (F-03): the clinician's own words, sent with or without a reason.
+    const commentId = `card-${index}-comment`;
+    box.append(element("label", { for: commentId }, "Comment"));
+    const comment = element("input", {
+      id: commentId,
+      type: "text",
+      class: "user-comment",
+      maxlength: "500",
+      placeholder: "optional",
+    });
+    box.append(comment);
     const button = element("button", { type: "button", class: "dismiss" }, "Dismiss");
     button.addEventListener("click", () => {
       const reason = select.value === "" ? null : card.overrideReasons[Number(select.value)];
-      dismiss(card, reason, article);
+      dismiss(card, reason, comment.value.trim(), article);
     });
     box.append(button);
     return box;
@@ -310,6 +329,7 @@
 
   async function send(event) {
     event.preventDefault();
+    resetFeedback();
     $("cards").dataset.state = "loading";
     showStatus("Sending…");
     try {
@@ -332,13 +352,28 @@
 
   // ---------------------------------------------------------------- feedback (F-02, SB-13)
 
-  async function sendFeedback(item, article) {
+  // What the EHR would do on accepting: each action with the FHIR resource it creates.
+  function actionsShown(suggestion) {
+    const shown = [];
+    for (const action of suggestion.actions || []) {
+      shown.push(element("h3", {}, `Would ${action.type}: ${action.description}`));
+      if (action.resource) {
+        const label = `Resource the action would ${action.type}`;
+        shown.push(element("pre", { class: "json action-resource", "aria-label": label },
+          pretty(action.resource)));
+      }
+    }
+    return shown;
+  }
+
+  async function sendFeedback(item, onStored, suggestion) {
     const payload = { feedback: [item] };
     const result = await postJson(`/cds-services/${state.serviceId}/feedback`, payload);
     const box = $("feedback");
     box.replaceChildren();
     const heading = result.ok ? "Feedback stored" : `Feedback refused (HTTP ${result.status})`;
     box.append(element("p", { class: result.ok ? "ok" : "status--error" }, heading));
+    if (suggestion) box.append(...actionsShown(suggestion));
     const sent = element("pre", { class: "json", "aria-label": "Feedback sent" }, pretty(payload));
     const answer = element("pre", {
       id: "feedback-response",
@@ -348,38 +383,57 @@
       "data-stored": result.body && "stored" in result.body ? String(result.body.stored) : "",
     });
     answer.textContent = pretty(result.body);
-    box.append(element("h3", {}, "Sent"), sent, element("h3", {}, "Response"), answer);
-    if (result.ok) {
-      article.classList.add("card--handled");
-      for (const button of article.querySelectorAll("button")) button.disabled = true;
-    }
+    box.append(element("h3", {}, "Feedback sent"), sent, element("h3", {}, "Response"), answer);
+    if (result.ok) onStored();
+  }
+
+  function disableAll(article) {
+    article.classList.add("card--handled");
+    for (const control of article.querySelectorAll("button, select, input")) control.disabled = true;
   }
 
   function accept(card, suggestion, article, button) {
-    button.setAttribute("aria-pressed", "true");
+    const item = {
+      card: card.uuid,
+      outcome: "accepted",
+      acceptedSuggestions: [{ id: suggestion.uuid }],
+      outcomeTimestamp: new Date().toISOString(),
+    };
     return sendFeedback(
-      {
-        card: card.uuid,
-        outcome: "accepted",
-        acceptedSuggestions: [{ id: suggestion.uuid }],
-        outcomeTimestamp: new Date().toISOString(),
+      item,
+      () => {
+        button.setAttribute("aria-pressed", "true");
+        button.disabled = true;
+        // selectionBehavior "any": the clinician may accept the other suggestions too;
+        // "at-most-one" (or none given) closes the card. Accepting rules out dismissing.
+        if (card.selectionBehavior === "any") {
+          const dismissing = article.querySelector(".card__dismiss");
+          for (const control of dismissing ? dismissing.querySelectorAll("*") : []) {
+            control.disabled = true;
+          }
+        } else {
+          disableAll(article);
+        }
       },
-      article
+      suggestion
     );
   }
 
-  function dismiss(card, reason, article) {
+  function dismiss(card, reason, comment, article) {
     const item = {
       card: card.uuid,
       outcome: "overridden",
       outcomeTimestamp: new Date().toISOString(),
     };
-    if (reason) {
-      item.overrideReason = {
-        reason: { code: reason.code, system: reason.system, display: reason.display },
-      };
+    if (reason || comment) {
+      item.overrideReason = {};
+      if (reason) {
+        item.overrideReason.reason = { code: reason.code, system: reason.system };
+        if (reason.display) item.overrideReason.reason.display = reason.display;
+      }
+      if (comment) item.overrideReason.userComment = comment;
     }
-    return sendFeedback(item, article);
+    return sendFeedback(item, () => disableAll(article));
   }
 
   // ---------------------------------------------------------------- start
