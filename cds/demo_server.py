@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import uvicorn
@@ -57,6 +58,12 @@ def serve_demo(host: str | None = None, port: int | None = None) -> None:
     flags = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = demo_settings(**flags)
     configure_logging(settings.log_level)
+    # On stdout, apart from the JSON log lines on stderr: the one thing to do next.
+    sys.stdout.write(
+        f"footpath-cds demo: open {settings.public_url('/playground')} "
+        f"(API {settings.public_url('/cds-services')}, FHIR {settings.public_url('/demo/fhir')})\n"
+    )
+    sys.stdout.flush()
     # One worker: the service calls its own demo FHIR endpoint, which must be in this process.
     uvicorn.run(
         create_demo_app(settings),

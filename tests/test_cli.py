@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cds.cli import main
+from cds.demo import load_demo
 from cds.demo_server import demo_settings
 from cds.settings import PROJECT_ROOT
 
@@ -116,3 +123,104 @@ def test_cds_demo_reads_cds_host_and_port_and_its_flags_override_them(
     flagged = demo_settings(host="127.0.0.1", port=9200)
     assert (flagged.host, flagged.port) == ("127.0.0.1", 9200)
     assert flagged.public_base_url == "http://127.0.0.1:9200"
+
+
+def test_evaluate_says_the_instant_it_evaluated_at(capsys: pytest.CaptureFixture[str]) -> None:
+    case = json.loads(CASE.read_text())
+    assert main(["evaluate", str(CASE)]) == 0
+    err = capsys.readouterr().err
+    expected = datetime.fromisoformat(case["now"]).isoformat()
+    assert f"evaluated as of {expected}" in err
+
+
+def test_evaluate_on_a_demo_request_suggests_the_demo_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = load_demo()
+    request = demo.hook_request(
+        "demo-s06", "patient-view", {}, fhir_server=None, with_prefetch=False
+    )
+    path = tmp_path / "s06.json"
+    path.write_text(json.dumps(request))
+    main(["evaluate", str(path)])
+    err = capsys.readouterr().err
+    assert "evaluated as of" in err
+    assert f"--now {demo.demo_now}" in err
+
+
+def test_evaluate_with_an_explicit_instant_suggests_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = load_demo().hook_request(
+        "demo-s06", "patient-view", {}, fhir_server=None, with_prefetch=False
+    )
+    path = tmp_path / "s06.json"
+    path.write_text(json.dumps(request))
+    main(["evaluate", str(path), "--now", "2026-06-01T12:00:00Z"])
+    err = capsys.readouterr().err
+    assert "evaluated as of 2026-06-01T12:00:00+00:00" in err
+    assert "--now" not in err
+
+
+def test_the_report_help_gives_the_bound_format_and_the_default_window(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "2026-05-01T08:00:00Z" in text
+    assert "a date (2026-05-01, UTC)" in text
+    assert "last 30 days" in text
+
+
+def test_the_report_takes_a_plain_date_and_refuses_a_malformed_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert main(["report", "--since", "2026-05-01", "--until", "2026-05-31", "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{") :])
+    assert (report["start"], report["end"]) == ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--since", "last week"])
+    assert exit_info.value.code == 2
+    assert "--since: not a date" in capsys.readouterr().err
+
+
+def test_cds_demo_prints_the_playground_url(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
+        "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "cds.cli", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=PROJECT_ROOT,
+    ) as demo:
+        try:
+            assert demo.stdout is not None
+            line = demo.stdout.readline()
+            url = f"http://127.0.0.1:{port}/playground"
+            assert f"open {url} " in line
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    assert httpx.get(url).status_code == 200
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the demo never answered"
+                    time.sleep(0.2)
+        finally:
+            demo.terminate()
+            demo.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

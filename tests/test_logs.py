@@ -23,7 +23,16 @@ A_JWT = (
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """JSON logging into a buffer; the root and uvicorn loggers are restored afterwards."""
-    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "httpx", "httpcore"]
+    names = [
+        "",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "uvicorn.asgi",
+        "httpx",
+        "httpcore",
+        "alembic.runtime.plugins",
+    ]
     saved = {
         name: (
             list(logging.getLogger(name).handlers),
@@ -194,3 +203,31 @@ def test_configure_logging_writes_to_stderr_by_default(
     configure_logging("INFO")
     logging.getLogger("cds.test").info("hello")
     assert json.loads(fake_stderr.getvalue())["message"] == "hello"
+
+
+def test_alembic_does_not_announce_its_plugins_on_every_start(log_stream: io.StringIO) -> None:
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.tables")
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade")
+    assert [entry["logger"] for entry in lines(log_stream)] == ["alembic.runtime.migration"]
+
+
+def test_a_traceback_logged_as_text_is_reduced_to_the_exception_line_whole(
+    log_stream: io.StringIO,
+) -> None:
+    cause = "CDS_DATABASE_URL: cannot use the database: " + "x" * 400 + " Connection refused"
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/site-packages/starlette/routing.py", line 661, in lifespan\n'
+        "    async with self.lifespan_context(app) as maybe_state:\n"
+        f"cds.errors.ConfigError: {cause}\n"
+    )
+    logging.getLogger("uvicorn.error").error(text)
+    (entry,) = lines(log_stream)
+    assert entry["message"] == f"cds.errors.ConfigError: {cause}"
+
+
+def test_a_startup_error_field_is_kept_whole(log_stream: io.StringIO) -> None:
+    cause = "ConnectionRefusedError: " + "y" * 600
+    logging.getLogger("cds").error("startup failed", extra=log_fields(startup_error=cause))
+    (entry,) = lines(log_stream)
+    assert entry["startup_error"] == cause
