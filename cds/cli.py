@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,7 +128,7 @@ def _report(args: argparse.Namespace) -> int:
     async def fetch() -> str:
         store = Store(settings)
         try:
-            with database_explained(settings):
+            with _quiet("cds.store"), database_explained(settings):
                 report = await store.rule_report(args.service, since, until)
         finally:
             await store.close()
@@ -134,6 +136,19 @@ def _report(args: argparse.Namespace) -> int:
 
     sys.stdout.write(asyncio.run(fetch()) + "\n")
     return 0
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """``name``'s log records dropped for a while: the store's outage notice ("answering 503
+    to calls") speaks to a server's log, and this command names the database itself."""
+    logger = logging.getLogger(name)
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
 
 
 def _bound(*, end: bool) -> Callable[[str], datetime]:

@@ -64,7 +64,7 @@ async def test_a_service_call_shows_the_cds_hooks_request_the_cards_and_its_real
     assert call["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/CdsResponse"
     )
-    assert statuses(document, "post", CALL) == {200, 400, 401, 404, 412, 413, 415, 500}
+    assert statuses(document, "post", CALL) == {200, 400, 401, 404, 408, 412, 413, 415, 500, 503}
     card = document["components"]["schemas"]["Card"]
     assert {"summary", "indicator", "source", "suggestions", "selectionBehavior"} <= set(
         card["properties"]
@@ -78,7 +78,7 @@ async def test_feedback_shows_its_body_and_its_answer(document: dict[str, Any]) 
     assert {"card", "outcome", "acceptedSuggestions", "overrideReason", "outcomeTimestamp"} <= set(
         item["properties"]
     )
-    assert statuses(document, "post", FEEDBACK) == {200, 400, 401, 404, 413, 415}
+    assert statuses(document, "post", FEEDBACK) == {200, 400, 401, 404, 408, 413, 415, 503}
 
 
 async def test_a_real_call_and_its_cards_conform_to_the_documented_bodies(
@@ -122,7 +122,7 @@ async def test_a_real_error_is_a_documented_status_with_an_operation_outcome(
 async def test_the_admin_report_is_documented_with_its_body(
     settings: Settings, document: dict[str, Any]
 ) -> None:
-    assert statuses(document, "get", "/admin/report") == {200, 400, 401, 404}
+    assert statuses(document, "get", "/admin/report") == {200, 400, 401, 404, 503}
     token = "admin-token-for-the-openapi-test"
     async with serving(create_app(changed(settings, admin_token=SecretStr(token)))) as client:
         report = await client.get("/admin/report", headers={"Authorization": f"Bearer {token}"})

@@ -85,8 +85,10 @@ _ERRORS = {
     404: "No such CDS service",
     412: "Required prefetch data neither sent nor obtainable from the FHIR server",
     413: "Body over CDS_MAX_BODY_BYTES, or too many prefetched resources",
+    408: "The body did not fully arrive within CDS_BODY_READ_TIMEOUT (connection closed)",
     415: "The body is not JSON",
     500: "An unexpected error (no stack trace, no patient data)",
+    503: "The database is unreachable, or every connection is taken (with Retry-After)",
 }
 
 
@@ -117,21 +119,21 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("get", "/cds-services"): {
             "responses": {
                 "200": _answer("Every service with its hook and prefetch", "DiscoveryResponse"),
-                **_errors(401),
+                **_errors(401, 503),
             }
         },
         ("post", "/cds-services/{service_id}"): {
             "requestBody": _request_body("HookRequest", service_call),
             "responses": {
                 "200": _answer("The cards (possibly none)", "CdsResponse"),
-                **_errors(400, 401, 404, 412, 413, 415, 500),
+                **_errors(400, 401, 404, 408, 412, 413, 415, 500, 503),
             },
         },
         ("post", "/cds-services/{service_id}/feedback"): {
             "requestBody": _request_body("FeedbackRequest", "What clinicians did with cards"),
             "responses": {
                 "200": _answer("Feedback stored", "FeedbackResponse"),
-                **_errors(400, 401, 404, 413, 415),
+                **_errors(400, 401, 404, 408, 413, 415, 503),
             },
         },
         ("get", "/readyz"): {
@@ -154,6 +156,7 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
                 "400": _answer("A malformed since or until", "OperationOutcome"),
                 "401": _answer("Not the admin token", "OperationOutcome"),
                 "404": _answer("CDS_ADMIN_TOKEN is unset, or no such service", "OperationOutcome"),
+                "503": _answer(_ERRORS[503], "OperationOutcome"),
             }
         },
     }

@@ -333,6 +333,6 @@ class Store:
     async def rule_report(
         self, service_id: str | None, start: datetime, end: datetime
     ) -> RuleReport:
-        """Per rule, for cards issued in [start, end): shown, patients, accepted, overridden."""
+        """Per rule, for the calls received in [start, end): times shown, cards, feedback."""
         async with self.reaching(Operation.report):
             return await rule_report(self.engine, service_id, start, end)
