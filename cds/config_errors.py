@@ -92,7 +92,7 @@ def database_lines(exc: BaseException, url: str, cause: str | None = None) -> li
 
     Passwords are hidden in the whole line: a driver's message may quote the URL.
     """
-    what = f"{type(exc).__name__}: {exc}"
+    what = _driver_error(exc)
     if cause is None:
         return [hide_password(f"CDS_DATABASE_URL: cannot use the database at {url}: {what}")]
     return [
@@ -101,6 +101,16 @@ def database_lines(exc: BaseException, url: str, cause: str | None = None) -> li
             "try again when it is up"
         )
     ]
+
+
+def _driver_error(exc: BaseException) -> str:
+    """The driver's own error under SQLAlchemy's wrapping, type and first line."""
+    error = getattr(exc, "orig", None) or exc
+    # asyncpg's error sits under SQLAlchemy's adapter, as its cause.
+    if error.__cause__ is not None and type(error).__module__.startswith("sqlalchemy"):
+        error = error.__cause__
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def exit_status(exc: BaseException) -> int:
