@@ -59,8 +59,8 @@ def _settings_error_lines(exc: SettingsError) -> list[str]:
 
 _JSON_SHAPES = {
     "CDS_TRUSTED_ISSUERS": (
-        'write a JSON object of issuer to JWKS URL, e.g. {"https://ehr.example.org": '
-        '"https://ehr.example.org/jwks.json"}'
+        'write a JSON object of issuer to JWKS URL (or to {"jwks": ..., "fhirServers": [...]}), '
+        'e.g. {"https://ehr.example.org": "https://ehr.example.org/jwks.json"}'
     ),
     "CDS_TRUSTED_TENANTS": 'write a JSON list of strings, e.g. ["tenant-a"]',
     "CDS_CORS_ORIGINS": 'write a JSON list of origins, e.g. ["https://ehr.example.org"]',

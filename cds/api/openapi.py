@@ -87,6 +87,7 @@ _ERRORS = {
     413: "Body over CDS_MAX_BODY_BYTES, or too many prefetched resources",
     408: "The body did not fully arrive within CDS_BODY_READ_TIMEOUT (connection closed)",
     415: "The body is not JSON",
+    431: "The request line and headers are over CDS_MAX_HEADER_BYTES (under cds serve)",
     500: "An unexpected error (no stack trace, no patient data)",
     503: "The database is unreachable, or every connection is taken (with Retry-After)",
 }
@@ -126,14 +127,14 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
             "requestBody": _request_body("HookRequest", service_call),
             "responses": {
                 "200": _answer("The cards (possibly none)", "CdsResponse"),
-                **_errors(400, 401, 404, 408, 412, 413, 415, 500, 503),
+                **_errors(400, 401, 404, 408, 412, 413, 415, 431, 500, 503),
             },
         },
         ("post", "/cds-services/{service_id}/feedback"): {
             "requestBody": _request_body("FeedbackRequest", "What clinicians did with cards"),
             "responses": {
                 "200": _answer("Feedback stored", "FeedbackResponse"),
-                **_errors(400, 401, 404, 408, 413, 415, 503),
+                **_errors(400, 401, 404, 408, 413, 415, 431, 503),
             },
         },
         ("get", "/readyz"): {
@@ -147,7 +148,8 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
                 "200": {
                     "description": "Prometheus text format",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
+                },
+                "401": _answer("CDS_METRICS_TOKEN is set and not given", "OperationOutcome"),
             }
         },
         ("get", "/admin/report"): {
