@@ -95,7 +95,7 @@ async def test_a_fhir_server_the_issuer_does_not_list_is_never_called(
 async def test_in_production_an_issuer_without_fhir_servers_sends_us_nowhere(
     settings: Settings, issuer: Issuer, fhir: HostileFhirServer
 ) -> None:
-    production = {"env": "production", "patient_hash_key": "test-only-key"}
+    production = {"env": "production", "patient_hash_key": "test-only-key-of-at-least-32-bytes"}
     app = _secured(settings, issuer, str(issuer.jwks_file), **production)
     response = await _call(app, issuer, f"{fhir.url}/honest/fhir")
     assert response.status_code == 412
