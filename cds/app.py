@@ -167,9 +167,6 @@ def create_app(
         # FastAPI's pages load their scripts from a CDN: /docs is ours (cds/api/api_docs.py)
         # and ReDoc is not served.
         docs_url=None,
-        # Production serves neither unless CDS_API_DOCS_ENABLED=true: callers learn the API from
-        # CDS Hooks discovery, and the document would advertise the admin route to anyone.
-        openapi_url="/openapi.json" if settings.effective_api_docs else None,
         redoc_url=None,
     )
     app.state.runtime = runtime

@@ -44,7 +44,8 @@ async def test_production_serves_no_docs_page_and_no_docs_assets(settings: Setti
         settings,
         env="production",
         auth_mode="required",
-        patient_hash_key=SecretStr("a-production-secret"),
+        patient_hash_key=SecretStr("a-production-secret-of-at-least-32-bytes"),
+        trusted_issuers={"https://ehr.example.org": "https://ehr.example.org/jwks.json"},
     )
     async with serving(create_app(production)) as client:
         assert (await client.get("/docs")).status_code == 404
