@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -151,13 +152,16 @@ async def test_the_admin_report_takes_a_plain_date_as_a_whole_utc_day(
     admin_client: httpx.AsyncClient, rb01_request: dict[str, Any]
 ) -> None:
     await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
+    # The store stamps calls with the real clock: today's call falls in today's whole day.
+    today = datetime.now(UTC).date()
     headers = {"Authorization": f"Bearer {ADMIN}"}
     response = await admin_client.get(
-        "/admin/report", params={"since": "2026-05-01", "until": "2026-06-01"}, headers=headers
+        "/admin/report", params={"since": str(today), "until": str(today)}, headers=headers
     )
     assert response.status_code == 200
     body = response.json()
-    assert (body["start"], body["end"]) == ("2026-05-01T00:00:00Z", "2026-06-02T00:00:00Z")
+    tomorrow = today + timedelta(days=1)
+    assert (body["start"], body["end"]) == (f"{today}T00:00:00Z", f"{tomorrow}T00:00:00Z")
     assert "RB-01" in {r["rule_id"] for r in body["rules"]}
 
 
