@@ -46,6 +46,16 @@ def codes_of(response: hooks.CdsResponse) -> set[str]:
     return found
 
 
+def priorities_of(card: hooks.Card) -> set[str]:
+    """The priorities of the ServiceRequests a card's suggestions create."""
+    return {
+        action.resource["priority"]
+        for suggestion in card.suggestions or []
+        for action in suggestion.actions or []
+        if action.resource is not None
+    }
+
+
 def rule_of(card: hooks.Card) -> str:
     assert card.source.topic is not None
     return card.source.topic.code
@@ -94,8 +104,18 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     indicators = {rule_of(c): c.indicator for c in response.cards}
     for rule_id, indicator in expect.get("indicators", {}).items():
         assert indicators.get(rule_id) == indicator
+    cards = {rule_of(c): c for c in response.cards}
+    for rule_id, behavior in expect.get("selectionBehavior", {}).items():
+        assert cards[rule_id].selection_behavior == behavior
+    for rule_id, priority in expect.get("suggestionPriorities", {}).items():
+        assert priorities_of(cards[rule_id]) == {priority}
+    for rule_id, phrases in expect.get("detailIncludes", {}).items():
+        for phrase in phrases:
+            assert phrase in (cards[rule_id].detail or ""), cards[rule_id].detail
     for card in response.cards:
         for suggestion in card.suggestions or []:
             for action in suggestion.actions or []:
                 if action.resource is not None:
                     assert parse_resource(action.resource) is not None, action.resource
+                    reasons = [r["reference"] for r in action.resource.get("reasonReference", [])]
+                    assert len(reasons) == len(set(reasons)), f"listed twice: {reasons}"

@@ -43,13 +43,16 @@ def service_request(
     patient_id: str,
     indicator: Indicator,
     reasons: Sequence[Entry],
+    priority: str | None = None,
 ) -> dict[str, Any]:
-    """A draft/proposal ServiceRequest (rules.md 3.7) for the given evidence."""
+    """A draft/proposal ServiceRequest (rules.md 3.7) for the given evidence.
+
+    Its priority is the card's own, else the rule's (``priority``), else the indicator's."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
-        "priority": spec.priority or PRIORITY[indicator],
+        "priority": spec.priority or priority or PRIORITY[indicator],
         "code": {"text": spec.text},
         "subject": {"reference": f"Patient/{patient_id}"},
     }
@@ -57,11 +60,11 @@ def service_request(
         resource["code"]["coding"] = [coding(valuesets, ref) for ref in spec.codes]
     if spec.performer_type is not None:
         resource["performerType"] = {"coding": [coding(valuesets, spec.performer_type)]}
-    refs = [
-        {"reference": e.reference, "display": e.display}
-        for e in reasons
-        if e.resource_type in REASON_TYPES and not e.draft
-    ]
+    # Evidence repeats a resource that satisfies several clauses; each is listed once.
+    shown = {
+        e.reference: e.display for e in reasons if e.resource_type in REASON_TYPES and not e.draft
+    }
+    refs = [{"reference": ref, "display": display} for ref, display in shown.items()]
     if refs:
         resource["reasonReference"] = refs
     if spec.note:
@@ -177,6 +180,7 @@ def render(
     draft: Entry | None,
     valuesets: ValueSets,
     topic_system: str,
+    priority: str | None = None,
 ) -> Rendered:
     """The hooks.Card for one fired rule."""
     refs = sorted({e.reference for e in evidence})
@@ -206,6 +210,7 @@ def render(
                     patient_id=patient_id,
                     indicator=indicator,
                     reasons=evidence,
+                    priority=priority,
                 )
                 actions.append(
                     hooks.Action(type="create", description=action.description, resource=resource)
