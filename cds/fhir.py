@@ -73,6 +73,11 @@ class ParseReport:
         self._skips_to_log.clear()
         self._repairs_to_log.clear()
 
+    def skip_uncoded(self, resource_type: str) -> None:
+        """Count one resource whose concept is text only (no coding to match, rules.md 3.1)."""
+        self.skipped[resource_type] += 1
+        logger.info("skipped FHIR resource %s: text only, no coding", resource_type)
+
 
 def model_class(resource_type: str) -> Any | None:
     """The R4B model class for ``resource_type``; None for types R4B lacks (MedicationOrder)."""

@@ -97,6 +97,34 @@ SUBSETS: dict[str, tuple[str, str, list[str]]] = {
         "Gabapentinoid products (OS-04); ingredient text match for unmapped products",
         ["483438"],
     ),
+    "lspine-compressive": (
+        "VS-LSPINE",
+        "Stenosis, spondylolisthesis and herniation members of VS-LSPINE (RB-02 stenosis branch)",
+        [
+            "202708005",
+            "20021007",
+            "73589001",
+            "M51.26",
+            "M51.27",
+            "18347007",
+            "370471003",
+            "76107001",
+            "M48.061",
+            "M48.062",
+            "M48.07",
+            "M99.33",
+            "274152003",
+            "4046000",
+            "307138004",
+            "M43.16",
+            "M43.17",
+        ],
+    ),
+    "site-unspecified": (
+        "VS-RADIC, VS-LSPINE",
+        "Spine codes naming no site: they count only with another lumbar finding (section 5)",
+        ["72274001", "M54.10", "73589001", "36427004", "76107001", "77547008"],
+    ),
     "lmri-lumbar": (
         "VS-LMRI",
         "Lumbar-specific MRI codes of VS-LMRI (without the spine-unspecific SNOMED procedure)",
@@ -281,7 +309,8 @@ def build(source: dict[str, Any]) -> dict[str, dict[str, Any]]:
         vid = short_id(vs["id"])
         docs[vid] = document(vid, vs["title"], vs["id"], shipped, excluded)
     for vid, (parent, title, members) in SUBSETS.items():
-        pool = {c["code"]: c for c in by_id[parent]["codes"]}
+        # A subset may pick from several parents ("VS-RADIC, VS-LSPINE").
+        pool = {c["code"]: c for p in parent.split(", ") for c in by_id[p]["codes"]}
         codes = [entry(pool[m]) for m in members if pool[m]["status"] in SHIPPED]
         excluded = [left_out(pool[m]) for m in members if pool[m]["status"] not in SHIPPED]
         if vid in ("metformin", "gabapentinoid"):

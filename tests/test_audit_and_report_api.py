@@ -188,3 +188,36 @@ async def test_a_report_bound_that_is_no_date_names_the_parameter_and_the_format
     issue = response.json()["issue"][0]
     assert issue["expression"] == ["until"]
     assert "2026-05-01T08:00:00Z" in issue["diagnostics"]
+
+
+async def _skipped_counts(app: FastAPI) -> list[int]:
+    async with (await _written(app)).engine.connect() as conn:
+        query = sa.select(invocations.c.skipped_resource_count)
+        return list((await conn.execute(query)).scalars().all())
+
+
+async def test_a_text_only_problem_is_counted_as_skipped_in_the_audit(
+    admin_client: httpx.AsyncClient, admin_app: FastAPI, rb01_request: dict[str, Any]
+) -> None:
+    """Rules.md 3.1: free text is not matched in v1, and the audit shows how much of it came."""
+    rb01_request["prefetch"]["conditions"]["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": "free-text",
+                "subject": {"reference": "Patient/p1"},
+                "code": {"text": "tingling in both feet since spring"},
+            }
+        }
+    )
+    response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
+    assert response.status_code == 200
+    assert await _skipped_counts(admin_app) == [1]
+
+
+async def test_a_coded_chart_leaves_nothing_skipped_in_the_audit(
+    admin_client: httpx.AsyncClient, admin_app: FastAPI, rb01_request: dict[str, Any]
+) -> None:
+    response = await admin_client.post("/cds-services/back-to-foot", json=rb01_request)
+    assert response.status_code == 200
+    assert await _skipped_counts(admin_app) == [0]

@@ -172,6 +172,102 @@ def test_b12_in_pmol_per_litre_converts_to_pg_per_ml() -> None:
     assert convert(147.6, "pmol/L", "pg/mL") == pytest.approx(200, abs=0.1)
 
 
+@pytest.mark.parametrize(
+    ("value", "unit", "target", "expected"),
+    [
+        (147.6, "pmol/l", "pg/mL", 200),
+        (147.6, "PMOL/L", "pg/mL", 200),
+        (450, "pg/ml", "pg/mL", 450),
+        (450, "PG/ML", "pg/mL", 450),
+        (53, "MMOL/MOL", "%", 7.0),
+        (53, "mmol/Mol", "%", 7.0),
+        (70, "KG", "kg", 70),
+    ],
+)
+def test_units_are_read_in_any_letter_case(
+    value: float, unit: str, target: str, expected: float
+) -> None:
+    assert convert(value, unit, target) == pytest.approx(expected, abs=0.1)
+
+
+@pytest.mark.parametrize("unit", ["mg", "ug/L", "nmol/L", "mmol/L", "percent"])
+def test_an_unknown_unit_still_excludes_the_value(unit: str) -> None:
+    assert convert(450, unit, "pg/mL") is None
+    assert convert(7, unit, "%") is None
+
+
+def encounter_diagnosis(onset: str, rid: str = "c1") -> dict[str, Any]:
+    return condition(
+        rid=rid,
+        onsetDateTime=onset,
+        category=[{"coding": [{"code": "encounter-diagnosis"}]}],
+    )
+
+
+def test_an_encounter_diagnosis_counts_for_twelve_months_whatever_its_status(
+    sets: ValueSets,
+) -> None:
+    recent = record(sets, encounter_diagnosis("2025-04-01"))
+    old = record(sets, encounter_diagnosis("2025-02-15"))
+    assert len(recent.conditions(RADIC)) == 1
+    assert old.conditions(RADIC) == []
+    assert len(old.conditions(RADIC, history=True)) == 1
+
+
+def test_a_problem_list_entry_does_not_expire_like_an_encounter_diagnosis(
+    sets: ValueSets,
+) -> None:
+    both = condition(
+        onsetDateTime="2020-01-01",
+        category=[
+            {"coding": [{"code": "encounter-diagnosis"}]},
+            {"coding": [{"code": "problem-list-item"}]},
+        ],
+    )
+    assert len(record(sets, both).conditions(RADIC)) == 1
+
+
+def test_a_site_unspecified_radiculopathy_counts_only_with_lumbar_context(
+    sets: ValueSets,
+) -> None:
+    unsited = condition(code="M54.10")
+    assert record(sets, unsited).conditions(RADIC) == []
+    with_disc = record(sets, unsited, condition(code="M51.26", rid="c2"))
+    assert [e.id for e in with_disc.conditions(RADIC)] == ["c1"]
+    sited = condition(code="M54.10", bodySite=[{"text": "Lumbar spine"}])
+    assert len(record(sets, sited).conditions(RADIC)) == 1
+
+
+def test_a_site_unspecified_code_beside_a_sited_code_keeps_its_sets(sets: ValueSets) -> None:
+    both = condition()
+    both["code"] = {
+        "coding": [
+            {"system": SCT, "code": "72274001", "display": "Nerve root disorder"},
+            {"system": ICD10CM, "code": "M54.16", "display": "Radiculopathy, lumbar region"},
+        ]
+    }
+    assert len(record(sets, both).conditions(RADIC)) == 1
+
+
+def test_a_resolved_lumbar_problem_is_no_context_for_a_site_unspecified_code(
+    sets: ValueSets,
+) -> None:
+    old_back = condition(code="M54.50", rid="c2", clinicalStatus={"coding": [{"code": "resolved"}]})
+    assert record(sets, condition(code="M54.10"), old_back).conditions(RADIC) == []
+
+
+def test_a_text_only_problem_is_counted_as_skipped_for_coding(sets: ValueSets) -> None:
+    text_only = {
+        "resourceType": "Condition",
+        "id": "t1",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"text": "sciatica"},
+    }
+    rec = record(sets, text_only, condition())
+    assert rec.skipped == {"Condition": 1}
+    assert [e.id for e in rec.entries] == ["c1"]
+
+
 def test_a_draft_order_counts_as_being_ordered_now(sets: ValueSets) -> None:
     draft = {
         "resourceType": "ServiceRequest",

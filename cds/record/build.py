@@ -28,6 +28,8 @@ DROPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 FINAL_OBSERVATION = frozenset({"final", "amended", "corrected"})
 COUNTED_ORDER = frozenset({"active", "on-hold", "completed"})
 ABSENT_INTERPRETATION = frozenset({"NEG", "ND", "A-", "absent"})
+SITE_UNSPECIFIED = "site-unspecified"
+LUMBAR_CONTEXT = frozenset({"radic", "lspine", "lbp"})
 CODE_FIELDS: dict[str, tuple[str, ...]] = {
     "Condition": ("code",),
     "Observation": ("code", "valueCodeableConcept"),
@@ -69,6 +71,26 @@ def _status(concept: object) -> str | None:
             return str(coding["code"])
     text = concept.get("text")
     return text.lower() if isinstance(text, str) else None
+
+
+def _text_only(concept: object) -> bool:
+    """A CodeableConcept with text but no coding (a free-text problem)."""
+    return isinstance(concept, dict) and not _codings(concept) and bool(_texts(concept))
+
+
+def _encounter_diagnosis(categories: object) -> bool:
+    """Rules.md 8.2: categorised as an encounter diagnosis and not also a problem list item."""
+    if not isinstance(categories, list):
+        return False
+    # Read without the system, like the status codes: feeds often omit it on bound codes.
+    codes = {
+        coding.get("code")
+        for concept in categories
+        if isinstance(concept, dict)
+        for coding in coding_list(concept)
+        if isinstance(coding, dict)
+    }
+    return "encounter-diagnosis" in codes and "problem-list-item" not in codes
 
 
 class RecordBuilder:
@@ -168,6 +190,9 @@ class RecordBuilder:
         if named:
             code_sets = code_sets | named
         if not (code_sets or value_sets or performer):
+            if resource_type == "Condition" and _text_only(raw.get("code")):
+                # Rules.md 3.1: text is not matched in v1; counting it keeps the volume visible.
+                self.report.skip_uncoded(resource_type)
             return None
         # Checked only where a rule could read it, like validity; counted like an invalid one.
         if names_other_patient(raw, self.record.patient_id):
@@ -189,11 +214,56 @@ class RecordBuilder:
             performer=performer,
             draft=draft,
         )
-        return None if entry is None else (key, entry)
+        if entry is None:
+            return None
+        if SITE_UNSPECIFIED in entry.valuesets and not draft:
+            sited = self._sited(raw.get(fields[0]), code_sets)
+            if resource_type == "Observation":
+                sited |= self._sited(raw.get("valueCodeableConcept"), value_sets)
+            entry = replace(entry, unsited=entry.valuesets - sited)
+        return key, entry
+
+    def _sited(self, concept: object, sets: frozenset[str]) -> frozenset[str]:
+        """The sets of ``sets`` that ``concept`` reaches through codes that name a site."""
+        if not isinstance(concept, dict) or SITE_UNSPECIFIED not in sets:
+            return sets
+        unsited = self.valuesets[SITE_UNSPECIFIED]
+        sited = {
+            **concept,
+            "coding": [
+                c
+                for c in coding_list(concept)
+                if not (
+                    isinstance(c, dict)
+                    and isinstance(c.get("system"), str)
+                    and isinstance(c.get("code"), str)
+                    and unsited.matches(c["system"], c["code"])
+                )
+            ],
+        }
+        return self._match.sets(sited)[0]
+
+    def _place_unsited(self) -> None:
+        """Rules.md 5: a site-unspecified spine code counts only with lumbar context, i.e. a
+        lumbar body site on the same entry or another lumbar finding on record."""
+        record = self.record
+        context = any(
+            not (e.valuesets - e.unsited).isdisjoint(LUMBAR_CONTEXT)
+            and not e.draft
+            and (e.kind == "finding" or record.condition_counts(e, differential=True))
+            for e in record.entries
+            if e.kind in ("condition", "finding")
+        )
+        for i, entry in enumerate(record.entries):
+            if entry.unsited and not (context or entry.site_is("lumbar")):
+                kept = (entry.valuesets - entry.unsited) | {SITE_UNSPECIFIED}
+                reasons = entry.reason_valuesets - entry.unsited
+                record.entries[i] = replace(entry, valuesets=kept, reason_valuesets=reasons)
 
     def finish(self, unavailable: Iterable[str]) -> PatientRecord:
-        """Resolve draft reasons and return the record."""
+        """Resolve site-unspecified codes and draft reasons, and return the record."""
         record = self.record
+        self._place_unsited()
         by_ref = {e.reference: e for e in record.entries}
         # A draft's reasonReference counts through the indexed Condition it points to.
         for i, entry in enumerate(record.entries):
@@ -279,6 +349,9 @@ class RecordBuilder:
         self, raw: Raw, common: dict[str, Any], code_sets: frozenset[str], performer: frozenset[str]
     ) -> Entry:
         reasons = self._match.sets(raw.get("reasonCode"))[0]
+        # A site-unspecified reason code (M54.10) is weighed like a coded Condition (finish).
+        concepts = [c for c in raw.get("reasonCode") or () if isinstance(c, dict)]
+        unsited = reasons - frozenset().union(*(self._sited(c, reasons) for c in concepts))
         refs = [
             str(r["reference"])
             for r in raw.get("reasonReference") or ()
@@ -296,6 +369,7 @@ class RecordBuilder:
             performer_valuesets=performer,
             reason_valuesets=reasons,
             draft=True,
+            unsited=unsited,
         )
 
     def _condition(
@@ -325,6 +399,7 @@ class RecordBuilder:
             verification=verification,
             abatement=abatement,
             has_abatement=bool(abatement_keys),
+            encounter_diagnosis=_encounter_diagnosis(raw.get("category")),
         )
 
     def _onset(self, raw: Raw) -> datetime | None:

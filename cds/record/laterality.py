@@ -30,6 +30,9 @@ _WORDS = re.compile(r"\b(left|right|bilateral|both)\b")
 _LOWER_LIMB = re.compile(
     r"\b(foot|feet|toes?|heel|sole|plantar|ankle|leg|legs|calf|thigh|knee|lower (limb|extremity))\b"
 )
+_FOOT = re.compile(
+    r"\b(foot|feet|forefoot|midfoot|hindfoot|toes?|hallux|heel|sole|plantar|instep|metatarsal)\b"
+)
 _LUMBAR = re.compile(r"\b(lumbar|lumbosacral|l[1-5])\b")
 # Recognised sites outside the lower limb. A site must name one of these (and no lower-limb
 # part) to take a symptom out of the leg: unrecognised or side-only text ("Left") keeps it.
@@ -96,3 +99,8 @@ def is_outside_lower_limb(text: str) -> bool:
     """Whether body-site text names a part outside the lower limb, and none of it ("left hand")."""
     lowered = text.lower()
     return _ELSEWHERE.search(lowered) is not None and _LOWER_LIMB.search(lowered) is None
+
+
+def is_foot(text: str) -> bool:
+    """Whether body-site text names the foot (not the leg, and never the hand)."""
+    return _FOOT.search(text.lower()) is not None

@@ -8,18 +8,22 @@ from datetime import date, datetime
 from typing import Literal
 
 from cds.record.dates import Duration, age_in_years
-from cds.record.laterality import Side, is_lower_limb, is_lumbar
+from cds.record.laterality import Side, is_foot, is_lower_limb, is_lumbar
 from cds.record.units import convert
 
 Kind = Literal["condition", "finding", "measurement", "procedure", "order", "report", "medication"]
 # Where a `done` clause looks: an Observation (finding or measurement) counts as done too.
 DoneKind = Literal["procedure", "order", "report", "observation"]
 OBSERVATION_KINDS: frozenset[Kind] = frozenset({"finding", "measurement"})
-BodySite = Literal["lower-limb", "lumbar"]
+BodySite = Literal["lower-limb", "foot", "lumbar"]
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 NOT_CONFIRMED = "differential"
 UNDATED_ACTIVE_WINDOW = Duration(months=12)
+# Rules.md 8.2: an encounter diagnosis is a visit's code, not a problem list entry; it is
+# recent for this long from its evidence date, whatever clinical status it was left with.
+ENCOUNTER_DIAGNOSIS_WINDOW = Duration(months=12)
+SPINE_SETS = frozenset({"radic", "lspine", "lbp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,10 @@ class Entry:
     # A finding stated absent (valueBoolean false, a negative interpretation) is kept only as
     # proof that the observation was made (a monofilament test), never as a present symptom.
     present: bool = True
+    encounter_diagnosis: bool = False
+    # Sets this entry belongs to only through a site-unspecified spine code (rules.md 5); they
+    # are dropped when the record holds no other lumbar finding.
+    unsited: frozenset[str] = frozenset()
 
     @property
     def reference(self) -> str:
@@ -55,7 +63,9 @@ class Entry:
         return not self.valuesets.isdisjoint(wanted)
 
     def site_is(self, site: BodySite) -> bool:
-        return is_lower_limb(self.body_site) if site == "lower-limb" else is_lumbar(self.body_site)
+        if site == "lower-limb":
+            return is_lower_limb(self.body_site)
+        return is_foot(self.body_site) if site == "foot" else is_lumbar(self.body_site)
 
 
 @dataclass
@@ -102,6 +112,10 @@ class PatientRecord:
         if entry.verification == NOT_CONFIRMED and not differential:
             return False
         if entry.abatement is not None and entry.abatement <= self.now:
+            return False
+        if entry.encounter_diagnosis and (
+            entry.date is None or entry.date < ENCOUNTER_DIAGNOSIS_WINDOW.before(self.now)
+        ):
             return False
         if entry.clinical_status is None:
             # No status: active only without abatement and with evidence in the last 12 months.

@@ -23,6 +23,10 @@ _CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
 
 CANONICAL_UNITS = frozenset(to for _, to in _CONVERSIONS) | {SCORE}
 
+# EHRs write these units in any letter case ("pg/ml", "PMOL/L", "mmol/Mol"); each spelling is
+# read as the UCUM code. Only the units above are folded: any other unit stays unknown.
+_SPELLINGS: dict[str, str] = {unit.casefold(): unit for pair in _CONVERSIONS for unit in pair}
+
 
 def quantity_unit(quantity: dict[str, Any]) -> str | None:
     """The UCUM code of a Quantity, falling back to its human ``unit`` text."""
@@ -47,5 +51,5 @@ def convert(value: float, unit: str | None, target: str) -> float | None:
         return value if 0 <= value <= 10 else None
     if unit is None:
         return None
-    conversion = _CONVERSIONS.get((unit, target))
+    conversion = _CONVERSIONS.get((_SPELLINGS.get(unit.casefold(), unit), target))
     return conversion(value) if conversion is not None else None
