@@ -89,11 +89,14 @@ def _node_problems(
             for i, vs_id in enumerate(clause.valuesets):
                 if vs_id not in valuesets:
                     problems.append(f"{at}.valuesets[{i}]: unknown value set '{vs_id}'")
-            for i, vs_id in enumerate(getattr(clause, "reason", None) or ()):
-                if vs_id not in valuesets:
-                    problems.append(
-                        f"{label}: {where}.{clause_name}.reason[{i}]: unknown value set '{vs_id}'"
-                    )
+            for field_name in ("reason", "relative_to"):
+                for i, vs_id in enumerate(getattr(clause, field_name, None) or ()):
+                    if vs_id not in valuesets:
+                        shown = "relativeTo" if field_name == "relative_to" else field_name
+                        problems.append(
+                            f"{label}: {where}.{clause_name}.{shown}[{i}]: "
+                            f"unknown value set '{vs_id}'"
+                        )
         if n.rule is not None and n.rule not in rule_keys:
             problems.append(f"{label}: {where}.rule: unknown rule '{n.rule}'")
     return problems
@@ -235,6 +238,12 @@ def _service_problems(
                     f"{label}: {where}.dropSuggestions[{j}].suggestion: card '{card.id}' has no "
                     f"suggestion '{drop.suggestion}'"
                 )
+        for j, priority in enumerate(rule.suggestion_priority):
+            problems.extend(
+                _node_problems(
+                    priority.when, f"{where}.suggestionPriority[{j}].when", valuesets, keys, label
+                )
+            )
         for hook in rule.hooks or ():
             if hook not in service.hooks:
                 problems.append(f"{label}: {where}.hooks: '{hook}' is not a hook of this service")

@@ -16,7 +16,8 @@ from cds.catalogue import Catalogue, ServiceDefinition
 from cds.errors import InvalidRequest, UnreadableData
 from cds.record import Entry, PatientRecord, build_record
 from cds.rules import Result, RuleSpec, Scope, indicator, trigger, trigger_date
-from cds.rules.schema import Indicator
+from cds.rules.evaluate import suggestion_priority
+from cds.rules.schema import Indicator, SuggestionPriority
 
 log = logging.getLogger("cds.engine")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -58,6 +59,7 @@ class _Fired:
     notes: list[str]
     draft: Entry | None
     order: int
+    priority: SuggestionPriority | None = None
 
 
 def _resource_type(template: str) -> str:
@@ -182,7 +184,9 @@ def _suggestions(rule: RuleSpec, catalogue: Catalogue, scope: Scope, result: Res
     else:
         keep = [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
     draft = next((e for e in result.evidence if e.draft), None)
-    return _Fired(rule, result, indicator(rule, template.indicator, scope), keep, notes, draft, 0)
+    shown = indicator(rule, template.indicator, scope)
+    priority = suggestion_priority(rule, scope) if keep else None
+    return _Fired(rule, result, shown, keep, notes, draft, 0, priority)
 
 
 def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_Fired]:
@@ -270,6 +274,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             notes=f.notes,
             measured=f.result.notes,
             draft=f.draft,
+            priority=f.priority,
             valuesets=catalogue.valuesets,
             topic_system=catalogue.topic_system,
         )

@@ -19,6 +19,7 @@ from cds.rules.schema import (
     Node,
     ObservationClause,
     RuleSpec,
+    SuggestionPriority,
 )
 
 KIND_TYPES = {
@@ -99,11 +100,11 @@ def _observation(c: ObservationClause, scope: Scope) -> Result:
 
 def _done(c: DoneClause, scope: Scope) -> Result:
     record = scope.record
-    start = scope.since(c.within)
+    start, end = scope.since(c.within), scope.since(c.older_than)
     hits = [
         e
         for e in record.done(c.wanted, c.in_, performer=c.performer, drafts=c.drafts)
-        if _dated_in(e, start)
+        if _dated_in(e, start, end)
         and (
             not c.after_trigger
             or (e.date is not None and scope.trigger is not None and e.date > scope.trigger)
@@ -170,6 +171,16 @@ def evaluate(node: Node, scope: Scope) -> Result:
         if fact.name == "bilateral":
             within = parse_duration(fact.within) if fact.within else None
             return facts.bilateral(record, wanted, within, differential=scope.differential)
+        if fact.name == "new_onset":
+            assert fact.prior_by is not None  # noqa: S101 - the schema requires it here
+            return facts.new_onset(
+                record,
+                wanted,
+                parse_duration(fact.within) if fact.within else None,
+                relative_to=frozenset(fact.relative_to),
+                prior_by=parse_duration(fact.prior_by),
+                differential=scope.differential,
+            )
         # The schema requires both for measured_weight_loss.
         assert fact.percent is not None  # noqa: S101
         assert fact.windows is not None  # noqa: S101
@@ -204,6 +215,12 @@ def indicator(rule: RuleSpec, default: Indicator, scope: Scope) -> Indicator:
         if evaluate(step.when, own).true:
             return step.to
     return rule.indicator.default
+
+
+def suggestion_priority(rule: RuleSpec, scope: Scope) -> SuggestionPriority | None:
+    """The priority the rule sets for its suggestions (None: derive it from the indicator)."""
+    own = scope.for_rule(rule)
+    return next((s.to for s in rule.suggestion_priority if evaluate(s.when, own).true), None)
 
 
 def trigger_date(evidence: tuple[Entry, ...]) -> datetime | None:

@@ -117,3 +117,39 @@ def measured_weight_loss(
     latest_entry = weights[0][0]
     earliest = baseline[-1][0]
     return Result(Tri.TRUE, (earliest, latest_entry), (note,))
+
+
+def new_onset(
+    record: PatientRecord,
+    wanted: frozenset[str],
+    within: Duration | None,
+    *,
+    relative_to: frozenset[str],
+    prior_by: Duration,
+    differential: bool,
+) -> Result:
+    """A recent problem in ``wanted`` that is new: the same problem (any code of ``wanted``) is
+    not on record more than ``prior_by`` before the earliest ``relative_to`` condition.
+
+    Rules.md 4, RF-01: years of incontinence re-entered today is not a new sphincter disturbance.
+    An undated reference condition cannot show the problem is older, so it never excludes.
+    """
+    start = within.before(record.now) if within is not None else None
+    recent = [
+        e
+        for e in record.conditions(wanted, differential=differential, findings=True)
+        if start is None or (e.date is not None and e.date >= start)
+    ]
+    if not recent:
+        return FALSE if record.available("Condition", "Observation") else UNKNOWN
+    references = [
+        e.date
+        for e in record.conditions(relative_to, differential=differential)
+        if e.date is not None
+    ]
+    if references:
+        cutoff = prior_by.before(min(references))
+        prior = record.conditions(wanted, history=True, findings=True)
+        if any(e.date is not None and e.date < cutoff for e in prior):
+            return FALSE
+    return Result(Tri.TRUE, tuple(recent))

@@ -11,6 +11,7 @@ from cds.record.dates import parse_duration
 
 Indicator = Literal["info", "warning", "critical"]
 HookName = Literal["patient-view", "order-sign", "order-select"]
+BodySite = Literal["lower-limb", "foot", "lumbar"]
 RULE_ID = r"^[A-Z][A-Z0-9]*-[0-9]{2}[A-Z]?$"
 
 
@@ -44,7 +45,7 @@ class ConditionClause(_SetClause):
     within: Dur | None = None
     older_than: Dur | None = Field(default=None, alias="olderThan")
     laterality: Literal["left", "right", "bilateral"] | None = None
-    body_site: Literal["lower-limb", "lumbar"] | None = Field(default=None, alias="bodySite")
+    body_site: BodySite | None = Field(default=None, alias="bodySite")
     history: bool = False
     findings: bool = False
 
@@ -74,6 +75,7 @@ class DoneClause(_SetClause):
     in_: list[Literal["procedure", "order", "report", "observation"]] = Field(
         default=["procedure", "order", "report"], alias="in", min_length=1
     )
+    older_than: Dur | None = Field(default=None, alias="olderThan")
     performer: bool = True
     drafts: bool = True
     after_trigger: bool = Field(default=False, alias="afterTrigger")
@@ -96,7 +98,7 @@ class PatientClause(_Strict):
     min_age: int = Field(alias="minAge", ge=0)
 
 
-FactName = Literal["bilateral", "measured_weight_loss"]
+FactName = Literal["bilateral", "measured_weight_loss", "new_onset"]
 
 
 class WeightLossWindows(_Strict):
@@ -119,6 +121,9 @@ class FactClause(_Strict):
     within: Dur | None = None
     percent: float | None = Field(default=None, gt=0, lt=100)
     windows: WeightLossWindows | None = None
+    # new_onset: the problem is not new when on record this long before the `relativeTo` one.
+    relative_to: list[str] = Field(default_factory=list, alias="relativeTo")
+    prior_by: Dur | None = Field(default=None, alias="priorBy")
 
     @model_validator(mode="after")
     def _weight_loss_parameters(self) -> FactClause:
@@ -130,6 +135,8 @@ class FactClause(_Strict):
             raise ValueError("measured_weight_loss is windowed by windows, not within")
         if not weight_loss and self.windows is not None:
             raise ValueError(f"{self.name} takes no windows")
+        if (self.name == "new_onset") != bool(self.relative_to and self.prior_by):
+            raise ValueError("relativeTo and priorBy go with new_onset, and only with it")
         return self
 
 
@@ -184,6 +191,16 @@ class IndicatorSpec(_Strict):
     raise_: list[IndicatorRaise] = Field(default_factory=list, alias="raise")
 
 
+SuggestionPriority = Literal["routine", "urgent", "asap", "stat"]
+
+
+class PriorityStep(_Strict):
+    """A suggestion priority other than the indicator's, when `when` is TRUE."""
+
+    to: SuggestionPriority
+    when: Node
+
+
 class SuggestionDrop(_Strict):
     """A suggestion-level exclusion: drop the suggestion (keep the card) when `when` is TRUE."""
 
@@ -206,6 +223,11 @@ class RuleSpec(_Strict):
     when: Node
     indicator: IndicatorSpec | None = None
     drop_suggestions: list[SuggestionDrop] = Field(default_factory=list, alias="dropSuggestions")
+    # The first TRUE step sets the priority of suggestions whose card names none (rules.md 3.7
+    # derives it from the indicator otherwise).
+    suggestion_priority: list[PriorityStep] = Field(
+        default_factory=list, alias="suggestionPriority"
+    )
 
     @property
     def key(self) -> str:
