@@ -15,6 +15,7 @@ from cds.cards.schema import SuggestionSpec
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.errors import InvalidRequest, UnreadableData
 from cds.record import Entry, PatientRecord, build_record
+from cds.record.build import CODE_FIELDS
 from cds.rules import Result, RuleSpec, Scope, indicator, trigger, trigger_date
 from cds.rules.evaluate import suggestion_priority
 from cds.rules.schema import Indicator, SuggestionPriority
@@ -22,6 +23,7 @@ from cds.rules.schema import Indicator, SuggestionPriority
 log = logging.getLogger("cds.engine")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 SEVERITY: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
+READ_TYPES = frozenset(CODE_FIELDS)  # the resource types a record is built from
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ def _record(
     now: datetime,
 ) -> PatientRecord:
     missing = {_resource_type(service.prefetch[k]) for k in unavailable if k in service.prefetch}
+    # Rules.md 3: data a service never fetches is missing, not absent, so clauses over it are
+    # unknown (a weight-loss check from a service that reads no Observations is not FALSE).
+    missing |= READ_TYPES - {_resource_type(t) for t in service.prefetch.values()}
     everything = [raw for key in service.prefetch for raw in resources.get(key, ())]
     drafts = _draft_orders(context)
     record = build_record(
