@@ -83,6 +83,11 @@ SUBSETS: dict[str, tuple[str, str, list[str]]] = {
         "Foot paraesthesia/numbness members of VS-SENSORY (MIM-02)",
         ["309087008", "309538000"],
     ),
+    "sensory-r20": (
+        "VS-SENSORY",
+        "R20.* skin-sensation members of VS-SENSORY: plantar for MIM-02 only with a foot body site",
+        ["R20.0", "R20.1", "R20.2", "R20.3", "R20.8", "R20.9"],
+    ),
     "pain-score": ("VS-OBS", "Pain 0-10 scores (section 3.3)", ["72514-3", "38208-5", "75893-8"]),
     "hba1c": ("VS-OBS", "HbA1c laboratory tests (section 3.3)", ["4548-4", "17856-6", "4549-2"]),
     "body-weight": ("VS-OBS", "Body weight (section 3.3)", ["29463-7", "3141-9", "3142-7"]),

@@ -9,6 +9,7 @@ import pytest
 
 from cds.record import PatientRecord, build_record
 from cds.record.dates import Duration, parse_datetime, parse_duration
+from cds.record.laterality import is_foot
 from cds.record.units import convert
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, REMEMBERED_TEXT_CHARS, ValueSets, load_valuesets
@@ -447,3 +448,19 @@ def test_partial_fhir_dates_start_their_period() -> None:
     assert parse_datetime("2025") == datetime(2025, 1, 1, tzinfo=UTC)
     assert parse_datetime("2025-07") == datetime(2025, 7, 1, tzinfo=UTC)
     assert parse_datetime("garbage") is None
+
+
+@pytest.mark.parametrize(
+    ("site", "foot"),
+    [
+        ("Left foot", True),
+        ("Both soles", True),
+        ("Right heel", True),
+        ("Plantar surface", True),
+        ("Left calf", False),
+        ("Right hand", False),
+        ("Lower leg", False),
+    ],
+)
+def test_a_foot_site_is_named_by_foot_words_only(site: str, foot: bool) -> None:
+    assert is_foot(site) is foot

@@ -31,7 +31,7 @@ _LOWER_LIMB = re.compile(
     r"\b(foot|feet|toes?|heel|sole|plantar|ankle|leg|legs|calf|thigh|knee|lower (limb|extremity))\b"
 )
 _FOOT = re.compile(
-    r"\b(foot|feet|forefoot|midfoot|hindfoot|toes?|hallux|heel|sole|plantar|instep|metatarsal)\b"
+    r"\b(foot|feet|forefoot|midfoot|hindfoot|toes?|hallux|heels?|soles?|plantar|instep|metatarsals?)\b"
 )
 _LUMBAR = re.compile(r"\b(lumbar|lumbosacral|l[1-5])\b")
 # Recognised sites outside the lower limb. A site must name one of these (and no lower-limb
