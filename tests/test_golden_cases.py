@@ -109,9 +109,6 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
         assert cards[rule_id].selection_behavior == behavior
     for rule_id, priority in expect.get("suggestionPriorities", {}).items():
         assert priorities_of(cards[rule_id]) == {priority}
-    for rule_id, phrases in expect.get("detailIncludes", {}).items():
-        for phrase in phrases:
-            assert phrase in (cards[rule_id].detail or ""), cards[rule_id].detail
     for card in response.cards:
         for suggestion in card.suggestions or []:
             for action in suggestion.actions or []:
