@@ -247,6 +247,8 @@ class RecordBuilder:
         """Rules.md 5: a site-unspecified spine code counts only with lumbar context, i.e. a
         lumbar body site on the same entry or another lumbar finding on record."""
         record = self.record
+        if not any(e.unsited for e in record.entries):
+            return
         context = any(
             not (e.valuesets - e.unsited).isdisjoint(LUMBAR_CONTEXT)
             and not e.draft

@@ -23,7 +23,6 @@ UNDATED_ACTIVE_WINDOW = Duration(months=12)
 # Rules.md 8.2: an encounter diagnosis is a visit's code, not a problem list entry; it is
 # recent for this long from its evidence date, whatever clinical status it was left with.
 ENCOUNTER_DIAGNOSIS_WINDOW = Duration(months=12)
-SPINE_SETS = frozenset({"radic", "lspine", "lbp"})
 
 
 @dataclass(frozen=True, slots=True)
