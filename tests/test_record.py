@@ -107,7 +107,7 @@ def test_a_record_whose_code_and_body_site_disagree_has_an_unknown_side(sets: Va
     assert sides == {"a": None, "b": "left", "c": "bilateral", "d": "bilateral"}
 
 
-LIMB = frozenset({"sensory", "motor", "motor-unsited", "footpain"})
+LIMB = frozenset({"sensory", "sensory-r20", "motor", "motor-unsited", "footpain"})
 
 
 @pytest.mark.parametrize(
