@@ -331,5 +331,5 @@ def test_only_the_latest_pain_score_is_compared(sets: ValueSets) -> None:
 def test_an_unknown_limb_symptom_set_is_reported(tree: Path) -> None:
     edit(tree / "rules" / "back-to-foot.yaml", lambda d: d["limbSymptoms"].append("hand-x"))
     assert check(tree / "rules", tree / "cards", TOPIC) == [
-        "rules/back-to-foot.yaml: limbSymptoms[7]: unknown value set 'hand-x'"
+        "rules/back-to-foot.yaml: limbSymptoms[8]: unknown value set 'hand-x'"
     ]

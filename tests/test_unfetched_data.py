@@ -14,7 +14,7 @@ from cds.engine import evaluate
 from cds.invocation import parse_request
 from cds.settings import PROJECT_ROOT
 
-ORDERS = "back-to-foot-orders"
+ORDERS = "back-to-foot-order-sign"
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 CASE = PROJECT_ROOT / "tests" / "cases" / ORDERS / "os-01-positive-stable-weights.json"
 
