@@ -158,7 +158,7 @@ def _rules_with(tmp_path: Path, old: str, new: str) -> Path:
 def test_a_rule_file_typo_stops_serve_with_the_file_and_path_and_no_traceback(
     base_env: dict[str, str], tmp_path: Path
 ) -> None:
-    rules = _rules_with(tmp_path, "valuesets: [lspine", "valuesets: [lspien")
+    rules = _rules_with(tmp_path, "valuesets: [lspine-compressive]", "valuesets: [lspien]")
     outcome = run_cds(base_env, "serve", CDS_RULES_DIR=str(rules))
     assert_short_and_clean(outcome, "back-to-foot.yaml: rules[", "'lspien'", max_lines=25)
     assert all(line.startswith("cds: ") for line in outcome.lines)
