@@ -131,6 +131,15 @@ def _dismiss_with_a_reason_and_a_comment(page: Page, red_flag: Locator) -> None:
     expect(red_flag.get_by_role("button", name="Dismiss")).to_be_disabled()
 
 
+def _accept_one_suggestion_of_an_at_most_one_card(page: Page, card: Locator) -> None:
+    # RB-02 says selectionBehavior "at-most-one": one accepted, its others close.
+    suggestions = card.locator("button[data-suggestion]")
+    suggestions.first.click()
+    answer = page.locator("#feedback-response")
+    expect(answer).to_have_attribute("data-status", "200", timeout=TIMEOUT_MS)
+    expect(suggestions.nth(1)).to_be_disabled()
+
+
 def _accept_two_suggestions_of_a_select_any_card(page: Page, card: Locator) -> None:
     answer = page.locator("#feedback-response")
     suggestions = card.locator("button[data-suggestion]")
@@ -147,7 +156,7 @@ def _accept_two_suggestions_of_a_select_any_card(page: Page, card: Locator) -> N
     created = page.get_by_label("Resource the action would create").first
     expect(created).to_contain_text('"resourceType": "ServiceRequest"')
     expect(created).to_contain_text('"intent"')
-    # RB-02 says selectionBehavior "any": its other suggestions stay available.
+    # DM-01 says selectionBehavior "any": its other suggestions stay available.
     expect(suggestion).to_be_disabled()
     expect(suggestion).to_have_attribute("aria-pressed", "true")
     second = suggestions.nth(1)
@@ -204,6 +213,12 @@ def test_a_clinician_sees_the_expected_cards_and_accepting_a_suggestion_stores_f
             # Markdown backslash escapes are rendered as the literal characters.
             expect(card.locator(".card__detail")).to_contain_text("[Score]")
             expect(card.locator(".card__detail")).not_to_contain_text("\\[")
+            _accept_one_suggestion_of_an_at_most_one_card(page, card)
+            # S04: the DM-01 card says "any", so two of its suggestions can be accepted.
+            page.get_by_label("Demo patient").select_option("demo-s04")
+            page.get_by_role("button", name="Send to the CDS service").click()
+            card = page.locator('[data-rule="DM-01"]')
+            expect(card).to_have_class("card card--warning", timeout=TIMEOUT_MS)
             _accept_two_suggestions_of_a_select_any_card(page, card)
             page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
             assert errors == []
@@ -211,7 +226,8 @@ def test_a_clinician_sees_the_expected_cards_and_accepting_a_suggestion_stores_f
             browser.close()
 
     stats = _rule_stats(demo_settings_for_test, "back-to-foot")
-    assert stats["RB-02"].accepted == 2
+    assert stats["RB-02"].accepted == 1
+    assert stats["DM-01"].accepted == 2
     assert _stored_comments(demo_settings_for_test) == [COMMENT]
     assert (stats["RF-01"].times_shown, stats["RF-01"].overridden) == (1, 1)
     reason = stats["RF-01"].top_override_reasons[0]

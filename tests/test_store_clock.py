@@ -85,4 +85,4 @@ def test_the_store_stamps_real_time_while_the_rules_see_the_fixed_instant(
     out = capsys.readouterr().out
     report = json.loads(out[out.index("{") :])
     (rf01,) = [rule for rule in report["rules"] if rule["rule_id"] == "RF-01"]
-    assert (rf01["shown"], rf01["overridden"]) == (1, 1)
+    assert (rf01["times_shown"], rf01["overridden"]) == (1, 1)

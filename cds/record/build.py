@@ -41,6 +41,23 @@ CODE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _codes_well_formed(raw: object, kind: object) -> bool:
+    """True when every code field of ``raw`` is absent or a CodeableConcept-shaped object, so
+    matching read its codes as sent; a malformed one may hide a code a rule is about."""
+    if not isinstance(raw, dict) or not isinstance(kind, str):
+        return False
+    for name in CODE_FIELDS[kind]:
+        concept = raw.get(name)
+        if concept is None:
+            continue
+        if not isinstance(concept, dict):
+            return False
+        coding = concept.get("coding", [])
+        if not isinstance(coding, list) or not all(isinstance(c, dict) for c in coding):
+            return False
+    return True
+
+
 def _codings(concept: object) -> list[tuple[str, str]]:
     if not isinstance(concept, dict):
         return []
@@ -151,7 +168,17 @@ class RecordBuilder:
     def add_draft(self, index: int, raw: object) -> None:
         """Index one draft order. The drafts are the point of an order hook, so each is read
         (matched or not), and one that cannot be read is recorded (by its ``index`` among the
-        drafts given), never skipped in silence."""
+        drafts given), never skipped in silence. A draft of a type no rule reads (a DSTU2
+        MedicationOrder, an R4 NutritionOrder) is not the rules' business: the hooks list their
+        order types as not comprehensive, so it is ignored, never refused."""
+        kind = raw.get("resourceType") if isinstance(raw, dict) else None
+        if isinstance(kind, str) and kind not in CODE_FIELDS:
+            return
+        if _codes_well_formed(raw, kind) and self._candidate(raw, draft=True) is None:
+            # Its codes are well formed and match no value set, so no rule can read it: like any
+            # unmatched resource it is not validated (the hooks library's "R4" order example
+            # carries an STU3 dosage on an antibiotic no rule is about).
+            return
         readout = read_resource(raw, self.report)
         self.record.models_built += 1
         if readout.doc is None:
