@@ -179,7 +179,7 @@ class Server:
             "CDS_PORT": str(self.port),
             "CDS_WORKERS": str(self.workers),
             "CDS_ENV": "production",
-            "CDS_PATIENT_HASH_KEY": "bench-only-patient-hash-key",
+            "CDS_PATIENT_HASH_KEY": "bench-only-patient-hash-key-of-at-least-32-bytes",
             "CDS_AUTH_MODE": "required",
             "CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: str(jwks_file)}),
             "CDS_PUBLIC_BASE_URL": f"http://{HOST}:{self.port}",
