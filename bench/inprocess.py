@@ -19,9 +19,10 @@ from cds import fhir, hooks
 from cds.catalogue import Catalogue, load_catalogue
 from cds.engine import evaluate
 from cds.gathering import Grant, read_prefetch
+from cds.gc_pause import collector_paused
 from cds.invocation import parse_request
+from cds.request_json import check_limits, parse_json
 from cds.settings import Settings
-from cds.wire import check_limits, collector_paused, parse_json
 
 # (timed runs, seconds at most) per size: enough samples for a p99 on the small charts, and a
 # bounded wall time on the big ones.

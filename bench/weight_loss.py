@@ -19,12 +19,12 @@ from typing import Any, Final
 
 from bench import results
 from cds.catalogue import load_catalogue
+from cds.gc_pause import collector_paused
 from cds.record import PatientRecord, build_record
 from cds.rules import Scope, trigger
 from cds.rules.facts import measured_weight_loss
 from cds.rules.schema import FactClause, Node
 from cds.settings import Settings
-from cds.wire import collector_paused
 
 NOW: Final = datetime.fromisoformat("2026-03-01T12:00:00+00:00")
 SIZES: Final = (100, 1_000, 10_000)
@@ -79,7 +79,7 @@ def _timed(step: Any, budget_seconds: float) -> list[float]:
     samples: list[float] = []
     deadline = time.perf_counter() + budget_seconds
     while len(samples) < 5 or (time.perf_counter() < deadline and len(samples) < 1_000):
-        with collector_paused():  # as the service evaluates (cds/wire.py)
+        with collector_paused():  # as the service evaluates (cds/gc_pause.py)
             start = time.thread_time()
             step()
             samples.append(time.thread_time() - start)

@@ -21,6 +21,9 @@ from cds.api import cds_routes, ops_routes
 from cds.api.api_docs import mount_api_docs, swagger_assets
 from cds.api.openapi import describe_real_answers
 from cds.api.playground import playground_router
+from cds.api.request_body import BodyDeadline
+from cds.api.request_headers import SingleAuthorization
+from cds.api.responses import error_response
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
 from cds.config_errors import scrub
@@ -29,13 +32,11 @@ from cds.errors import CdsError, ConfigError, InvalidRequest
 from cds.fhir_client import FhirClient
 from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
-from cds.request_headers import SingleAuthorization
 from cds.runtime import Runtime
 from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
 from cds.startup import migrate_or_explain
 from cds.store import AuditWriter, Store
-from cds.wire import BodyDeadline, error_response
 
 log = logging.getLogger("cds")
 

@@ -46,10 +46,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cds.catalogue import load_catalogue
     from cds.clock import clock_for
     from cds.demo import demo_instant
-    from cds.errors import CdsError
+    from cds.errors import CdsError, operation_outcome
     from cds.invocation import evaluate_offline
     from cds.settings import Settings
-    from cds.wire import operation_outcome
 
     settings = Settings()
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)

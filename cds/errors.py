@@ -1,6 +1,11 @@
-"""The one error hierarchy; each error knows its HTTP status and OperationOutcome issue code."""
+"""The one error hierarchy; each error knows its HTTP status and OperationOutcome issue code,
+and is rendered as the OperationOutcome body the API answers with."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
 
 
 class CdsError(Exception):
@@ -156,3 +161,27 @@ class ConfigError(CdsError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def invalid_request(exc: ValidationError, prefix: str = "") -> InvalidRequest:
+    """A pydantic error as a 400 that names each path and problem but never echoes input values."""
+    problems: list[str] = []
+    paths: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        path = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        paths.append(path or "(body)")
+        problems.append(f"{path or '(body)'}: {error['msg']}")
+    return InvalidRequest("; ".join(problems), expression=paths)
+
+
+def operation_outcome(error: CdsError) -> dict[str, Any]:
+    """E-02..E-06: the FHIR OperationOutcome body for an error."""
+    issue: dict[str, Any] = {
+        "severity": "error",
+        "code": error.issue_code,
+        "diagnostics": error.diagnostics,
+    }
+    if error.expression:
+        issue["expression"] = error.expression
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

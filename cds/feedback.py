@@ -9,11 +9,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from cds import hooks
-from cds.errors import NotFound
+from cds.errors import NotFound, invalid_request
 from cds.logs import log_fields
 from cds.runtime import Runtime
 from cds.store import FeedbackItem
-from cds.wire import invalid
 
 log = logging.getLogger("cds.feedback")
 
@@ -40,7 +39,7 @@ async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, 
     try:
         request = hooks.FeedbackRequest.model_validate(body)
     except ValidationError as exc:
-        raise invalid(exc) from exc
+        raise invalid_request(exc) from exc
     # A card answered a moment ago may still sit in the audit writer's queue: write it first,
     # or its feedback would be stored as unmatched.
     await rt.audit.flush()

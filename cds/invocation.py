@@ -15,14 +15,15 @@ from pydantic import ValidationError
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import Evaluation, IssuedCard, evaluate
-from cds.errors import CdsError, InvalidRequest, NotFound, UnreadableData
+from cds.errors import CdsError, InvalidRequest, NotFound, UnreadableData, invalid_request
 from cds.fhir_client import FhirClient
 from cds.gathering import Gathering, Grant, complete, read_prefetch
+from cds.gc_pause import collector_paused
 from cds.logs import log_fields
 from cds.prefetch import PatientData
+from cds.request_json import check_limits, parse_json
 from cds.runtime import Runtime
 from cds.store import AuditRecord, patient_hash
-from cds.wire import check_limits, collector_paused, invalid, parse_json
 
 log = logging.getLogger("cds.invocation")
 T = TypeVar("T")
@@ -40,7 +41,7 @@ def parse_request(
     try:
         request = hooks.HookRequest.model_validate(body)
     except ValidationError as exc:
-        raise invalid(exc) from exc
+        raise invalid_request(exc) from exc
     if request.hook not in service.hooks:
         raise InvalidRequest(
             f"Service '{service_id}' answers hook(s) {', '.join(service.hooks)}, "
@@ -50,7 +51,7 @@ def parse_request(
     try:
         context = hooks.CONTEXT_MODELS[request.hook].model_validate(request.context)
     except ValidationError as exc:
-        raise invalid(exc, prefix="context") from exc
+        raise invalid_request(exc, prefix="context") from exc
     return service, request, context
 
 

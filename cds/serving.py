@@ -12,9 +12,9 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from cds.errors import CdsError, HeadersTimeout, HeadersTooLarge, Unavailable
+from cds.api.responses import error_response
+from cds.errors import CdsError, HeadersTimeout, HeadersTooLarge, Unavailable, operation_outcome
 from cds.settings import Settings
-from cds.wire import error_response, operation_outcome
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application

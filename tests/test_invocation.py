@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from cds.app import create_app
+from cds.gc_pause import collector_paused
 from cds.settings import Settings
-from cds.wire import collector_paused
 from tests.conftest import serving
 
 pytestmark = pytest.mark.anyio

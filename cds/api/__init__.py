@@ -1,4 +1,5 @@
-"""HTTP routes (the only package besides app.py that imports FastAPI)."""
+"""The HTTP layer: routes, middleware, request bodies and responses (with app.py and
+serving.py, the only modules that import FastAPI, Starlette or uvicorn)."""
 
 from cds.api.routes import cds_routes, ops_routes
 

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
+from cds.api.responses import JsonResponse
 from cds.demo import DemoData, load_demo
-from cds.errors import CdsError
-from cds.wire import JsonResponse, operation_outcome
+from cds.errors import CdsError, operation_outcome
 
 DEMO_FHIR_PREFIX = "/demo/fhir"
 # The playground finds the endpoint by this route name, so it works wherever it is mounted.

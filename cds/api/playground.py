@@ -11,12 +11,12 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import NoMatchFound
 
 from cds.api.demo_fhir import SEARCH_ROUTE
+from cds.api.responses import JsonResponse
 from cds.demo import DemoData, load_demo
 from cds.errors import InvalidRequest, NotFound
 from cds.logs import log_fields
 from cds.runtime import runtime_of
 from cds.settings import Settings
-from cds.wire import JsonResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ASSETS = {"playground.js": "text/javascript", "playground.css": "text/css"}

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from cds.api.request_body import read_body, read_json
+from cds.api.responses import JsonResponse
 from cds.errors import InvalidRequest, NotFound, Unauthorized
 from cds.feedback import accept_feedback
 from cds.invocation import invoke
@@ -15,7 +17,6 @@ from cds.report import BOUND_FORMAT, parse_bound, report_window
 from cds.runtime import Runtime, runtime_of
 from cds.security import VerifiedCaller
 from cds.settings import AuthMode
-from cds.wire import JsonResponse, read_body, read_json
 
 
 async def _runtime(request: Request) -> Runtime:

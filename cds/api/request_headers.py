@@ -7,8 +7,8 @@ from typing import Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cds.api.responses import error_response
 from cds.errors import InvalidRequest
-from cds.wire import error_response
 
 _AUTHORIZATION: Final = b"authorization"
 
