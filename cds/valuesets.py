@@ -10,8 +10,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.documents import load_document
 from cds.errors import ConfigError
+from cds.yaml_files import load_document
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SHIPPED_STATUSES = frozenset({"VERIFIED", "VERIFIED (secondary)"})

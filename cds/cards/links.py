@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.cards.schema import CardTemplate
-from cds.documents import load_document
+from cds.yaml_files import load_document
 
 LINK_HOSTS_FILE = "link-hosts.yaml"
 
