@@ -21,7 +21,7 @@ from bench import results
 from cds.catalogue import load_catalogue
 from cds.gc_pause import collector_paused
 from cds.record import PatientRecord, build_record
-from cds.rules import Scope, trigger
+from cds.rules import ClauseInputs, trigger
 from cds.rules.facts import measured_weight_loss
 from cds.rules.schema import FactClause, Node
 from cds.settings import Settings
@@ -113,7 +113,7 @@ def run(sizes: Sequence[int], budget_seconds: float = BUDGET_SECONDS) -> dict[st
             return measured_weight_loss(r, wanted, percent, windows)
 
         def rf03_trigger(r: PatientRecord = record) -> object:
-            return trigger(rf03, Scope(r, catalogue.rules))
+            return trigger(rf03, ClauseInputs(r, catalogue.rules))
 
         fact_s = median(_timed(fact_alone, budget_seconds))
         rule_s = median(_timed(rf03_trigger, budget_seconds))

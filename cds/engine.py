@@ -16,7 +16,7 @@ from cds.catalogue import Catalogue, ServiceDefinition
 from cds.errors import InvalidRequest, UnreadableData
 from cds.record import Entry, PatientRecord, build_record
 from cds.record.build import CODE_FIELDS
-from cds.rules import Result, RuleSpec, Scope, indicator, trigger, trigger_date
+from cds.rules import ClauseInputs, Result, RuleSpec, indicator, trigger, trigger_date
 from cds.rules.evaluate import suggestion_priority
 from cds.rules.schema import Indicator, SuggestionPriority
 
@@ -169,19 +169,21 @@ def _refuse_unreadable(
         raise UnreadableData(reasons)
 
 
-def _suggestions(rule: RuleSpec, catalogue: Catalogue, scope: Scope, result: Result) -> _Fired:
+def _suggestions(
+    rule: RuleSpec, catalogue: Catalogue, inputs: ClauseInputs, result: Result
+) -> _Fired:
     template = catalogue.cards[rule.card]
-    own = scope.for_rule(rule, trigger_date(result.evidence))
+    own = inputs.for_rule(rule, trigger_date(result.evidence))
     keep = list(template.suggestions)
     notes: list[str] = []
     for drop in rule.drop_suggestions:
-        dropped = rules.evaluate(drop.when, own)
+        dropped = rules.result_of(drop.when, own)
         if dropped.true:
             keep = [s for s in keep if s.key != drop.suggestion]
             if drop.note:
                 when = [e.date.date().isoformat() for e in dropped.evidence if e.date is not None]
                 notes.append(drop.note + (f" ({', '.join(sorted(set(when)))})" if when else ""))
-    age = scope.record.age()
+    age = inputs.record.age()
     if age is None and rule.red_flag:
         # Rules.md 3.6: a red flag's age gates count as met when the age is unknown; say so.
         if template.unknown_age_note:
@@ -189,8 +191,8 @@ def _suggestions(rule: RuleSpec, catalogue: Catalogue, scope: Scope, result: Res
     else:
         keep = [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
     draft = next((e for e in result.evidence if e.draft), None)
-    shown = indicator(rule, template.indicator, scope)
-    priority = suggestion_priority(rule, scope) if keep else None
+    shown = indicator(rule, template.indicator, inputs)
+    priority = suggestion_priority(rule, inputs) if keep else None
     return _Fired(rule, result, shown, keep, notes, draft, 0, priority)
 
 
@@ -251,14 +253,14 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             record.validations_remembered,
             record.repaired,
         )
-    scope = Scope(record, catalogue.rules)
+    inputs = ClauseInputs(record, catalogue.rules)
     fired: list[_Fired] = []
     for order, rule in enumerate(service.rules):
         if request.hook not in (rule.hooks or service.hooks):
             continue
-        result = trigger(rule, scope)
+        result = trigger(rule, inputs)
         if result.true:
-            f = _suggestions(rule, catalogue, scope, result)
+            f = _suggestions(rule, catalogue, inputs, result)
             f.order = order
             fired.append(f)
     shown = _apply_precedence(service, fired)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from cds.catalogue import check, load_catalogue
 from cds.errors import ConfigError
 from cds.record import build_record
-from cds.rules import Node, RuleSpec, Scope, Tri, all_of, any_of, evaluate, trigger
+from cds.rules import ClauseInputs, Node, RuleSpec, Tri, all_of, any_of, result_of, trigger
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, ValueSets, load_valuesets
 
@@ -51,10 +51,12 @@ def sets() -> ValueSets:
     return load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
 
 
-def scope(sets: ValueSets, *resources: dict[str, Any], unavailable: tuple[str, ...] = ()) -> Scope:
+def inputs(
+    sets: ValueSets, *resources: dict[str, Any], unavailable: tuple[str, ...] = ()
+) -> ClauseInputs:
     patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}
     record = build_record(sets, NOW, "p1", [patient, *resources], unavailable=unavailable)
-    return Scope(record, {})
+    return ClauseInputs(record, {})
 
 
 def node(raw: dict[str, Any]) -> Node:
@@ -72,19 +74,19 @@ SCIATICA = {
 
 
 def test_a_present_condition_is_true_with_its_evidence(sets: ValueSets) -> None:
-    result = evaluate(node({"condition": {"valuesets": ["radic"]}}), scope(sets, SCIATICA))
+    result = result_of(node({"condition": {"valuesets": ["radic"]}}), inputs(sets, SCIATICA))
     assert result.truth is T
     assert [e.id for e in result.evidence] == ["c1"]
 
 
 def test_missing_data_is_false_when_the_category_was_obtained(sets: ValueSets) -> None:
-    assert evaluate(node({"condition": {"valuesets": ["radic"]}}), scope(sets)).truth is F
+    assert result_of(node({"condition": {"valuesets": ["radic"]}}), inputs(sets)).truth is F
 
 
 def test_an_unavailable_category_makes_its_clauses_unknown(sets: ValueSets) -> None:
-    s = scope(sets, unavailable=("Condition",))
-    assert evaluate(node({"condition": {"valuesets": ["radic"]}}), s).truth is U
-    assert evaluate(node({"not": {"condition": {"valuesets": ["radic"]}}}), s).truth is U
+    s = inputs(sets, unavailable=("Condition",))
+    assert result_of(node({"condition": {"valuesets": ["radic"]}}), s).truth is U
+    assert result_of(node({"not": {"condition": {"valuesets": ["radic"]}}}), s).truth is U
 
 
 def test_missing_data_never_makes_an_exclusion_rule_true(sets: ValueSets) -> None:
@@ -96,21 +98,23 @@ def test_missing_data_never_makes_an_exclusion_rule_true(sets: ValueSets) -> Non
             ]
         }
     )
-    assert evaluate(tree, scope(sets, SCIATICA)).truth is T
-    assert evaluate(tree, scope(sets, SCIATICA, unavailable=("Procedure",))).truth is U
+    assert result_of(tree, inputs(sets, SCIATICA)).truth is T
+    assert result_of(tree, inputs(sets, SCIATICA, unavailable=("Procedure",))).truth is U
 
 
 def test_windows_use_iso_durations(sets: ValueSets) -> None:
-    s = scope(sets, SCIATICA)
-    assert evaluate(node({"condition": {"valuesets": ["radic"], "within": "P12W"}}), s).true
-    assert not evaluate(node({"condition": {"valuesets": ["radic"], "within": "P30D"}}), s).true
-    assert evaluate(node({"condition": {"valuesets": ["radic"], "olderThan": "P42D"}}), s).true
+    s = inputs(sets, SCIATICA)
+    assert result_of(node({"condition": {"valuesets": ["radic"], "within": "P12W"}}), s).true
+    assert not result_of(node({"condition": {"valuesets": ["radic"], "within": "P30D"}}), s).true
+    assert result_of(node({"condition": {"valuesets": ["radic"], "olderThan": "P42D"}}), s).true
 
 
 def test_laterality_filters_by_side(sets: ValueSets) -> None:
-    s = scope(sets, SCIATICA)
-    assert evaluate(node({"condition": {"valuesets": ["radic"], "laterality": "right"}}), s).true
-    assert not evaluate(node({"condition": {"valuesets": ["radic"], "laterality": "left"}}), s).true
+    s = inputs(sets, SCIATICA)
+    assert result_of(node({"condition": {"valuesets": ["radic"], "laterality": "right"}}), s).true
+    assert not result_of(
+        node({"condition": {"valuesets": ["radic"], "laterality": "left"}}), s
+    ).true
 
 
 def test_a_node_holds_exactly_one_branch() -> None:
@@ -263,7 +267,7 @@ def _gated(sets: ValueSets, birth: str | None, *, red_flag: bool) -> Tri:
             "when": {"condition": {"valuesets": ["radic"]}},
         }
     )
-    return trigger(rule, Scope(record, {})).truth
+    return trigger(rule, ClauseInputs(record, {})).truth
 
 
 def test_a_missing_age_never_silences_a_red_flag(sets: ValueSets) -> None:
@@ -296,20 +300,20 @@ def test_a_foot_exam_charted_as_an_observation_counts_as_done(sets: ValueSets) -
     exam = _finding("o1", "134388005", valueCodeableConcept={"text": "normal"})
     done = node({"done": {"valuesets": ["footexam"], "within": "P12M", "in": ["observation"]}})
     not_as_procedure = node({"done": {"valuesets": ["footexam"], "in": ["procedure"]}})
-    assert evaluate(done, scope(sets, exam)).true
-    assert evaluate(not_as_procedure, scope(sets, exam)).truth is F
+    assert result_of(done, inputs(sets, exam)).true
+    assert result_of(not_as_procedure, inputs(sets, exam)).truth is F
 
 
 def test_a_negative_monofilament_test_was_still_done(sets: ValueSets) -> None:
     negative = _finding("o1", "134388005", interpretation=[{"coding": [{"code": "NEG"}]}])
     done = node({"done": {"valuesets": ["footexam"], "in": ["observation"]}})
-    assert evaluate(done, scope(sets, negative)).true
+    assert result_of(done, inputs(sets, negative)).true
 
 
 def test_a_symptom_stated_absent_is_not_present(sets: ValueSets) -> None:
     no_numbness = _finding("o1", "44077006", valueBoolean=False)
     numb = node({"condition": {"valuesets": ["sensory"], "findings": True}})
-    assert evaluate(numb, scope(sets, no_numbness)).truth is F
+    assert result_of(numb, inputs(sets, no_numbness)).truth is F
 
 
 def _pain(rid: str, when: str, **value: Any) -> dict[str, Any]:
@@ -322,10 +326,10 @@ def test_only_the_latest_pain_score_is_compared(sets: ValueSets) -> None:
     severe = _pain("o1", "2026-02-10", valueQuantity={"value": 8, "code": "{score}"})
     settled = _pain("o2", "2026-02-25", valueInteger=2)
     clause = {"valuesets": ["pain-score"], "unit": "{score}", "within": "P30D", "gte": 7}
-    assert evaluate(node({"observation": clause}), scope(sets, severe)).true
-    assert evaluate(node({"observation": clause}), scope(sets, severe, settled)).truth is F
+    assert result_of(node({"observation": clause}), inputs(sets, severe)).true
+    assert result_of(node({"observation": clause}), inputs(sets, severe, settled)).truth is F
     every = node({"observation": {**clause, "latest": False}})
-    assert evaluate(every, scope(sets, severe, settled)).true
+    assert result_of(every, inputs(sets, severe, settled)).true
 
 
 def test_an_unknown_limb_symptom_set_is_reported(tree: Path) -> None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from bench import weight_loss as bench
 from cds.record import build_record
-from cds.rules import Node, Scope, Tri, evaluate
+from cds.rules import ClauseInputs, Node, Tri, result_of
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ValueSets, load_valuesets
 
@@ -54,7 +54,7 @@ def measure(
 ) -> Any:
     raws = [weight(n, day, kg) for n, (day, kg) in enumerate(series)]
     record = build_record(sets, NOW, "p1", raws, unavailable=unavailable)
-    return evaluate(Node.model_validate({"fact": FACT}), Scope(record, {}))
+    return result_of(Node.model_validate({"fact": FACT}), ClauseInputs(record, {}))
 
 
 def days_ago(days: int) -> date:
