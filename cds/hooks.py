@@ -47,7 +47,8 @@ def _absolute_url(value: str) -> str:
 
 NonBlank = Annotated[str, AfterValidator(_non_blank)]
 AbsoluteUrl = Annotated[str, AfterValidator(_absolute_url)]
-Optional = BeforeValidator(_absent_if_empty)
+# An optional member that clients may send as "", [] or {}: read as absent (G-06).
+AbsentIfEmpty = BeforeValidator(_absent_if_empty)
 
 
 class Inbound(BaseModel):
@@ -75,7 +76,7 @@ class FhirAuthorization(BaseModel):
     expires_in: StrictInt
     scope: NonBlank
     subject: NonBlank
-    patient: Annotated[str | None, Optional] = None
+    patient: Annotated[str | None, AbsentIfEmpty] = None
 
     @field_validator("token_type")
     @classmethod
@@ -98,10 +99,10 @@ class HookRequest(Inbound):
 
     hook: NonBlank
     hook_instance: NonBlank
-    fhir_server: Annotated[AbsoluteUrl | None, Optional] = None
-    fhir_authorization: Annotated[FhirAuthorization | None, Optional] = None
+    fhir_server: Annotated[AbsoluteUrl | None, AbsentIfEmpty] = None
+    fhir_authorization: Annotated[FhirAuthorization | None, AbsentIfEmpty] = None
     context: dict[str, Any]
-    prefetch: Annotated[dict[str, Any] | None, Optional] = None
+    prefetch: Annotated[dict[str, Any] | None, AbsentIfEmpty] = None
     extension: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -152,7 +153,7 @@ class PatientViewContext(Inbound):
 
     user_id: Annotated[str, _reference_of(VIEWER)]
     patient_id: NonBlank
-    encounter_id: Annotated[str | None, Optional] = None
+    encounter_id: Annotated[str | None, AbsentIfEmpty] = None
 
 
 class OrderSignContext(Inbound):
@@ -160,7 +161,7 @@ class OrderSignContext(Inbound):
 
     user_id: Annotated[str, _reference_of(CLINICIAN)]
     patient_id: NonBlank
-    encounter_id: Annotated[str | None, Optional] = None
+    encounter_id: Annotated[str | None, AbsentIfEmpty] = None
     draft_orders: DraftBundle
 
 
@@ -339,8 +340,8 @@ class AcceptedSuggestion(Inbound):
 
 
 class OverrideReason(Inbound):
-    reason: Annotated[FeedbackCoding | None, Optional] = None
-    user_comment: Annotated[str | None, Optional] = None
+    reason: Annotated[FeedbackCoding | None, AbsentIfEmpty] = None
+    user_comment: Annotated[str | None, AbsentIfEmpty] = None
 
     @model_validator(mode="after")
     def _reason_or_comment(self) -> OverrideReason:
@@ -360,8 +361,8 @@ class FeedbackItem(Inbound):
 
     card: NonBlank
     outcome: Literal["accepted", "overridden"]
-    accepted_suggestions: Annotated[list[AcceptedSuggestion] | None, Optional] = None
-    override_reason: Annotated[OverrideReason | None, Optional] = None
+    accepted_suggestions: Annotated[list[AcceptedSuggestion] | None, AbsentIfEmpty] = None
+    override_reason: Annotated[OverrideReason | None, AbsentIfEmpty] = None
     outcome_timestamp: Annotated[datetime, AfterValidator(_utc)]
 
     @model_validator(mode="after")
