@@ -17,8 +17,9 @@ from bench import results
 from bench.generate import NOW, SERVICE_ID, SIZES, make_request, relevant_count
 from cds import fhir, hooks
 from cds.catalogue import Catalogue, load_catalogue
+from cds.data.grant import Grant
+from cds.data.patient_data import read_prefetch
 from cds.engine import evaluate
-from cds.gathering import Grant, read_prefetch
 from cds.gc_pause import collector_paused
 from cds.invocation import parse_request
 from cds.request_json import check_limits, parse_json

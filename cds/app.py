@@ -28,8 +28,8 @@ from cds.catalogue import load_catalogue
 from cds.clock import clock_for
 from cds.config_errors import scrub
 from cds.cors import cors_policy
+from cds.data.fhir_client import FhirClient
 from cds.errors import CdsError, ConfigError, InvalidRequest
-from cds.fhir_client import FhirClient
 from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
 from cds.runtime import Runtime

@@ -12,9 +12,9 @@ from cds.cards.links import LINK_HOSTS_FILE, card_link_problems, load_link_hosts
 from cds.cards.render import coding, service_request
 from cds.cards.schema import CodeRef, ServiceRequestSpec
 from cds.cards.wording import card_wording_problems
+from cds.data.templates import check_template
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
-from cds.prefetch import check_template
 from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile
 from cds.valuesets import ValueSets, read_valuesets
 from cds.yaml_files import load_document

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from cds.data.templates import render
 from cds.errors import InvalidRequest, NotFound
-from cds.prefetch import render
 from cds.settings import PROJECT_ROOT
 
 DEMO_DIR = PROJECT_ROOT / "demo" / "patients"

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
+from cds.data.fhir_client import FhirClient
+from cds.data.grant import Grant
+from cds.data.patient_data import Gathering, PatientData, complete, read_prefetch
 from cds.engine import Evaluation, IssuedCard, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound, UnreadableData, invalid_request
-from cds.fhir_client import FhirClient
-from cds.gathering import Gathering, Grant, complete, read_prefetch
 from cds.gc_pause import collector_paused
 from cds.logs import log_fields
-from cds.prefetch import PatientData
 from cds.request_json import check_limits, parse_json
 from cds.runtime import Runtime
 from cds.store import AuditRecord, patient_hash

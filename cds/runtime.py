@@ -13,9 +13,9 @@ from starlette.requests import Request
 
 from cds.catalogue import Catalogue
 from cds.clock import Clock, system_clock
+from cds.data.fhir_client import FhirClient
 from cds.errors import NotFound, Unauthorized
 from cds.evaluation_slots import EvaluationSlots
-from cds.fhir_client import FhirClient
 from cds.hooks import DiscoveryResponse, to_wire
 from cds.metrics import Metrics
 from cds.report import report_json

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from cds.catalogue import Catalogue, load_catalogue
+from cds.data.templates import render
 from cds.demo import DemoData, load_demo
 from cds.errors import InvalidRequest, NotFound
-from cds.prefetch import render
 from cds.settings import Settings
 from tests.demo_app import DEMO_FHIR_BASE, app_with_playground, demo_fhir_app
 from tests.examples import published_valuesets

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from cds.prefetch import check_template
+from cds.data.templates import check_template
 
 pytestmark = pytest.mark.anyio
 

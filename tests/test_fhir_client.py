@@ -14,10 +14,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from cds.data.fhir_client import FhirClient
+from cds.data.patient_data import PatientData, gather
 from cds.errors import MissingData
-from cds.fhir_client import FhirClient
-from cds.gathering import gather
-from cds.prefetch import PatientData
 from cds.settings import Settings
 
 SERVER = "https://ehr.example.org/fhir"

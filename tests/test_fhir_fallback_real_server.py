@@ -9,11 +9,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from cds.data.fhir_client import FhirClient
+from cds.data.patient_data import PatientData, gather
+from cds.data.templates import render
 from cds.errors import MissingData
 from cds.fhir import ParseReport, parse_resources
-from cds.fhir_client import FhirClient
-from cds.gathering import gather
-from cds.prefetch import PatientData, render
 from cds.settings import Settings
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.anyio]

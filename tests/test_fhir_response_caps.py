@@ -9,10 +9,9 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from cds.fhir_client import FhirClient
-from cds.gathering import gather
+from cds.data.fhir_client import FhirClient
+from cds.data.patient_data import PatientData, gather
 from cds.metrics import Metrics
-from cds.prefetch import PatientData
 from cds.settings import Settings
 from tests.hostile_fhir import hostile_fhir_server
 from tests.served import Server, cds_serve

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from cds.app import create_app
-from cds.fhir_servers import FhirServerPolicy
+from cds.data.fhir_servers import FhirServerPolicy
 from cds.security import trusted_sources
 from cds.settings import Settings, TrustedIssuer
 from tests.conftest import changed, serving

@@ -14,9 +14,9 @@ from fastapi import FastAPI
 
 from cds.app import create_app
 from cds.clock import clock_for
+from cds.data.grant import Grant
+from cds.data.patient_data import Gathering, PatientData
 from cds.errors import MissingData
-from cds.gathering import Gathering, Grant
-from cds.prefetch import PatientData
 from cds.settings import PROJECT_ROOT, Settings
 from cds.store.schema import invocations
 from tests.conftest import serving

@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 
-from cds.prefetch import (
-    ABSENT,
-    PatientData,
-    PrefetchState,
-    check_template,
-    classify,
-    classify_all,
-    render,
-    user_tokens,
-)
+from cds.data.patient_data import PatientData
+from cds.data.prefetch import ABSENT, PrefetchState, classify, classify_all
+from cds.data.templates import check_template, render, user_tokens
 from tests.examples import DRAFT_3, HOOKS_LIBRARY, load
 from tests.examples import SPEC_EXAMPLES as SPEC
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds.scopes import Scopes, target_of
+from cds.data.scopes import Scopes, target_of
 
 
 @pytest.mark.parametrize(

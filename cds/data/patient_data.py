@@ -9,54 +9,31 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from cds.data.fhir_client import FetchJob, FhirClient, absolute_url
+from cds.data.grant import TOKEN_EXPIRED, Grant
+from cds.data.prefetch import Classified, PrefetchState, classify_all
+from cds.data.scopes import target_of
+from cds.data.templates import render
 from cds.errors import MissingData
-from cds.fhir_client import FetchJob, FhirClient, absolute_url
-from cds.prefetch import Classified, PatientData, PrefetchState, classify_all, render
-from cds.scopes import Scopes, target_of
 from cds.settings import Settings
 from cds.subjects import holds_other_patient
 
-TOKEN_EXPIRED = "the FHIR access token expired (fhirAuthorization.expires_in)"  # noqa: S105
 OTHER_PATIENT_PREFETCHED = "the prefetched Patient is not the patient of context.patientId"
 OTHER_PATIENT_FETCHED = "the FHIR server answered with a Patient other than context.patientId"
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What ``fhirAuthorization`` lets this call do on the FHIR server, and until when."""
+@dataclass(slots=True)
+class PatientData:
+    """Raw FHIR JSON per prefetch key, from prefetch or the FHIR server, plus what is missing.
 
-    access_token: SecretStr | None
-    patient: str | None = None  # fhirAuthorization.patient: the patient the token is for
-    scopes: Scopes | None = None  # None: no token, every read is the server's to decide
-    expires_at: float | None = None  # time.monotonic() after which the token is not used (R-08)
+    A key in ``resources`` with an empty list is known to have no data; a key in ``unavailable``
+    is unknown (its reason names no patient data); ``incomplete`` keys hold only some pages.
+    """
 
-    @classmethod
-    def of(
-        cls,
-        access_token: SecretStr | None,
-        *,
-        patient: str | None = None,
-        scope: str | None = None,
-        expires_in: int | None = None,
-        received: float | None = None,
-    ) -> Grant:
-        """The grant of a token received at ``received`` (monotonic; now when None)."""
-        start = time.monotonic() if received is None else received
-        return cls(
-            access_token,
-            patient,
-            Scopes.parse(scope) if scope is not None else None,
-            start + expires_in if expires_in is not None else None,
-        )
-
-    def refuses(self, relative: str) -> str | None:
-        """Why the token's scope does not allow reading ``relative`` (R-09), or None."""
-        if self.scopes is None:
-            return None
-        resource_type, search = target_of(relative)
-        if self.scopes.allows(resource_type, search=search):
-            return None
-        return f"fhirAuthorization.scope does not allow reading {resource_type}"
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    fetched: int = 0
+    incomplete: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)

@@ -1,11 +1,9 @@
-"""Prefetch templates: token rendering, template lint, and classifying what the CDS Client sent."""
+"""Prefetch templates: their tokens filled from the hook context, and their lint (P-02..P-06)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -176,111 +174,3 @@ def check_template(template: str, hook: str) -> list[str]:
             name, _, value = part.partition("=")
             problems.extend(_check_parameter(name, value))
     return problems
-
-
-class PrefetchState(StrEnum):
-    """What one prefetch value means for the service."""
-
-    data = "data"  # resources to use (possibly with a next page still to read)
-    no_data = "no-data"  # satisfied and empty (P-12): do not re-query
-    needs_fetch = "needs-fetch"  # absent, errored or unusable (P-11, P-13): fetch or 412
-
-
-@dataclass(frozen=True, slots=True)
-class Classified:
-    """One prefetch key's value, read: its resources, a next page, or why it is unusable."""
-
-    state: PrefetchState
-    resources: list[dict[str, Any]] = field(default_factory=list)
-    next_url: str | None = None
-    reason: str | None = None
-    errored: bool = False  # the client reported an error prefetching it (P-13)
-
-
-ABSENT: Any = object()
-"""Stands for a prefetch key the client did not send (P-11)."""
-
-
-def next_link(bundle: Mapping[str, Any]) -> str | None:
-    """The URL of a Bundle's ``next`` link (P-14), if any."""
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, Mapping) and link.get("relation") == "next":
-            url = link.get("url")
-            if isinstance(url, str) and url:
-                return url
-    return None
-
-
-def _classify_bundle(bundle: Mapping[str, Any]) -> Classified:
-    resources: list[dict[str, Any]] = []
-    outcomes = 0
-    entries = bundle.get("entry")
-    # One pass over every entry of a big chart: dict checks (JSON only ever gives dicts)
-    # instead of the slower Mapping ABC, and the common case decided first.
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, dict):
-            continue
-        resource = entry.get("resource")
-        if not isinstance(resource, dict):
-            continue
-        resource_type = resource.get("resourceType")
-        if not isinstance(resource_type, str):
-            continue
-        search = entry.get("search")
-        if resource_type == "OperationOutcome" or (
-            isinstance(search, dict) and search.get("mode") == "outcome"
-        ):
-            outcomes += 1
-            continue
-        resources.append(resource)
-    url = next_link(bundle)
-    if resources or url:
-        return Classified(PrefetchState.data, resources, next_url=url)
-    if outcomes:
-        return Classified(
-            PrefetchState.needs_fetch, reason="the Bundle held OperationOutcomes only", errored=True
-        )
-    return Classified(PrefetchState.no_data)
-
-
-def classify(value: Any) -> Classified:
-    """Read one prefetch value (P-09..P-14); pass ``ABSENT`` for a key the client did not send."""
-    if value is ABSENT:
-        return Classified(PrefetchState.needs_fetch, reason="the prefetch key was absent")
-    if value is None:
-        return Classified(PrefetchState.no_data)
-    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-        return Classified(PrefetchState.needs_fetch, reason="the value is not a FHIR resource")
-    resource_type = value["resourceType"]
-    if resource_type == "OperationOutcome":
-        return Classified(
-            PrefetchState.needs_fetch, reason="the client sent an OperationOutcome", errored=True
-        )
-    if resource_type == "Bundle":
-        return _classify_bundle(value)
-    return Classified(PrefetchState.data, [value])
-
-
-def classify_all(
-    templates: Mapping[str, str], prefetch: Mapping[str, Any] | None
-) -> dict[str, Classified]:
-    """Each declared key's value read; keys the service did not declare are ignored (P-10)."""
-    given = prefetch or {}
-    return {key: classify(given.get(key, ABSENT)) for key in templates}
-
-
-@dataclass(slots=True)
-class PatientData:
-    """Raw FHIR JSON per prefetch key, from prefetch or the FHIR server, plus what is missing.
-
-    A key in ``resources`` with an empty list is known to have no data; a key in ``unavailable``
-    is unknown (its reason names no patient data); ``incomplete`` keys hold only some pages.
-    """
-
-    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    fetched: int = 0
-    incomplete: set[str] = field(default_factory=set)

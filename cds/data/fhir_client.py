@@ -9,17 +9,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 import orjson
 from pydantic import SecretStr
 
-from cds.fhir_servers import FhirServerPolicy
+from cds.data.fhir_servers import FhirServerPolicy
+from cds.data.prefetch import PrefetchState, classify
 from cds.metrics import FhirError, Metrics
-from cds.prefetch import PatientData, PrefetchState, classify
 from cds.settings import Settings
+
+if TYPE_CHECKING:
+    from cds.data.patient_data import PatientData
 
 logger = logging.getLogger(__name__)
 
