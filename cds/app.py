@@ -24,6 +24,7 @@ from cds.api.playground import playground_router
 from cds.api.request_body import BodyDeadline
 from cds.api.request_headers import SingleAuthorization
 from cds.api.responses import error_response
+from cds.app_parts import AppParts
 from cds.catalogue import load_catalogue
 from cds.clock import clock_for
 from cds.config_errors import scrub
@@ -32,7 +33,6 @@ from cds.data.fhir_client import FhirClient
 from cds.errors import CdsError, ConfigError, InvalidRequest
 from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
-from cds.runtime import Runtime
 from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
 from cds.startup import migrate_or_explain
@@ -100,11 +100,11 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     )
 
 
-def build_runtime(
+def build_parts(
     settings: Settings,
     fhir_transport: httpx.AsyncBaseTransport | None = None,
     jwks_transport: httpx.AsyncBaseTransport | None = None,
-) -> Runtime:
+) -> AppParts:
     """Everything long-lived; a bad rule, card or value set raises ConfigError here."""
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
     fhir.memo.resize(settings.validation_memo_size)
@@ -114,7 +114,7 @@ def build_runtime(
     )
     store = Store.from_settings(settings, metrics)
     jwks_client = httpx.AsyncClient(transport=jwks_transport, timeout=5.0)
-    runtime = Runtime(
+    parts = AppParts(
         settings=settings,
         catalogue=catalogue,
         clock=clock_for(settings.fixed_now),
@@ -124,8 +124,8 @@ def build_runtime(
         metrics=metrics,
         audit=AuditWriter(store, metrics),
     )
-    runtime.closers.append(jwks_client.aclose)
-    return runtime
+    parts.closers.append(jwks_client.aclose)
+    return parts
 
 
 def create_app(
@@ -137,7 +137,7 @@ def create_app(
     settings = settings or Settings()
     # Workers spawned by uvicorn do not inherit the parent's logging set-up.
     configure_logging(settings.log_level)
-    runtime = build_runtime(settings, fhir_transport, jwks_transport)
+    parts = build_parts(settings, fhir_transport, jwks_transport)
     cors = cors_policy(settings)
 
     @asynccontextmanager
@@ -152,13 +152,13 @@ def create_app(
                 for problem in exc.problems:
                     # Not log.exception: the frames are what buried the cause before.
                     log.error("startup failed", extra=log_fields(startup_error=scrub(problem)))  # noqa: TRY400
-                await runtime.aclose()
+                await parts.aclose()
                 raise
-        runtime.audit.start()
+        parts.audit.start()
         try:
             yield
         finally:
-            await runtime.aclose()
+            await parts.aclose()
 
     app = FastAPI(
         title="footpath-cds",
@@ -170,7 +170,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.runtime = runtime
+    app.state.parts = parts
     describe_real_answers(app)
     app.include_router(cds_routes)
     app.include_router(ops_routes)

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from cds import hooks
+from cds.catalogue import Catalogue
 from cds.errors import NotFound, invalid_request
 from cds.logs import log_fields
-from cds.runtime import Runtime
-from cds.store import FeedbackItem
+from cds.metrics import Metrics
+from cds.settings import Settings
+from cds.store import AuditWriter, FeedbackItem, Store
 
 log = logging.getLogger("cds.feedback")
+
+
+class FeedbackParts(Protocol):
+    """What storing feedback uses of the app's long-lived parts."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def audit(self) -> AuditWriter: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def _stored_item(item: hooks.FeedbackItem) -> FeedbackItem:
@@ -31,10 +48,10 @@ def _stored_item(item: hooks.FeedbackItem) -> FeedbackItem:
     )
 
 
-async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, Any]:
+async def accept_feedback(parts: FeedbackParts, service_id: str, body: Any) -> dict[str, Any]:
     """F-01..F-08: 200 with counts; unknown card uuids and suggestion ids are kept and flagged,
     never refused."""
-    if service_id not in rt.catalogue.services:
+    if service_id not in parts.catalogue.services:
         raise NotFound(f"No CDS service '{service_id}'.")
     try:
         request = hooks.FeedbackRequest.model_validate(body)
@@ -42,11 +59,11 @@ async def accept_feedback(rt: Runtime, service_id: str, body: Any) -> dict[str, 
         raise invalid_request(exc) from exc
     # A card answered a moment ago may still sit in the audit writer's queue: write it first,
     # or its feedback would be stored as unmatched.
-    await rt.audit.flush()
-    outcome = await rt.store.record_feedback(
+    await parts.audit.flush()
+    outcome = await parts.store.record_feedback(
         service_id, [_stored_item(item) for item in request.feedback], datetime.now(UTC)
     )
-    rt.metrics.feedback_received(
+    parts.metrics.feedback_received(
         service_id,
         stored=outcome.stored,
         duplicates=outcome.duplicates,

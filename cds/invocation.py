@@ -8,25 +8,49 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
+from cds.clock import Clock
 from cds.data.fhir_client import FhirClient
 from cds.data.grant import Grant
 from cds.data.patient_data import Gathering, PatientData, complete, read_prefetch
 from cds.engine import Evaluation, IssuedCard, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound, UnreadableData, invalid_request
+from cds.evaluation_slots import EvaluationSlots
 from cds.gc_pause import collector_paused
 from cds.logs import log_fields
+from cds.metrics import Metrics
 from cds.request_json import check_limits, parse_json
-from cds.runtime import Runtime
-from cds.store import AuditRecord, patient_hash
+from cds.settings import Settings
+from cds.store import AuditRecord, AuditWriter, patient_hash
 
 log = logging.getLogger("cds.invocation")
 T = TypeVar("T")
+
+
+class HookCallParts(Protocol):
+    """What a hook call uses of the app's long-lived parts."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def clock(self) -> Clock: ...  # the evaluation's "now"
+    @property
+    def stamp(self) -> Clock: ...  # the audit row's time: always the real clock
+    @property
+    def fhir_client(self) -> FhirClient: ...
+    @property
+    def evaluations(self) -> EvaluationSlots: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def audit(self) -> AuditWriter: ...
 
 
 def parse_request(
@@ -112,7 +136,7 @@ class _Call:
     collector's next pass would walk all of it once for nothing, since JSON holds no cycles.
     """
 
-    rt: Runtime
+    rt: HookCallParts
     service: ServiceDefinition
     request: hooks.HookRequest | None
     context: hooks.PatientViewContext | hooks.OrderSignContext | None
@@ -131,7 +155,7 @@ class _Call:
 
     @classmethod
     def start(
-        cls, rt: Runtime, service_id: str, body: bytes, received: float, issuer: str | None
+        cls, rt: HookCallParts, service_id: str, body: bytes, received: float, issuer: str | None
     ) -> _Call:
         """Parse and validate the call and read its prefetch; a 4xx here is raised, unaudited.
 
@@ -225,7 +249,7 @@ class _Call:
 
 
 async def invoke(
-    rt: Runtime, service_id: str, body: bytes, issuer: str | None = None
+    rt: HookCallParts, service_id: str, body: bytes, issuer: str | None = None
 ) -> dict[str, Any]:
     """Run ``service_id`` on the request ``body`` from a caller of ``issuer`` (None when auth
     is off) and return the wire response; audit every outcome past request validation."""
@@ -254,7 +278,7 @@ async def invoke(
 
 
 def _prepared(
-    rt: Runtime, service_id: str, body: bytes, received: float, issuer: str | None
+    rt: HookCallParts, service_id: str, body: bytes, received: float, issuer: str | None
 ) -> _Call:
     """The call parsed and its prefetch read; with complete prefetch, answered too: bytes to
     answer in one synchronous stretch (nothing else of this call runs meanwhile)."""
@@ -281,7 +305,7 @@ async def _fetch(call: _Call, gathering: Gathering) -> PatientData | None:
         return None
 
 
-async def _audit(rt: Runtime, call: _Call, started: float) -> None:
+async def _audit(rt: HookCallParts, call: _Call, started: float) -> None:
     elapsed = time.perf_counter() - started
     service_id = call.service.id
     rt.metrics.request_done(service_id, call.status, elapsed)

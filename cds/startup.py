@@ -78,17 +78,17 @@ async def migrate_or_explain(settings: Settings) -> None:
 
 
 async def _preflight(settings: Settings) -> None:
-    from cds.app import build_runtime  # noqa: PLC0415 - the web stack, for serving only
+    from cds.app import build_parts  # noqa: PLC0415 - the web stack, for serving only
     from cds.security import check_replay_cache  # noqa: PLC0415
 
     # Here, before the workers start: each would refuse, and uvicorn would restart them.
     check_replay_cache(settings)
-    runtime = build_runtime(settings)
+    parts = build_parts(settings)
     try:
         if settings.migrate_on_start:
             await migrate_or_explain(settings)
     finally:
-        await runtime.aclose()
+        await parts.aclose()
 
 
 def preflight(settings: Settings) -> None:

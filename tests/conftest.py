@@ -71,8 +71,8 @@ def holding_audit_app(settings: Settings) -> FastAPI:
     """An app whose audit writer holds every call for an hour: written only when flushed
     (feedback, the report) or when the app stops."""
     app = create_app(settings)
-    runtime = app.state.runtime
-    runtime.audit = AuditWriter(runtime.store, runtime.metrics, batch_seconds=3600)
+    parts = app.state.parts
+    parts.audit = AuditWriter(parts.store, parts.metrics, batch_seconds=3600)
     return app
 
 

@@ -35,8 +35,8 @@ async def admin_client(admin_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _written(app: FastAPI) -> Store:
     """The app's store once the audit writer has written every call answered so far."""
-    await app.state.runtime.audit.flush()
-    store: Store = app.state.runtime.store
+    await app.state.parts.audit.flush()
+    store: Store = app.state.parts.store
     return store
 
 

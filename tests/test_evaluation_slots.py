@@ -37,7 +37,7 @@ async def app_and_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, htt
 
 
 def _slots(app: FastAPI) -> EvaluationSlots:
-    slots: EvaluationSlots = app.state.runtime.evaluations
+    slots: EvaluationSlots = app.state.parts.evaluations
     return slots
 
 

@@ -65,7 +65,7 @@ def _cards(response: httpx.Response) -> list[tuple[str, str, str]]:
 
 
 def _templates(demo: DemoData, app: FastAPI, hook: str) -> tuple[str, dict[str, str]]:
-    catalogue = app.state.runtime.catalogue
+    catalogue = app.state.parts.catalogue
     service = next(s for s in catalogue.services.values() if hook in s.hooks)
     return service.id, dict(service.prefetch)
 

@@ -164,7 +164,7 @@ async def test_feedback_on_one_rules_card_from_each_service_is_matched_every_tim
         "back-to-foot-order-select": "order-select",
     }
     async with serving(app) as client:
-        app.state.runtime.clock = clock_for(case["now"])
+        app.state.parts.clock = clock_for(case["now"])
         uuids = {}
         for number, (service, hook) in enumerate(services.items()):
             body = copy.deepcopy(case["request"])
@@ -208,7 +208,7 @@ async def test_feedback_accepting_a_suggestion_the_card_never_had_is_stored_and_
         "unmatched": 0,
         "unknownSuggestions": 1,
     }
-    async with app.state.runtime.store.engine.connect() as conn:
+    async with app.state.parts.store.engine.connect() as conn:
         (row,) = (await conn.execute(sa.select(feedback))).all()
     assert (row.matched, row.unknown_suggestions) == (True, True)
     assert row.accepted_suggestion_ids == ["a-suggestion-this-card-never-had"]

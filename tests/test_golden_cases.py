@@ -75,7 +75,7 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     """Each case through the HTTP API: rules fired and absent, codes, indicators, valid output."""
     case = CASE_DATA[path]
     expect: Mapping[str, Any] = case["expect"]
-    golden_app.state.runtime.clock = clock_for(case["now"])
+    golden_app.state.parts.clock = clock_for(case["now"])
     transport = httpx.ASGITransport(app=golden_app)
     async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
         answer = await c.post(f"/cds-services/{path.parent.name}", json=_request_body(case))

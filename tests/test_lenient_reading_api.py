@@ -53,13 +53,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def post(
     app: FastAPI, client: httpx.AsyncClient, service: str, found: dict[str, Any]
 ) -> httpx.Response:
-    app.state.runtime.clock = clock_for(found["now"])
+    app.state.parts.clock = clock_for(found["now"])
     return await client.post(f"/cds-services/{service}", json=found["request"])
 
 
 async def audit_rows(app: FastAPI) -> list[dict[str, Any]]:
-    await app.state.runtime.audit.flush()
-    async with app.state.runtime.store.engine.connect() as conn:
+    await app.state.parts.audit.flush()
+    async with app.state.parts.store.engine.connect() as conn:
         result = await conn.execute(sa.select(invocations).order_by(invocations.c.id))
         return [dict(row) for row in result.mappings()]
 

@@ -138,7 +138,7 @@ async def test_a_repeat_call_counts_its_validity_checks_as_remembered(
 ) -> None:
     """Operators size CDS_VALIDATION_MEMO_SIZE from the remembered share."""
     fhir.memo.clear()
-    sample = app.state.runtime.metrics.registry.get_sample_value
+    sample = app.state.parts.metrics.registry.get_sample_value
     for _ in range(2):
         assert (await client.post("/cds-services/back-to-foot", json=rb01_request)).is_success
     validated = sample("cds_resource_validations_total", {"outcome": "validated"})

@@ -144,7 +144,7 @@ async def test_no_patient_data_or_token_reaches_the_logs(
                     "scope": "patient/*.read",
                     "subject": "footpath-cds",
                 }
-            app.state.runtime.clock = clock_for(case["now"])
+            app.state.parts.clock = clock_for(case["now"])
             url = f"{BASE}/cds-services/{path.parent.name}"
             token = issuer.token(url)
             tokens.append(token)

@@ -93,7 +93,7 @@ async def test_an_order_type_the_rules_do_not_read_is_ignored_and_the_rest_evalu
     else:
         context.pop("selections", None)
     async with serving(app) as client:
-        app.state.runtime.clock = clock_for(case["now"])
+        app.state.parts.clock = clock_for(case["now"])
         response = await client.post(f"/cds-services/{SERVICE[hook]}", json=body)
     assert response.status_code == 200, response.text
     rules = {card["source"]["topic"]["code"] for card in response.json()["cards"]}

@@ -136,7 +136,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 async def _call(app: FastAPI, now: str, request: dict[str, Any]) -> httpx.Response:
-    app.state.runtime.clock = clock_for(now)
+    app.state.parts.clock = clock_for(now)
     service = {
         "patient-view": "back-to-foot",
         "order-sign": "back-to-foot-order-sign",

@@ -25,7 +25,7 @@ PATIENT = "demo-s06"  # cauda equina: RF-01, evaluated as of the demo's fixed in
 
 async def _demo_call_with_feedback(settings: Settings) -> dict[str, list[Any]]:
     app = create_app(settings)
-    service = app.state.runtime.catalogue.services["back-to-foot"]
+    service = app.state.parts.catalogue.services["back-to-foot"]
     body = load_demo().hook_request(
         PATIENT, "patient-view", dict(service.prefetch), fhir_server=None, with_prefetch=True
     )
@@ -52,8 +52,8 @@ async def _demo_call_with_feedback(settings: Settings) -> dict[str, list[Any]]:
                 },
             )
             assert sent.status_code == 200, sent.text
-        await app.state.runtime.audit.flush()
-        async with app.state.runtime.store.engine.connect() as conn:
+        await app.state.parts.audit.flush()
+        async with app.state.parts.store.engine.connect() as conn:
             return {
                 "audit": list((await conn.execute(sa.select(invocations.c.received_at))).scalars()),
                 "cards": list((await conn.execute(sa.select(issued_cards.c.issued_at))).scalars()),

@@ -70,7 +70,7 @@ def assert_outage_answer(response: httpx.Response) -> None:
 
 
 def counted(app: FastAPI, operation: str, cause: str) -> float:
-    value = app.state.runtime.metrics.registry.get_sample_value(
+    value = app.state.parts.metrics.registry.get_sample_value(
         "cds_store_unavailable_total", {"operation": operation, "cause": cause}
     )
     return value or 0.0
@@ -134,10 +134,10 @@ async def test_a_hook_call_answers_its_cards_while_the_database_is_down(
     app = create_app(down)
     async with serving(app) as client:
         response = await client.post("/cds-services/back-to-foot", json=rb01_request)
-        await app.state.runtime.audit.flush()
+        await app.state.parts.audit.flush()
     assert response.status_code == 200
     assert "RB-01" in {card["source"]["topic"]["code"] for card in response.json()["cards"]}
-    registry = app.state.runtime.metrics.registry
+    registry = app.state.parts.metrics.registry
     assert registry.get_sample_value("cds_audit_rows_lost_total") == 1
     assert counted(app, "audit", "refused") >= 1
 

@@ -57,7 +57,7 @@ async def app(tmp_path: Any) -> AsyncIterator[FastAPI]:
 
 
 def _request(server: str, app: FastAPI) -> dict[str, Any]:
-    service = app.state.runtime.catalogue.services["back-to-foot"]
+    service = app.state.parts.catalogue.services["back-to-foot"]
     # A copy: the demo hands out its own resources, which the tests then spoil.
     body = copy.deepcopy(
         DEMO.hook_request(
@@ -100,8 +100,8 @@ async def test_an_unreadable_required_key_is_fetched_again_and_rf_01_still_fires
         card["source"]["topic"]["code"]: card["indicator"] for card in response.json()["cards"]
     }
     assert fired.get("RF-01") == "critical"
-    await app.state.runtime.audit.flush()
-    async with app.state.runtime.store.engine.connect() as conn:
+    await app.state.parts.audit.flush()
+    async with app.state.parts.store.engine.connect() as conn:
         (row,) = (await conn.execute(sa.select(invocations))).mappings().all()
     # Only the spoilt key is read again: one search (or read) on the server.
     assert (row["status_code"], row["fhir_fetch_count"]) == (200, 1)

@@ -11,11 +11,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import NoMatchFound
 
 from cds.api.demo_fhir import SEARCH_ROUTE
+from cds.api.dependencies import parts_of
 from cds.api.responses import JsonResponse
 from cds.demo import DemoData, load_demo
 from cds.errors import InvalidRequest, NotFound
 from cds.logs import log_fields
-from cds.runtime import runtime_of
 from cds.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -91,7 +91,7 @@ def playground_router(settings: Settings, demo: DemoData | None = None) -> APIRo
         data_source: Annotated[DataSource, Query(alias="data")] = "prefetch",
     ) -> JsonResponse:
         """The CDS Hooks request the playground would send, and the service it goes to."""
-        catalogue = runtime_of(request).catalogue
+        catalogue = parts_of(request).catalogue
         service = next((s for s in catalogue.services.values() if hook in s.hooks), None)
         if service is None:
             raise NotFound(f"No CDS service answers hook '{hook}'.")

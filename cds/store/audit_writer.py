@@ -39,7 +39,7 @@ class AuditWriter:
 
     ``flush()`` returns once every call submitted before it is written. The feedback path calls
     it, so feedback on a card answered a moment ago finds the card; the admin report calls it;
-    tests call it (``await app.state.runtime.audit.flush()``) before reading audit rows.
+    tests call it (``await app.state.parts.audit.flush()``) before reading audit rows.
     ``close()`` writes everything still queued and stops the task (the app's lifespan exit).
     Calls queued when the process is killed are lost: about ``batch_seconds`` of them.
 
