@@ -1,14 +1,19 @@
-"""One hook call: validate the request, obtain the patient's data, evaluate, audit, answer."""
+"""One hook call, top to bottom: parse -> patient data -> evaluate -> audit -> answer.
+
+The route reads the body's bytes once (cds/api/request_body.py); everything after is here.
+A call whose prefetch holds all its data runs from bytes to answer in one synchronous stretch
+with the cyclic collector paused (parsed JSON holds no cycles, so the collector would only
+walk it for nothing); a call that needs the FHIR server awaits it between two such stretches.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -29,7 +34,8 @@ from cds.settings import Settings
 from cds.store import AuditRecord, AuditWriter, patient_hash
 
 log = logging.getLogger("cds.invocation")
-T = TypeVar("T")
+
+HookContext = hooks.PatientViewContext | hooks.OrderSignContext
 
 
 class HookCallParts(Protocol):
@@ -53,9 +59,91 @@ class HookCallParts(Protocol):
     def audit(self) -> AuditWriter: ...
 
 
+async def invoke(
+    parts: HookCallParts, service_id: str, body: bytes, issuer: str | None = None
+) -> dict[str, Any]:
+    """Run ``service_id`` on the request ``body`` from a caller of ``issuer`` (None when auth
+    is off) and return the wire answer. A request that fails to parse is refused (4xx) and not
+    audited; every outcome past that is audited, then answered."""
+    started, received = time.perf_counter(), time.monotonic()
+    # Parse, patient data from prefetch and, when prefetch holds it all, evaluate.
+    call = await parts.evaluations.run(
+        partial(_from_prefetch, parts, service_id, body, received, issuer),
+        in_thread=len(body) >= parts.settings.evaluation_thread_bytes,
+    )
+    # Patient data from the FHIR server (keys prefetch left out, or sent unreadable), evaluate.
+    while call.waiting is not None:
+        data = await _fetched(call, call.waiting, parts.fhir_client)
+        if data is not None:
+            # What came from the FHIR server may be large: always off the loop.
+            await parts.evaluations.run(partial(_evaluated, parts, call, data), in_thread=True)
+        del data
+    await _audit(parts, call, started)
+    return call.answer()
+
+
+# --------------------------------------------------------------------------- the call's state
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A parsed call waiting for data from the FHIR server: its request and its gathering."""
+
+    request: hooks.HookRequest
+    context: HookContext
+    gathering: Gathering
+
+
+@dataclass(slots=True)
+class _Call:
+    """One validated hook call: whether it waits for data, its outcome, and what its audit row
+    needs. Only ``waiting`` holds the parsed body, and only while data is outstanding: an
+    answered or failed call has dropped it, so its (possibly megabytes of) JSON is freed
+    before the collector resumes."""
+
+    service: ServiceDefinition
+    hook: str
+    hook_instance: str
+    patient_id: str
+    waiting: _Waiting | None = None
+    status: int = 200
+    failure: Exception | None = None
+    wire: dict[str, Any] | None = None
+    fired: list[str] = field(default_factory=list)
+    issued: list[IssuedCard] = field(default_factory=list)
+    skipped: int = 0
+    repaired: int = 0
+    fetched: int = 0
+
+    def fail(self, exc: Exception) -> None:
+        """Keep ``exc`` (a CdsError's status, else 500) for the audit; ``answer`` raises it."""
+        self.status = exc.status_code if isinstance(exc, CdsError) else 500
+        self.failure = exc
+        self.waiting = None
+
+    def answer(self) -> dict[str, Any]:
+        if self.failure is not None:
+            raise self.failure
+        assert self.wire is not None  # noqa: S101 - a call ends answered or failed
+        return self.wire
+
+
+# --------------------------------------------------------------------------- parse
+
+
+def parse(
+    parts: HookCallParts, service_id: str, body: bytes
+) -> tuple[ServiceDefinition, hooks.HookRequest, HookContext]:
+    """The body's JSON within the input limits, validated as a call of ``service_id``, or 4xx."""
+    raw = parse_json(body)
+    settings = parts.settings
+    check_limits(raw, settings.max_json_depth, settings.max_prefetch_entries)
+    return parse_request(parts.catalogue, service_id, raw)
+
+
 def parse_request(
     catalogue: Catalogue, service_id: str, body: Any
-) -> tuple[ServiceDefinition, hooks.HookRequest, hooks.PatientViewContext | hooks.OrderSignContext]:
+) -> tuple[ServiceDefinition, hooks.HookRequest, HookContext]:
     """R-01..R-10: the service, the request envelope and its hook's context, or a 4xx."""
     service = catalogue.services.get(service_id)
     if service is None:
@@ -79,21 +167,35 @@ def parse_request(
     return service, request, context
 
 
-async def answer(
-    catalogue: Catalogue,
-    service: ServiceDefinition,
-    request: hooks.HookRequest,
-    context: hooks.PatientViewContext | hooks.OrderSignContext,
-    *,
-    client: FhirClient | None,
-    now: datetime,
-) -> tuple[PatientData, Evaluation]:
-    """The patient's data (prefetch, then the FHIR server when ``client``) and the evaluation."""
-    data = await complete(_read_prefetch(service, request, client), client)
-    evaluation = evaluate(
-        catalogue, service, request, context, data.resources, data.unavailable, now
-    )
-    return data, evaluation
+# --------------------------------------------------------------------------- patient data
+
+
+def _from_prefetch(
+    parts: HookCallParts, service_id: str, body: bytes, received: float, issuer: str | None
+) -> _Call:
+    """Parse, read prefetch and, when it holds every key, evaluate: one synchronous stretch
+    with the collector paused, which ends with the parsed body dropped unless data is awaited.
+
+    ``received`` (time.monotonic()) starts the access token's ``expires_in`` clock;
+    ``issuer`` is the authenticated caller's, whose fhirServers bound where we fetch."""
+    with collector_paused():
+        return _parsed_and_read(parts, service_id, body, received, issuer)
+
+
+def _parsed_and_read(
+    parts: HookCallParts, service_id: str, body: bytes, received: float, issuer: str | None
+) -> _Call:
+    service, request, context = parse(parts, service_id, body)
+    call = _Call(service, request.hook, request.hook_instance, context.patient_id)
+    try:
+        gathering = _read_prefetch(service, request, parts.fhir_client, received, issuer)
+        if gathering.jobs:
+            call.waiting = _Waiting(request, context, gathering)
+        else:
+            _evaluate(parts, call, _Waiting(request, context, gathering), gathering.finish())
+    except Exception as exc:
+        call.fail(exc)
+    return call
 
 
 def _read_prefetch(
@@ -127,188 +229,84 @@ def _read_prefetch(
     )
 
 
-@dataclass(slots=True)
-class _Call:
-    """One hook call from its bytes to its answer, and what its audit row needs.
-
-    ``release`` drops every reference to the parsed body, so that a call answered from prefetch
-    alone frees its (possibly megabytes of) JSON before the collector resumes: otherwise the
-    collector's next pass would walk all of it once for nothing, since JSON holds no cycles.
-    """
-
-    rt: HookCallParts
-    service: ServiceDefinition
-    request: hooks.HookRequest | None
-    context: hooks.PatientViewContext | hooks.OrderSignContext | None
-    gathering: Gathering | None
-    hook: str
-    hook_instance: str
-    patient_id: str
-    status: int = 200
-    failure: BaseException | None = None
-    wire: dict[str, Any] | None = None
-    fired: list[str] = field(default_factory=list)
-    issued: list[IssuedCard] = field(default_factory=list)
-    skipped: int = 0
-    repaired: int = 0
-    fetched: int = 0
-
-    @classmethod
-    def start(
-        cls, rt: HookCallParts, service_id: str, body: bytes, received: float, issuer: str | None
-    ) -> _Call:
-        """Parse and validate the call and read its prefetch; a 4xx here is raised, unaudited.
-
-        ``received`` (time.monotonic()) starts the access token's ``expires_in`` clock;
-        ``issuer`` is the authenticated caller's, whose fhirServers bound where we fetch."""
-        raw = parse_json(body)
-        check_limits(raw, rt.settings.max_json_depth, rt.settings.max_prefetch_entries)
-        service, request, context = parse_request(rt.catalogue, service_id, raw)
-        call = cls(
-            rt,
-            service,
-            request,
-            context,
-            None,
-            request.hook,
-            request.hook_instance,
-            context.patient_id,
-        )
-        call.gathering = call.attempt(
-            lambda: _read_prefetch(service, request, rt.fhir_client, received, issuer)
-        )
-        return call
-
-    @property
-    def needs_fetch(self) -> bool:
-        return self.gathering is not None and bool(self.gathering.jobs)
-
-    def attempt(self, step: Callable[[], T]) -> T | None:
-        """``step()``, or None with the failure kept for the audit and re-raised later."""
-        try:
-            return step()
-        except Exception as exc:
-            self.fail(exc)
-            return None
-
-    def fail(self, exc: Exception) -> None:
-        """Keep ``exc`` (a CdsError's status, else 500) for the audit; ``invoke`` re-raises it."""
-        self.status = exc.status_code if isinstance(exc, CdsError) else 500
-        self.failure = exc
-        self.release()
-
-    def conclude(self, data: PatientData) -> None:
-        """Evaluate on ``data`` and keep the wire answer; then drop the parsed body.
-
-        When a required key holds a resource that cannot be read, the key is read again from
-        the FHIR server (``needs_fetch``, and the body is kept) or the call is a 412.
-        """
-        request, context = self.request, self.context
-        if request is None or context is None:  # released: the call already failed
-            return
-        rt, service = self.rt, self.service
-        try:
-            evaluation = evaluate(
-                rt.catalogue,
-                service,
-                request,
-                context,
-                data.resources,
-                data.unavailable,
-                rt.clock(),
-                issued_at=rt.stamp(),
-            )
-        except UnreadableData as exc:
-            gathering = self.gathering
-            if gathering is None:
-                raise
-            if gathering.refetch(exc.reasons):
-                return
-            gathering.finish()  # raises MissingData (412): the keys are unavailable now
-            raise
-        self.fetched = data.fetched
-        self.fired = evaluation.fired
-        self.issued = list(evaluation.issued)
-        self.skipped = sum(evaluation.skipped.values())
-        self.repaired = sum(evaluation.repaired.values())
-        for resource_type, count in evaluation.skipped.items():
-            rt.metrics.skipped_resources(resource_type, count)
-        for (resource_type, path), count in evaluation.repaired.items():
-            rt.metrics.repaired_elements(resource_type, path, count)
-        rt.metrics.resources_validated(
-            remembered=evaluation.validations_remembered,
-            validated=evaluation.models_built - evaluation.validations_remembered,
-        )
-        for rule_id in self.fired:
-            rt.metrics.card_emitted(service.id, rule_id)
-        self.wire = hooks.to_wire(evaluation.response)
-        self.release()
-
-    def release(self) -> None:
-        self.request = self.context = self.gathering = None
-
-
-async def invoke(
-    rt: HookCallParts, service_id: str, body: bytes, issuer: str | None = None
-) -> dict[str, Any]:
-    """Run ``service_id`` on the request ``body`` from a caller of ``issuer`` (None when auth
-    is off) and return the wire response; audit every outcome past request validation."""
-    started, received = time.perf_counter(), time.monotonic()
-    slots = rt.evaluations
-    call = await slots.run(
-        lambda: _prepared(rt, service_id, body, received, issuer),
-        in_thread=len(body) >= rt.settings.evaluation_thread_bytes,
-    )
-    # Keys missing from prefetch, or (at most once each) holding what cannot be read.
-    while call.needs_fetch:
-        assert call.gathering is not None  # noqa: S101
-        gathering = call.gathering
-        fetched = await _fetch(call, gathering)
-        del gathering
-        if fetched is None:
-            break
-        # What came from the FHIR server may be large: always off the loop.
-        await slots.run(partial(_concluded, call, fetched), in_thread=True)
-        del fetched
-    await _audit(rt, call, started)
-    if call.failure is not None:
-        raise call.failure
-    assert call.wire is not None  # noqa: S101
-    return call.wire
-
-
-def _prepared(
-    rt: HookCallParts, service_id: str, body: bytes, received: float, issuer: str | None
-) -> _Call:
-    """The call parsed and its prefetch read; with complete prefetch, answered too: bytes to
-    answer in one synchronous stretch (nothing else of this call runs meanwhile)."""
-    with collector_paused():
-        call = _Call.start(rt, service_id, body, received, issuer)
-        if call.gathering is not None and not call.needs_fetch:
-            ready = call.attempt(call.gathering.finish)
-            if ready is not None:
-                call.attempt(lambda: call.conclude(ready))
-            del ready
-    return call
-
-
-def _concluded(call: _Call, fetched: PatientData) -> None:
-    with collector_paused():
-        call.attempt(lambda: call.conclude(fetched))
-
-
-async def _fetch(call: _Call, gathering: Gathering) -> PatientData | None:
+async def _fetched(call: _Call, waiting: _Waiting, client: FhirClient) -> PatientData | None:
+    """The patient's data completed from the FHIR server, or None with the call failed."""
     try:
-        return await complete(gathering, call.rt.fhir_client)
+        return await complete(waiting.gathering, client)
     except Exception as exc:
         call.fail(exc)
         return None
 
 
-async def _audit(rt: HookCallParts, call: _Call, started: float) -> None:
+# --------------------------------------------------------------------------- evaluate
+
+
+def _evaluated(parts: HookCallParts, call: _Call, data: PatientData) -> None:
+    """Evaluate on data completed from the FHIR server, with the collector paused."""
+    waiting = call.waiting
+    assert waiting is not None  # noqa: S101 - only a waiting call fetches
+    call.waiting = None
+    with collector_paused():
+        try:
+            _evaluate(parts, call, waiting, data)
+        except Exception as exc:
+            call.fail(exc)
+        del waiting
+
+
+def _evaluate(parts: HookCallParts, call: _Call, waiting: _Waiting, data: PatientData) -> None:
+    """Evaluate ``call`` on ``data`` and keep its wire answer and what its audit needs.
+
+    A required key holding a resource that cannot be read is read again from the FHIR server
+    (the call waits again), or, when it may not be, the call is a 412.
+    """
+    service, gathering = call.service, waiting.gathering
+    try:
+        evaluation = evaluate(
+            parts.catalogue,
+            service,
+            waiting.request,
+            waiting.context,
+            data.resources,
+            data.unavailable,
+            parts.clock(),
+            issued_at=parts.stamp(),
+        )
+    except UnreadableData as exc:
+        if gathering.refetch(exc.reasons):
+            call.waiting = waiting
+            return
+        gathering.finish()  # raises MissingData (412): the keys are unavailable now
+        raise
+    call.fetched = data.fetched
+    call.fired = evaluation.fired
+    call.issued = list(evaluation.issued)
+    call.skipped = sum(evaluation.skipped.values())
+    call.repaired = sum(evaluation.repaired.values())
+    _count(parts.metrics, service, evaluation)
+    call.wire = hooks.to_wire(evaluation.response)
+
+
+def _count(metrics: Metrics, service: ServiceDefinition, evaluation: Evaluation) -> None:
+    for resource_type, count in evaluation.skipped.items():
+        metrics.skipped_resources(resource_type, count)
+    for (resource_type, path), count in evaluation.repaired.items():
+        metrics.repaired_elements(resource_type, path, count)
+    metrics.resources_validated(
+        remembered=evaluation.validations_remembered,
+        validated=evaluation.models_built - evaluation.validations_remembered,
+    )
+    for rule_id in evaluation.fired:
+        metrics.card_emitted(service.id, rule_id)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
     elapsed = time.perf_counter() - started
     service_id = call.service.id
-    rt.metrics.request_done(service_id, call.status, elapsed)
+    parts.metrics.request_done(service_id, call.status, elapsed)
     audit = AuditRecord(
         hook_instance=call.hook_instance,
         service_id=service_id,
@@ -320,11 +318,11 @@ async def _audit(rt: HookCallParts, call: _Call, started: float) -> None:
         fhir_fetch_count=call.fetched,
         skipped_resource_count=call.skipped,
         repaired_element_count=call.repaired,
-        received_at=rt.stamp(),
-        patient_hash=patient_hash(rt.settings.patient_hash_key, call.patient_id),
+        received_at=parts.stamp(),
+        patient_hash=patient_hash(parts.settings.patient_hash_key, call.patient_id),
     )
     # Queued, not written: the audit writer batches many calls into one transaction.
-    await rt.audit.submit(audit, call.issued)
+    await parts.audit.submit(audit, call.issued)
     log.info(
         "hook answered",
         extra=log_fields(
@@ -342,6 +340,9 @@ async def _audit(rt: HookCallParts, call: _Call, started: float) -> None:
     )
 
 
+# --------------------------------------------------------------------------- offline
+
+
 async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> dict[str, Any]:
     """``cds evaluate``: the same validation and rules on a request's prefetch, with no I/O."""
     service_id = body.get("serviceId") if isinstance(body, dict) else None
@@ -351,5 +352,8 @@ async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> di
     if not matching:
         raise InvalidRequest(f"No CDS service answers hook '{hook}'.", expression=["hook"])
     service, request, context = parse_request(catalogue, matching[0].id, body)
-    _, evaluation = await answer(catalogue, service, request, context, client=None, now=now)
+    data = await complete(_read_prefetch(service, request, None), None)
+    evaluation = evaluate(
+        catalogue, service, request, context, data.resources, data.unavailable, now
+    )
     return hooks.to_wire(evaluation.response)
