@@ -8,7 +8,12 @@ from pathlib import Path
 
 from cds import hooks
 from cds.cards import CardTemplate
-from cds.cards.links import LINK_HOSTS_FILE, card_link_problems, load_link_hosts
+from cds.cards.links import (
+    LINK_HOSTS_FILE,
+    LinkHosts,
+    card_link_problems,
+    load_link_hosts,
+)
 from cds.cards.render import coding, service_request
 from cds.cards.schema import CodeRef, ServiceRequestSpec
 from cds.cards.wording import card_wording_problems
@@ -17,7 +22,7 @@ from cds.errors import ConfigError
 from cds.fhir import parse_resource
 from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile
 from cds.valuesets import ValueSets, read_valuesets
-from cds.yaml_files import load_document
+from cds.yaml_files import load_document, locate
 
 
 @dataclass(frozen=True)
@@ -126,38 +131,43 @@ def _fhir_problems(spec: ServiceRequestSpec, valuesets: ValueSets, where: str) -
 
 
 def _load_cards(
-    cards_dir: Path, valuesets: ValueSets, problems: list[str]
-) -> dict[str, CardTemplate]:
+    cards_dir: Path, problems: list[str]
+) -> tuple[dict[str, CardTemplate], LinkHosts | None]:
     cards: dict[str, CardTemplate] = {}
     if not cards_dir.is_dir():
         problems.append(f"{cards_dir}: card directory not found")
-        return cards
+        return cards, None
     link_hosts = load_link_hosts(cards_dir, problems)
     for path in sorted(cards_dir.glob("*.yaml")):
         if path.name == LINK_HOSTS_FILE:
             continue
-        label = f"{cards_dir.name}/{path.name}"
-        card = load_document(path, label, CardTemplate, problems)
-        if card is None:
-            continue
-        if link_hosts is not None:
-            problems.extend(card_link_problems(card, label, link_hosts.names))
-        problems.extend(card_wording_problems(card, label))
-        for i, s in enumerate(card.suggestions):
-            for j, action in enumerate(s.actions):
-                spec = action.service_request
-                if spec is None:
-                    continue
-                where = f"{label}: suggestions[{i}].actions[{j}].serviceRequest"
-                for k, ref in enumerate(spec.codes):
-                    problems.extend(_code_problems(ref, valuesets, f"{where}.codes[{k}]"))
-                if spec.performer_type is not None:
-                    problems.extend(
-                        _code_problems(spec.performer_type, valuesets, f"{where}.performerType")
-                    )
-                problems.extend(_fhir_problems(spec, valuesets, where))
-        cards[card.id] = card
-    return cards
+        card = load_document(path, f"{cards_dir.name}/{path.name}", CardTemplate, problems)
+        if card is not None:
+            cards[card.id] = card
+    return cards, link_hosts
+
+
+def _card_problems(
+    card: CardTemplate, label: str, valuesets: ValueSets, link_hosts: LinkHosts | None
+) -> list[str]:
+    problems = []
+    if link_hosts is not None:
+        problems.extend(card_link_problems(card, label, link_hosts.names))
+    problems.extend(card_wording_problems(card, label))
+    for i, s in enumerate(card.suggestions):
+        for j, action in enumerate(s.actions):
+            spec = action.service_request
+            if spec is None:
+                continue
+            where = f"{label}: suggestions[{i}].actions[{j}].serviceRequest"
+            for k, ref in enumerate(spec.codes):
+                problems.extend(_code_problems(ref, valuesets, f"{where}.codes[{k}]"))
+            if spec.performer_type is not None:
+                problems.extend(
+                    _code_problems(spec.performer_type, valuesets, f"{where}.performerType")
+                )
+            problems.extend(_fhir_problems(spec, valuesets, where))
+    return problems
 
 
 def _load_services(
@@ -297,6 +307,26 @@ def _cycles(rules: Mapping[str, RuleSpec]) -> list[str]:
     return problems
 
 
+def _unloaded(
+    rules_dir: Path,
+    cards_dir: Path,
+    valuesets: ValueSets,
+    cards: Mapping[str, CardTemplate],
+    services: list[str],
+) -> list[str]:
+    """The files that did not load (each file's id is its name)."""
+    return [
+        f"{directory.name}/{path.relative_to(directory)}"
+        for directory, pattern, loaded in (
+            (rules_dir, "valuesets/*.yaml", valuesets),
+            (cards_dir, "*.yaml", {*cards, LINK_HOSTS_FILE.removesuffix(".yaml")}),
+            (rules_dir, "*.yaml", services),
+        )
+        for path in sorted(directory.glob(pattern))
+        if path.stem not in loaded
+    ]
+
+
 def _build(
     rules_dir: Path, cards_dir: Path, topic_system: str
 ) -> tuple[Catalogue | None, list[str]]:
@@ -305,8 +335,20 @@ def _build(
         return None, [f"{rules_dir}: rules directory not found"]
     valuesets, vs_problems = read_valuesets(rules_dir / "valuesets", rules_dir.parent)
     problems.extend(vs_problems)
-    cards = _load_cards(cards_dir, valuesets, problems)
+    cards, link_hosts = _load_cards(cards_dir, problems)
     files, rules, origin = _load_services(rules_dir, problems)
+    unloaded = _unloaded(rules_dir, cards_dir, valuesets, cards, [s.id for _, s in files])
+    if unloaded:
+        # Whatever a file that did not load defines, the others would report as unknown.
+        problems.append(
+            f"references between files are not checked until {', '.join(unloaded)} "
+            f"{'loads' if len(unloaded) == 1 else 'load'}"
+        )
+        return None, locate(problems, (rules_dir, cards_dir))
+    for card in cards.values():
+        problems.extend(
+            _card_problems(card, f"{cards_dir.name}/{card.id}.yaml", valuesets, link_hosts)
+        )
     services: dict[str, ServiceDefinition] = {}
     for label, service in files:
         problems.extend(_service_problems(label, service, rules, cards, valuesets))
@@ -326,7 +368,7 @@ def _build(
         )
     problems.extend(_cycles(rules))
     if problems:
-        return None, problems
+        return None, locate(problems, (rules_dir, cards_dir))
     catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin)
     return catalogue, []
 

@@ -12,6 +12,7 @@ from cds.cards.links import LINK_HOSTS_FILE, link_problem
 from cds.catalogue import check, load_catalogue
 from cds.cli import main
 from cds.settings import PROJECT_ROOT
+from tests.problem_lines import unplaced, unplaced_text
 
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 CARDS = PROJECT_ROOT / "cards"
@@ -93,7 +94,7 @@ def _replace(path: Path, old: str, new: str, count: int = 1) -> None:
 
 def test_a_plain_http_card_link_is_refused_with_file_and_path(tree: Path) -> None:
     _replace(tree / "cards" / "rf-01.yaml", "https://cks.nice.org.uk", "http://cks.nice.org.uk")
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "cards/rf-01.yaml: links[1].url: "
         "'http://cks.nice.org.uk/topics/sciatica-lumbar-radiculopathy/' is not https"
     ]
@@ -104,7 +105,7 @@ def test_a_card_source_on_a_host_off_the_allow_list_is_refused(tree: Path) -> No
     _replace(
         tree / "cards" / "rf-01.yaml", "https://bestpractice.bmj.com/topics/en-gb/3000164", proxy
     )
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "cards/rf-01.yaml: source.url: host 'bestpractice-bmj-com.bibliotheek.ehb.be' is not on "
         "the publisher allow-list (link-hosts.yaml)"
     ]
@@ -120,7 +121,7 @@ def test_a_link_with_credentials_or_a_port_on_an_allowed_host_is_refused() -> No
 
 def test_a_host_leaves_the_allow_list_and_its_cards_are_refused(tree: Path) -> None:
     _replace(tree / "cards" / LINK_HOSTS_FILE, "host: www.statpearls.com", "host: statpearls.org")
-    problems = check(tree / "rules", tree / "cards", TOPIC)
+    problems = unplaced(check(tree / "rules", tree / "cards", TOPIC))
     assert problems
     assert all("host 'www.statpearls.com' is not on the publisher" in p for p in problems)
     assert {p.split(":")[0] for p in problems} == {"cards/mim-02.yaml", "cards/rb-04.yaml"}
@@ -128,7 +129,7 @@ def test_a_host_leaves_the_allow_list_and_its_cards_are_refused(tree: Path) -> N
 
 def test_a_missing_allow_list_is_a_problem_not_an_open_door(tree: Path) -> None:
     (tree / "cards" / LINK_HOSTS_FILE).unlink()
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "cards/link-hosts.yaml: the publisher allow-list of card links is missing"
     ]
 
@@ -144,5 +145,5 @@ def test_cds_rules_check_exits_non_zero_on_an_unlisted_host(
     monkeypatch.setenv("CDS_RULES_DIR", str(tree / "rules"))
     monkeypatch.setenv("CDS_CARDS_DIR", str(tree / "cards"))
     assert main(["rules", "check"]) == 1
-    err = capsys.readouterr().err
+    err = unplaced_text(capsys.readouterr().err)
     assert "cards/os-04.yaml: links[0].url: host 'www.mims.co.uk' is not on the publisher" in err

@@ -17,6 +17,7 @@ from cds.record import build_record
 from cds.rules import ClauseInputs, Node, RuleSpec, Tri, all_of, any_of, result_of, trigger
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, ValueSets, load_valuesets
+from tests.problem_lines import unplaced
 
 T, F, U = Tri.TRUE, Tri.FALSE, Tri.UNKNOWN
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -165,7 +166,7 @@ def test_an_unknown_value_set_is_reported_with_file_and_path(tree: Path) -> None
         }
 
     edit(tree / "rules" / "back-to-foot.yaml", change)
-    problems = check(tree / "rules", tree / "cards", TOPIC)
+    problems = unplaced(check(tree / "rules", tree / "cards", TOPIC))
     assert problems == [
         "rules/back-to-foot.yaml: rules[3].when.all[1].condition.valuesets[0]: "
         "unknown value set 'radic-x'"
@@ -181,10 +182,14 @@ def test_every_problem_is_collected_before_raising(tree: Path) -> None:
     edit(tree / "cards" / "rb-02.yaml", lambda d: d.update(colour="red"))
     with pytest.raises(ConfigError) as caught:
         load_catalogue(tree / "rules", tree / "cards", TOPIC)
-    text = "\n".join(caught.value.problems)
-    assert "rules/back-to-foot.yaml: rules[0].card: unknown card 'no-such-card'" in text
-    assert "cards/rb-02.yaml: colour: Extra inputs are not permitted" in text
+    text = "\n".join(unplaced(caught.value.problems))
+    assert "cards/rb-02.yaml: colour: unknown key 'colour'; the keys here are " in text
     assert "cards/rb-01.yaml: summary: String should have at most 139 characters" in text
+    # Two cards did not load, so "unknown card" would not tell the rule's typo from them.
+    assert "unknown card" not in text
+    assert text.endswith(
+        "references between files are not checked until cards/rb-01.yaml, cards/rb-02.yaml load"
+    )
 
 
 def test_a_card_code_must_come_from_its_value_set(tree: Path) -> None:
@@ -192,7 +197,7 @@ def test_a_card_code_must_come_from_its_value_set(tree: Path) -> None:
         doc["suggestions"][0]["actions"][0]["serviceRequest"]["codes"][0]["code"] = "2132-9"
 
     edit(tree / "cards" / "rb-01.yaml", change)
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "cards/rb-01.yaml: suggestions[0].actions[0].serviceRequest.codes[0].code: "
         "'2132-9' is not a shipped code of value set 'referral-physio'"
     ]
@@ -203,7 +208,7 @@ def test_an_unknown_rule_reference_is_reported(tree: Path) -> None:
         tree / "rules" / "back-to-foot-order-sign.yaml",
         lambda d: d["rules"][0]["when"]["all"].append({"rule": "RF-99"}),
     )
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "rules/back-to-foot-order-sign.yaml: rules[0].when.all[8].rule: unknown rule 'RF-99'"
     ]
 
@@ -214,7 +219,7 @@ def test_a_service_on_two_hooks_is_refused_as_it_would_list_its_id_twice(tree: P
         tree / "rules" / "back-to-foot.yaml",
         lambda d: d.update(hooks=["patient-view", "order-sign"]),
     )
-    problems = check(tree / "rules", tree / "cards", TOPIC)
+    problems = unplaced(check(tree / "rules", tree / "cards", TOPIC))
     assert len(problems) == 1
     assert problems[0].startswith(
         "rules/back-to-foot.yaml: hooks: a service answers one hook, but 'back-to-foot' lists "
@@ -239,14 +244,14 @@ def test_a_prefetch_outside_the_subset_is_reported(tree: Path) -> None:
         tree / "rules" / "back-to-foot.yaml",
         lambda d: d["prefetch"].update(bad="Condition?patient={{context.patientId}}&_include=x"),
     )
-    problems = check(tree / "rules", tree / "cards", TOPIC)
+    problems = unplaced(check(tree / "rules", tree / "cards", TOPIC))
     assert problems
     assert all(p.startswith("rules/back-to-foot.yaml: prefetch.bad: ") for p in problems)
 
 
 def test_a_red_flag_card_must_say_when_the_age_is_unknown(tree: Path) -> None:
     edit(tree / "cards" / "rf-03.yaml", lambda d: d.pop("unknownAgeNote"))
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "rules/back-to-foot.yaml: rules[2].redFlag: card 'rf-03' needs an unknownAgeNote "
         "(a red flag shown with the age unknown says so)"
     ]
@@ -334,6 +339,6 @@ def test_only_the_latest_pain_score_is_compared(sets: ValueSets) -> None:
 
 def test_an_unknown_limb_symptom_set_is_reported(tree: Path) -> None:
     edit(tree / "rules" / "back-to-foot.yaml", lambda d: d["limbSymptoms"].append("hand-x"))
-    assert check(tree / "rules", tree / "cards", TOPIC) == [
+    assert unplaced(check(tree / "rules", tree / "cards", TOPIC)) == [
         "rules/back-to-foot.yaml: limbSymptoms[8]: unknown value set 'hand-x'"
     ]
