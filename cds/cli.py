@@ -106,6 +106,14 @@ def _rules_check(_: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _rules_schema(args: argparse.Namespace) -> int:
+    from cds.json_schemas import write_schemas
+
+    for path in write_schemas(args.directory):
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
 def _db_upgrade(_: argparse.Namespace) -> int:
     from cds.settings import Settings
     from cds.startup import migrate_or_explain
@@ -207,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     rules_commands.add_parser("check", help="validate rules, cards and value sets").set_defaults(
         handler=_rules_check
     )
+    schema = rules_commands.add_parser(
+        "schema", help="write the JSON Schemas of the rule, card and value-set files"
+    )
+    schema.add_argument("directory", metavar="DIR", type=Path, help="directory to write into")
+    schema.set_defaults(handler=_rules_schema)
 
     db = commands.add_parser("db", help="database tools")
     db_commands = db.add_subparsers(dest="db_command", required=True)
