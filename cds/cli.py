@@ -1,4 +1,8 @@
-"""The ``cds`` command: serve, evaluate a request file, check rules, migrate, report."""
+"""The ``cds`` command: serve, evaluate a request file, check rules, migrate, report.
+
+Every command, option and default is described in its ``--help``; a mistake ends in one line
+on stderr and a non-zero exit status, never a traceback (``--traceback`` shows one).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 import orjson
 
@@ -180,28 +185,94 @@ def _instant_text(value: str) -> str:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cds", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+footpath-cds, a CDS Hooks 2.0 service: back-to-foot referral rules.
 
-    serve = commands.add_parser("serve", help="serve the CDS Hooks API (CDS_HOST, CDS_PORT)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+Settings come from CDS_* environment variables (see the README); the flags below
+override the few that have one."""
+
+EPILOG = """\
+exit status: 0 done; 1 problems found (rules check) or an error response
+(evaluate); 2 a mistake in the command, a setting or a file; 3 the database
+cannot be reached.
+
+Run 'cds COMMAND --help' for a command's options, e.g. 'cds report --help'."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line, pointing at the help, instead of the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _commands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction[Any]:
+    return parser.add_subparsers(dest=dest, required=True, metavar="COMMAND", title="commands")
+
+
+def _listen_options(command: argparse.ArgumentParser) -> None:
+    from cds.settings import Settings
+
+    fields = Settings.model_fields
+    command.add_argument(
+        "--host",
+        help=f"address to listen on (default: CDS_HOST, else {fields['host'].default})",
+    )
+    command.add_argument(
+        "--port",
+        type=int,
+        help=f"port to listen on (default: CDS_PORT, else {fields['port'].default})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cds import __version__
+
+    parser = _Parser(
+        prog="cds",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an unexpected error, print the whole traceback instead of one line",
+    )
+    commands = _commands(parser, "command")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the CDS Hooks API",
+        description="Serve the CDS Hooks API with uvicorn. The settings, the rule files and "
+        "the database are checked first, and the database migrated (unless "
+        "CDS_MIGRATE_ON_START=false).",
+    )
+    _listen_options(serve)
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
         "demo",
-        help="serve the playground and a demo FHIR server with synthetic patients "
-        "(CDS_HOST, CDS_PORT)",
+        help="serve the API, the playground and a demo FHIR server with synthetic patients",
+        description="Serve the API with the playground and a read-only demo FHIR server over "
+        "synthetic patients (CDS_DEMO_DIR), and print the playground's URL.",
     )
-    demo.add_argument("--host")
-    demo.add_argument("--port", type=int)
+    _listen_options(demo)
     demo.set_defaults(handler=_demo)
 
     evaluate = commands.add_parser(
-        "evaluate", help="print the response to a request JSON file (or a golden case file)"
+        "evaluate",
+        help="print the response to a request JSON file (no server, no network)",
+        description="Evaluate one CDS Hooks request offline and print the response JSON on "
+        "stdout (an OperationOutcome for an invalid request, exit status 1). The data must be "
+        "in the request's prefetch: nothing is fetched.",
     )
-    evaluate.add_argument("file")
+    evaluate.add_argument(
+        "file",
+        metavar="FILE",
+        help="a CDS Hooks request JSON file, or a golden case file holding 'request' and 'now'",
+    )
     evaluate.add_argument(
         "--now",
         type=_instant_text,
@@ -210,40 +281,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=_evaluate)
 
-    rules = commands.add_parser("rules", help="rule catalogue tools")
-    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
-    rules_commands.add_parser("check", help="validate rules, cards and value sets").set_defaults(
-        handler=_rules_check
+    rules = commands.add_parser(
+        "rules",
+        help="check the rule, card and value-set files; write their JSON Schemas",
+        description="Tools for the rule files (CDS_RULES_DIR) and card files (CDS_CARDS_DIR).",
     )
+    rules_commands = _commands(rules, "rules_command")
+    rules_commands.add_parser(
+        "check",
+        help="validate every rule, card and value set",
+        description="Validate every rule, card and value-set file and the references between "
+        "them; print each problem as FILE:LINE:COLUMN: PATH: MESSAGE and exit 1 if any.",
+    ).set_defaults(handler=_rules_check)
     schema = rules_commands.add_parser(
-        "schema", help="write the JSON Schemas of the rule, card and value-set files"
+        "schema",
+        help="write the JSON Schemas of the rule, card and value-set files",
+        description="Write the JSON Schemas of the service (rules), card, value-set and "
+        "link-hosts files, generated from the models the service validates them with, for an "
+        "editor to check files as they are typed (docs/rule-authoring.md).",
     )
-    schema.add_argument("directory", metavar="DIR", type=Path, help="directory to write into")
+    schema.add_argument(
+        "directory",
+        metavar="DIR",
+        type=Path,
+        help="directory to write them into (created if missing); the repository keeps them "
+        "in schemas/",
+    )
     schema.set_defaults(handler=_rules_schema)
 
-    db = commands.add_parser("db", help="database tools")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help="apply migrations").set_defaults(handler=_db_upgrade)
+    db = commands.add_parser(
+        "db",
+        help="database tools",
+        description="Tools for the database at CDS_DATABASE_URL.",
+    )
+    db_commands = _commands(db, "db_command")
+    db_commands.add_parser(
+        "upgrade",
+        help="apply database migrations (also done when the service starts)",
+        description="Apply the database migrations to CDS_DATABASE_URL.",
+    ).set_defaults(handler=_db_upgrade)
 
     from cds.report import BOUND_FORMAT, DEFAULT_WINDOW_DAYS
 
     report = commands.add_parser(
         "report",
-        help="per-rule feedback report",
+        help=f"per-rule feedback report (default: the last {DEFAULT_WINDOW_DAYS} days)",
         description="Per rule, for the calls received in [--since, --until): times its cards "
         "were shown, distinct cards, patients, cards without feedback, accepted and overridden, "
         "with rates over the feedback received. Default window: the last "
         f"{DEFAULT_WINDOW_DAYS} days up to now.",
     )
-    report.add_argument("--service", help="one service id (default: every service)")
+    report.add_argument("--service", metavar="ID", help="one service id (default: every service)")
     report.add_argument(
         "--since",
+        metavar="WHEN",
         type=_bound(end=False),
         help=f"start, inclusive: {BOUND_FORMAT}; default: {DEFAULT_WINDOW_DAYS} days before "
         "--until",
     )
     report.add_argument(
         "--until",
+        metavar="WHEN",
         type=_bound(end=True),
         help=f"end, exclusive: {BOUND_FORMAT}; a date includes that whole day; default: now",
     )
@@ -253,17 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cds.config_errors import exit_status, problems_of, render
+    from cds.config_errors import exit_status, problems_of, render, unexpected_error
 
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
     except Exception as exc:
         problems = problems_of(exc)
-        if problems is None:
+        if problems is not None:
+            sys.stderr.write(render(problems))
+            return exit_status(exc)
+        if args.traceback:
             raise
-        sys.stderr.write(render(problems))
-        return exit_status(exc)
+        sys.stderr.write(render([unexpected_error(exc)]))
+        return 1
     return code
 
 

@@ -132,6 +132,17 @@ def problems_of(exc: BaseException) -> list[str] | None:
     return None
 
 
+def unexpected_error(exc: BaseException) -> str:
+    """One line for an error that is no configuration mistake: what failed, and how to see
+    where (the message's first line only: a driver's or parser's later lines quote data)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    lines = str(exc).strip().splitlines()
+    what = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return f"unexpected error ({what}); run 'cds --traceback ...' to see where"
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Every secret the environment holds: values of secret-named settings and URL passwords."""
     env = os.environ if environ is None else environ

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -9,13 +10,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cds.cli import main
+from cds.cli import build_parser, main
+from cds.config_errors import unexpected_error
 from cds.demo import load_demo
 from cds.demo_server import demo_settings
 from cds.settings import PROJECT_ROOT
@@ -224,3 +228,123 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"cds {version('footpath-cds')}\n"
+
+
+def _commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name))
+
+
+COMMANDS = [names for names, _ in _commands(build_parser())]
+
+
+def test_every_command_is_listed() -> None:
+    assert COMMANDS == [
+        (),
+        ("serve",),
+        ("demo",),
+        ("evaluate",),
+        ("rules",),
+        ("rules", "check"),
+        ("rules", "schema"),
+        ("db",),
+        ("db", "upgrade"),
+        ("report",),
+    ]
+
+
+@pytest.mark.parametrize("names", COMMANDS, ids=lambda names: " ".join(("cds", *names)))
+def test_each_command_describes_itself_and_every_option_in_its_help(
+    names: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = dict(_commands(build_parser()))[names]
+    assert parser.description
+    for action in parser._actions:
+        # A group of sub-commands is described by each sub-command's own line.
+        described = getattr(action, "_choices_actions", [action])
+        assert all(a.help for a in described), f"{names}: {action.option_strings or action.dest}"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*names, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: {' '.join(('cds', *names))}")
+    # No reStructuredText or Markdown markup: the help is read in a terminal.
+    assert "``" not in text
+    assert ":func:" not in text
+    assert ":class:" not in text
+
+
+def test_the_top_help_lists_every_command_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name in ("serve", "demo", "evaluate", "rules", "db", "report"):
+        assert f"\n    {name} " in text
+    assert "exit status: 0 done" in text
+
+
+def test_the_listen_options_state_their_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: CDS_HOST, else 127.0.0.1)" in text
+    assert "(default: CDS_PORT, else 8080)" in text
+
+
+def _cds(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cds.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["report", "--since", "last week"], "cds report: argument --since: not a date"),
+        (["rules"], "cds rules: the following arguments are required: COMMAND"),
+        (["frobnicate"], "cds: argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_pointing_at_the_help_and_exit_status_2(
+    args: list[str], message: str
+) -> None:
+    done = _cds(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(message)
+    assert line.endswith("--help')")
+
+
+def test_an_unexpected_error_is_one_line_without_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = _cds("rules", "schema", str(blocker / "schemas"))
+    assert done.returncode == 1
+    assert done.stderr == f"cds: {blocker / 'schemas'}: Not a directory\n"
+
+
+def test_an_unexpected_exception_names_its_type_and_how_to_see_the_traceback() -> None:
+    line = unexpected_error(KeyError("limbSymptoms"))
+    assert line == (
+        "unexpected error (KeyError: 'limbSymptoms'); run 'cds --traceback ...' to see where"
+    )
