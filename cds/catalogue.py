@@ -287,23 +287,28 @@ def _one_hook_problems(label: str, service: ServiceFile) -> list[str]:
     ]
 
 
-def _cycles(rules: Mapping[str, RuleSpec]) -> list[str]:
+def _cycles(files: list[tuple[str, ServiceFile]], rules: Mapping[str, RuleSpec]) -> list[str]:
     def refs(node: Node) -> set[str]:
         return {n.rule for n, _ in _nodes(node, "") if n.rule is not None}
 
     problems = []
-    for key in rules:
-        stack, seen = [key], set()
-        while stack:
-            current = stack.pop()
-            for ref in refs(rules[current].when) if current in rules else set():
-                if ref == key:
-                    problems.append(f"rule '{key}' refers back to itself through 'rule:' clauses")
-                    stack = []
-                    break
-                if ref not in seen:
-                    seen.add(ref)
-                    stack.append(ref)
+    for label, service in files:
+        for i, rule in enumerate(service.rules):
+            key = rule.key
+            stack, seen = [key], set()
+            while stack:
+                current = stack.pop()
+                for ref in refs(rules[current].when) if current in rules else set():
+                    if ref == key:
+                        problems.append(
+                            f"{label}: rules[{i}].when: rule '{key}' refers back to itself "
+                            "through 'rule:' clauses"
+                        )
+                        stack = []
+                        break
+                    if ref not in seen:
+                        seen.add(ref)
+                        stack.append(ref)
     return problems
 
 
@@ -366,7 +371,7 @@ def _build(
             precedence=service.precedence,
             limb_symptoms=frozenset(service.limb_symptoms),
         )
-    problems.extend(_cycles(rules))
+    problems.extend(_cycles(files, rules))
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cds.catalogue import check, load_catalogue
 from cds.errors import ConfigError
@@ -123,3 +124,17 @@ def test_a_file_id_that_does_not_match_its_name_is_placed_at_the_id(tree: Path) 
     replace(tree / "cards" / "rb-01.yaml", "id: rb-01", "id: rb-1")
     problems = problems_of(tree)
     assert problems[0] == "cards/rb-01.yaml:1:5: id: 'rb-1' does not match the file name 'rb-01'"
+
+
+def test_a_rule_that_refers_back_to_itself_is_placed_at_its_when(tree: Path) -> None:
+    service = tree / "rules" / "back-to-foot.yaml"
+    document = yaml.safe_load(service.read_text(encoding="utf-8"))
+    rule = document["rules"][0]
+    rule["when"] = {"rule": rule["id"]}
+    text = yaml.safe_dump(document, sort_keys=False)
+    service.write_text(text, encoding="utf-8")
+    line = text[: text.index(f"    rule: {rule['id']}\n")].count("\n") + 1
+    assert (
+        f"rules/back-to-foot.yaml:{line}:5: rules[0].when: rule '{rule['id']}' refers back "
+        "to itself through 'rule:' clauses" in problems_of(tree)
+    )
