@@ -133,7 +133,9 @@ def allowed_keys(model: type[BaseModel], parts: Sequence[int | str]) -> list[str
                 inner.append(branch["additionalProperties"])
         # A part the schema does not know is a validator's label, not a key: stay put.
         current = inner or current
-    names = {name for s in current for b in _schema_branches(s, defs) for name in b["properties"]}
+    names = {
+        name for s in current for b in _schema_branches(s, defs) for name in b.get("properties", {})
+    }
     return sorted(names)
 
 

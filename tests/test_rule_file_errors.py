@@ -138,3 +138,10 @@ def test_a_rule_that_refers_back_to_itself_is_placed_at_its_when(tree: Path) -> 
         f"rules/back-to-foot.yaml:{line}:5: rules[0].when: rule '{rule['id']}' refers back "
         "to itself through 'rule:' clauses" in problems_of(tree)
     )
+
+
+def test_a_misspelt_key_deep_in_a_when_tree_gets_the_clause_key_meant(tree: Path) -> None:
+    place = replace(tree / "rules" / "back-to-foot.yaml", "olderThan:", "olderThn:")
+    problem = problems_of(tree)[0]
+    assert problem.startswith(f"rules/back-to-foot.yaml:{place}: rules[")
+    assert problem.endswith(".olderThn: unknown key 'olderThn'; did you mean 'olderThan'?")
