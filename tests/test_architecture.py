@@ -1,5 +1,5 @@
-"""The house rules on structure: which modules may import the boundary libraries, and what
-module names may say."""
+"""The house rules on structure: which modules may import the boundary libraries and which
+layers may import which, and what module names may say."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cds"
 # The HTTP layer: the routes and middleware (cds/api/), the app that wires them (app.py), and
 # the servers that run it (serving.py: uvicorn's protocol; demo_server.py: `cds demo`).
 HTTP_LAYER = {"api", "app.py", "serving.py", "demo_server.py"}
+
+# The two flows the HTTP layer runs (a hook call, a feedback POST) and what the app is built of.
+FLOWS = {"invocation.py", "feedback.py", "app_parts.py"}
+# The commands that build an app to check or run it.
+ENTRY_POINTS = {"cli.py", "startup.py"}
+UPPER_LAYERS = ("cds.api", "cds.app", "cds.app_parts", "cds.invocation", "cds.feedback")
+# Evaluation: pure, so it reaches no network, database or event loop.
+PURE_CORE = {"engine.py", "record", "rules", "cards"}
+INPUT_OUTPUT = ("cds.data.fhir_client", "cds.store", "httpx", "sqlalchemy", "asyncio")
 
 ALLOWED = {
     "fastapi": HTTP_LAYER,
@@ -66,15 +75,39 @@ def test_only_the_owning_modules_import_each_boundary_library(library: str) -> N
 
 
 def test_the_http_layer_is_the_only_one_importing_the_web_framework() -> None:
-    web = ("fastapi", "starlette")
     outside = [
         str(path.relative_to(PACKAGE))
         for path in _modules()
-        if path.name not in HTTP_LAYER
-        and path.relative_to(PACKAGE).parts[0] not in HTTP_LAYER
-        and any(name.split(".")[0] in web for name in _imports(path))
+        if not _in(path, HTTP_LAYER) and _named(_imports(path), ("fastapi", "starlette"))
     ]
     assert outside == []
+
+
+def _in(path: Path, layer: set[str]) -> bool:
+    return path.name in layer or path.relative_to(PACKAGE).parts[0] in layer
+
+
+def _named(imported: set[str], modules: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in imported if any(n == m or n.startswith(m + ".") for m in modules))
+
+
+def test_the_layers_below_never_import_the_flows_or_the_http_layer() -> None:
+    upward = {
+        str(path.relative_to(PACKAGE)): names
+        for path in _modules()
+        if not _in(path, HTTP_LAYER | FLOWS | ENTRY_POINTS)
+        and (names := _named(_imports(path), UPPER_LAYERS))
+    }
+    assert upward == {}
+
+
+def test_evaluation_imports_nothing_that_reaches_the_network_the_database_or_the_loop() -> None:
+    impure = {
+        str(path.relative_to(PACKAGE)): names
+        for path in _modules()
+        if _in(path, PURE_CORE) and (names := _named(_imports(path), INPUT_OUTPUT))
+    }
+    assert impure == {}
 
 
 def test_no_module_or_package_has_a_name_that_says_nothing_of_what_it_holds() -> None:
