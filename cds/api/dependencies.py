@@ -1,10 +1,11 @@
-"""What each route receives: one part of the app (``AppParts``), or the view of them that a
-flow declares it uses (``HookCallParts``, ``FeedbackParts``), never the whole."""
+"""What each route receives: one part of the app (``AppParts``), or the view of the parts a
+flow declares it uses (``HookCallParts``, ``FeedbackParts``, ``AuthenticationParts``), never
+the whole."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, Request
 
@@ -20,29 +21,37 @@ from cds.store import AuditWriter, Store
 T = TypeVar("T")
 
 
+class AuthenticationParts(Protocol):
+    """What checking a caller's JWT uses of the app's parts."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def verifier(self) -> JwtVerifier: ...
+    @property
+    def metrics(self) -> Metrics: ...
+
+
 def parts_of(request: Request) -> AppParts:
     parts: AppParts = request.app.state.parts
     return parts
 
 
-# Coroutines on purpose: FastAPI runs a plain function dependency in a worker thread, and that
-# hop cost every request more than the work it guards. FastAPI calls ``_parts`` once per request
-# however many of the dependencies below a route takes.
-async def _parts(request: Request) -> AppParts:
-    return parts_of(request)
+def _part(read: Callable[[AppParts], T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency on what ``read`` takes from the parts.
 
+    A coroutine on purpose: FastAPI runs a plain function dependency in a worker thread, and
+    that hop cost every request more than the work it guards. It reads the parts itself
+    rather than through a shared sub-dependency: resolving one costs more than the read."""
 
-def _part(read: Callable[[AppParts], T]) -> Callable[[AppParts], Awaitable[T]]:
-    """A dependency on what ``read`` takes from the parts."""
-
-    async def dependency(parts: Annotated[AppParts, Depends(_parts)]) -> T:
-        return read(parts)
+    async def dependency(request: Request) -> T:
+        return read(parts_of(request))
 
     return dependency
 
 
 # A flow's view of the parts: mypy checks here that AppParts has what the flow declares, and
-# holds the route and the flow to that.
+# holds the route, the dependency and the flow to that.
 def _hook_call_parts(parts: AppParts) -> HookCallParts:
     return parts
 
@@ -51,12 +60,16 @@ def _feedback_parts(parts: AppParts) -> FeedbackParts:
     return parts
 
 
+def _authentication_parts(parts: AppParts) -> AuthenticationParts:
+    return parts
+
+
 SettingsDep = Annotated[Settings, Depends(_part(lambda parts: parts.settings))]
 CatalogueDep = Annotated[Catalogue, Depends(_part(lambda parts: parts.catalogue))]
 StoreDep = Annotated[Store, Depends(_part(lambda parts: parts.store))]
 AuditDep = Annotated[AuditWriter, Depends(_part(lambda parts: parts.audit))]
 MetricsDep = Annotated[Metrics, Depends(_part(lambda parts: parts.metrics))]
-VerifierDep = Annotated[JwtVerifier, Depends(_part(lambda parts: parts.verifier))]
 DiscoveryDep = Annotated[dict[str, Any], Depends(_part(lambda parts: parts.discovery))]
 HookCallsDep = Annotated[HookCallParts, Depends(_part(_hook_call_parts))]
 FeedbackDep = Annotated[FeedbackParts, Depends(_part(_feedback_parts))]
+AuthenticationDep = Annotated[AuthenticationParts, Depends(_part(_authentication_parts))]

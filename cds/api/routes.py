@@ -11,6 +11,7 @@ from starlette.responses import Response
 from cds.api.bearer import check_admin, check_metrics
 from cds.api.dependencies import (
     AuditDep,
+    AuthenticationDep,
     CatalogueDep,
     DiscoveryDep,
     FeedbackDep,
@@ -18,7 +19,6 @@ from cds.api.dependencies import (
     MetricsDep,
     SettingsDep,
     StoreDep,
-    VerifierDep,
 )
 from cds.api.request_body import read_body, read_json
 from cds.api.responses import JsonResponse
@@ -30,23 +30,21 @@ from cds.security import VerifiedCaller
 from cds.settings import AuthMode
 
 
-async def authenticate(
-    request: Request, settings: SettingsDep, verifier: VerifierDep, metrics: MetricsDep
-) -> None:
+async def authenticate(request: Request, parts: AuthenticationDep) -> None:
     """S-03..S-14: every CDS endpoint checks the EHR's JWT when auth is required.
 
     The verified caller is kept on ``request.state.caller`` (None with auth off): its issuer
     decides which FHIR servers the call may send the service to."""
     request.state.caller = None
-    if settings.effective_auth_mode is AuthMode.off:
+    if parts.settings.effective_auth_mode is AuthMode.off:
         return
-    audiences = settings.audiences(request.url.path)
+    audiences = parts.settings.audiences(request.url.path)
     try:
-        request.state.caller = await verifier.verify(
+        request.state.caller = await parts.verifier.verify(
             request.headers.get("authorization"), audiences
         )
     except Unauthorized as exc:
-        metrics.auth_failure(exc.reason)
+        parts.metrics.auth_failure(exc.reason)
         raise
 
 
