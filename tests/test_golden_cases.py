@@ -75,6 +75,9 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     """Each case through the HTTP API: rules fired and absent, codes, indicators, valid output."""
     case = CASE_DATA[path]
     expect: Mapping[str, Any] = case["expect"]
+    # "rules" is the full set of rules whose cards come back, [] when none: a case that leaves
+    # it out would let a spurious card pass, so it is refused rather than read as "none".
+    assert "rules" in expect, f"{path.name}: expect.rules must list every rule that fires"
     golden_app.state.parts.clock = clock_for(case["now"])
     transport = httpx.ASGITransport(app=golden_app)
     async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
@@ -82,14 +85,15 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     assert answer.status_code == expect.get("status", 200), answer.text
     if answer.status_code != 200:
         assert answer.json()["resourceType"] == "OperationOutcome"
+        assert expect["rules"] == [], "an error answer carries no cards"
         return
     wire = answer.json()
     assert empty_values(wire) == []
     response = hooks.CdsResponse.model_validate(wire)
 
     fired = {rule_of(card) for card in response.cards}
-    # "rules" is the full set: a spurious card fails the case as surely as a missing one.
-    assert fired == set(expect.get("rules", [])), f"{case['description']}: fired {sorted(fired)}"
+    # The full set: a spurious card fails the case as surely as a missing one.
+    assert fired == set(expect["rules"]), f"{case['description']}: fired {sorted(fired)}"
     assert not set(expect.get("absent", [])) & fired, f"fired {sorted(fired)}"
     details = {rule_of(c): c.detail or "" for c in response.cards}
     for rule_id, phrases in expect.get("detailContains", {}).items():
