@@ -25,7 +25,7 @@ from cds.api.request_body import BodyDeadline
 from cds.api.request_headers import SingleAuthorization
 from cds.api.responses import error_response
 from cds.app_parts import AppParts
-from cds.catalogue import load_catalogue
+from cds.catalogue import Catalogue, load_catalogue
 from cds.clock import clock_for
 from cds.config_errors import scrub
 from cds.cors import cors_policy
@@ -104,9 +104,16 @@ def build_parts(
     settings: Settings,
     fhir_transport: httpx.AsyncBaseTransport | None = None,
     jwks_transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    catalogue: Catalogue | None = None,
 ) -> AppParts:
-    """Everything long-lived; a bad rule, card or value set raises ConfigError here."""
-    catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+    """Everything long-lived; a bad rule, card or value set raises ConfigError here.
+
+    ``catalogue``, when given, is the one ``settings``' directories hold, already loaded (the
+    tests load it once for the session); otherwise it is loaded here.
+    """
+    if catalogue is None:
+        catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
     fhir.memo.resize(settings.validation_memo_size)
     metrics = Metrics(
         service_ids=list(catalogue.services),
@@ -132,12 +139,17 @@ def create_app(
     settings: Settings | None = None,
     fhir_transport: httpx.AsyncBaseTransport | None = None,
     jwks_transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    catalogue: Catalogue | None = None,
 ) -> FastAPI:
-    """A ready app; nothing happens at import time, everything fails here if misconfigured."""
+    """A ready app; nothing happens at import time, everything fails here if misconfigured.
+
+    ``catalogue``: see ``build_runtime``.
+    """
     settings = settings or Settings()
     # Workers spawned by uvicorn do not inherit the parent's logging set-up.
     configure_logging(settings.log_level)
-    parts = build_parts(settings, fhir_transport, jwks_transport)
+    parts = build_parts(settings, fhir_transport, jwks_transport, catalogue=catalogue)
     cors = cors_policy(settings)
 
     @asynccontextmanager

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from cds.app import create_app
+from cds.catalogue import Catalogue, load_catalogue
 from cds.migrations import upgrade
 from cds.settings import Settings, load_settings
 from cds.store import AuditWriter, Store
@@ -32,6 +33,14 @@ def changed(settings: Settings, **changes: Any) -> Settings:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    """The shipped rules, cards and value sets, loaded once for the session: apps of tests that
+    do not change them share it (a test that does builds its own from its own directories)."""
+    shipped = Settings(env="test")
+    return load_catalogue(shipped.rules_dir, shipped.cards_dir, shipped.topic_system)
 
 
 @pytest.fixture
@@ -63,14 +72,14 @@ async def store(store_settings: Settings) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def app(settings: Settings, catalogue: Catalogue) -> FastAPI:
+    return create_app(settings, catalogue=catalogue)
 
 
-def holding_audit_app(settings: Settings) -> FastAPI:
+def holding_audit_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAPI:
     """An app whose audit writer holds every call for an hour: written only when flushed
     (feedback, the report) or when the app stops."""
-    app = create_app(settings)
+    app = create_app(settings, catalogue=catalogue)
     parts = app.state.parts
     parts.audit = AuditWriter(parts.store, parts.metrics, batch_seconds=3600)
     return app
@@ -95,8 +104,12 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def app_settings_small_body(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(create_app(changed(settings, max_body_bytes=2048))) as c:
+async def app_settings_small_body(
+    settings: Settings, catalogue: Catalogue
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(
+        create_app(changed(settings, max_body_bytes=2048), catalogue=catalogue)
+    ) as c:
         yield c
 
 

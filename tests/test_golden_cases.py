@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from cds import hooks
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.clock import clock_for
 from cds.fhir import parse_resource
 from cds.settings import PROJECT_ROOT, Settings
@@ -28,10 +29,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-async def golden_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+async def golden_app(
+    tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
+) -> AsyncIterator[FastAPI]:
     """One app for every case; each case sets the evaluation clock to its own ``now``."""
     db = tmp_path_factory.mktemp("golden") / "cds.db"
-    app = create_app(Settings(env="test", database_url=f"sqlite+aiosqlite:///{db}"))
+    settings = Settings(env="test", database_url=f"sqlite+aiosqlite:///{db}")
+    app = create_app(settings, catalogue=catalogue)
     async with app.router.lifespan_context(app):
         yield app
 
