@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.settings import Settings
 from cds.store import Store
 from cds.store.schema import invocations
@@ -23,8 +24,8 @@ ADMIN = "admin-secret-for-tests"
 
 
 @pytest.fixture
-def admin_app(settings: Settings) -> FastAPI:
-    return create_app(changed(settings, admin_token=ADMIN))
+def admin_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
+    return create_app(changed(settings, admin_token=ADMIN), catalogue=catalogue)
 
 
 @pytest.fixture

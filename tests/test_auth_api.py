@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.cli import main
 from cds.errors import ConfigError
 from cds.security import MemoryReplayCache, replay_cache_for
@@ -29,15 +30,20 @@ def issuer(tmp_path: Path) -> Issuer:
     return make_issuer(tmp_path)
 
 
-def secured_app(settings: Settings, issuer: Issuer, **changes: Any) -> FastAPI:
+def secured_app(
+    settings: Settings, issuer: Issuer, catalogue: Catalogue | None = None, **changes: Any
+) -> FastAPI:
     """An app that requires a JWT from ``issuer``, with ``changes`` to ``settings`` on top."""
     trusted = {ISSUER: str(issuer.jwks_file)}
-    return create_app(changed(settings, auth_mode="required", trusted_issuers=trusted, **changes))
+    secured = changed(settings, auth_mode="required", trusted_issuers=trusted, **changes)
+    return create_app(secured, catalogue=catalogue)
 
 
 @pytest.fixture
-async def secured(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
-    app = secured_app(settings, issuer)
+async def secured(
+    settings: Settings, issuer: Issuer, catalogue: Catalogue
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = secured_app(settings, issuer, catalogue)
     async with serving(app) as client:
         yield client
 

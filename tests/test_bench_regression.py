@@ -22,16 +22,10 @@ from bench.http import ISSUER, Signer
 from bench.inprocess import evaluate_body
 from cds import fhir
 from cds.app import create_app
-from cds.catalogue import Catalogue, load_catalogue
+from cds.catalogue import Catalogue
 from cds.record import build_record
 from cds.settings import Settings
 from tests.conftest import changed
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    settings = Settings()
-    return load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
 
 
 @pytest.fixture(scope="module")

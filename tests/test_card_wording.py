@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cds.cards.wording import card_wording_problems
-from cds.catalogue import check, load_catalogue
+from cds.catalogue import Catalogue, check
 from cds.settings import PROJECT_ROOT
 from tests.problem_lines import unplaced, unplaced_text
 
@@ -33,8 +33,7 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_no_shipped_card_mentions_a_codes_verification_status() -> None:
-    catalogue = load_catalogue(RULES, CARDS, TOPIC)
+def test_no_shipped_card_mentions_a_codes_verification_status(catalogue: Catalogue) -> None:
     assert len(catalogue.cards) > 15
     problems = [
         p for card in catalogue.cards.values() for p in card_wording_problems(card, card.id)
@@ -42,8 +41,10 @@ def test_no_shipped_card_mentions_a_codes_verification_status() -> None:
     assert problems == []
 
 
-def test_the_b12_card_tells_the_clinician_what_to_do_and_nothing_about_the_loinc_code() -> None:
-    card = load_catalogue(RULES, CARDS, TOPIC).cards["b12-01"]
+def test_the_b12_card_tells_the_clinician_what_to_do_and_nothing_about_the_loinc_code(
+    catalogue: Catalogue,
+) -> None:
+    card = catalogue.cards["b12-01"]
     assert "match it to your local serum B12 test" in card.detail
     assert "LOINC" not in card.detail
     assert "verified" not in card.detail

@@ -14,18 +14,12 @@ from cds.cards import render, service_request, stable_uuid
 from cds.cards.markdown import escape
 from cds.cards.render import evidence_lines
 from cds.cards.schema import ServiceRequestSpec
-from cds.catalogue import Catalogue, load_catalogue
+from cds.catalogue import Catalogue
 from cds.fhir import parse_resource
 from cds.record import Entry
-from cds.settings import PROJECT_ROOT
 
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 WHEN = datetime(2026, 2, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
 
 
 def evidence(display: str = "Sciatica, right side", rid: str = "c1") -> Entry:

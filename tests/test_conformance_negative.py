@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from cds import hooks
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.settings import PROJECT_ROOT, Settings
 from tests.conftest import changed, serving
 from tests.requests import hook_request
@@ -23,16 +24,19 @@ ORIGIN = "https://sandbox.cds-hooks.org"
 
 
 @pytest.fixture
-async def small(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def small(settings: Settings, catalogue: Catalogue) -> AsyncIterator[httpx.AsyncClient]:
     """The service with a 4 KiB body limit, so a 413 is cheap to provoke."""
-    async with serving(create_app(changed(settings, max_body_bytes=4096))) as client:
+    app = create_app(changed(settings, max_body_bytes=4096), catalogue=catalogue)
+    async with serving(app) as client:
         yield client
 
 
 @pytest.fixture
-async def secured(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def secured(settings: Settings, catalogue: Catalogue) -> AsyncIterator[httpx.AsyncClient]:
     trusted = {"https://ehr.example.org": "https://ehr.example.org/.well-known/jwks.json"}
-    app = create_app(changed(settings, auth_mode="required", trusted_issuers=trusted))
+    app = create_app(
+        changed(settings, auth_mode="required", trusted_issuers=trusted), catalogue=catalogue
+    )
     async with serving(app) as client:
         yield client
 

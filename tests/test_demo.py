@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from cds.catalogue import Catalogue, load_catalogue
+from cds.catalogue import Catalogue
 from cds.data.templates import render
 from cds.demo import DemoData, load_demo
 from cds.errors import InvalidRequest, NotFound
@@ -36,12 +36,6 @@ CODED_ELEMENTS = {
     "DiagnosticReport": "code",
     "MedicationRequest": "medicationCodeableConcept",
 }
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    settings = Settings(env="test")
-    return load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
 
 
 def _verified_codes(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from bench.generate import make_request
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.evaluation_slots import EvaluationSlots
 from cds.settings import Settings
 from tests.conftest import changed, serving
@@ -30,8 +31,10 @@ def heavy_body() -> bytes:
 
 
 @pytest.fixture
-async def app_and_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(changed(settings, max_concurrent_evaluations=1))
+async def app_and_client(
+    settings: Settings, catalogue: Catalogue
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(changed(settings, max_concurrent_evaluations=1), catalogue=catalogue)
     async with serving(app) as client:
         yield app, client
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.demo import DEMO_DIR, DemoData, load_demo
 from cds.settings import Settings
 
@@ -41,7 +42,9 @@ async def loaded_server(fhir_server_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+async def app(
+    tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
+) -> AsyncIterator[FastAPI]:
     db = tmp_path_factory.mktemp("fallback") / "cds.db"
     settings = Settings(
         env="test",
@@ -51,7 +54,7 @@ async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI
         request_budget_seconds=30,  # the in-memory server answers tens of searches a second
         fhir_read_timeout=20,
     )
-    application = create_app(settings)
+    application = create_app(settings, catalogue=catalogue)
     async with application.router.lifespan_context(application):
         yield application
 

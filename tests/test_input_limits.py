@@ -12,6 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.fhir import depth_exceeds
 from cds.settings import Settings
 from tests.conftest import changed, serving
@@ -33,8 +34,9 @@ def test_depth_is_measured_in_containers() -> None:
 
 
 @pytest.fixture
-async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(create_app(changed(settings, max_prefetch_entries=100))) as c:
+async def limited(settings: Settings, catalogue: Catalogue) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(changed(settings, max_prefetch_entries=100), catalogue=catalogue)
+    async with serving(app) as c:
         yield c
 
 

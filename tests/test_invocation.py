@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.gc_pause import collector_paused
 from cds.settings import Settings
 from tests.conftest import serving
@@ -113,13 +114,13 @@ def fhir_calls() -> list[httpx.Request]:
 
 @pytest.fixture
 async def fetching_client(
-    settings: Settings, fhir_calls: list[httpx.Request]
+    settings: Settings, catalogue: Catalogue, fhir_calls: list[httpx.Request]
 ) -> AsyncIterator[httpx.AsyncClient]:
     def fhir_server(request: httpx.Request) -> httpx.Response:
         fhir_calls.append(request)
         return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset"})
 
-    app = create_app(settings, fhir_transport=httpx.MockTransport(fhir_server))
+    app = create_app(settings, httpx.MockTransport(fhir_server), catalogue=catalogue)
     async with serving(app) as client:
         yield client
 

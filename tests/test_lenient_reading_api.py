@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.clock import clock_for
 from cds.data.grant import Grant
 from cds.data.patient_data import Gathering, PatientData
@@ -40,8 +41,8 @@ def case(folder: Any, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def app(settings: Settings, catalogue: Catalogue) -> FastAPI:
+    return create_app(settings, catalogue=catalogue)
 
 
 @pytest.fixture

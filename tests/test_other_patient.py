@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.clock import clock_for
 from cds.settings import PROJECT_ROOT, Settings
 from cds.store import Store
@@ -129,8 +130,8 @@ def _to_other_patient(request: dict[str, Any], resource_type: str, reference: st
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
+async def app(settings: Settings, catalogue: Catalogue) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, catalogue=catalogue)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -185,12 +186,12 @@ async def test_a_prefetched_resource_naming_another_patient_is_skipped_and_count
 
 
 async def test_another_patients_cauda_equina_never_fires_rf01_and_the_audit_counts_it(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings, catalogue: Catalogue, caplog: pytest.LogCaptureFixture
 ) -> None:
     now, request = _case("s06-cauda-equina")
     conditions = [r for r in _resources(request) if r["resourceType"] == "Condition"]
     _to_other_patient(request, "Condition", FORMS["absolute"])
-    application = create_app(settings)
+    application = create_app(settings, catalogue=catalogue)
     with caplog.at_level(logging.DEBUG):
         async with serving(application):
             answer = await _call(application, now, request)

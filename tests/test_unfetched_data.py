@@ -7,9 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import pytest
-
-from cds.catalogue import Catalogue, ServiceDefinition, load_catalogue
+from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import evaluate
 from cds.invocation import parse_request
 from cds.settings import PROJECT_ROOT
@@ -17,11 +15,6 @@ from cds.settings import PROJECT_ROOT
 ORDERS = "back-to-foot-order-sign"
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 CASE = PROJECT_ROOT / "tests" / "cases" / ORDERS / "os-01-positive-stable-weights.json"
-
-
-@pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
-    return load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
 
 
 def fired(catalogue: Catalogue, service: ServiceDefinition, case: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.demo import DEMO_DIR, load_demo
 from cds.settings import Settings
 from cds.store.schema import invocations
@@ -42,7 +43,7 @@ async def loaded_server(fhir_server_url: str) -> str:
 
 
 @pytest.fixture
-async def app(tmp_path: Any) -> AsyncIterator[FastAPI]:
+async def app(tmp_path: Any, catalogue: Catalogue) -> AsyncIterator[FastAPI]:
     settings = Settings(
         env="test",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
@@ -51,7 +52,7 @@ async def app(tmp_path: Any) -> AsyncIterator[FastAPI]:
         request_budget_seconds=30,
         fhir_read_timeout=20,
     )
-    application = create_app(settings)
+    application = create_app(settings, catalogue=catalogue)
     async with application.router.lifespan_context(application):
         yield application
 
