@@ -17,6 +17,7 @@ from cds.catalogue import Catalogue, load_catalogue
 from cds.migrations import upgrade
 from cds.settings import Settings, load_settings
 from cds.store import AuditWriter, Store
+from tests.hook_calls import HookCalls, hook_calls
 from tests.requests import ICD10, condition, patient, searchset
 
 pytest_plugins = ["tests.fhirserver", "tests.pgserver"]
@@ -95,6 +96,16 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
             yield c
+
+
+@pytest.fixture(scope="module")
+async def calls(
+    catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[HookCalls]:
+    """One app per module on the session's catalogue, evaluating as of ``hook_calls.NOW``;
+    the module sets ``anyio_backend`` to module scope."""
+    async with hook_calls(catalogue, tmp_path_factory.mktemp("calls")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -42,6 +42,14 @@ def icd(cid: str, code: str, display: str, onset: str, **extra: Any) -> dict[str
     return condition(cid, ICD10, code, display, onset, **extra)
 
 
+def sciatica_with_tingling(onset_days: int = 20) -> list[dict[str, Any]]:
+    """New sciatica and tingling: RB-01's patient."""
+    return [
+        icd("radic", "M54.16", "Radiculopathy, lumbar region", ago(onset_days)),
+        icd("tingling", "R20.2", "Paresthesia of skin", ago(5)),
+    ]
+
+
 def quantity(oid: str, code: str, value: float, unit: str, when: str) -> dict[str, Any]:
     """A final LOINC Observation with a UCUM quantity."""
     return {

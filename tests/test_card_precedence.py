@@ -4,13 +4,19 @@ severe cards come first."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from cds.catalogue import Catalogue
-from tests.hook_calls import HookCalls, ago, hook_calls, icd, quantity, rule_of, suggestion_labels
+from tests.hook_calls import (
+    HookCalls,
+    ago,
+    icd,
+    quantity,
+    rule_of,
+    sciatica_with_tingling,
+    suggestion_labels,
+)
 from tests.requests import SNOMED, condition
 
 pytestmark = pytest.mark.anyio
@@ -19,22 +25,8 @@ SERVICE = "back-to-foot"
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
+    """Module-wide, for the module's app (conftest's ``calls``)."""
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def calls(
-    catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[HookCalls]:
-    async with hook_calls(catalogue, tmp_path_factory.mktemp("precedence")) as made:
-        yield made
-
-
-def sciatica_with_tingling(onset_days: int = 20) -> list[dict[str, Any]]:
-    return [
-        icd("radic", "M54.16", "Radiculopathy, lumbar region", ago(onset_days)),
-        icd("tingling", "R20.2", "Paresthesia of skin", ago(5)),
-    ]
 
 
 async def test_new_sciatica_with_tingling_alone_gets_the_first_contact_card(

@@ -3,21 +3,19 @@ the patient is too young for it, or another suggestion fits the patient better."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from cds.catalogue import Catalogue
 from tests.hook_calls import (
     CPT,
     HookCalls,
     ago,
     born,
-    hook_calls,
     icd,
     procedure,
     quantity,
+    sciatica_with_tingling,
     suggestion_labels,
 )
 from tests.requests import SNOMED
@@ -33,22 +31,8 @@ SURGICAL_MRI = "MRI lumbar spine without contrast, if candidate for surgery or e
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
+    """Module-wide, for the module's app (conftest's ``calls``)."""
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def calls(
-    catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[HookCalls]:
-    async with hook_calls(catalogue, tmp_path_factory.mktemp("dropped")) as made:
-        yield made
-
-
-def sciatica_with_tingling() -> list[dict[str, Any]]:
-    return [
-        icd("radic", "M54.16", "Radiculopathy, lumbar region", ago(20)),
-        icd("tingling", "R20.2", "Paresthesia of skin", ago(5)),
-    ]
 
 
 async def test_physiotherapy_in_the_last_six_months_keeps_the_card_but_not_the_referral(

@@ -3,13 +3,20 @@ just inside it and just outside it (a second, a day or a hundredth away)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from cds.catalogue import Catalogue
-from tests.hook_calls import HookCalls, ago, born, hook_calls, icd, procedure, quantity, weight
+from tests.hook_calls import (
+    HookCalls,
+    ago,
+    born,
+    icd,
+    procedure,
+    quantity,
+    sciatica_with_tingling,
+    weight,
+)
 from tests.requests import SNOMED
 
 pytestmark = pytest.mark.anyio
@@ -19,15 +26,8 @@ EDGES = ["exactly-at-the-bound", "just-inside", "just-outside"]
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
+    """Module-wide, for the module's app (conftest's ``calls``)."""
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def calls(
-    catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[HookCalls]:
-    async with hook_calls(catalogue, tmp_path_factory.mktemp("boundaries")) as made:
-        yield made
 
 
 def edges(days: float, *, inside_is_later: bool = True) -> list[tuple[str, bool]]:
@@ -37,13 +37,6 @@ def edges(days: float, *, inside_is_later: bool = True) -> list[tuple[str, bool]
 
 
 # ---------------------------------------------------------------------------------- ages
-
-
-def sciatica_with_tingling() -> list[dict[str, Any]]:
-    return [
-        icd("radic", "M54.16", "Radiculopathy, lumbar region", ago(20)),
-        icd("tingling", "R20.2", "Paresthesia of skin", ago(5)),
-    ]
 
 
 @pytest.mark.parametrize(("days_later", "fires"), [(0, True), (-1, True), (1, False)], ids=EDGES)
@@ -163,40 +156,31 @@ async def test_a_weight_loss_of_five_percent_is_a_red_flag(
     )
 
 
+async def loses_ten_percent(calls: HookCalls, *, baseline: str, latest: str) -> bool:
+    """Whether 100 kg at ``baseline`` and 90 kg at ``latest`` are read as a weight loss."""
+    before, after = weight("before", 100.0, baseline), weight("latest", 90.0, latest)
+    return await weight_loss_fires(calls, before, after)
+
+
 @pytest.mark.parametrize(("latest", "fires"), edges(90), ids=EDGES)
 async def test_the_latest_weight_must_be_at_most_90_days_old(
     calls: HookCalls, latest: str, fires: bool
 ) -> None:
-    assert (
-        await weight_loss_fires(
-            calls, weight("before", 100.0, ago(150)), weight("latest", 90.0, latest)
-        )
-        is fires
-    )
+    assert await loses_ten_percent(calls, baseline=ago(150), latest=latest) is fires
 
 
 @pytest.mark.parametrize(("baseline", "fires"), edges(31, inside_is_later=False), ids=EDGES)
 async def test_a_baseline_weight_is_at_least_30_days_before_the_latest(
     calls: HookCalls, baseline: str, fires: bool
 ) -> None:
-    assert (
-        await weight_loss_fires(
-            calls, weight("before", 100.0, baseline), weight("latest", 90.0, ago(1))
-        )
-        is fires
-    )
+    assert await loses_ten_percent(calls, baseline=baseline, latest=ago(1)) is fires
 
 
 @pytest.mark.parametrize(("baseline", "fires"), edges(366), ids=EDGES)
 async def test_a_baseline_weight_is_at_most_365_days_before_the_latest(
     calls: HookCalls, baseline: str, fires: bool
 ) -> None:
-    assert (
-        await weight_loss_fires(
-            calls, weight("before", 100.0, baseline), weight("latest", 90.0, ago(1))
-        )
-        is fires
-    )
+    assert await loses_ten_percent(calls, baseline=baseline, latest=ago(1)) is fires
 
 
 @pytest.mark.parametrize(("heavier", "counted"), edges(15), ids=EDGES)

@@ -3,13 +3,11 @@ both sides, an overdue diabetic foot exam), and the orders the card suggests fol
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from cds.catalogue import Catalogue
-from tests.hook_calls import HookCalls, ago, hook_calls, icd, priorities, procedure
+from tests.hook_calls import HookCalls, ago, icd, priorities, procedure
 from tests.requests import SNOMED, condition
 
 pytestmark = pytest.mark.anyio
@@ -18,15 +16,8 @@ SERVICE = "back-to-foot"
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
+    """Module-wide, for the module's app (conftest's ``calls``)."""
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def calls(
-    catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[HookCalls]:
-    async with hook_calls(catalogue, tmp_path_factory.mktemp("raises")) as made:
-        yield made
 
 
 RIGHT_FOOT_DROP = icd("right", "M21.371", "Foot drop, right foot", ago(10))
