@@ -9,6 +9,7 @@ import pytest
 
 import cds.invocation
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.settings import Settings
 from tests.conftest import changed, serving
 from tests.requests import hook_request
@@ -146,8 +147,10 @@ def _production(settings: Settings) -> Settings:
 
 
 @pytest.mark.parametrize("origin", LOOPBACK)
-async def test_production_allows_only_its_explicit_list(settings: Settings, origin: str) -> None:
-    async with serving(create_app(_production(settings))) as client:
+async def test_production_allows_only_its_explicit_list(
+    settings: Settings, catalogue: Catalogue, origin: str
+) -> None:
+    async with serving(create_app(_production(settings), catalogue=catalogue)) as client:
         local = await client.options("/cds-services/back-to-foot", headers=_preflight(origin))
         listed = await client.options("/cds-services/back-to-foot", headers=_preflight(SANDBOX))
     assert local.status_code == 400
@@ -159,11 +162,15 @@ async def test_production_allows_only_its_explicit_list(settings: Settings, orig
     ("env", "loopback"), [("development", True), ("test", True), ("production", False)]
 )
 async def test_one_startup_line_says_which_cors_policy_is_in_force(
-    settings: Settings, caplog: pytest.LogCaptureFixture, env: str, loopback: bool
+    settings: Settings,
+    catalogue: Catalogue,
+    caplog: pytest.LogCaptureFixture,
+    env: str,
+    loopback: bool,
 ) -> None:
     caplog.set_level(logging.INFO, logger="cds")
     chosen = _production(settings) if env == "production" else changed(settings, env=env)
-    async with serving(create_app(chosen)):
+    async with serving(create_app(chosen, catalogue=catalogue)):
         pass
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CORS:")]
     assert len(lines) == 1

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.logs import configure_logging
 from cds.migrations import upgrade
 from cds.settings import Settings
@@ -76,8 +77,10 @@ def counted(app: FastAPI, operation: str, cause: str) -> float:
     return value or 0.0
 
 
-async def test_feedback_while_the_database_is_down_is_a_503_that_says_so(down: Settings) -> None:
-    app = create_app(down)
+async def test_feedback_while_the_database_is_down_is_a_503_that_says_so(
+    down: Settings, catalogue: Catalogue
+) -> None:
+    app = create_app(down, catalogue=catalogue)
     async with serving(app) as client:
         response = await client.post(FEEDBACK, json=ONE_ITEM)
         metrics = (await client.get("/metrics")).text
@@ -86,8 +89,10 @@ async def test_feedback_while_the_database_is_down_is_a_503_that_says_so(down: S
     assert 'cds_store_unavailable_total{cause="refused",operation="feedback"} 1.0' in metrics
 
 
-async def test_the_admin_report_while_the_database_is_down_is_a_503(down: Settings) -> None:
-    app = create_app(down)
+async def test_the_admin_report_while_the_database_is_down_is_a_503(
+    down: Settings, catalogue: Catalogue
+) -> None:
+    app = create_app(down, catalogue=catalogue)
     async with serving(app) as client:
         response = await client.get("/admin/report", headers={"Authorization": f"Bearer {ADMIN}"})
     assert_outage_answer(response)
@@ -128,10 +133,10 @@ async def test_a_token_the_replay_cache_cannot_check_is_refused_with_a_503(
 
 
 async def test_a_hook_call_answers_its_cards_while_the_database_is_down(
-    down: Settings, rb01_request: dict[str, Any]
+    down: Settings, catalogue: Catalogue, rb01_request: dict[str, Any]
 ) -> None:
     """The audit is the call's only use of the store: its row is lost and counted, not the call."""
-    app = create_app(down)
+    app = create_app(down, catalogue=catalogue)
     async with serving(app) as client:
         response = await client.post("/cds-services/back-to-foot", json=rb01_request)
         await app.state.parts.audit.flush()
@@ -143,9 +148,9 @@ async def test_a_hook_call_answers_its_cards_while_the_database_is_down(
 
 
 async def test_readiness_fails_while_the_database_is_down_and_the_failure_is_counted(
-    down: Settings,
+    down: Settings, catalogue: Catalogue
 ) -> None:
-    app = create_app(down)
+    app = create_app(down, catalogue=catalogue)
     async with serving(app) as client:
         response = await client.get("/readyz")
         alive = await client.get("/healthz")
@@ -156,14 +161,14 @@ async def test_readiness_fails_while_the_database_is_down_and_the_failure_is_cou
 
 
 async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
-    settings: Settings, tmp_path: Path
+    settings: Settings, catalogue: Catalogue, tmp_path: Path
 ) -> None:
     """A SQLite file in a directory that is missing cannot be opened until the directory is back."""
     folder = tmp_path / "volume"
     restored = changed(
         settings, database_url=f"sqlite+aiosqlite:///{folder / 'cds.db'}", migrate_on_start=False
     )
-    app = create_app(restored)
+    app = create_app(restored, catalogue=catalogue)
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
     try:
