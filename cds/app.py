@@ -144,7 +144,7 @@ def create_app(
 ) -> FastAPI:
     """A ready app; nothing happens at import time, everything fails here if misconfigured.
 
-    ``catalogue``: see ``build_runtime``.
+    ``catalogue``: see ``build_parts``.
     """
     settings = settings or Settings()
     # Workers spawned by uvicorn do not inherit the parent's logging set-up.
