@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from cds.api.demo_fhir import demo_fhir_router
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.settings import Settings
 
 DEMO_FHIR_BASE = "http://demo-fhir.test/demo/fhir"
@@ -17,9 +18,10 @@ def app_with_playground(
     *,
     with_demo_fhir: bool = False,
     fhir_transport: httpx.AsyncBaseTransport | None = None,
+    catalogue: Catalogue | None = None,
 ) -> FastAPI:
     """``create_app(settings)`` (playground included), optionally with the demo FHIR endpoint."""
-    app = create_app(settings, fhir_transport=fhir_transport)
+    app = create_app(settings, fhir_transport=fhir_transport, catalogue=catalogue)
     if with_demo_fhir:
         app.include_router(demo_fhir_router())
     return app

@@ -236,11 +236,11 @@ async def test_the_demo_fhir_endpoint_answers_reads_searches_and_errors_as_fhir_
 
 
 @pytest.fixture
-async def demo_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def demo_client(settings: Settings, catalogue: Catalogue) -> AsyncIterator[httpx.AsyncClient]:
     """The real app whose fallback FHIR client reaches the demo FHIR endpoint in-process."""
     demo_settings = settings.model_copy(update={"fhir_allow_http": True, "fhir_open_server": True})
     fhir = httpx.ASGITransport(app=demo_fhir_app())
-    app = app_with_playground(demo_settings, fhir_transport=fhir)
+    app = app_with_playground(demo_settings, fhir_transport=fhir, catalogue=catalogue)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://cds.example.org") as c:
