@@ -20,7 +20,6 @@ DEMO_DIR = PROJECT_ROOT / "demo" / "patients"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 ORDER_HOOKS = frozenset({"order-sign", "order-select"})
-PLAYGROUND_HOOKS = ("patient-view", "order-sign", "order-select")
 
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")

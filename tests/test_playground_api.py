@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from cds.api.playground import playground_router
+from cds.api.playground import STATIC_DIR, playground_router
 from cds.app import create_app
 from cds.demo import load_demo
 from cds.settings import Settings
@@ -57,6 +59,23 @@ async def test_the_page_and_its_assets_are_served_with_a_strict_content_security
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert style.headers["content-type"].startswith("text/css")
+
+
+async def test_the_markdown_renderer_is_served_as_vendored_from_npm_with_its_licences(
+    playground: httpx.AsyncClient,
+) -> None:
+    script = await playground.get("/playground/static/markdown-it.umd.min.js")
+    licence = await playground.get("/playground/static/markdown-it.LICENSE.txt")
+    recorded = re.search(r"unchanged: sha256 ([0-9a-f]{64})", licence.text)
+    page = await playground.get("/playground")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert recorded is not None
+    # The file is npm's, byte for byte: an edit by hand would change its digest.
+    assert hashlib.sha256(script.content).hexdigest() == recorded[1]
+    assert script.content == (STATIC_DIR / "markdown-it.umd.min.js").read_bytes()
+    assert "Permission is hereby granted" in licence.text
+    # The renderer loads before the page's script, which uses it.
+    assert page.text.index("markdown-it.umd.min.js") < page.text.index("playground.js")
 
 
 @pytest.mark.parametrize("name", ["playground.html.bak", "..%2Fsettings.py", "%2E%2E%2Fapp.py"])
@@ -105,6 +124,31 @@ async def test_an_order_sign_request_puts_the_draft_mri_in_draft_orders(
     assert body["serviceId"] == "back-to-foot-order-sign"
     assert draft["entry"][0]["resource"]["id"] == "demo-s14a-draft-mri"
     assert draft["entry"][0]["resource"]["status"] == "draft"
+
+
+async def test_an_order_select_request_selects_the_draft_mri_for_the_order_select_service(
+    playground: httpx.AsyncClient,
+) -> None:
+    params = {"hook": "order-select"}
+    body = (await playground.get("/playground/patients/demo-s14a/request", params=params)).json()
+    context = body["request"]["context"]
+    assert body["serviceId"] == "back-to-foot-order-select"
+    assert context["selections"] == ["ServiceRequest/demo-s14a-draft-mri"]
+    assert context["draftOrders"]["entry"][0]["resource"]["id"] == "demo-s14a-draft-mri"
+
+
+async def test_every_hook_discovery_lists_can_be_fired_for_the_patient_with_a_draft_order(
+    playground: httpx.AsyncClient,
+) -> None:
+    discovery = (await playground.get("/cds-services")).json()
+    listing = (await playground.get("/playground/patients")).json()
+    s14a = next(p for p in listing["patients"] if p["id"] == "demo-s14a")
+    assert sorted(s14a["hooks"]) == sorted(s["hook"] for s in discovery["services"])
+    for service in discovery["services"]:
+        params = {"hook": service["hook"]}
+        answer = await playground.get("/playground/patients/demo-s14a/request", params=params)
+        body = answer.json()
+        assert (body["serviceId"], body["request"]["hook"]) == (service["id"], service["hook"])
 
 
 async def test_server_mode_sends_the_demo_fhir_server_and_no_prefetch(

@@ -19,7 +19,14 @@ from cds.logs import log_fields
 from cds.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-ASSETS = {"playground.js": "text/javascript", "playground.css": "text/css"}
+ASSETS = {
+    "playground.js": "text/javascript",
+    "playground.css": "text/css",
+    # Vendored from npm (its origin, digest and licences in the .txt): renders card.detail.
+    "markdown-it.umd.min.js": "text/javascript",
+    "markdown-it.LICENSE.txt": "text/plain; charset=utf-8",
+}
+PAGE = "/playground"
 # The page loads only its own files and calls only its own origin; no inline code anywhere.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -31,7 +38,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-Hook = Literal["patient-view", "order-sign", "order-select"]
 DataSource = Literal["prefetch", "server"]
 
 log = logging.getLogger("cds.playground")
@@ -48,7 +54,7 @@ def demo_fhir_base(request: Request) -> str | None:
 
 def playground_router(settings: Settings, demo: DemoData | None = None) -> APIRouter:
     """The playground routes; no routes at all (404) unless ``settings.effective_playground``."""
-    router = APIRouter(prefix="/playground", include_in_schema=False)
+    router = APIRouter(prefix=PAGE, include_in_schema=False)
     if not settings.effective_playground:
         return router
     if demo is None and not settings.demo_dir.is_dir():
@@ -87,14 +93,15 @@ def playground_router(settings: Settings, demo: DemoData | None = None) -> APIRo
     async def hook_request(
         patient_id: str,
         request: Request,
-        hook: Annotated[Hook, Query()] = "patient-view",
+        hook: Annotated[str, Query()] = "patient-view",
         data_source: Annotated[DataSource, Query(alias="data")] = "prefetch",
     ) -> JsonResponse:
-        """The CDS Hooks request the playground would send, and the service it goes to."""
+        """The CDS Hooks request the playground would send, and the service it goes to: the
+        catalogue's service for ``hook``, so the playground offers what discovery lists."""
         catalogue = parts_of(request).catalogue
         service = next((s for s in catalogue.services.values() if hook in s.hooks), None)
         if service is None:
-            raise NotFound(f"No CDS service answers hook '{hook}'.")
+            raise InvalidRequest(f"No CDS service here answers hook '{hook}'.", expression=["hook"])
         fhir_server = demo_fhir_base(request)
         if data_source == "server" and fhir_server is None:
             raise InvalidRequest(

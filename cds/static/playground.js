@@ -3,115 +3,33 @@
 
 (function () {
   const INDICATOR_ORDER = { critical: 0, warning: 1, info: 2 };
-  const state = { patients: [], fhirServer: null, serviceId: null, request: null };
+  const state = { patients: [], hooks: [], fhirServer: null, serviceId: null, request: null };
 
   const $ = (id) => document.getElementById(id);
 
   // ---------------------------------------------------------------- markdown (card.detail)
 
-  function escapeHtml(text) {
-    return String(text)
-      .replace(/&/g, "&amp;")
-      .replace(/</g, "&lt;")
-      .replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;")
-      .replace(/'/g, "&#39;");
-  }
-
-  const LINK = /\[([^\]]+)\]\(([^)\s]+)\)/g;
-
-  function emphasis(escaped) {
-    return escaped
-      .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
-      .replace(/__([^_]+)__/g, "<strong>$1</strong>")
-      .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
-      .replace(/(^|[^\w])_([^_\s][^_]*)_(?=[^\w]|$)/g, "$1<em>$2</em>");
-  }
-
-  function linksAndEmphasis(escaped) {
-    const out = [];
-    let last = 0;
-    for (const match of escaped.matchAll(LINK)) {
-      out.push(emphasis(escaped.slice(last, match.index)));
-      const [, label, url] = match;
-      // Only http(s) targets become links; javascript:, data: and the rest stay plain text.
-      out.push(
-        /^https?:\/\//i.test(url)
-          ? `<a href="${url}" target="_blank" rel="noopener noreferrer">${emphasis(label)}</a>`
-          : emphasis(label)
-      );
-      last = match.index + match[0].length;
-    }
-    out.push(emphasis(escaped.slice(last)));
-    return out.join("");
-  }
-
-  // GFM backslash escapes (`\*`, `\[`, `\-`…) on already-escaped text, where `<`, `&` and the
-  // quotes arrive as entities.
-  const BACKSLASH = /\\(&(?:amp|lt|gt|quot|#39);|[!-/:-@[-`{-~])/g;
-
-  // Works on already-escaped text, so it can only add the tags written here; code spans are
-  // left alone, links keep their URL untouched by emphasis.
-  function inline(escaped) {
-    const literals = [];
-    // Escaped characters hide behind placeholders (NUL never survives in card text) until the end.
-    const hidden = escaped.replace(/\u0000/g, "").replace(BACKSLASH, (whole, literal) => {
-      literals.push(literal);
-      return `\u0000${literals.length - 1}\u0000`;
-    });
-    return hidden
-      .split(/(`[^`]+`)/)
-      .map((part) =>
-        /^`[^`]+`$/.test(part) ? `<code>${part.slice(1, -1)}</code>` : linksAndEmphasis(part)
-      )
-      .join("")
-      .replace(/\u0000(\d+)\u0000/g, (whole, index) => literals[Number(index)]);
-  }
-
-  function markdown(source) {
-    const lines = escapeHtml(source).split(/\r?\n/);
-    const out = [];
-    let list = null; // "ul" or "ol" while inside a list
-    let paragraph = [];
-    const flushParagraph = () => {
-      if (paragraph.length) out.push(`<p>${paragraph.map(inline).join("<br>")}</p>`);
-      paragraph = [];
-    };
-    const closeList = () => {
-      if (list) out.push(`</${list}>`);
-      list = null;
-    };
-    for (const line of lines) {
-      const bullet = /^\s*[-*+]\s+(.*)$/.exec(line);
-      const numbered = /^\s*\d+[.)]\s+(.*)$/.exec(line);
-      const heading = /^(#{1,6})\s+(.*)$/.exec(line);
-      if (bullet || numbered) {
-        flushParagraph();
-        const kind = bullet ? "ul" : "ol";
-        if (list !== kind) {
-          closeList();
-          out.push(`<${kind}>`);
-          list = kind;
+  // markdown-it (vendored from npm, markdown-it.LICENSE.txt) renders CommonMark as GitHub does
+  // for what cards use: soft line breaks reflow, paragraphs, lists, emphasis, links, backslash
+  // escapes; GFM's tables, strikethrough and autolinks too. Raw HTML in card text stays text.
+  const md = window.markdownit({ html: false, linkify: true, typographer: false });
+  md.linkify.set({ fuzzyLink: false, fuzzyEmail: false });
+  // Only http(s) targets become links (or images); javascript:, data: and the rest stay text.
+  md.validateLink = (url) => /^https?:\/\//i.test(url.trim());
+  md.core.ruler.push("card_links_and_headings", (parsed) => {
+    for (const token of parsed.tokens) {
+      if (token.type === "heading_open" || token.type === "heading_close") {
+        // Card headings sit below the card's own summary heading (h3).
+        token.tag = `h${Math.min(6, Number(token.tag.slice(1)) + 3)}`;
+      }
+      for (const child of token.children || []) {
+        if (child.type === "link_open") {
+          child.attrSet("target", "_blank");
+          child.attrSet("rel", "noopener noreferrer");
         }
-        out.push(`<li>${inline((bullet || numbered)[1])}</li>`);
-      } else if (heading) {
-        flushParagraph();
-        closeList();
-        // Card headings sit below the card's own heading level.
-        const level = Math.min(6, heading[1].length + 3);
-        out.push(`<h${level}>${inline(heading[2])}</h${level}>`);
-      } else if (!line.trim()) {
-        flushParagraph();
-        closeList();
-      } else {
-        closeList();
-        paragraph.push(line.trim());
       }
     }
-    flushParagraph();
-    closeList();
-    return out.join("\n");
-  }
+  });
 
   // ---------------------------------------------------------------- HTTP
 
@@ -151,16 +69,35 @@
     return checked ? checked.value : "prefetch";
   }
 
-  function syncControls() {
+  // Every hook some service answers, in discovery order: the list is the services', not ours.
+  function offerHooks(discovery) {
+    const select = $("hook");
+    for (const service of discovery.services || []) {
+      if (state.hooks.some((known) => known.hook === service.hook)) continue;
+      state.hooks.push(service);
+      select.append(element("option", { value: service.hook }, service.hook));
+    }
+  }
+
+  function syncControls(patientChanged) {
     const patient = selectedPatient();
     if (!patient) return;
     $("patient-description").textContent =
       `${patient.description} Expected: ${patient.expectedRules.join(", ") || "no card"}` +
       ` (${patient.hook}).`;
-    for (const option of $("hook").options) {
-      option.disabled = !patient.hooks.includes(option.value);
+    const hook = $("hook");
+    for (const option of hook.options) option.disabled = !patient.hooks.includes(option.value);
+    // A new patient starts on the hook its scenario is written for.
+    if (patientChanged && patient.hooks.includes(patient.hook)) hook.value = patient.hook;
+    if (!hook.selectedOptions.length || hook.selectedOptions[0].disabled) {
+      const first = [...hook.options].find((option) => !option.disabled);
+      if (first) hook.value = first.value;
     }
-    if ($("hook").selectedOptions[0].disabled) $("hook").value = "patient-view";
+    const service = state.hooks.find((known) => known.hook === hook.value);
+    const unavailable = [...hook.options].filter((o) => o.disabled).map((o) => o.value);
+    $("hook-hint").textContent =
+      (service ? `${service.title} (service ${service.id}).` : "") +
+      (unavailable.length ? ` Not for this patient (no draft order): ${unavailable.join(", ")}.` : "");
     const server = $("data-server");
     server.disabled = !state.fhirServer;
     if (server.disabled && server.checked) {
@@ -191,8 +128,8 @@
     $("feedback").replaceChildren(hint);
   }
 
-  async function refresh() {
-    syncControls();
+  async function refresh(event) {
+    syncControls(Boolean(event && event.target === $("patient")));
     resetFeedback();
     try {
       await loadRequest();
@@ -240,7 +177,7 @@
 
     if (card.detail) {
       const detail = element("div", { class: "card__detail" });
-      detail.innerHTML = markdown(card.detail); // escaped first, see markdown()
+      detail.innerHTML = md.render(card.detail); // html: false, http(s) links only (see md)
       article.append(detail);
     }
 
@@ -350,30 +287,91 @@
     }
   }
 
-  // ---------------------------------------------------------------- feedback (F-02, SB-13)
+  // ---------------------------------------------------------------- handled cards
 
-  // What the EHR would do on accepting: each action with the FHIR resource it creates.
-  function actionsShown(suggestion) {
-    const shown = [];
-    for (const action of suggestion.actions || []) {
-      shown.push(element("h3", {}, `Would ${action.type}: ${action.description}`));
-      if (action.resource) {
-        const label = `Resource the action would ${action.type}`;
-        shown.push(element("pre", { class: "json action-resource", "aria-label": label },
-          pretty(action.resource)));
-      }
-    }
-    return shown;
+  const VERBS = { create: "Creates", update: "Updates", delete: "Removes" };
+
+  function conceptText(concept) {
+    if (!concept) return "";
+    const coding = (concept.coding || []).find((c) => c.display) || {};
+    return concept.text || coding.display || "";
   }
 
-  async function sendFeedback(item, onStored, suggestion) {
+  // The draft order a delete action names, as the clinician knows it (its code text).
+  function draftOrderText(reference) {
+    const draft = state.request && state.request.context && state.request.context.draftOrders;
+    const entry = ((draft && draft.entry) || []).find(
+      (e) => e.resource && `${e.resource.resourceType}/${e.resource.id}` === reference
+    );
+    const text = entry ? conceptText(entry.resource.code) : "";
+    return text ? `${text} (${reference})` : reference;
+  }
+
+  function fact(list, term, value) {
+    if (!value) return;
+    list.append(element("dt", {}, term), element("dd", {}, value));
+  }
+
+  // What the EHR would do on accepting one action: the resource it creates, read as an order.
+  function actionPreview(action) {
+    const verb = VERBS[action.type] || action.type;
+    const box = element("div", { class: "preview", "data-action": action.type });
+    const resource = action.resource;
+    if (!resource) {
+      // A delete names its target by resourceId, a relative reference (CDS Hooks 2.0).
+      const target = action.resourceId ? draftOrderText(action.resourceId) : action.description;
+      box.append(element("p", { class: "preview__title" }, `${verb} ${target}`));
+      return box;
+    }
+    box.dataset.resourceType = resource.resourceType;
+    const what = conceptText(resource.code) || action.description;
+    box.append(element("p", { class: "preview__title" }, `${verb} ${resource.resourceType}: ${what}`));
+    const facts = element("dl", { class: "preview__facts" });
+    fact(facts, "Status", [resource.status, resource.intent, resource.priority].filter(Boolean).join(" · "));
+    const codes = ((resource.code && resource.code.coding) || []).map((c) => c.display || c.code);
+    fact(facts, "Codes", codes.join("; "));
+    fact(facts, "Performer", conceptText(resource.performerType));
+    const reasons = [
+      ...(resource.reasonCode || []).map(conceptText),
+      ...(resource.reasonReference || []).map((r) => r.display || r.reference),
+    ];
+    fact(facts, "Reason", reasons.filter(Boolean).join("; "));
+    box.append(facts);
+    const json = element("details", { class: "preview__json" });
+    json.append(element("summary", {}, "FHIR JSON"));
+    json.append(element("pre", { class: "json", "aria-label": `Resource the action would ${action.type}` },
+      pretty(resource)));
+    box.append(json);
+    return box;
+  }
+
+  // The label a handled card carries, as an EHR marks it; one per card, created on first use.
+  function outcome(article, kind, label) {
+    let box = article.querySelector(".card__outcome");
+    if (!box) {
+      box = element("div", { class: "card__outcome", role: "status" });
+      box.append(element("p", { class: "card__outcome-label" }));
+      article.querySelector(".card__header").after(box);
+    }
+    article.dataset.outcome = kind;
+    box.firstElementChild.textContent = label;
+    return box;
+  }
+
+  function disableAll(article) {
+    article.classList.add("card--handled");
+    for (const control of article.querySelectorAll("button, select, input")) control.disabled = true;
+  }
+
+  // ---------------------------------------------------------------- feedback (F-02, SB-13)
+
+  async function sendFeedback(item, onStored) {
     const payload = { feedback: [item] };
     const result = await postJson(`/cds-services/${state.serviceId}/feedback`, payload);
     const box = $("feedback");
     box.replaceChildren();
     const heading = result.ok ? "Feedback stored" : `Feedback refused (HTTP ${result.status})`;
     box.append(element("p", { class: result.ok ? "ok" : "status--error" }, heading));
-    if (suggestion) box.append(...actionsShown(suggestion));
     const sent = element("pre", { class: "json", "aria-label": "Feedback sent" }, pretty(payload));
     const answer = element("pre", {
       id: "feedback-response",
@@ -387,11 +385,6 @@
     if (result.ok) onStored();
   }
 
-  function disableAll(article) {
-    article.classList.add("card--handled");
-    for (const control of article.querySelectorAll("button, select, input")) control.disabled = true;
-  }
-
   function accept(card, suggestion, article, button) {
     const item = {
       card: card.uuid,
@@ -399,24 +392,28 @@
       acceptedSuggestions: [{ id: suggestion.uuid }],
       outcomeTimestamp: new Date().toISOString(),
     };
-    return sendFeedback(
-      item,
-      () => {
-        button.setAttribute("aria-pressed", "true");
-        button.disabled = true;
-        // selectionBehavior "any": the clinician may accept the other suggestions too;
-        // "at-most-one" (or none given) closes the card. Accepting rules out dismissing.
-        if (card.selectionBehavior === "any") {
-          const dismissing = article.querySelector(".card__dismiss");
-          for (const control of dismissing ? dismissing.querySelectorAll("*") : []) {
-            control.disabled = true;
-          }
-        } else {
-          disableAll(article);
+    return sendFeedback(item, () => {
+      button.setAttribute("aria-pressed", "true");
+      button.disabled = true;
+      const box = outcome(article, "accepted", "Accepted");
+      const preview = element("section", {
+        class: "card__preview",
+        "aria-label": `Accepted: ${suggestion.label}`,
+      });
+      preview.append(element("p", { class: "card__preview-label" }, suggestion.label));
+      preview.append(...(suggestion.actions || []).map(actionPreview));
+      box.append(preview);
+      // selectionBehavior "any": the clinician may accept the other suggestions too;
+      // "at-most-one" (or none given) closes the card. Accepting rules out dismissing.
+      if (card.selectionBehavior === "any") {
+        const dismissing = article.querySelector(".card__dismiss");
+        for (const control of dismissing ? dismissing.querySelectorAll("*") : []) {
+          control.disabled = true;
         }
-      },
-      suggestion
-    );
+      } else {
+        disableAll(article);
+      }
+    });
   }
 
   function dismiss(card, reason, comment, article) {
@@ -433,14 +430,23 @@
       }
       if (comment) item.overrideReason.userComment = comment;
     }
-    return sendFeedback(item, () => disableAll(article));
+    return sendFeedback(item, () => {
+      const why = reason ? reason.display || reason.code : "no reason given";
+      const box = outcome(article, "dismissed", `Dismissed: ${why}`);
+      if (comment) box.append(element("p", { class: "card__outcome-comment" }, `“${comment}”`));
+      disableAll(article);
+    });
   }
 
   // ---------------------------------------------------------------- start
 
   async function start() {
     try {
-      const listing = await getJson("/playground/patients");
+      const [listing, discovery] = await Promise.all([
+        getJson("/playground/patients"),
+        getJson("/cds-services"),
+      ]);
+      offerHooks(discovery);
       state.patients = listing.patients;
       state.fhirServer = listing.fhirServer;
       const select = $("patient");
@@ -455,6 +461,7 @@
         radio.addEventListener("change", refresh);
       }
       $("choose").addEventListener("submit", send);
+      syncControls(true);
       await refresh();
       document.body.dataset.ready = "true";
     } catch (error) {
