@@ -9,6 +9,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from cds.api.demo_fhir import mount_demo_fhir
+from cds.api.playground import mount_demo_landing
 from cds.app import create_app
 from cds.demo import load_demo
 from cds.logs import configure_logging
@@ -44,10 +45,12 @@ def demo_settings(**overrides: Any) -> Settings:
 
 
 def create_demo_app(settings: Settings | None = None) -> Starlette:
-    """``create_app`` plus the demo FHIR endpoint the playground's "FHIR server" mode calls."""
+    """``create_app`` plus the demo FHIR endpoint the playground's "FHIR server" mode calls, and
+    ``/`` leading to the playground."""
     settings = settings or demo_settings()
     app = create_app(settings)
     mount_demo_fhir(app, load_demo(settings.demo_dir))
+    mount_demo_landing(app)
     return app
 
 

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from cds.api.playground import STATIC_DIR, playground_router
 from cds.app import create_app
 from cds.demo import load_demo
+from cds.demo_server import create_demo_app
 from cds.settings import Settings
 from tests.conftest import changed, serving
 from tests.demo_app import app_with_playground
@@ -206,3 +207,24 @@ async def test_without_demo_patients_the_playground_is_off_and_the_api_still_ser
     async with serving(app) as client:
         assert (await client.get("/playground")).status_code == 404
         assert (await client.get("/cds-services")).status_code == 200
+
+
+async def test_the_demo_sends_its_bare_address_to_the_playground(settings: Settings) -> None:
+    app = create_demo_app(settings)
+    assert isinstance(app, FastAPI)
+    async with _client(app) as demo:
+        landing = await demo.get("/")
+        followed = await demo.get("/", follow_redirects=True)
+    assert landing.status_code == 307
+    assert landing.headers["location"] == "/playground"
+    assert followed.url.path == "/playground"
+    assert followed.headers["content-type"].startswith("text/html")
+
+
+async def test_cds_serve_keeps_its_bare_address_a_404_operation_outcome_beside_the_playground(
+    playground: httpx.AsyncClient,
+) -> None:
+    assert (await playground.get("/playground")).status_code == 200
+    landing = await playground.get("/")
+    assert landing.status_code == 404
+    assert landing.json()["resourceType"] == "OperationOutcome"

@@ -321,7 +321,9 @@ def test_the_hook_list_is_what_discovery_lists_and_order_select_fires_the_order_
     with chromium(tmp_path / "chromium-profile", viewport=WIDE) as browser:
         page = browser.new_page()
         errors = page_errors(page)
-        _open(page, f"{server}/playground")
+        # The demo's bare address leads to the playground.
+        _open(page, server)
+        assert page.url == f"{server}/playground"
         hooks = page.get_by_label("Hook", exact=True)
         offered = hooks.locator("option").evaluate_all("options => options.map(o => o.value)")
         assert sorted(offered) == sorted(s["hook"] for s in discovery["services"])

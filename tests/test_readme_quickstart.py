@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from cds.settings import PROJECT_ROOT
+from tests.chromium import TIMEOUT_MS, chromium, page_errors
+from tests.served import free_port
 
 README = PROJECT_ROOT / "README.md"
 DOCUMENTED_BASE = "http://127.0.0.1:8080"
@@ -40,17 +42,18 @@ def quickstart_commands() -> list[str]:
     return [c for c in commands if not c.startswith(("make ", "#"))]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def page_to_open() -> str:
+    """The address step 1 of the quickstart tells the reader to open in a browser."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"^1\. Open <(http://[^>]+)>", text, re.M)
+    assert found, "the quickstart's step 1 names no page to open"
+    return found[1]
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[str]:
     """``cds demo`` as a user starts it, moved by CDS_PORT alone; its base URL."""
-    port = _free_port()
+    port = free_port()
     environment = {
         **os.environ,
         "CDS_PORT": str(port),
@@ -117,3 +120,17 @@ def test_the_readme_quickstart_commands_work_against_cds_demo(
     assert len(answers) == 2
     for answer in answers:
         assert "RF-01" in [card["source"]["topic"]["code"] for card in answer["cards"]]
+
+
+@pytest.mark.browser
+def test_the_page_the_quickstart_opens_is_the_playground_in_chromium(
+    demo: str, tmp_path: Path
+) -> None:
+    with chromium(tmp_path / "chromium-profile") as browser:
+        page = browser.new_page()
+        errors = page_errors(page)
+        page.goto(page_to_open().replace(DOCUMENTED_BASE, demo))
+        expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=TIMEOUT_MS)
+        assert page.url == f"{demo}/playground"
+        expect(page).to_have_title("footpath-cds playground")
+        assert errors == []

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
-from starlette.responses import FileResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import NoMatchFound
 
 from cds.api.demo_fhir import SEARCH_ROUTE
@@ -118,3 +118,12 @@ def playground_router(settings: Settings, demo: DemoData | None = None) -> APIRo
         return JsonResponse({"serviceId": service.id, "request": body})
 
     return router
+
+
+def mount_demo_landing(app: FastAPI) -> None:
+    """``/`` sends a person who opens the demo's bare address to the playground. Only the demo
+    does this: under ``cds serve`` ``/`` stays a 404, as nothing an EHR calls lives there."""
+
+    @app.get("/", include_in_schema=False)
+    async def landing() -> Response:
+        return RedirectResponse(PAGE, status_code=307)
