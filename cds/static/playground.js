@@ -3,7 +3,7 @@
 
 (function () {
   const INDICATOR_ORDER = { critical: 0, warning: 1, info: 2 };
-  const state = { patients: [], hooks: [], fhirServer: null, serviceId: null, request: null };
+  const state = { patients: [], hookServices: [], fhirServer: null, serviceId: null, request: null };
 
   const $ = (id) => document.getElementById(id);
 
@@ -73,8 +73,8 @@
   function offerHooks(discovery) {
     const select = $("hook");
     for (const service of discovery.services || []) {
-      if (state.hooks.some((known) => known.hook === service.hook)) continue;
-      state.hooks.push(service);
+      if (state.hookServices.some((known) => known.hook === service.hook)) continue;
+      state.hookServices.push(service);
       select.append(element("option", { value: service.hook }, service.hook));
     }
   }
@@ -93,7 +93,7 @@
       const first = [...hook.options].find((option) => !option.disabled);
       if (first) hook.value = first.value;
     }
-    const service = state.hooks.find((known) => known.hook === hook.value);
+    const service = state.hookServices.find((known) => known.hook === hook.value);
     const unavailable = [...hook.options].filter((o) => o.disabled).map((o) => o.value);
     $("hook-hint").textContent =
       (service ? `${service.title} (service ${service.id}).` : "") +
