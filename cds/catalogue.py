@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from cds.cards.wording import card_wording_problems
 from cds.data.templates import check_template
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
+from cds.rules.clauses import CLAUSES, RefKind
 from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile
 from cds.valuesets import ValueSets, read_valuesets
 from cds.yaml_files import load_document, locate
@@ -84,26 +85,18 @@ def _nodes(node: Node, path: str) -> Iterator[tuple[Node, str]]:
 def _node_problems(
     node: Node, path: str, valuesets: ValueSets, rule_keys: set[str], label: str
 ) -> list[str]:
-    problems = []
+    known: dict[RefKind, Container[str]] = {"value set": valuesets, "rule": rule_keys}
+    problems: list[str] = []
     for n, where in _nodes(node, path):
-        for clause_name in ("condition", "observation", "done", "medication", "draft", "fact"):
-            clause = getattr(n, clause_name)
-            if clause is None:
-                continue
-            at = f"{label}: {where}.{clause_name}"
-            for i, vs_id in enumerate(clause.valuesets):
-                if vs_id not in valuesets:
-                    problems.append(f"{at}.valuesets[{i}]: unknown value set '{vs_id}'")
-            for field_name in ("reason", "relative_to"):
-                for i, vs_id in enumerate(getattr(clause, field_name, None) or ()):
-                    if vs_id not in valuesets:
-                        shown = "relativeTo" if field_name == "relative_to" else field_name
-                        problems.append(
-                            f"{label}: {where}.{clause_name}.{shown}[{i}]: "
-                            f"unknown value set '{vs_id}'"
-                        )
-        if n.rule is not None and n.rule not in rule_keys:
-            problems.append(f"{label}: {where}.rule: unknown rule '{n.rule}'")
+        name, value = n.branch
+        clause_type = CLAUSES.get(name)
+        if clause_type is None:
+            continue  # all / any / not: their children are walked
+        problems.extend(
+            f"{label}: {where}.{name}{at}: unknown {kind} '{ref}'"
+            for at, kind, ref in clause_type.refs(value)
+            if ref not in known[kind]
+        )
     return problems
 
 
@@ -289,7 +282,7 @@ def _one_hook_problems(label: str, service: ServiceFile) -> list[str]:
 
 def _cycles(files: list[tuple[str, ServiceFile]], rules: Mapping[str, RuleSpec]) -> list[str]:
     def refs(node: Node) -> set[str]:
-        return {n.rule for n, _ in _nodes(node, "") if n.rule is not None}
+        return {value for n, _ in _nodes(node, "") for name, value in [n.branch] if name == "rule"}
 
     problems = []
     for label, service in files:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cds.record.dates import parse_duration
 
@@ -21,7 +21,15 @@ def _duration(text: str) -> str:
 
 
 Dur = Annotated[str, AfterValidator(_duration)]
-SetIds = Annotated[list[str], Field(min_length=1)]
+
+
+class _ValueSetIds:
+    """Marks a field whose strings are value set ids, so validation finds every reference."""
+
+
+VALUE_SET_IDS = _ValueSetIds()
+SetIds = Annotated[list[str], Field(min_length=1), VALUE_SET_IDS]
+OptionalSetIds = Annotated[list[str], VALUE_SET_IDS]
 
 
 class _Strict(BaseModel):
@@ -91,7 +99,7 @@ class DraftClause(_SetClause):
     resource_type: Literal["ServiceRequest", "MedicationRequest"] = Field(
         default="ServiceRequest", alias="resourceType"
     )
-    reason: list[str] | None = None
+    reason: Annotated[list[str] | None, VALUE_SET_IDS] = None
 
 
 class PatientClause(_Strict):
@@ -117,12 +125,12 @@ class FactClause(_Strict):
     """A named Python fact for what clauses cannot express."""
 
     name: FactName
-    valuesets: list[str] = Field(default_factory=list)
+    valuesets: OptionalSetIds = Field(default_factory=list)
     within: Dur | None = None
     percent: float | None = Field(default=None, gt=0, lt=100)
     windows: WeightLossWindows | None = None
     # new_onset: the problem is not new when on record this long before the `relativeTo` one.
-    relative_to: list[str] = Field(default_factory=list, alias="relativeTo")
+    relative_to: OptionalSetIds = Field(default_factory=list, alias="relativeTo")
     prior_by: Dur | None = Field(default=None, alias="priorBy")
 
     @model_validator(mode="after")
@@ -140,21 +148,6 @@ class FactClause(_Strict):
         return self
 
 
-_BRANCHES = (
-    "all_",
-    "any_",
-    "not_",
-    "condition",
-    "observation",
-    "done",
-    "medication",
-    "draft",
-    "patient",
-    "fact",
-    "rule",
-)
-
-
 class Node(_Strict):
     """One node of a `when` tree: all | any | not | a typed clause | another rule's trigger."""
 
@@ -169,14 +162,22 @@ class Node(_Strict):
     patient: PatientClause | None = None
     fact: FactClause | None = None
     rule: str | None = None
+    # (YAML key, value) of the one branch given: what evaluation and validation dispatch on.
+    _branch: tuple[str, Any] = PrivateAttr()
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Node:
-        given = [name.rstrip("_") for name in _BRANCHES if getattr(self, name) is not None]
+        given = [(name.rstrip("_"), value) for name, value in self if value is not None]
         if len(given) != 1:
-            shown = ", ".join(given) or "nothing"
+            shown = ", ".join(name for name, _ in given) or "nothing"
             raise ValueError(f"a node holds exactly one of all/any/not/<clause>, got {shown}")
+        self._branch = given[0]
         return self
+
+    @property
+    def branch(self) -> tuple[str, Any]:
+        """The branch this node holds: ("all", [...]), ("condition", ConditionClause), ..."""
+        return self._branch
 
 
 class IndicatorRaise(_Strict):
