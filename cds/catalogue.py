@@ -186,6 +186,87 @@ def _load_services(
     return files, rules, origin
 
 
+def _rule_problems(
+    label: str,
+    where: str,
+    rule: RuleSpec,
+    service: ServiceFile,
+    known: tuple[set[str], Mapping[str, CardTemplate], ValueSets],
+) -> list[str]:
+    keys, cards, valuesets = known
+    problems: list[str] = []
+    card = cards.get(rule.card)
+    if card is None:
+        problems.append(f"{label}: {where}.card: unknown card '{rule.card}'")
+    elif rule.red_flag and card.unknown_age_note is None:
+        problems.append(
+            f"{label}: {where}.redFlag: card '{card.id}' needs an unknownAgeNote "
+            "(a red flag shown with the age unknown says so)"
+        )
+    for path, tree in _trees(rule, where):
+        problems.extend(_node_problems(tree, path, valuesets, keys, label))
+    suggestions = {s.key for s in card.suggestions} if card is not None else None
+    for j, drop in enumerate(rule.drop_suggestions):
+        if suggestions is not None and drop.suggestion not in suggestions:
+            problems.append(
+                f"{label}: {where}.dropSuggestions[{j}].suggestion: card '{rule.card}' has no "
+                f"suggestion '{drop.suggestion}'"
+            )
+    problems.extend(
+        f"{label}: {where}.hooks: '{hook}' is not a hook of this service"
+        for hook in rule.hooks or ()
+        if hook not in service.hooks
+    )
+    return problems
+
+
+def _trees(rule: RuleSpec, where: str) -> Iterator[tuple[str, Node]]:
+    """Every `when` tree of a rule, with its path."""
+    yield f"{where}.when", rule.when
+    for j, step in enumerate(rule.indicator.raise_ if rule.indicator is not None else ()):
+        yield f"{where}.indicator.raise[{j}].when", step.when
+    for j, drop in enumerate(rule.drop_suggestions):
+        yield f"{where}.dropSuggestions[{j}].when", drop.when
+    for j, priority in enumerate(rule.suggestion_priority):
+        yield f"{where}.suggestionPriority[{j}].when", priority.when
+
+
+def _precedence_problems(label: str, precedence: Precedence, keys: set[str]) -> list[str]:
+    ids = {k.split("/")[0] for k in keys}
+    named = [
+        (f"precedence.suppress[{i}].{part}[{j}]", name)
+        for i, sup in enumerate(precedence.suppress)
+        for part, names in (("if", sup.if_), ("then", sup.then))
+        for j, name in enumerate(names)
+    ] + [
+        (f"precedence.onePerKind[{i}].priority[{j}]", name)
+        for i, owner in enumerate(precedence.one_per_kind)
+        for j, name in enumerate(owner.priority)
+    ]
+    return [
+        f"{label}: {where}: unknown rule '{name}'"
+        for where, name in named
+        if name not in ids and name not in keys
+    ]
+
+
+def _prefetch_problems(label: str, service: ServiceFile) -> list[str]:
+    problems = [
+        f"{label}: prefetch.{key}: {p} (hook {hook})"
+        for key, template in service.prefetch.items()
+        for hook in service.hooks
+        for p in check_template(template, hook)
+    ]
+    problems.extend(
+        f"{label}: requiredPrefetch[{i}]: '{key}' is not a prefetch key"
+        for i, key in enumerate(service.required_prefetch)
+        if key not in service.prefetch
+    )
+    if "patient" not in service.required_prefetch:
+        problems.append(f"{label}: requiredPrefetch: 'patient' must be required (patient gates)")
+    return problems
+
+
 def _service_problems(
     label: str,
     service: ServiceFile,
@@ -193,77 +274,23 @@ def _service_problems(
     cards: Mapping[str, CardTemplate],
     valuesets: ValueSets,
 ) -> list[str]:
-    problems: list[str] = []
     keys = set(catalogue_rules)
-    for key, template in service.prefetch.items():
-        for hook in service.hooks:
-            problems.extend(
-                f"{label}: prefetch.{key}: {p} (hook {hook})"
-                for p in check_template(template, hook)
-            )
-    for i, key in enumerate(service.required_prefetch):
-        if key not in service.prefetch:
-            problems.append(f"{label}: requiredPrefetch[{i}]: '{key}' is not a prefetch key")
-    if "patient" not in service.required_prefetch:
-        problems.append(f"{label}: requiredPrefetch: 'patient' must be required (patient gates)")
-    for i, vs_id in enumerate(service.limb_symptoms):
-        if vs_id not in valuesets:
-            problems.append(f"{label}: limbSymptoms[{i}]: unknown value set '{vs_id}'")
-    for i, key in enumerate(service.shared_rules):
-        if key not in keys:
-            problems.append(f"{label}: sharedRules[{i}]: unknown rule '{key}'")
+    problems = _prefetch_problems(label, service)
+    problems.extend(
+        f"{label}: limbSymptoms[{i}]: unknown value set '{vs_id}'"
+        for i, vs_id in enumerate(service.limb_symptoms)
+        if vs_id not in valuesets
+    )
+    problems.extend(
+        f"{label}: sharedRules[{i}]: unknown rule '{key}'"
+        for i, key in enumerate(service.shared_rules)
+        if key not in keys
+    )
     for i, rule in enumerate(service.rules):
-        where = f"rules[{i}]"
-        card = cards.get(rule.card)
-        if card is None:
-            problems.append(f"{label}: {where}.card: unknown card '{rule.card}'")
-        elif rule.red_flag and card.unknown_age_note is None:
-            problems.append(
-                f"{label}: {where}.redFlag: card '{card.id}' needs an unknownAgeNote "
-                "(a red flag shown with the age unknown says so)"
-            )
-        problems.extend(_node_problems(rule.when, f"{where}.when", valuesets, keys, label))
-        if rule.indicator is not None:
-            for j, step in enumerate(rule.indicator.raise_):
-                problems.extend(
-                    _node_problems(
-                        step.when, f"{where}.indicator.raise[{j}].when", valuesets, keys, label
-                    )
-                )
-        for j, drop in enumerate(rule.drop_suggestions):
-            problems.extend(
-                _node_problems(
-                    drop.when, f"{where}.dropSuggestions[{j}].when", valuesets, keys, label
-                )
-            )
-            if card is not None and drop.suggestion not in {s.key for s in card.suggestions}:
-                problems.append(
-                    f"{label}: {where}.dropSuggestions[{j}].suggestion: card '{card.id}' has no "
-                    f"suggestion '{drop.suggestion}'"
-                )
-        for j, priority in enumerate(rule.suggestion_priority):
-            problems.extend(
-                _node_problems(
-                    priority.when, f"{where}.suggestionPriority[{j}].when", valuesets, keys, label
-                )
-            )
-        for hook in rule.hooks or ():
-            if hook not in service.hooks:
-                problems.append(f"{label}: {where}.hooks: '{hook}' is not a hook of this service")
-    ids = {k.split("/")[0] for k in keys}
-    for i, sup in enumerate(service.precedence.suppress):
-        for part, names in (("if", sup.if_), ("then", sup.then)):
-            for j, name in enumerate(names):
-                if name not in ids and name not in keys:
-                    problems.append(
-                        f"{label}: precedence.suppress[{i}].{part}[{j}]: unknown rule '{name}'"
-                    )
-    for i, owner in enumerate(service.precedence.one_per_kind):
-        for j, name in enumerate(owner.priority):
-            if name not in ids and name not in keys:
-                problems.append(
-                    f"{label}: precedence.onePerKind[{i}].priority[{j}]: unknown rule '{name}'"
-                )
+        problems.extend(
+            _rule_problems(label, f"rules[{i}]", rule, service, (keys, cards, valuesets))
+        )
+    problems.extend(_precedence_problems(label, service.precedence, keys))
     return problems
 
 

@@ -88,20 +88,7 @@ def measured_weight_loss(
     assert latest is not None  # noqa: S101 - filtered above
     if latest < parse_duration(windows.latest_within).before(record.now):
         return absent
-    current_start = parse_duration(windows.current).before(latest)
-    baseline_end = parse_duration(windows.baseline_from).before(latest)
-    baseline_start = parse_duration(windows.baseline_to).before(latest)
-    current: list[tuple[Entry, float]] = []
-    baseline: list[tuple[Entry, float]] = []
-    for pair in weights:
-        when = pair[0].date
-        assert when is not None  # noqa: S101 - filtered above
-        if when >= current_start:
-            current.append(pair)
-        elif baseline_start <= when <= baseline_end:
-            baseline.append(pair)
-        elif when < baseline_start:
-            break  # newest first: everything further is older still
+    current, baseline = _windows(weights, latest, windows)
     if not baseline:
         return absent
     now_kg = _median(sorted(kg for _, kg in current))
@@ -117,6 +104,27 @@ def measured_weight_loss(
     latest_entry = weights[0][0]
     earliest = baseline[-1][0]
     return Result(Tri.TRUE, (earliest, latest_entry), (note,))
+
+
+def _windows(
+    weights: list[tuple[Entry, float]], latest: datetime, windows: WeightLossWindows
+) -> tuple[list[tuple[Entry, float]], list[tuple[Entry, float]]]:
+    """The (current, baseline) weights, newest first, of dated ``weights`` (newest first)."""
+    current_start = parse_duration(windows.current).before(latest)
+    baseline_end = parse_duration(windows.baseline_from).before(latest)
+    baseline_start = parse_duration(windows.baseline_to).before(latest)
+    current: list[tuple[Entry, float]] = []
+    baseline: list[tuple[Entry, float]] = []
+    for pair in weights:
+        when = pair[0].date
+        assert when is not None  # noqa: S101 - the caller keeps dated weights only
+        if when >= current_start:
+            current.append(pair)
+        elif baseline_start <= when <= baseline_end:
+            baseline.append(pair)
+        elif when < baseline_start:
+            break  # newest first: everything further is older still
+    return current, baseline
 
 
 def new_onset(
