@@ -103,10 +103,13 @@ def run(sizes: Sequence[int], budget_seconds: float = BUDGET_SECONDS) -> dict[st
     assert fact.percent is not None
     assert fact.windows is not None
     percent, windows, wanted = fact.percent, fact.windows, frozenset(fact.valuesets)
+    condition_windows = catalogue.services["back-to-foot"].policy.condition_windows
     payload: dict[str, Any] = {"machine": results.machine(), "sizes": []}
     for count in sizes:
         raws = [PATIENT_RESOURCE, SCIATICA, *weights(count)]
-        record: PatientRecord = build_record(catalogue.valuesets, NOW, PATIENT, raws)
+        record: PatientRecord = build_record(
+            catalogue.valuesets, NOW, PATIENT, raws, windows=condition_windows
+        )
         assert measured_weight_loss(record, wanted, percent, windows).true
 
         def fact_alone(r: PatientRecord = record) -> object:

@@ -21,6 +21,7 @@ from cds.data.templates import check_template
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
 from cds.rules.clauses import CLAUSES, RefKind
+from cds.rules.policy import POLICY_FILE, ClinicalPolicy, read_policy
 from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile
 from cds.valuesets import ValueSets, read_valuesets
 from cds.yaml_files import load_document, locate
@@ -39,6 +40,7 @@ class ServiceDefinition:
     required_prefetch: frozenset[str]
     rules: tuple[RuleSpec, ...]
     precedence: Precedence
+    policy: ClinicalPolicy
     limb_symptoms: frozenset[str] = frozenset()
 
 
@@ -116,7 +118,7 @@ def _fhir_problems(spec: ServiceRequestSpec, valuesets: ValueSets, where: str) -
     if any(_code_problems(ref, valuesets, where) for ref in refs):
         return []
     resource = service_request(
-        spec, valuesets=valuesets, patient_id="example", indicator="info", reasons=[]
+        spec, valuesets=valuesets, patient_id="example", reasons=[], priority="routine"
     )
     if parse_resource(resource) is None:
         return [f"{where}: does not render a valid FHIR R4 ServiceRequest"]
@@ -250,7 +252,7 @@ def _precedence_problems(label: str, precedence: Precedence, keys: set[str]) -> 
     ]
 
 
-def _prefetch_problems(label: str, service: ServiceFile) -> list[str]:
+def _prefetch_problems(label: str, service: ServiceFile, policy: ClinicalPolicy) -> list[str]:
     problems = [
         f"{label}: prefetch.{key}: {p} (hook {hook})"
         for key, template in service.prefetch.items()
@@ -262,20 +264,25 @@ def _prefetch_problems(label: str, service: ServiceFile) -> list[str]:
         for i, key in enumerate(service.required_prefetch)
         if key not in service.prefetch
     )
-    if "patient" not in service.required_prefetch:
-        problems.append(f"{label}: requiredPrefetch: 'patient' must be required (patient gates)")
+    problems.extend(
+        f"{label}: requiredPrefetch: '{key}' must be required ({POLICY_FILE})"
+        for key in policy.required_prefetch
+        if key not in service.required_prefetch
+    )
     return problems
 
 
 def _service_problems(
     label: str,
     service: ServiceFile,
+    *,
     catalogue_rules: Mapping[str, RuleSpec],
     cards: Mapping[str, CardTemplate],
     valuesets: ValueSets,
+    policy: ClinicalPolicy,
 ) -> list[str]:
     keys = set(catalogue_rules)
-    problems = _prefetch_problems(label, service)
+    problems = _prefetch_problems(label, service, policy)
     problems.extend(
         f"{label}: limbSymptoms[{i}]: unknown value set '{vs_id}'"
         for i, vs_id in enumerate(service.limb_symptoms)
@@ -374,9 +381,22 @@ def _build(
         problems.extend(
             _card_problems(card, f"{cards_dir.name}/{card.id}.yaml", valuesets, link_hosts)
         )
+    policy = read_policy(rules_dir, problems) if files else None
+    if files and policy is None:
+        return None, locate(problems, (rules_dir, cards_dir))
     services: dict[str, ServiceDefinition] = {}
     for label, service in files:
-        problems.extend(_service_problems(label, service, rules, cards, valuesets))
+        assert policy is not None  # noqa: S101 - loaded above whenever there is a service
+        problems.extend(
+            _service_problems(
+                label,
+                service,
+                catalogue_rules=rules,
+                cards=cards,
+                valuesets=valuesets,
+                policy=policy,
+            )
+        )
         problems.extend(_one_hook_problems(label, service))
         own = list(service.rules) + [rules[k] for k in service.shared_rules if k in rules]
         services[service.id] = ServiceDefinition(
@@ -389,6 +409,7 @@ def _build(
             required_prefetch=frozenset(service.required_prefetch),
             rules=tuple(own),
             precedence=service.precedence,
+            policy=policy,
             limb_symptoms=frozenset(service.limb_symptoms),
         )
     problems.extend(_cycles(files, rules))

@@ -113,6 +113,7 @@ def _record(
         now,
         context.patient_id,
         everything,
+        windows=service.policy.condition_windows,
         drafts=[draft for _, draft in drafts],
         unavailable=missing,
         limb_symptoms=service.limb_symptoms,
@@ -281,7 +282,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             notes=f.notes,
             measured=f.result.notes,
             draft=f.draft,
-            priority=f.priority,
+            priority=f.priority or service.policy.indicator_priority[f.indicator],
             valuesets=catalogue.valuesets,
             topic_system=catalogue.topic_system,
         )

@@ -52,7 +52,9 @@ def test_the_heavy_patient_has_thousands_of_resources_and_every_prefetch_key(
 def test_only_the_resources_a_value_set_can_match_become_models(
     catalogue: Catalogue, heavy: dict[str, object]
 ) -> None:
-    record = build_record(catalogue.valuesets, NOW, PATIENT_ID, list(resources_of(heavy)))
+    windows = catalogue.services["back-to-foot"].policy.condition_windows
+    raws = list(resources_of(heavy))
+    record = build_record(catalogue.valuesets, NOW, PATIENT_ID, raws, windows=windows)
     assert 0 < record.models_built <= relevant_count(heavy)
     # No noise resource may match a value set: the generator codes noise in its own system.
     assert all(entry.id.startswith(RELEVANT_PREFIX) for entry in record.entries)

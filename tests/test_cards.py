@@ -17,6 +17,7 @@ from cds.cards.schema import ServiceRequestSpec
 from cds.catalogue import Catalogue
 from cds.fhir import parse_resource
 from cds.record import Entry
+from cds.rules.schema import Indicator
 
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 WHEN = datetime(2026, 2, 1, tzinfo=UTC)
@@ -114,17 +115,18 @@ def test_override_reasons_have_displays_in_the_project_code_system(
 @pytest.mark.parametrize(
     ("indicator", "priority"), [("info", "routine"), ("warning", "urgent"), ("critical", "stat")]
 )
-def test_priority_follows_the_indicator(
-    catalogue: Catalogue, indicator: str, priority: str
+def test_priority_follows_the_indicator_by_the_clinical_policy(
+    catalogue: Catalogue, indicator: Indicator, priority: str
 ) -> None:
+    policy = catalogue.services["back-to-foot"].policy
     spec = catalogue.cards["rb-01"].suggestions[0].actions[0].service_request
     assert spec is not None
     resource = service_request(
         spec,
         valuesets=catalogue.valuesets,
         patient_id="p1",
-        indicator=indicator,  # type: ignore[arg-type]  # parametrized over the Literal values
         reasons=[evidence()],
+        priority=policy.indicator_priority[indicator],
     )
     assert resource["priority"] == priority
 
@@ -146,9 +148,7 @@ def test_every_card_template_renders_a_valid_card_and_fhir_service_requests(
 
 def test_a_text_only_order_carries_no_coding(catalogue: Catalogue) -> None:
     spec = ServiceRequestSpec(text="Vitamin B12 (cobalamin) level, serum")
-    resource = service_request(
-        spec, valuesets=catalogue.valuesets, patient_id="p1", indicator="info", reasons=[]
-    )
+    resource = service_request(spec, valuesets=catalogue.valuesets, patient_id="p1", reasons=[])
     assert resource["code"] == {"text": "Vitamin B12 (cobalamin) level, serum"}
     assert parse_resource(resource) is not None
 

@@ -14,6 +14,7 @@ from cds.data.fhir_client import FhirClient
 from cds.data.patient_data import PatientData, gather
 from cds.errors import MissingData
 from cds.record import build_record
+from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT, Settings
 from cds.valuesets import load_valuesets
 
@@ -176,7 +177,11 @@ async def test_a_fetched_bundle_mixing_in_another_patients_resources_uses_only_o
     }
     everything = [raw for found in data.resources.values() for raw in found]
     record = build_record(
-        load_valuesets(PROJECT_ROOT / "rules" / "valuesets"), NOW, ours, everything
+        load_valuesets(PROJECT_ROOT / "rules" / "valuesets"),
+        NOW,
+        ours,
+        everything,
+        windows=load_policy(PROJECT_ROOT / "rules").condition_windows,
     )
     assert sorted(e.id for e in record.entries) == sorted(f"{ours}-{t.lower()}" for t in TYPES)
     assert record.skipped == dict.fromkeys(TYPES, 1)

@@ -11,10 +11,13 @@ from cds.record import PatientRecord, build_record
 from cds.record.dates import Duration, parse_datetime, parse_duration
 from cds.record.laterality import is_foot
 from cds.record.units import convert
+from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, REMEMBERED_TEXT_CHARS, ValueSets, load_valuesets
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+# The windows a record reads Conditions by, as shipped in rules/policy/clinical.yaml.
+WINDOWS = load_policy(PROJECT_ROOT / "rules").condition_windows
 SCT = "http://snomed.info/sct"
 RADIC = frozenset({"radic"})
 
@@ -39,7 +42,7 @@ def condition(code: str = "M54.16", rid: str = "c1", **fields: Any) -> dict[str,
 
 def record(sets: ValueSets, *resources: dict[str, Any], **kw: Any) -> PatientRecord:
     patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-05-01"}
-    return build_record(sets, NOW, "p1", [patient, *resources], **kw)
+    return build_record(sets, NOW, "p1", [patient, *resources], windows=WINDOWS, **kw)
 
 
 def test_a_refuted_radiculopathy_never_counts(sets: ValueSets) -> None:
@@ -434,7 +437,7 @@ def test_a_concept_with_long_free_text_is_matched_but_not_remembered() -> None:
 
 def test_a_deceased_patient_is_flagged(sets: ValueSets) -> None:
     patient = {"resourceType": "Patient", "id": "p1", "deceasedDateTime": "2026-01-01"}
-    assert build_record(sets, NOW, "p1", [patient]).deceased
+    assert build_record(sets, NOW, "p1", [patient], windows=WINDOWS).deceased
 
 
 def test_calendar_month_durations_clamp_to_the_month_end() -> None:

@@ -15,12 +15,15 @@ from cds.catalogue import check, load_catalogue
 from cds.errors import ConfigError
 from cds.record import build_record
 from cds.rules import ClauseInputs, Node, RuleSpec, Tri, all_of, any_of, result_of, trigger
+from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, ValueSets, load_valuesets
 from tests.problem_lines import unplaced
 
 T, F, U = Tri.TRUE, Tri.FALSE, Tri.UNKNOWN
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+# The windows a record reads Conditions by, as shipped in rules/policy/clinical.yaml.
+WINDOWS = load_policy(PROJECT_ROOT / "rules").condition_windows
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 
 
@@ -56,7 +59,9 @@ def inputs(
     sets: ValueSets, *resources: dict[str, Any], unavailable: tuple[str, ...] = ()
 ) -> ClauseInputs:
     patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}
-    record = build_record(sets, NOW, "p1", [patient, *resources], unavailable=unavailable)
+    record = build_record(
+        sets, NOW, "p1", [patient, *resources], windows=WINDOWS, unavailable=unavailable
+    )
     return ClauseInputs(record, {})
 
 
@@ -261,7 +266,7 @@ def _gated(sets: ValueSets, birth: str | None, *, red_flag: bool) -> Tri:
     patient: dict[str, Any] = {"resourceType": "Patient", "id": "p1"}
     if birth is not None:
         patient["birthDate"] = birth
-    record = build_record(sets, NOW, "p1", [patient, SCIATICA])
+    record = build_record(sets, NOW, "p1", [patient, SCIATICA], windows=WINDOWS)
     rule = RuleSpec.model_validate(
         {
             "id": "XX-01",

@@ -11,10 +11,13 @@ from pydantic import ValidationError
 from bench import weight_loss as bench
 from cds.record import build_record
 from cds.rules import ClauseInputs, Node, Tri, result_of
+from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ValueSets, load_valuesets
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+# The windows a record reads Conditions by, as shipped in rules/policy/clinical.yaml.
+WINDOWS = load_policy(PROJECT_ROOT / "rules").condition_windows
 TODAY = NOW.date()
 FACT = {
     "name": "measured_weight_loss",
@@ -53,7 +56,7 @@ def measure(
     sets: ValueSets, series: list[tuple[date, float]], *, unavailable: tuple[str, ...] = ()
 ) -> Any:
     raws = [weight(n, day, kg) for n, (day, kg) in enumerate(series)]
-    record = build_record(sets, NOW, "p1", raws, unavailable=unavailable)
+    record = build_record(sets, NOW, "p1", raws, windows=WINDOWS, unavailable=unavailable)
     return result_of(Node.model_validate({"fact": FACT}), ClauseInputs(record, {}))
 
 

@@ -15,7 +15,6 @@ from cds.record import Entry
 from cds.rules.schema import Indicator
 from cds.valuesets import ValueSets
 
-PRIORITY: dict[str, str] = {"info": "routine", "warning": "urgent", "critical": "stat"}
 REASON_TYPES = frozenset({"Condition", "Observation", "DiagnosticReport"})
 # Units of the dimensionless 0-10 scores (rules.md 3.3): shown as "8/10".
 SCORE_UNITS = frozenset({"{score}", "1", "score"})
@@ -41,21 +40,22 @@ def service_request(
     *,
     valuesets: ValueSets,
     patient_id: str,
-    indicator: Indicator,
     reasons: Sequence[Entry],
     priority: str | None = None,
 ) -> dict[str, Any]:
     """A draft/proposal ServiceRequest (rules.md 3.7) for the given evidence.
 
-    Its priority is the card's own, else the rule's (``priority``), else the indicator's."""
+    Its priority is the card's own, else ``priority`` (the rule's, else the indicator's by the
+    catalogue's clinical policy)."""
     resource: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "proposal",
-        "priority": spec.priority or priority or PRIORITY[indicator],
-        "code": {"text": spec.text},
-        "subject": {"reference": f"Patient/{patient_id}"},
     }
+    if spec.priority or priority:
+        resource["priority"] = spec.priority or priority
+    resource["code"] = {"text": spec.text}
+    resource["subject"] = {"reference": f"Patient/{patient_id}"}
     if spec.codes:
         resource["code"]["coding"] = [coding(valuesets, ref) for ref in spec.codes]
     if spec.performer_type is not None:
@@ -208,7 +208,6 @@ def render(
                     action.service_request,
                     valuesets=valuesets,
                     patient_id=patient_id,
-                    indicator=indicator,
                     reasons=evidence,
                     priority=priority,
                 )

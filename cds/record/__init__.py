@@ -2,6 +2,14 @@
 
 from cds.record.build import build_record
 from cds.record.dates import Duration, parse_datetime, parse_duration
-from cds.record.model import Entry, PatientRecord
+from cds.record.model import ConditionWindows, Entry, PatientRecord
 
-__all__ = ["Duration", "Entry", "PatientRecord", "build_record", "parse_datetime", "parse_duration"]
+__all__ = [
+    "ConditionWindows",
+    "Duration",
+    "Entry",
+    "PatientRecord",
+    "build_record",
+    "parse_datetime",
+    "parse_duration",
+]

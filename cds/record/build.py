@@ -17,7 +17,7 @@ from cds.record.laterality import (
     side_of_text,
 )
 from cds.record.matching import ConceptMatcher, coding_list
-from cds.record.model import Entry, Kind, PatientRecord
+from cds.record.model import ConditionWindows, Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
 from cds.subjects import OTHER_PATIENT, is_other_patient, names_other_patient
 from cds.valuesets import NO_SETS, ValueSets
@@ -118,11 +118,12 @@ class RecordBuilder:
         valuesets: ValueSets,
         now: datetime,
         patient_id: str,
+        windows: ConditionWindows,
         limb_symptoms: frozenset[str] = NO_SETS,
     ) -> None:
         self.valuesets = valuesets
         self.limb_symptoms = limb_symptoms
-        self.record = PatientRecord(now=now, patient_id=patient_id)
+        self.record = PatientRecord(now=now, patient_id=patient_id, windows=windows)
         self.report = ParseReport()
         self._seen: set[tuple[str, str]] = set()
         self._reason_refs: dict[str, list[str]] = {}
@@ -517,6 +518,7 @@ def build_record(
     patient_id: str,
     resources: Iterable[object],
     *,
+    windows: ConditionWindows,
     drafts: Iterable[object] = (),
     unavailable: Iterable[str] = (),
     limb_symptoms: frozenset[str] = NO_SETS,
@@ -524,9 +526,10 @@ def build_record(
     """The PatientRecord for ``resources`` (raw JSON dicts) plus this hook call's draft orders.
 
     The Patient is read first, since Age-valued onsets need its birthDate. ``limb_symptoms``
-    are the service's symptom sets that a body site outside the lower limb takes away.
+    are the service's symptom sets that a body site outside the lower limb takes away;
+    ``windows`` come from the catalogue's clinical policy.
     """
-    builder = RecordBuilder(valuesets, now, patient_id, limb_symptoms)
+    builder = RecordBuilder(valuesets, now, patient_id, windows, limb_symptoms)
     pending = list(resources)
     for raw in pending:
         if isinstance(raw, dict) and raw.get("resourceType") == "Patient":

@@ -19,10 +19,17 @@ BodySite = Literal["lower-limb", "foot", "lumbar"]
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 NOT_CONFIRMED = "differential"
-UNDATED_ACTIVE_WINDOW = Duration(months=12)
-# Rules.md 8.2: an encounter diagnosis is a visit's code, not a problem list entry; it is
-# recent for this long from its evidence date, whatever clinical status it was left with.
-ENCOUNTER_DIAGNOSIS_WINDOW = Duration(months=12)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionWindows:
+    """How recent a Condition must be to count, from the catalogue's clinical policy."""
+
+    # Rules.md 3.2: a Condition with no clinicalStatus is active only with evidence this recent.
+    undated_active: Duration
+    # Rules.md 8.2: an encounter diagnosis is a visit's code, not a problem list entry; it is
+    # recent for this long from its evidence date, whatever clinical status it was left with.
+    encounter_diagnosis: Duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,7 @@ class PatientRecord:
 
     now: datetime
     patient_id: str
+    windows: ConditionWindows
     birth_date: date | None = None
     deceased: bool = False
     patient_known: bool = False
@@ -113,15 +121,15 @@ class PatientRecord:
         if entry.abatement is not None and entry.abatement <= self.now:
             return False
         if entry.encounter_diagnosis and (
-            entry.date is None or entry.date < ENCOUNTER_DIAGNOSIS_WINDOW.before(self.now)
+            entry.date is None or entry.date < self.windows.encounter_diagnosis.before(self.now)
         ):
             return False
         if entry.clinical_status is None:
-            # No status: active only without abatement and with evidence in the last 12 months.
+            # No status: active only without abatement and with recent evidence.
             return (
                 not entry.has_abatement
                 and entry.date is not None
-                and entry.date >= UNDATED_ACTIVE_WINDOW.before(self.now)
+                and entry.date >= self.windows.undated_active.before(self.now)
             )
         return entry.clinical_status in ACTIVE_CLINICAL
 

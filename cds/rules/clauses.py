@@ -58,7 +58,7 @@ class ClauseType(Generic[Clause]):
 
     name: str
     schema: type[Clause]
-    evaluate: Callable[[Clause, ClauseInputs], Result]
+    result_of: Callable[[Clause, ClauseInputs], Result]
     # The record's resource types the clause reads (drafts come with the call, not the record).
     reads: Callable[[Clause], tuple[str, ...]]
     # One sentence a clinician reads on the rule's page.
@@ -315,7 +315,7 @@ def _describe_weight_loss(fact: FactClause) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Fact:
-    evaluate: Callable[[FactClause, ClauseInputs], Result]
+    result_of: Callable[[FactClause, ClauseInputs], Result]
     reads: tuple[str, ...]
     describe: Callable[[FactClause], str]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from cds.record.dates import parse_duration
+
+_REFERENCE = datetime(2001, 1, 1, tzinfo=UTC)  # any instant: windows are compared by length
 
 Indicator = Literal["info", "warning", "critical"]
 HookName = Literal["patient-view", "order-sign", "order-select"]
@@ -119,6 +122,20 @@ class WeightLossWindows(_Strict):
     current: Dur
     baseline_from: Dur = Field(alias="baselineFrom")
     baseline_to: Dur = Field(alias="baselineTo")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> WeightLossWindows:
+        # Compared as moments before one instant: a longer span reaches further back.
+        def back(text: str) -> datetime:
+            return parse_duration(text).before(_REFERENCE)
+
+        if back(self.latest_within) >= _REFERENCE:
+            raise ValueError("latestWithin must be longer than zero")
+        if back(self.current) < back(self.baseline_from):
+            raise ValueError("baselineFrom must reach back at least as far as current (no overlap)")
+        if back(self.baseline_from) <= back(self.baseline_to):
+            raise ValueError("baselineTo must reach further back than baselineFrom")
+        return self
 
 
 class FactClause(_Strict):
