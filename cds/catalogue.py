@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from cds.data.templates import check_template
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
 from cds.rules.clauses import CLAUSES, RefKind
+from cds.rules.code_filters import filter_problems, sets_read
 from cds.rules.policy import POLICY_FILE, ClinicalPolicy, read_policy
-from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile
+from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile, walk
 from cds.valuesets import ValueSets, read_valuesets
 from cds.yaml_files import load_document, locate
 
@@ -75,21 +76,12 @@ class Catalogue:
         ]
 
 
-def _nodes(node: Node, path: str) -> Iterator[tuple[Node, str]]:
-    yield node, path
-    for name, children in (("all", node.all_), ("any", node.any_)):
-        for i, child in enumerate(children or ()):
-            yield from _nodes(child, f"{path}.{name}[{i}]")
-    if node.not_ is not None:
-        yield from _nodes(node.not_, f"{path}.not")
-
-
 def _node_problems(
     node: Node, path: str, valuesets: ValueSets, rule_keys: set[str], label: str
 ) -> list[str]:
     known: dict[RefKind, Container[str]] = {"value set": valuesets, "rule": rule_keys}
     problems: list[str] = []
-    for n, where in _nodes(node, path):
+    for n, where in walk(node, path):
         name, value = n.branch
         clause_type = CLAUSES.get(name)
         if clause_type is None:
@@ -205,7 +197,7 @@ def _rule_problems(
             f"{label}: {where}.redFlag: card '{card.id}' needs an unknownAgeNote "
             "(a red flag shown with the age unknown says so)"
         )
-    for path, tree in _trees(rule, where):
+    for path, tree in rule.trees(where):
         problems.extend(_node_problems(tree, path, valuesets, keys, label))
     suggestions = {s.key for s in card.suggestions} if card is not None else None
     for j, drop in enumerate(rule.drop_suggestions):
@@ -220,17 +212,6 @@ def _rule_problems(
         if hook not in service.hooks
     )
     return problems
-
-
-def _trees(rule: RuleSpec, where: str) -> Iterator[tuple[str, Node]]:
-    """Every `when` tree of a rule, with its path."""
-    yield f"{where}.when", rule.when
-    for j, step in enumerate(rule.indicator.raise_ if rule.indicator is not None else ()):
-        yield f"{where}.indicator.raise[{j}].when", step.when
-    for j, drop in enumerate(rule.drop_suggestions):
-        yield f"{where}.dropSuggestions[{j}].when", drop.when
-    for j, priority in enumerate(rule.suggestion_priority):
-        yield f"{where}.suggestionPriority[{j}].when", priority.when
 
 
 def _precedence_problems(label: str, precedence: Precedence, keys: set[str]) -> list[str]:
@@ -316,7 +297,7 @@ def _one_hook_problems(label: str, service: ServiceFile) -> list[str]:
 
 def _cycles(files: list[tuple[str, ServiceFile]], rules: Mapping[str, RuleSpec]) -> list[str]:
     def refs(node: Node) -> set[str]:
-        return {value for n, _ in _nodes(node, "") for name, value in [n.branch] if name == "rule"}
+        return {value for n, _ in walk(node, "") for name, value in [n.branch] if name == "rule"}
 
     problems = []
     for label, service in files:
@@ -399,6 +380,8 @@ def _build(
         )
         problems.extend(_one_hook_problems(label, service))
         own = list(service.rules) + [rules[k] for k in service.shared_rules if k in rules]
+        read = sets_read(own, rules)
+        problems.extend(filter_problems(label, service.prefetch, read, valuesets))
         services[service.id] = ServiceDefinition(
             id=service.id,
             hooks=tuple(service.hooks),

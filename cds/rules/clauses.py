@@ -150,7 +150,7 @@ def _describe_condition(c: ConditionClause) -> str:
     return _sentence(
         [
             f"{what} in {_sets(c.valuesets)}",
-            "or a finding Observation in them" if c.findings else "",
+            "or a present finding (Observation) coded so" if c.findings else "",
             f"on the {side[c.laterality]} side (a bilateral entry counts)" if c.laterality else "",
             f"sited at the {c.body_site.replace('-', ' ')}" if c.body_site else "",
             *_windowed(c.within, c.older_than),
@@ -208,11 +208,13 @@ def _done(c: DoneClause, inputs: ClauseInputs) -> Result:
 
 def _describe_done(c: DoneClause) -> str:
     kinds = " or ".join(c.in_)
+    article = "an" if kinds[0] in "aeiou" else "a"
+    orders = "order" in c.in_
     return _sentence(
         [
-            f"a {kinds} in {_sets(c.valuesets)}",
-            "an order's performer type counts" if c.performer else "",
-            "a draft order of this call counts" if c.drafts else "draft orders do not count",
+            f"{article} {kinds} in {_sets(c.valuesets)}",
+            "an order counts by its performer type too" if orders and c.performer else "",
+            "a draft order of this call counts" if orders and c.drafts else "",
             *_windowed(c.within, c.older_than),
             "dated after the evidence that triggered the rule" if c.after_trigger else "",
         ]

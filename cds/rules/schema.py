@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -197,6 +198,16 @@ class Node(_Strict):
         return self._branch
 
 
+def walk(node: Node, path: str = "") -> Iterator[tuple[Node, str]]:
+    """``node`` and every node below it, each with its path (``path.all[0].not``)."""
+    yield node, path
+    for name, children in (("all", node.all_), ("any", node.any_)):
+        for i, child in enumerate(children or ()):
+            yield from walk(child, f"{path}.{name}[{i}]")
+    if node.not_ is not None:
+        yield from walk(node.not_, f"{path}.not")
+
+
 class IndicatorRaise(_Strict):
     to: Indicator
     when: Node
@@ -250,6 +261,16 @@ class RuleSpec(_Strict):
     @property
     def key(self) -> str:
         return self.id if self.variant is None else f"{self.id}/{self.variant}"
+
+    def trees(self, where: str = "") -> Iterator[tuple[str, Node]]:
+        """Every `when` tree of the rule, with its path below ``where``."""
+        yield f"{where}.when", self.when
+        for j, step in enumerate(self.indicator.raise_ if self.indicator is not None else ()):
+            yield f"{where}.indicator.raise[{j}].when", step.when
+        for j, drop in enumerate(self.drop_suggestions):
+            yield f"{where}.dropSuggestions[{j}].when", drop.when
+        for j, priority in enumerate(self.suggestion_priority):
+            yield f"{where}.suggestionPriority[{j}].when", priority.when
 
 
 class Suppression(_Strict):
