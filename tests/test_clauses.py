@@ -15,7 +15,7 @@ import yaml
 from cds.catalogue import Catalogue, check, load_catalogue
 from cds.record import build_record
 from cds.record.build import CODE_FIELDS
-from cds.rules import Node, Scope, Tri, evaluate
+from cds.rules import ClauseInputs, Node, Tri, result_of
 from cds.rules.clauses import CLAUSES, span
 from cds.rules.logic import Result
 from cds.rules.policy import load_policy
@@ -130,14 +130,14 @@ def test_evaluation_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPa
     windows = load_policy(PROJECT_ROOT / "rules").condition_windows
     record = build_record(sets, NOW, "p1", [], windows=windows)
     node = Node.model_validate({"patient": {"minAge": 50}})
-    assert evaluate(node, Scope(record, {})).truth is Tri.UNKNOWN  # no birthDate
+    assert result_of(node, ClauseInputs(record, {})).truth is Tri.UNKNOWN  # no birthDate
 
-    def always(clause: Any, scope: Scope) -> Result:
+    def always(clause: Any, inputs: ClauseInputs) -> Result:
         return Result(Tri.TRUE)
 
-    swapped = dataclasses.replace(CLAUSES["patient"], evaluate=always)
+    swapped = dataclasses.replace(CLAUSES["patient"], result_of=always)
     monkeypatch.setitem(CLAUSES, "patient", swapped)
-    assert evaluate(node, Scope(record, {})).truth is Tri.TRUE
+    assert result_of(node, ClauseInputs(record, {})).truth is Tri.TRUE
 
 
 def test_validation_finds_value_sets_wherever_a_clause_schema_marks_them(tmp_path: Path) -> None:
