@@ -380,8 +380,6 @@ def _build(
         )
         problems.extend(_one_hook_problems(label, service))
         own = list(service.rules) + [rules[k] for k in service.shared_rules if k in rules]
-        read = sets_read(own, rules)
-        problems.extend(filter_problems(label, service.prefetch, read, valuesets))
         services[service.id] = ServiceDefinition(
             id=service.id,
             hooks=tuple(service.hooks),
@@ -396,6 +394,13 @@ def _build(
             limb_symptoms=frozenset(service.limb_symptoms),
         )
     problems.extend(_cycles(files, rules))
+    if problems:
+        return None, locate(problems, (rules_dir, cards_dir))
+    # Only over a sound catalogue: a missing rule would make every code it reads look unread.
+    for label, file in files:
+        definition = services[file.id]
+        read = sets_read(definition.rules, rules)
+        problems.extend(filter_problems(label, definition.prefetch, read, valuesets))
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin)
