@@ -44,28 +44,21 @@ class ClauseInputs:
         return moment
 
 
-def _all(nodes: list[Node], inputs: ClauseInputs) -> Result:
-    results = [result_of(n, inputs) for n in nodes]
-    truth = all_of([r.truth for r in results])
-    if truth is not Tri.TRUE:
-        return FALSE if truth is Tri.FALSE else UNKNOWN
-    return Result(
-        truth,
-        tuple([e for r in results for e in r.evidence]),
-        tuple([n for r in results for n in r.notes]),
-    )
+def _kleene(combine: Callable[[list[Tri]], Tri]) -> Callable[[list[Node], ClauseInputs], Result]:
+    """`all` or `any` by ``combine``; when TRUE, the evidence of the children that are TRUE."""
 
+    def result(nodes: list[Node], inputs: ClauseInputs) -> Result:
+        results = [result_of(n, inputs) for n in nodes]
+        truth = combine([r.truth for r in results])
+        if truth is not Tri.TRUE:
+            return FALSE if truth is Tri.FALSE else UNKNOWN
+        return Result(
+            truth,
+            tuple([e for r in results if r.true for e in r.evidence]),
+            tuple([n for r in results if r.true for n in r.notes]),
+        )
 
-def _any(nodes: list[Node], inputs: ClauseInputs) -> Result:
-    results = [result_of(n, inputs) for n in nodes]
-    truth = any_of([r.truth for r in results])
-    if truth is not Tri.TRUE:
-        return FALSE if truth is Tri.FALSE else UNKNOWN
-    return Result(
-        truth,
-        tuple([e for r in results if r.true for e in r.evidence]),
-        tuple([n for r in results if r.true for n in r.notes]),
-    )
+    return result
 
 
 def _not(node: Node, inputs: ClauseInputs) -> Result:
@@ -73,8 +66,8 @@ def _not(node: Node, inputs: ClauseInputs) -> Result:
 
 
 _COMBINATORS: dict[str, Callable[[Any, ClauseInputs], Result]] = {
-    "all": _all,
-    "any": _any,
+    "all": _kleene(all_of),
+    "any": _kleene(any_of),
     "not": _not,
 }
 
