@@ -22,6 +22,7 @@ from cds.rules.policy import load_policy
 from cds.rules.schema import walk
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import load_valuesets
+from tests.problem_lines import unplaced
 
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -153,7 +154,7 @@ def test_validation_finds_value_sets_wherever_a_clause_schema_marks_them(tmp_pat
     }
     doc["rules"][0]["when"]["any"][0]["fact"]["priorBy"] = "P30D"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    problems = check(tmp_path / "rules", tmp_path / "cards", TOPIC)
+    problems = unplaced(check(tmp_path / "rules", tmp_path / "cards", TOPIC))
     assert problems == [
         "rules/back-to-foot.yaml: rules[0].when.any[0].fact.relativeTo[0]: "
         "unknown value set 'ces-x'",
