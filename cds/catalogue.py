@@ -320,6 +320,25 @@ def _cycles(files: list[tuple[str, ServiceFile]], rules: Mapping[str, RuleSpec])
     return problems
 
 
+def _code_filter_problems(
+    files: list[tuple[str, ServiceFile]],
+    services: Mapping[str, ServiceDefinition],
+    rules: Mapping[str, RuleSpec],
+    valuesets: ValueSets,
+) -> list[str]:
+    """Each service's prefetch code filters against the value sets its rules read."""
+    return [
+        problem
+        for label, file in files
+        for problem in filter_problems(
+            label,
+            services[file.id].prefetch,
+            sets_read(services[file.id].rules, rules),
+            valuesets,
+        )
+    ]
+
+
 def _unloaded(
     rules_dir: Path,
     cards_dir: Path,
@@ -397,10 +416,7 @@ def _build(
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     # Only over a sound catalogue: a missing rule would make every code it reads look unread.
-    for label, file in files:
-        definition = services[file.id]
-        read = sets_read(definition.rules, rules)
-        problems.extend(filter_problems(label, definition.prefetch, read, valuesets))
+    problems.extend(_code_filter_problems(files, services, rules, valuesets))
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin)
