@@ -167,6 +167,7 @@ def create_app(
                 await parts.aclose()
                 raise
         parts.audit.start()
+        await parts.store_health.start()
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from cds.metrics import Metrics
 from cds.security import JwtVerifier
 from cds.settings import Settings
 from cds.store import AuditWriter, Store
+from cds.store.health import StoreHealth
 
 
 @dataclass
@@ -37,6 +38,8 @@ class AppParts:
     discovery: dict[str, Any] = field(init=False)
     # Heavy calls' parsing and evaluation, off the event loop (CDS_MAX_CONCURRENT_EVALUATIONS).
     evaluations: EvaluationSlots = field(init=False)
+    # The store's reachability, checked by a task the app's lifespan starts; /readyz reads it.
+    store_health: StoreHealth = field(init=False)
     # Extra async resources to release at shutdown (for example the JWKS HTTP client).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -44,9 +47,11 @@ class AppParts:
         # Discovery never changes while the process runs: render it once.
         self.discovery = to_wire(DiscoveryResponse(services=self.catalogue.descriptors()))
         self.evaluations = EvaluationSlots(self.settings.max_concurrent_evaluations)
+        self.store_health = StoreHealth(self.store.ping, interval=self.settings.readiness_interval)
 
     async def aclose(self) -> None:
         """Release everything, writing every queued audit row first (the store is still open)."""
+        await self.store_health.close()
         await self.audit.close()
         await self.fhir_client.aclose()
         for close in self.closers:

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # worker by default, so the event loop keeps answering probes and small calls meanwhile.
     evaluation_thread_bytes: int = Field(default=1024 * 1024, ge=0)
     max_concurrent_evaluations: int = Field(default=1, ge=1)
+    # Seconds between two checks of the database by each worker; /readyz answers from the last.
+    readiness_interval: float = Field(default=1.0, gt=0)
     # /docs (Swagger UI); off in production unless asked for (see docs/operations.md).
     api_docs_enabled: bool | None = None
     # Validation outcomes remembered by resource content (0 = validate every time).

@@ -17,6 +17,7 @@ from cds.metrics import Metrics
 from cds.security import JwtVerifier
 from cds.settings import Settings
 from cds.store import AuditWriter, Store
+from cds.store.health import StoreHealth
 
 T = TypeVar("T")
 
@@ -67,6 +68,7 @@ def _authentication_parts(parts: AppParts) -> AuthenticationParts:
 SettingsDep = Annotated[Settings, Depends(_part(lambda parts: parts.settings))]
 CatalogueDep = Annotated[Catalogue, Depends(_part(lambda parts: parts.catalogue))]
 StoreDep = Annotated[Store, Depends(_part(lambda parts: parts.store))]
+StoreHealthDep = Annotated[StoreHealth, Depends(_part(lambda parts: parts.store_health))]
 AuditDep = Annotated[AuditWriter, Depends(_part(lambda parts: parts.audit))]
 MetricsDep = Annotated[Metrics, Depends(_part(lambda parts: parts.metrics))]
 DiscoveryDep = Annotated[dict[str, Any], Depends(_part(lambda parts: parts.discovery))]

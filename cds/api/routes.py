@@ -19,6 +19,7 @@ from cds.api.dependencies import (
     MetricsDep,
     SettingsDep,
     StoreDep,
+    StoreHealthDep,
 )
 from cds.api.request_body import read_body, read_json
 from cds.api.responses import JsonResponse
@@ -84,9 +85,9 @@ async def healthz() -> JsonResponse:
 
 
 @ops_routes.get("/readyz")
-async def readyz(store: StoreDep) -> JsonResponse:
-    """Readiness: rules loaded and the store reachable."""
-    store_ok = await store.ping()
+async def readyz(health: StoreHealthDep) -> JsonResponse:
+    """Readiness: rules loaded and the store reachable at its last check (cds/store/health.py)."""
+    store_ok = health.ready()
     body = {"status": "ok" if store_ok else "unavailable", "rules": "loaded", "store": store_ok}
     return JsonResponse(body, status_code=200 if store_ok else 503)
 
