@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from cds.app import create_app
+from cds.catalogue import Catalogue
 from cds.settings import Settings
 from cds.store import Store
 from cds.store.health import StoreHealth
@@ -56,10 +57,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def test_readiness_probes_do_not_touch_the_database(
-    settings: Settings, tmp_path: Path
+    settings: Settings, catalogue: Catalogue, tmp_path: Path
 ) -> None:
     """Five probes while the database cannot be opened: each says so, none tried to open it."""
-    app = create_app(_in_missing_folder(settings, tmp_path / "volume", interval=3600))
+    app = create_app(
+        _in_missing_folder(settings, tmp_path / "volume", interval=3600), catalogue=catalogue
+    )
     async with serving(app) as client:
         answers = [await client.get("/readyz") for _ in range(5)]
         alive = await client.get("/healthz")
@@ -72,10 +75,10 @@ async def test_readiness_probes_do_not_touch_the_database(
 
 
 async def test_readiness_follows_the_database_as_the_background_checks_see_it(
-    settings: Settings, tmp_path: Path
+    settings: Settings, catalogue: Catalogue, tmp_path: Path
 ) -> None:
     folder = tmp_path / "volume"
-    app = create_app(_in_missing_folder(settings, folder, interval=0.01))
+    app = create_app(_in_missing_folder(settings, folder, interval=0.01), catalogue=catalogue)
     health: StoreHealth = app.state.parts.store_health
     async with serving(app) as client:
         down = await client.get("/readyz")
