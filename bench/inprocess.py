@@ -17,7 +17,6 @@ from bench import results
 from bench.generate import NOW, SERVICE_ID, SIZES, make_request, relevant_count
 from cds import fhir, hooks
 from cds.catalogue import Catalogue, load_catalogue
-from cds.data.grant import Grant
 from cds.data.patient_data import read_prefetch
 from cds.engine import evaluate
 from cds.gc_pause import collector_paused
@@ -78,15 +77,7 @@ def evaluate_body(
         check_limits(raw, MAX_DEPTH, MAX_ENTRIES)
         service, request, context = parse_request(catalogue, SERVICE_ID, raw)
         t2 = time.perf_counter()
-        data = read_prefetch(
-            service.prefetch,
-            hook_context=request.context,
-            prefetch=request.prefetch,
-            fhir_server=None,
-            client=None,
-            grant=Grant(None),
-            required=set(service.required_prefetch),
-        ).finish()
+        data = read_prefetch(service.prefetch, service.required_prefetch, request, None).finish()
         t3 = time.perf_counter()
         evaluation = evaluate(
             catalogue, service, request, context, data.resources, data.unavailable, now

@@ -30,6 +30,7 @@ from cds.clock import clock_for
 from cds.config_errors import scrub
 from cds.cors import cors_policy
 from cds.data.fhir_client import FhirClient
+from cds.data.patient_data import FhirAccess
 from cds.errors import CdsError, ConfigError, InvalidRequest
 from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
@@ -126,7 +127,9 @@ def build_parts(
         catalogue=catalogue,
         clock=clock_for(settings.fixed_now),
         verifier=JwtVerifier(settings, replay_cache_for(settings, store), jwks_client),
-        fhir_client=FhirClient(settings, transport=fhir_transport, metrics=metrics),
+        fhir_access=FhirAccess.of(
+            settings, FhirClient(settings, transport=fhir_transport, metrics=metrics)
+        ),
         store=store,
         metrics=metrics,
         audit=AuditWriter(store, metrics),

@@ -9,7 +9,7 @@ from typing import Any
 
 from cds.catalogue import Catalogue
 from cds.clock import Clock, system_clock
-from cds.data.fhir_client import FhirClient
+from cds.data.patient_data import FhirAccess
 from cds.evaluation_slots import EvaluationSlots
 from cds.hooks import DiscoveryResponse, to_wire
 from cds.metrics import Metrics
@@ -27,7 +27,7 @@ class AppParts:
     catalogue: Catalogue
     clock: Clock
     verifier: JwtVerifier
-    fhir_client: FhirClient
+    fhir_access: FhirAccess
     store: Store
     metrics: Metrics
     # Writes each call's audit row and issued cards in batches; started by the app's lifespan.
@@ -53,7 +53,7 @@ class AppParts:
         """Release everything, writing every queued audit row first (the store is still open)."""
         await self.store_health.close()
         await self.audit.close()
-        await self.fhir_client.aclose()
+        await self.fhir_access.aclose()
         for close in self.closers:
             await close()
         await self.store.close()

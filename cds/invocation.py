@@ -20,9 +20,7 @@ from pydantic import ValidationError
 from cds import hooks
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.clock import Clock
-from cds.data.fhir_client import FhirClient
-from cds.data.grant import Grant
-from cds.data.patient_data import Gathering, PatientData, complete, read_prefetch
+from cds.data.patient_data import FhirAccess, Gathering, PatientData, complete, read_prefetch
 from cds.engine import Evaluation, IssuedCard, evaluate
 from cds.errors import CdsError, InvalidRequest, NotFound, UnreadableData, invalid_request
 from cds.evaluation_slots import EvaluationSlots
@@ -50,7 +48,7 @@ class HookCallParts(Protocol):
     @property
     def stamp(self) -> Clock: ...  # the audit row's time: always the real clock
     @property
-    def fhir_client(self) -> FhirClient: ...
+    def fhir_access(self) -> FhirAccess: ...
     @property
     def evaluations(self) -> EvaluationSlots: ...
     @property
@@ -73,7 +71,7 @@ async def invoke(
     )
     # Patient data from the FHIR server (keys prefetch left out, or sent unreadable), evaluate.
     while call.waiting is not None:
-        data = await _fetched(call, call.waiting, parts.fhir_client)
+        data = await _fetched(call, call.waiting, parts.fhir_access)
         if data is not None:
             # What came from the FHIR server may be large: always off the loop.
             await parts.evaluations.run(partial(_evaluated, parts, call, data), in_thread=True)
@@ -188,7 +186,14 @@ def _parsed_and_read(
     service, request, context = parse(parts, service_id, body)
     call = _Call(service, request.hook, request.hook_instance, context.patient_id)
     try:
-        gathering = _read_prefetch(service, request, parts.fhir_client, received, issuer)
+        gathering = read_prefetch(
+            service.prefetch,
+            service.required_prefetch,
+            request,
+            parts.fhir_access,
+            received=received,
+            issuer=issuer,
+        )
         if gathering.jobs:
             call.waiting = _Waiting(request, context, gathering)
         else:
@@ -198,41 +203,10 @@ def _parsed_and_read(
     return call
 
 
-def _read_prefetch(
-    service: ServiceDefinition,
-    request: hooks.HookRequest,
-    client: FhirClient | None,
-    received: float | None = None,
-    issuer: str | None = None,
-) -> Gathering:
-    authorization = request.fhir_authorization if client is not None else None
-    grant = (
-        Grant.of(
-            authorization.access_token,
-            patient=authorization.patient,
-            scope=authorization.scope,
-            expires_in=authorization.expires_in,
-            received=received,
-        )
-        if authorization is not None
-        else Grant(None)
-    )
-    return read_prefetch(
-        service.prefetch,
-        hook_context=request.context,
-        prefetch=request.prefetch,
-        fhir_server=request.fhir_server if client is not None else None,
-        client=client,
-        grant=grant,
-        required=set(service.required_prefetch),
-        issuer=issuer,
-    )
-
-
-async def _fetched(call: _Call, waiting: _Waiting, client: FhirClient) -> PatientData | None:
+async def _fetched(call: _Call, waiting: _Waiting, access: FhirAccess) -> PatientData | None:
     """The patient's data completed from the FHIR server, or None with the call failed."""
     try:
-        return await complete(waiting.gathering, client)
+        return await complete(waiting.gathering, access)
     except Exception as exc:
         call.fail(exc)
         return None
@@ -352,7 +326,8 @@ async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> di
     if not matching:
         raise InvalidRequest(f"No CDS service answers hook '{hook}'.", expression=["hook"])
     service, request, context = parse_request(catalogue, matching[0].id, body)
-    data = await complete(_read_prefetch(service, request, None), None)
+    gathering = read_prefetch(service.prefetch, service.required_prefetch, request, None)
+    data = await complete(gathering, None)
     evaluation = evaluate(
         catalogue, service, request, context, data.resources, data.unavailable, now
     )

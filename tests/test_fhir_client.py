@@ -1,7 +1,11 @@
-"""Fault injection for the FHIR fallback client: timeouts, errors, retries, paging, the token."""
+"""Fault injection for the FHIR fallback: timeouts, errors, retries, paging, the token.
+
+Each test reads a hook request's patient data as a hook call does: ``read_prefetch``, then
+``complete``."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 import threading
@@ -12,12 +16,14 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
-from cds.data.fhir_client import FhirClient
-from cds.data.patient_data import PatientData, gather
+from cds.data.fhir_client import Fetched, FetchJob, FhirClient
+from cds.data.patient_data import FhirAccess, PatientData
 from cds.errors import MissingData
+from cds.hooks import HookRequest
 from cds.settings import Settings
+from tests.patient_data import fhir_access, hook_request, read_patient_data
 
 SERVER = "https://ehr.example.org/fhir"
 TOKEN = "s3cr3t-opaque-access-token"
@@ -76,8 +82,8 @@ class Recorder:
         self.requests.append(request)
         return await self.handler(request)
 
-    def client(self, settings: Settings | None = None) -> FhirClient:
-        return FhirClient(settings or _settings(), httpx.MockTransport(self))
+    def client(self, settings: Settings | None = None) -> FhirAccess:
+        return fhir_access(settings or _settings(), httpx.MockTransport(self))
 
 
 def _sync(handler: Callable[[httpx.Request], httpx.Response]) -> Handler:
@@ -87,32 +93,24 @@ def _sync(handler: Callable[[httpx.Request], httpx.Response]) -> Handler:
     return handle
 
 
-async def _gather(
-    client: FhirClient,
+def _request(
     *,
-    templates: Mapping[str, str] = TEMPLATES,
-    prefetch: Mapping[str, Any] | None = None,
     fhir_server: str | None = SERVER,
     token: str | None = TOKEN,
-    token_patient: str | None = None,
-    required: set[str] | None = None,
     context: Mapping[str, Any] = CONTEXT,
-    scope: str | None = None,
-    expires_in: int | None = None,
+    **request: Any,
+) -> HookRequest:
+    return hook_request(context, fhir_server=fhir_server, token=token, **request)
+
+
+async def _gather(
+    access: FhirAccess,
+    *,
+    templates: Mapping[str, str] = TEMPLATES,
+    required: set[str] | None = None,
+    **request: Any,
 ) -> PatientData:
-    async with client:
-        return await gather(
-            templates,
-            hook_context=context,
-            prefetch=prefetch,
-            fhir_server=fhir_server,
-            access_token=SecretStr(token) if token is not None else None,
-            token_patient=token_patient,
-            required=required or set(),
-            client=client,
-            scope=scope,
-            expires_in=expires_in,
-        )
+    return await read_patient_data(access, templates, _request(**request), required or ())
 
 
 @pytest.mark.anyio
@@ -310,7 +308,7 @@ async def test_a_server_that_never_answers_hits_the_read_timeout(silent_server: 
     settings = _settings(fhir_allow_http=True, fhir_read_timeout=0.3, request_budget_seconds=5)
     started = time.perf_counter()
     data = await _gather(
-        FhirClient(settings), templates={"conditions": CONDITIONS}, fhir_server=silent_server
+        fhir_access(settings), templates={"conditions": CONDITIONS}, fhir_server=silent_server
     )
     assert time.perf_counter() - started < 2
     assert data.unavailable["conditions"].endswith("the FHIR server timed out")
@@ -534,13 +532,24 @@ async def test_a_plain_http_fhir_server_is_refused_unless_allowed() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("server", [None, "", "ehr.example.org/fhir", "ftp://ehr.example.org"])
-async def test_a_missing_or_unusable_fhir_server_means_no_fetch(server: str | None) -> None:
+@pytest.mark.parametrize("server", [None, ""])
+async def test_a_missing_fhir_server_means_no_fetch(server: str | None) -> None:
     """P-15: cannot access the FHIR server -> required data gives 412."""
     recorder = Recorder(_sync(_answer))
-    with pytest.raises(MissingData):
-        await _gather(recorder.client(), fhir_server=server, required={"patient"})
+    with pytest.raises(MissingData, match="the request has no fhirServer"):
+        await _gather(recorder.client(), fhir_server=server, token=None, required={"patient"})
     assert recorder.requests == []
+
+
+@pytest.mark.parametrize("server", ["ehr.example.org/fhir", "ftp://ehr.example.org"])
+def test_an_unusable_fhir_server_is_an_invalid_request_and_never_granted(server: str) -> None:
+    """P-15, R-06: the request model refuses a relative or non-http(s) fhirServer (400); the
+    grant refuses it too, whatever reaches it."""
+    with pytest.raises(ValidationError, match="must be an absolute http"):
+        _request(fhir_server=server, token=None)
+    grant = fhir_access(_settings()).policy.grant(server, SecretStr(TOKEN), patient_id="p1")
+    assert grant.refusal == "fhirServer is not an absolute https URL"
+    assert grant.server is None
 
 
 @pytest.mark.anyio
@@ -587,20 +596,14 @@ async def test_a_template_with_an_unresolvable_token_is_skipped() -> None:
 
 
 @pytest.mark.anyio
-async def test_without_a_client_or_settings_only_prefetch_is_used() -> None:
-    """P-08: offline evaluation reads prefetch and reports the rest as unavailable."""
-    data = await gather(
-        TEMPLATES,
-        hook_context=CONTEXT,
-        prefetch={"patient": {"resourceType": "Patient", "id": "p1"}},
-        fhir_server=SERVER,
-        access_token=SecretStr(TOKEN),
-        token_patient=None,
-        required={"patient"},
-        client=None,
-    )
+async def test_without_fhir_access_only_prefetch_is_used() -> None:
+    """P-08: offline evaluation (``cds evaluate``) reads prefetch and reports the rest as
+    unavailable."""
+    request = _request(prefetch={"patient": {"resourceType": "Patient", "id": "p1"}})
+    data = await read_patient_data(None, TEMPLATES, request, {"patient"})
     assert data.resources == {"patient": [{"resourceType": "Patient", "id": "p1"}]}
     assert set(data.unavailable) == {"conditions", "observations"}
+    assert all(why.endswith("no FHIR client is configured") for why in data.unavailable.values())
     assert data.fetched == 0
 
 
@@ -708,3 +711,38 @@ async def test_a_next_page_the_scope_forbids_is_not_followed() -> None:
     assert recorder.requests == []
     assert data.resources["conditions"] == [{"resourceType": "Condition", "id": "c0"}]
     assert "conditions" in data.incomplete
+
+
+@pytest.mark.anyio
+async def test_the_client_returns_the_pages_it_read_and_changes_no_job() -> None:
+    """The client reads; where the pages land is the call's patient data's to decide."""
+    first = {"resourceType": "Condition", "id": "c0"}
+
+    def paged(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("page") == "2":
+            return httpx.Response(200, json=_bundle({"resourceType": "Condition", "id": "c2"}))
+        return httpx.Response(429, headers={"Retry-After": "0"})
+
+    recorder = Recorder(_sync(paged))
+    jobs = (
+        FetchJob("conditions", httpx.URL(f"{SERVER}/Condition?page=2"), "why", (first,), pages=1),
+        FetchJob("patient", httpx.URL(f"{SERVER}/Patient/p1"), why="the key was absent"),
+    )
+    before = copy.deepcopy(jobs)
+    async with FhirClient(_settings(fhir_max_retries=1), httpx.MockTransport(recorder)) as client:
+        fetches = await client.fetch(
+            jobs, fhir_server=SERVER, access_token=SecretStr(TOKEN), budget_seconds=2
+        )
+    assert jobs == before
+    assert fetches.requests == len(recorder.requests) == 3
+    assert fetches.keys == [
+        Fetched("conditions", "why", [first, {"resourceType": "Condition", "id": "c2"}], 2),
+        Fetched(
+            "patient",
+            "the key was absent",
+            [],
+            0,
+            reason="HTTP 429 from the FHIR server",
+            incomplete=True,
+        ),
+    ]

@@ -7,14 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from cds.data.fhir_client import FhirClient
-from cds.data.patient_data import PatientData, gather
+from cds.data.patient_data import PatientData
 from cds.data.templates import render
 from cds.errors import MissingData
 from cds.fhir import ParseReport, parse_resources
 from cds.settings import Settings
+from tests.patient_data import fhir_access, hook_request, read_patient_data
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.anyio]
 
@@ -108,17 +107,15 @@ async def patient_id(fhir_server_url: str) -> str:
 async def _fallback(
     fhir_server_url: str, patient: str, templates: dict[str, str], **settings: Any
 ) -> PatientData:
-    async with FhirClient(_settings(**settings)) as client:
-        return await gather(
-            templates,
-            hook_context={"userId": "Practitioner/abc", "patientId": patient},
-            prefetch=None,
-            fhir_server=fhir_server_url,
-            access_token=SecretStr("integration-test-token"),
-            token_patient=patient,
-            required=set(templates),
-            client=client,
-        )
+    request = hook_request(
+        {"userId": "Practitioner/abc", "patientId": patient},
+        fhir_server=fhir_server_url,
+        token="integration-test-token",
+        token_patient=patient,
+    )
+    return await read_patient_data(
+        fhir_access(_settings(**settings)), templates, request, templates
+    )
 
 
 async def _prefetch_as_a_client_would(
@@ -146,16 +143,10 @@ async def test_fetched_data_equals_the_same_data_passed_as_prefetch(
     """P-09, P-15(a), P-16: no prefetch + fhirServer + token gives what prefetch would give."""
     fetched = await _fallback(fhir_server_url, patient_id, TEMPLATES)
     prefetch = await _prefetch_as_a_client_would(fhir_server_url, patient_id, TEMPLATES)
-    prefetched = await gather(
-        TEMPLATES,
-        hook_context={"userId": "Practitioner/abc", "patientId": patient_id},
-        prefetch=prefetch,
-        fhir_server=None,
-        access_token=None,
-        token_patient=None,
-        required=set(TEMPLATES),
-        client=None,
+    request = hook_request(
+        {"userId": "Practitioner/abc", "patientId": patient_id}, prefetch=prefetch
     )
+    prefetched = await read_patient_data(None, TEMPLATES, request, TEMPLATES)
 
     assert fetched.unavailable == {}
     assert fetched.fetched == len(TEMPLATES)

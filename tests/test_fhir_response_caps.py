@@ -9,11 +9,11 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from cds.data.fhir_client import FhirClient
-from cds.data.patient_data import PatientData, gather
+from cds.data.patient_data import PatientData
 from cds.metrics import Metrics
 from cds.settings import Settings
 from tests.hostile_fhir import hostile_fhir_server
+from tests.patient_data import fhir_access, hook_request, read_patient_data
 from tests.served import Server, cds_serve
 
 BUDGET_SECONDS: Final = Settings().request_budget_seconds
@@ -95,17 +95,9 @@ async def _gather_from(fhir_server: str, **caps: int) -> PatientData:
         {"env": "test", "fhir_allow_http": True, "fhir_open_server": True, **caps}
     )
     metrics = Metrics(service_ids=[], rule_ids=[])
-    async with FhirClient(settings, metrics=metrics) as client:
-        data = await gather(
-            TEMPLATES,
-            hook_context={"patientId": "p1"},
-            prefetch=None,
-            fhir_server=fhir_server,
-            access_token=None,
-            token_patient=None,
-            required={"patient"},
-            client=client,
-        )
+    request = hook_request({"patientId": "p1"}, fhir_server=fhir_server)
+    access = fhir_access(settings, metrics=metrics)
+    data = await read_patient_data(access, TEMPLATES, request, {"patient"})
     counted = metrics.registry.get_sample_value(
         "cds_fhir_fetch_errors_total", {"kind": "too_large"}
     )
@@ -141,15 +133,7 @@ async def test_a_response_compressed_unasked_is_refused_unread() -> None:
     with hostile_fhir_server() as server:
         fhir = server.url
         settings = Settings(env="test", fhir_allow_http=True, fhir_open_server=True)
-        async with FhirClient(settings) as client:
-            data = await gather(
-                {"labs": TEMPLATES["labs"]},
-                hook_context={"patientId": "p1"},
-                prefetch=None,
-                fhir_server=f"{fhir}/gzip/fhir",
-                access_token=None,
-                token_patient=None,
-                required=set(),
-                client=client,
-            )
+        request = hook_request({"patientId": "p1"}, fhir_server=f"{fhir}/gzip/fhir")
+        labs = {"labs": TEMPLATES["labs"]}
+        data = await read_patient_data(fhir_access(settings), labs, request)
     assert "compressed its response unasked" in data.unavailable["labs"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -15,12 +16,12 @@ from fastapi import FastAPI
 from cds.app import create_app
 from cds.catalogue import Catalogue
 from cds.clock import clock_for
-from cds.data.grant import Grant
-from cds.data.patient_data import Gathering, PatientData
+from cds.data.patient_data import read_prefetch
 from cds.errors import MissingData
 from cds.settings import PROJECT_ROOT, Settings
 from cds.store.schema import invocations
 from tests.conftest import serving
+from tests.patient_data import fhir_access, hook_request
 
 pytestmark = pytest.mark.anyio
 
@@ -165,20 +166,21 @@ async def test_a_required_key_that_cannot_be_read_is_a_412_naming_it_without_a_f
     assert "the request has no fhirServer" in issue["diagnostics"]
 
 
-def test_an_unreadable_key_is_read_again_from_the_fhir_server_only_once() -> None:
+async def test_an_unreadable_key_is_read_again_from_the_fhir_server_only_once() -> None:
     """A key read from prefetch is fetched again; one the server itself answered is not."""
-    gathering = Gathering(
-        PatientData(resources={"patient": [{"resourceType": "Patient"}], "conditions": []}),
-        [],
-        {"patient", "conditions"},
-        "https://ehr.example.org/fhir",
-        Grant(None),
-        templates={
-            "patient": "Patient/{{context.patientId}}",
-            "conditions": "Condition?patient={{context.patientId}}",
-        },
-        hook_context={"patientId": "p1"},
+    request = hook_request(
+        {"patientId": "p1"},
+        prefetch={"patient": {"resourceType": "Patient"}, "conditions": None},
+        fhir_server="https://ehr.example.org/fhir",
+        token="s3cr3t",
     )
+    templates = {
+        "patient": "Patient/{{context.patientId}}",
+        "conditions": "Condition?patient={{context.patientId}}",
+    }
+    async with aclosing(fhir_access(Settings(env="test"))) as access:
+        gathering = read_prefetch(templates, templates, request, access)
+    assert gathering.jobs == []
     assert gathering.refetch({"patient": "a Patient in it cannot be read"})
     assert [(job.key, str(job.url)) for job in gathering.jobs] == [
         ("patient", "https://ehr.example.org/fhir/Patient/p1")

@@ -8,15 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from cds.data.fhir_client import FhirClient
-from cds.data.patient_data import PatientData, gather
+from cds.data.patient_data import PatientData
 from cds.errors import MissingData
 from cds.record import build_record
 from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT, Settings
 from cds.valuesets import load_valuesets
+from tests.patient_data import fhir_access, hook_request, read_patient_data
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.anyio]
 
@@ -150,17 +149,14 @@ async def _gather(
 ) -> PatientData:
     # The test server speaks plain http on loopback.
     settings = Settings(env="test", fhir_allow_http=True, request_budget_seconds=30)
-    async with FhirClient(settings) as client:
-        return await gather(
-            templates,
-            hook_context={"userId": "Practitioner/abc", "patientId": patient},
-            prefetch=prefetch,
-            fhir_server=fhir_server_url,
-            access_token=SecretStr("integration-test-token"),
-            token_patient=patient,
-            required={"patient"},
-            client=client,
-        )
+    request = hook_request(
+        {"userId": "Practitioner/abc", "patientId": patient},
+        prefetch=prefetch,
+        fhir_server=fhir_server_url,
+        token="integration-test-token",
+        token_patient=patient,
+    )
+    return await read_patient_data(fhir_access(settings), templates, request, {"patient"})
 
 
 async def test_a_fetched_bundle_mixing_in_another_patients_resources_uses_only_ours(

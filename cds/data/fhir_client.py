@@ -1,28 +1,25 @@
-"""The one outbound FHIR HTTP client: fetch missing prefetch keys concurrently, within a budget."""
+"""The one outbound FHIR HTTP client: read prefetch keys' pages concurrently, within a budget."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import httpx
 import orjson
 from pydantic import SecretStr
 
-from cds.data.fhir_servers import FhirServerPolicy
 from cds.data.prefetch import PrefetchState, classify
 from cds.metrics import FhirError, Metrics
 from cds.settings import Settings
-
-if TYPE_CHECKING:
-    from cds.data.patient_data import PatientData
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +60,18 @@ class _Page:
 
 
 @dataclass(slots=True)
+class _Response:
+    """What one GET brought: its status, its body (read only for a 200) and its Retry-After."""
+
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+@dataclass(slots=True)
 class _Fetching:
-    """What every fetch of one call shares: where it may go, with which token, until when,
-    where results land, and the bytes its responses may still bring (CDS_FHIR_MAX_CALL_BYTES).
+    """What every fetch of one call shares: where it may go, with which token, until when, the
+    bytes its responses may still bring (CDS_FHIR_MAX_CALL_BYTES) and the requests sent so far.
 
     Bytes read count even when their response is then dropped: the cap bounds the work a
     hostile server can make one call do, not only what is kept."""
@@ -73,8 +79,8 @@ class _Fetching:
     origin: tuple[str, str, int | None]
     token: SecretStr | None
     deadline: float
-    data: PatientData
     bytes_left: int
+    requests: int = 0
 
 
 class _TooLarge(Exception):
@@ -85,22 +91,67 @@ class _UnaskedCoding(Exception):
     """A response compressed although the request asked for no content coding."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class FetchJob:
-    """One prefetch key being read from the FHIR server, page by page."""
+    """One prefetch key to read from the FHIR server, page by page, from ``url`` on; a first
+    page the client prefetched comes as ``resources`` (``pages`` = 1)."""
 
     key: str
     url: httpx.URL
     why: str = ""  # why the key is fetched at all, to lead its unavailability reason
-    resources: list[dict[str, Any]] = field(default_factory=list)
-    pages: int = 0  # pages in hand, counting a prefetched first page
-    reason: str | None = None  # set when the key turned out unavailable
+    resources: tuple[dict[str, Any], ...] = ()
+    pages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One key's pages as read: every resource of the pages in hand (a prefetched first page
+    included), how many pages, and why the reading stopped short (``reason``, ``incomplete``)."""
+
+    key: str
+    why: str
+    resources: list[dict[str, Any]]
+    pages: int
+    reason: str | None = None
+    incomplete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetches:
+    """What one call's fetches read, key by key, and how many HTTP requests they sent."""
+
+    keys: list[Fetched]
+    requests: int
+
+
+@dataclass(slots=True)
+class _Reading:
+    """One job in progress: the pages read so far and why it stopped, if it did."""
+
+    job: FetchJob
+    resources: list[dict[str, Any]]
+    pages: int
+    reason: str | None = None
     incomplete: bool = False
     done: bool = False
 
+    def stop(self, reason: str | None = None) -> None:
+        """The key holds only some pages, for ``reason`` (None: a cap the settings set)."""
+        self.reason, self.incomplete = reason, True
+
+    def fetched(self, out_of_time: str) -> Fetched:
+        reason, incomplete = self.reason, self.incomplete
+        if not self.done:
+            reason, incomplete = reason or out_of_time, True
+        job = self.job
+        return Fetched(job.key, job.why, self.resources, self.pages, reason, incomplete)
+
 
 class FhirClient:
-    """One ``httpx.AsyncClient`` for the app's lifetime; tests inject a transport for faults."""
+    """One ``httpx.AsyncClient`` for the app's lifetime; tests inject a transport for faults.
+
+    It reads pages and returns them; where they land, and whether a call may read at all, is
+    the caller's (``cds.data.patient_data``, ``cds.data.grant``)."""
 
     def __init__(
         self,
@@ -110,7 +161,6 @@ class FhirClient:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.servers = FhirServerPolicy.from_settings(settings)
         timeout = httpx.Timeout(
             connect=settings.fhir_connect_timeout,
             read=settings.fhir_read_timeout,
@@ -144,49 +194,16 @@ class FhirClient:
     ) -> None:
         await self.aclose()
 
-    def refusal(
+    async def fetch(
         self,
-        fhir_server: str | None,
-        access_token: SecretStr | None,
-        token_patient: str | None,
-        patient_id: object,
-        issuer: str | None = None,
-    ) -> str | None:
-        """Why this request's FHIR server must not be called (R-06, R-07, P-16), or None.
-
-        ``issuer`` is the authenticated caller's ``iss`` (None without authentication): its
-        ``fhirServers`` in CDS_TRUSTED_ISSUERS say where its calls may send the service."""
-        if not fhir_server:
-            return "the request has no fhirServer"
-        try:
-            url = httpx.URL(fhir_server)
-        except httpx.InvalidURL:
-            return "fhirServer is not a valid URL"
-        if url.scheme not in {"http", "https"} or not url.host:
-            return "fhirServer is not an absolute https URL"
-        if url.scheme == "http" and not self.settings.fhir_allow_http:
-            return "fhirServer is plain http, which is refused (CDS_FHIR_ALLOW_HTTP is off)"
-        not_allowed = self.servers.refusal(issuer, fhir_server)
-        if not_allowed is not None:
-            return not_allowed
-        if access_token is None and not self.settings.fhir_open_server:
-            return "the request has no fhirAuthorization (CDS_FHIR_OPEN_SERVER is off)"
-        # The spec gives a FHIR id; some clients send a reference, which names the same patient.
-        if token_patient is not None and token_patient.removeprefix("Patient/") != patient_id:
-            return "fhirAuthorization is for another patient than context.patientId"
-        return None
-
-    async def run(
-        self,
-        jobs: list[FetchJob],
+        jobs: Sequence[FetchJob],
         *,
         fhir_server: str,
         access_token: SecretStr | None,
         budget_seconds: float,
-        data: PatientData,
         out_of_time: str | None = None,
-    ) -> None:
-        """Run ``jobs`` concurrently until done or out of budget; results land in ``data``.
+    ) -> Fetches:
+        """Run ``jobs`` concurrently until done or out of budget, and return what they read.
 
         ``out_of_time`` names what the budget stands for when it is not the request's own.
         """
@@ -194,103 +211,118 @@ class FhirClient:
             origin=_origin(httpx.URL(fhir_server)),
             token=access_token,
             deadline=anyio.current_time() + budget_seconds,
-            data=data,
             bytes_left=self.settings.fhir_max_call_bytes,
         )
+        readings = [_Reading(job, list(job.resources), job.pages) for job in jobs]
         if budget_seconds > 0:
             with anyio.move_on_after(budget_seconds):
                 async with anyio.create_task_group() as tasks:
-                    for job in jobs:
-                        tasks.start_soon(self._run_job, job, fetching)
-        for job in jobs:
-            if not job.done:
-                job.reason = job.reason or out_of_time or "the request's time budget ran out"
-                job.incomplete = True
-            if job.pages > 0:
-                data.resources[job.key] = job.resources
-                if job.incomplete:
-                    data.incomplete.add(job.key)
-            else:
-                data.unavailable[job.key] = f"{job.why}; {job.reason or 'no data arrived'}"
-            if job.reason:
-                logger.info("FHIR fetch for prefetch key %s: %s", job.key, job.reason)
+                    for reading in readings:
+                        tasks.start_soon(self._read, reading, fetching)
+        fetched = [
+            reading.fetched(out_of_time or "the request's time budget ran out")
+            for reading in readings
+        ]
+        for key in fetched:
+            if key.reason:
+                logger.info("FHIR fetch for prefetch key %s: %s", key.key, key.reason)
+        return Fetches(fetched, fetching.requests)
 
-    async def _run_job(self, job: FetchJob, fetching: _Fetching) -> None:
-        url: httpx.URL | None = job.url
+    async def _read(self, reading: _Reading, fetching: _Fetching) -> None:
+        url: httpx.URL | None = reading.job.url
         while url is not None:
-            if job.pages >= self.settings.fhir_max_pages:
-                job.incomplete = True
+            if reading.pages >= self.settings.fhir_max_pages:
+                reading.stop()
                 break
-            if url.scheme != "https" and not (
-                url.scheme == "http" and self.settings.fhir_allow_http
-            ):
-                job.reason, job.incomplete = "a next link is not https", True
-                break
-            # A next link elsewhere is not followed: the request alone would reach a host (an
-            # internal address, say) that the EHR's fhirServer never named.
-            if _origin(url) != fetching.origin:
-                job.reason, job.incomplete = "a next link leaves the fhirServer's origin", True
+            refusal = self._refuses(url, fetching)
+            if refusal is not None:
+                reading.stop(refusal)
                 break
             page = await self._get(url, fetching)
             if page.reason is not None:
-                job.reason, job.incomplete = page.reason, True
+                reading.stop(page.reason)
                 break
             read = classify(page.payload)
             if read.state is PrefetchState.needs_fetch:
-                job.reason, job.incomplete = "the FHIR server sent an OperationOutcome", True
+                reading.stop("the FHIR server sent an OperationOutcome")
                 break
-            job.pages += 1
-            job.resources.extend(read.resources)
+            reading.pages += 1
+            reading.resources.extend(read.resources)
             url = url.join(read.next_url) if read.next_url else None
-            if url is not None and len(job.resources) >= self.settings.max_prefetch_entries:
-                job.incomplete = True
+            if url is not None and len(reading.resources) >= self.settings.max_prefetch_entries:
+                reading.stop()
                 break
-        job.done = True
+        reading.done = True
+
+    def _refuses(self, url: httpx.URL, fetching: _Fetching) -> str | None:
+        """Why a next link ``url`` is not read, or None."""
+        if url.scheme != "https" and not (url.scheme == "http" and self.settings.fhir_allow_http):
+            return "a next link is not https"
+        # A next link elsewhere is not followed: the request alone would reach a host (an
+        # internal address, say) that the EHR's fhirServer never named.
+        if _origin(url) != fetching.origin:
+            return "a next link leaves the fhirServer's origin"
+        return None
 
     async def _get(self, url: httpx.URL, fetching: _Fetching) -> _Page:
+        """One page: the parsed JSON of a 200, after retrying a 429 or 503 within the budget."""
         token = fetching.token
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         attempt = 0
         while True:
-            fetching.data.fetched += 1
-            started = time.perf_counter()
-            body = b""
-            try:
-                # Streamed, so that no response is ever held past the byte caps.
-                async with self._http.stream("GET", url, headers=headers) as response:
-                    status = response.status_code
-                    if status == httpx.codes.OK:
-                        body = await self._read_capped(response, fetching)
-            except _TooLarge as exc:
-                self._count_error(FhirError.too_large)
-                return _Page(reason=str(exc))
-            except _UnaskedCoding:
-                self._count_error(FhirError.invalid_response)
-                return _Page(reason="the FHIR server compressed its response unasked")
-            except httpx.TimeoutException:
-                self._count_error(FhirError.timeout)
-                return _Page(reason="the FHIR server timed out")
-            except httpx.HTTPError as exc:
-                self._count_error(FhirError.connect)
-                # The exception text can hold the URL (patient id); name only its class.
-                return _Page(reason=f"the FHIR server could not be reached ({type(exc).__name__})")
-            if self.metrics is not None:
-                self.metrics.fhir_fetch(_searched_type(url), time.perf_counter() - started)
+            response = await self._send(url, headers, fetching)
+            if isinstance(response, _Page):
+                return response
+            status = response.status
             if status in _RETRY_STATUSES and attempt < self.settings.fhir_max_retries:
-                delay = self._backoff(attempt, response.headers.get("Retry-After"))
+                delay = self._backoff(attempt, response.retry_after)
                 if delay is None or anyio.current_time() + delay >= fetching.deadline:
                     return _Page(reason=f"HTTP {status} from the FHIR server; no time to retry")
                 await anyio.sleep(delay)
                 attempt += 1
                 continue
-            if status != httpx.codes.OK:
-                self._count_error(FhirError.http_5xx if status >= 500 else FhirError.http_4xx)
-                return _Page(reason=f"HTTP {status} from the FHIR server")
-            try:
-                return _Page(payload=orjson.loads(body))
-            except orjson.JSONDecodeError:
-                self._count_error(FhirError.invalid_response)
-                return _Page(reason="the FHIR server sent invalid JSON")
+            return self._page(response)
+
+    async def _send(
+        self, url: httpx.URL, headers: dict[str, str], fetching: _Fetching
+    ) -> _Response | _Page:
+        """One GET, or the page's reason when it failed before a status arrived in full."""
+        fetching.requests += 1
+        started = time.perf_counter()
+        body = b""
+        try:
+            # Streamed, so that no response is ever held past the byte caps.
+            async with self._http.stream("GET", url, headers=headers) as response:
+                status = response.status_code
+                if status == httpx.codes.OK:
+                    body = await self._read_capped(response, fetching)
+        except _TooLarge as exc:
+            self._count_error(FhirError.too_large)
+            return _Page(reason=str(exc))
+        except _UnaskedCoding:
+            self._count_error(FhirError.invalid_response)
+            return _Page(reason="the FHIR server compressed its response unasked")
+        except httpx.TimeoutException:
+            self._count_error(FhirError.timeout)
+            return _Page(reason="the FHIR server timed out")
+        except httpx.HTTPError as exc:
+            self._count_error(FhirError.connect)
+            # The exception text can hold the URL (patient id); name only its class.
+            return _Page(reason=f"the FHIR server could not be reached ({type(exc).__name__})")
+        if self.metrics is not None:
+            self.metrics.fhir_fetch(_searched_type(url), time.perf_counter() - started)
+        return _Response(status, body, response.headers.get("Retry-After"))
+
+    def _page(self, response: _Response) -> _Page:
+        status = response.status
+        if status != httpx.codes.OK:
+            self._count_error(FhirError.http_5xx if status >= 500 else FhirError.http_4xx)
+            return _Page(reason=f"HTTP {status} from the FHIR server")
+        try:
+            return _Page(payload=orjson.loads(response.body))
+        except orjson.JSONDecodeError:
+            self._count_error(FhirError.invalid_response)
+            return _Page(reason="the FHIR server sent invalid JSON")
 
     async def _read_capped(self, response: httpx.Response, fetching: _Fetching) -> bytes:
         """The body of ``response``, or ``_TooLarge`` as soon as it passes a cap.
@@ -341,3 +373,12 @@ def _searched_type(url: httpx.URL) -> str:
 def absolute_url(fhir_server: str, relative: str) -> httpx.URL:
     """``relative`` (a search such as ``Condition?patient=1``) on the EHR's FHIR base URL."""
     return httpx.URL(fhir_server.rstrip("/") + "/" + relative.lstrip("/"))
+
+
+def scheme_and_host(url: str) -> tuple[str, str] | None:
+    """The scheme and host this client would read ``url`` with; None when it cannot parse it."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    return parsed.scheme, parsed.host
