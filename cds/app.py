@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cds import __version__, fhir
+from cds import __version__
 from cds.api import cds_routes, ops_routes
 from cds.api.api_docs import mount_api_docs, swagger_assets
 from cds.api.openapi import describe_real_answers
@@ -25,6 +25,7 @@ from cds.api.request_body import BodyDeadline
 from cds.api.request_headers import SingleAuthorization
 from cds.api.responses import error_response
 from cds.app_parts import AppParts
+from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue, load_catalogue
 from cds.clock import clock_for
 from cds.config_errors import scrub
@@ -115,7 +116,6 @@ def build_parts(
     """
     if catalogue is None:
         catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
-    fhir.memo.resize(settings.validation_memo_size)
     metrics = Metrics(
         service_ids=list(catalogue.services),
         rule_ids=catalogue.rule_ids(),
@@ -133,6 +133,7 @@ def build_parts(
         store=store,
         metrics=metrics,
         audit=AuditWriter(store, metrics),
+        caches=EvaluationCaches.for_catalogue(catalogue, settings.validation_memo_size),
     )
     parts.closers.append(jwks_client.aclose)
     return parts

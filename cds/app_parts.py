@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue
 from cds.clock import Clock, system_clock
 from cds.data.patient_data import FhirAccess
@@ -32,6 +33,9 @@ class AppParts:
     metrics: Metrics
     # Writes each call's audit row and issued cards in batches; started by the app's lifespan.
     audit: AuditWriter
+    # What evaluation remembers between calls (validation, matching) and the card frames: this
+    # app's own, never shared with another app.
+    caches: EvaluationCaches
     # What stamps the store's records (audit rows, issued cards): always the real clock, even
     # when ``clock`` (the evaluation's "now") is fixed, as in the demo.
     stamp: Clock = system_clock

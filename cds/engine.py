@@ -1,4 +1,7 @@
-"""Pure evaluation of one hook call: raw resources -> record -> rules -> precedence -> cards."""
+"""Pure evaluation of one hook call: raw resources -> record -> rules -> precedence -> cards.
+
+Pure in fact: what it remembers between calls goes only into the ``EvaluationCaches`` the app
+passes in (``cds.caches``)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from cds import hooks, rules
-from cds.cards import render
+from cds.caches import EvaluationCaches
+from cds.cards import CardTemplate, render
 from cds.cards.schema import SuggestionSpec
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.errors import InvalidRequest, UnreadableData
 from cds.record import Entry, PatientRecord, build_record
-from cds.record.build import CODE_FIELDS
+from cds.record.matching import CODE_FIELDS
 from cds.rules import ClauseInputs, Result, RuleSpec, indicator, trigger, trigger_date
 from cds.rules.evaluate import suggestion_priority
-from cds.rules.schema import Indicator, SuggestionPriority
+from cds.rules.schema import Indicator, Owner, SuggestionDrop, SuggestionPriority
 
 log = logging.getLogger("cds.engine")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -94,7 +98,7 @@ def _draft_orders(
 
 
 def _record(
-    catalogue: Catalogue,
+    caches: EvaluationCaches,
     *,
     service: ServiceDefinition,
     context: hooks.PatientViewContext | hooks.OrderSignContext,
@@ -109,7 +113,7 @@ def _record(
     everything = [raw for key in service.prefetch for raw in resources.get(key, ())]
     drafts = _draft_orders(context)
     record = build_record(
-        catalogue.valuesets,
+        caches.catalogue.valuesets,
         now,
         context.patient_id,
         everything,
@@ -117,6 +121,8 @@ def _record(
         drafts=[draft for _, draft in drafts],
         unavailable=missing,
         limb_symptoms=service.limb_symptoms,
+        validation=caches.validation,
+        matching=caches.matching,
     )
     if record.unreadable_drafts:
         _refuse_drafts(
@@ -175,29 +181,54 @@ def _suggestions(
 ) -> _Fired:
     template = catalogue.cards[rule.card]
     own = inputs.for_rule(rule, trigger_date(result.evidence))
-    keep = list(template.suggestions)
-    notes: list[str] = []
-    for drop in rule.drop_suggestions:
-        dropped = rules.result_of(drop.when, own)
-        if dropped.true:
-            keep = [s for s in keep if s.key != drop.suggestion]
-            if drop.note:
-                when = [e.date.date().isoformat() for e in dropped.evidence if e.date is not None]
-                notes.append(drop.note + (f" ({', '.join(sorted(set(when)))})" if when else ""))
-    age = inputs.record.age()
-    if age is None and rule.red_flag:
-        # Rules.md 3.6: a red flag's age gates count as met when the age is unknown; say so.
-        if template.unknown_age_note:
-            notes.insert(0, template.unknown_age_note)
-    else:
-        keep = [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
+    keep, notes = _apply_drops(rule.drop_suggestions, template.suggestions, own)
+    keep = _age_gated(rule, template, inputs.record.age(), keep, notes)
     draft = next((e for e in result.evidence if e.draft), None)
     shown = indicator(rule, template.indicator, inputs)
     priority = suggestion_priority(rule, inputs) if keep else None
     return _Fired(rule, result, shown, keep, notes, draft, 0, priority)
 
 
+def _apply_drops(
+    drops: Sequence[SuggestionDrop], suggestions: Sequence[SuggestionSpec], own: ClauseInputs
+) -> tuple[list[SuggestionSpec], list[str]]:
+    """The suggestions no ``dropSuggestions`` entry takes away, and the notes of those that do
+    (each with the dates of what made it drop)."""
+    keep = list(suggestions)
+    notes: list[str] = []
+    for drop in drops:
+        dropped = rules.result_of(drop.when, own)
+        if not dropped.true:
+            continue
+        keep = [s for s in keep if s.key != drop.suggestion]
+        if drop.note:
+            when = sorted(
+                {e.date.date().isoformat() for e in dropped.evidence if e.date is not None}
+            )
+            notes.append(drop.note + (f" ({', '.join(when)})" if when else ""))
+    return keep, notes
+
+
+def _age_gated(
+    rule: RuleSpec,
+    template: CardTemplate,
+    age: float | None,
+    keep: list[SuggestionSpec],
+    notes: list[str],
+) -> list[SuggestionSpec]:
+    """``keep`` without the suggestions the patient is too young for. Rules.md 3.6: a red
+    flag's age gates count as met when the age is unknown, and its card says so (in ``notes``,
+    first)."""
+    if age is None and rule.red_flag:
+        if template.unknown_age_note:
+            notes.insert(0, template.unknown_age_note)
+        return keep
+    return [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
+
+
 def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_Fired]:
+    """What is shown of ``fired`` after the service's precedence: suppressed rules go, and per
+    kind of suggestion only the highest-ranked card keeps it."""
     ids = {f.rule.id for f in fired} | {f.rule.key for f in fired}
     suppressed: set[str] = set()
     for sup in service.precedence.suppress:
@@ -206,14 +237,22 @@ def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_
     kept = [f for f in fired if f.rule.id not in suppressed and f.rule.key not in suppressed]
     dropped_cards: set[str] = set()
     for owner in service.precedence.one_per_kind:
-        rank = {name: i for i, name in enumerate(owner.priority)}
-        holders = [f for f in kept if any(s.kind == owner.kind for s in f.suggestions)]
-        holders.sort(key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, len(rank))))
-        for loser in holders[1:]:
-            loser.suggestions = [s for s in loser.suggestions if s.kind != owner.kind]
-            if owner.drop_empty_cards and not loser.suggestions:
-                dropped_cards.add(loser.rule.key)
+        dropped_cards |= _one_per_kind(owner, kept)
     return [f for f in kept if f.rule.key not in dropped_cards]
+
+
+def _one_per_kind(owner: Owner, kept: list[_Fired]) -> set[str]:
+    """Leave ``owner.kind``'s suggestions on the highest-ranked card only; the keys of the cards
+    this leaves empty, when ``owner`` drops empty cards."""
+    rank = {name: i for i, name in enumerate(owner.priority)}
+    holders = [f for f in kept if any(s.kind == owner.kind for s in f.suggestions)]
+    holders.sort(key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, len(rank))))
+    emptied: set[str] = set()
+    for loser in holders[1:]:
+        loser.suggestions = [s for s in loser.suggestions if s.kind != owner.kind]
+        if owner.drop_empty_cards and not loser.suggestions:
+            emptied.add(loser.rule.key)
+    return emptied
 
 
 def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer calls
@@ -225,10 +264,12 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     unavailable: Mapping[str, str],
     now: datetime,
     *,
+    caches: EvaluationCaches,
     issued_at: datetime | None = None,
 ) -> Evaluation:
     """Evaluate ``service`` for one hook call; pure (no I/O), deterministic for a given ``now``.
 
+    ``caches`` are the app's, built for ``catalogue``: the only thing evaluation writes.
     ``issued_at`` stamps the issued cards (the store's records follow the real clock even when
     ``now`` is fixed, as in the demo); ``now`` when not given.
 
@@ -236,8 +277,10 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     ``UnreadableData`` (412) for a required key holding a resource the rules would read that
     cannot be read, both even with single values read as lists.
     """
+    if caches.catalogue is not catalogue:
+        raise ValueError("the evaluation caches were built for another catalogue")
     record = _record(
-        catalogue,
+        caches,
         service=service,
         context=context,
         resources=resources,
@@ -285,6 +328,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             priority=f.priority or service.policy.indicator_priority[f.indicator],
             valuesets=catalogue.valuesets,
             topic_system=catalogue.topic_system,
+            frame=caches.frame(f.rule),
         )
         cards.append(rendered.card)
         issued.append(

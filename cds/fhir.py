@@ -87,9 +87,6 @@ def model_class(resource_type: str) -> Any | None:
         return None
 
 
-definitions = Definitions(model_class)
-"""R4 cardinality by element path, from the R4B models (for reshaping, and for logging paths)."""
-
 # Only the few resources the value sets can match are validated, so walking them is cheap.
 MAX_RESOURCE_DEPTH = 64
 
@@ -131,9 +128,12 @@ class Readout:
     model: Any | None = None  # the R4B model, when validation built one
 
 
-def _validate(raw: dict[str, Any], serialized: bytes | None = None) -> Readout:
+def _validate(
+    raw: dict[str, Any], definitions: Definitions, serialized: bytes | None = None
+) -> Readout:
     """``raw`` (a dict with a string resourceType) read as R4, reshaped where only the shape of
-    an element is wrong (``cds.fhir_repair``); the reshaping runs only when validation fails.
+    an element is wrong (``cds.fhir_repair``, looking R4 cardinality up in ``definitions``); the
+    reshaping runs only when validation fails.
 
     ``serialized`` (the JSON of ``raw``, when the caller has it) spares the depth walk for the
     common resource with few containers: counting bytes in C beats walking dicts in Python.
@@ -167,6 +167,9 @@ def _outcome(readout: Readout) -> Outcome:
     return readout.repairs or VALID
 
 
+DEFAULT_MEMO_ENTRIES: Final[int] = 20_000
+
+
 class ValidationMemo:
     """Remembers validation outcomes by the resource's exact content, least recently used first.
 
@@ -175,11 +178,16 @@ class ValidationMemo:
     function of the content, so a hit answers exactly what validating again would; the memo
     holds 16-byte digests, short reasons and element paths, never patient data. A resource
     that needed reshaping is reshaped again from the remembered repairs, without validating.
+
+    One app owns one (``cds.caches.EvaluationCaches``, sized from CDS_VALIDATION_MEMO_SIZE) and
+    passes it in; nothing in this module remembers anything between calls.
     """
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MEMO_ENTRIES) -> None:
         self.max_entries = max_entries
         self._outcomes: OrderedDict[bytes, Outcome] = OrderedDict()
+        # R4 cardinality by element path, for reshaping; looked up only when validation fails.
+        self.definitions = Definitions(model_class)
         self.hits = 0
         self.misses = 0
 
@@ -202,12 +210,12 @@ class ValidationMemo:
     def read(self, raw: dict[str, Any]) -> tuple[Readout, bool]:
         """``raw`` read as R4 (see :func:`_validate`), and whether memory answered."""
         if self.max_entries <= 0:
-            return _validate(raw), False
+            return _validate(raw, self.definitions), False
         try:
             serialized = orjson.dumps(raw)
         except (TypeError, orjson.JSONEncodeError):
             # Not JSON-serializable (or nested past orjson's limit): validate without memo.
-            return _validate(raw), False
+            return _validate(raw, self.definitions), False
         key = hashlib.blake2b(serialized, digest_size=16).digest()
         known = self._outcomes.get(key)
         if known is not None:
@@ -219,7 +227,7 @@ class ValidationMemo:
                     self._outcomes.move_to_end(key)
                 return readout, True
         self.misses += 1
-        readout = _validate(raw, serialized)
+        readout = _validate(raw, self.definitions, serialized)
         self._outcomes[key] = _outcome(readout)
         if len(self._outcomes) > self.max_entries:
             self._outcomes.popitem(last=False)
@@ -232,11 +240,6 @@ def _recall(raw: dict[str, Any], known: Outcome) -> Readout | None:
         return Readout(raw) if known == VALID else Readout(None, known)
     doc = replay(raw, known)
     return Readout(doc, repairs=known) if doc is not None else None
-
-
-DEFAULT_MEMO_ENTRIES: Final[int] = 20_000
-memo = ValidationMemo(DEFAULT_MEMO_ENTRIES)
-"""The process's memo; ``cds.app.create_app`` sizes it from CDS_VALIDATION_MEMO_SIZE."""
 
 
 def _is_resource(raw: Any, report: ParseReport) -> bool:
@@ -260,8 +263,8 @@ def _counted(raw: dict[str, Any], report: ParseReport, readout: Readout) -> Read
 NOT_A_RESOURCE: Final = Readout(None, "not a FHIR resource")
 
 
-def read_resource(raw: Any, report: ParseReport) -> Readout:
-    """``raw`` read as R4 through the memo: ``doc`` is the JSON to read (``raw`` itself when
+def read_resource(raw: Any, report: ParseReport, memo: ValidationMemo) -> Readout:
+    """``raw`` read as R4 through ``memo``: ``doc`` is the JSON to read (``raw`` itself when
     valid, a reshaped copy when only the shape of elements was wrong), None with the problem
     when it cannot be read; counted in ``report`` (the caller logs it with ``report.log()``).
     No model is kept."""
@@ -272,16 +275,11 @@ def read_resource(raw: Any, report: ParseReport) -> Readout:
     return _counted(raw, report, readout)
 
 
-def readable(raw: Any, report: ParseReport) -> dict[str, Any] | None:
-    """The JSON to read for ``raw``, or None (see :func:`read_resource`)."""
-    return read_resource(raw, report).doc
-
-
 def is_valid(raw: Any, report: ParseReport | None = None) -> bool:
-    """Whether ``raw`` can be read as R4, reshaped if need be (see :func:`readable`)."""
+    """Whether ``raw`` can be read as R4, reshaped if need be (see :func:`read_resource`)."""
     own = report is None
     report = report if report is not None else ParseReport()
-    found = readable(raw, report) is not None
+    found = read_resource(raw, report, ValidationMemo(0)).doc is not None
     if own:
         report.log()
     return found
@@ -295,7 +293,7 @@ def parse_resource(raw: Any, report: ParseReport | None = None) -> Any | None:
     report = report if report is not None else ParseReport()
     model = None
     if _is_resource(raw, report):
-        model = _counted(raw, report, _validate(raw)).model
+        model = _counted(raw, report, _validate(raw, Definitions(model_class))).model
     if own:
         report.log()
     return model

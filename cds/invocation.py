@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from cds import hooks
+from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.clock import Clock
 from cds.data.patient_data import FhirAccess, Gathering, PatientData, complete, read_prefetch
@@ -55,6 +56,8 @@ class HookCallParts(Protocol):
     def metrics(self) -> Metrics: ...
     @property
     def audit(self) -> AuditWriter: ...
+    @property
+    def caches(self) -> EvaluationCaches: ...  # what evaluation remembers: this app's own
 
 
 async def invoke(
@@ -244,6 +247,7 @@ def _evaluate(parts: HookCallParts, call: _Call, waiting: _Waiting, data: Patien
             data.resources,
             data.unavailable,
             parts.clock(),
+            caches=parts.caches,
             issued_at=parts.stamp(),
         )
     except UnreadableData as exc:
@@ -329,6 +333,13 @@ async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> di
     gathering = read_prefetch(service.prefetch, service.required_prefetch, request, None)
     data = await complete(gathering, None)
     evaluation = evaluate(
-        catalogue, service, request, context, data.resources, data.unavailable, now
+        catalogue,
+        service,
+        request,
+        context,
+        data.resources,
+        data.unavailable,
+        now,
+        caches=EvaluationCaches.for_catalogue(catalogue),
     )
     return hooks.to_wire(evaluation.response)

@@ -16,13 +16,6 @@ from cds.yaml_files import load_document
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SHIPPED_STATUSES = frozenset({"VERIFIED", "VERIFIED (secondary)"})
 NO_SETS: Final[frozenset[str]] = frozenset()
-# Distinct codings remembered per process; a chart's noise repeats the same few codes, and the
-# bound keeps a stream of unique codes from growing memory (the memo is simply started over).
-MEMO_LIMIT: Final[int] = 50_000
-# Strings longer than this are matched every time, never remembered: a code, its display or a
-# lab's name is short, and free text (or junk) is what would make the memos grow (50,000 x 256
-# characters is the worst case, ~15 MB).
-REMEMBERED_TEXT_CHARS: Final[int] = 256
 
 
 def normalize(system: str, code: str) -> str:
@@ -135,46 +128,31 @@ def _compile(doc: ValueSetFile) -> ValueSet:
     )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _TextMatcher:
-    """The text-matching sets that read one resource type, remembered per distinct text."""
+    """The text-matching sets that read one resource type."""
 
     sets: tuple[tuple[str, re.Pattern[str]], ...]
     # Most texts name none of the words: one search for all of the type's sets says so.
     anything: re.Pattern[str]
-    memo: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def ids(self, text: str) -> frozenset[str]:
-        found = self.memo.get(text)
-        return found if found is not None else self._match(text)
-
-    def _match(self, text: str) -> frozenset[str]:
         lowered = text.lower()
-        found = NO_SETS
-        if self.anything.search(lowered):
-            found = frozenset(vs for vs, pattern in self.sets if pattern.search(lowered))
-        if len(text) <= REMEMBERED_TEXT_CHARS:
-            if len(self.memo) >= MEMO_LIMIT:
-                self.memo.clear()
-            self.memo[text] = found
-        return found
+        if not self.anything.search(lowered):
+            return NO_SETS
+        return frozenset(vs for vs, pattern in self.sets if pattern.search(lowered))
 
 
 @dataclass(frozen=True)
 class ValueSets:
-    """All value sets by id, with a reverse index so one coding is looked up once."""
+    """All value sets by id, with a reverse index so one coding is looked up without scanning."""
 
     by_id: Mapping[str, ValueSet]
+    # Built once in __post_init__ and only read after: what a call remembers lives in the
+    # app's cds.record.matching.MatchMemo, never here (one catalogue may serve several apps).
     _exact: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
     _prefix: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
-    _memo: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
     _text: dict[str, _TextMatcher] = field(default_factory=dict, repr=False)
-    # (resource type, system, code, display, text) of a one-coding CodeableConcept -> its
-    # (coded, named) sets: what cds.record.build reads for most resources of a chart. Like the
-    # memos above it holds terminology (codes and their words), never ids, dates or values.
-    concept_memo: dict[tuple[object, ...], tuple[frozenset[str], frozenset[str]]] = field(
-        default_factory=dict, repr=False
-    )
 
     def __post_init__(self) -> None:
         exact: dict[tuple[str, str], set[str]] = {}
@@ -207,17 +185,6 @@ class ValueSets:
 
     def ids_for(self, system: str, code: str) -> frozenset[str]:
         """Ids of every value set the coding belongs to: dict lookups only, no scanning."""
-        key = (system, code)
-        found = self._memo.get(key)
-        if found is None:
-            found = self._lookup(system, code)
-            if len(system) + len(code) <= REMEMBERED_TEXT_CHARS:
-                if len(self._memo) >= MEMO_LIMIT:
-                    self._memo.clear()
-                self._memo[key] = found
-        return found
-
-    def _lookup(self, system: str, code: str) -> frozenset[str]:
         norm = normalize(system, code)
         found = set(self._exact.get((system, norm), ()))
         if system == ICD10CM:

@@ -20,8 +20,8 @@ from bench.generate import (
 )
 from bench.http import ISSUER, Signer
 from bench.inprocess import evaluate_body
-from cds import fhir
 from cds.app import create_app
+from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue
 from cds.record import build_record
 from cds.settings import Settings
@@ -63,7 +63,7 @@ def test_only_the_resources_a_value_set_can_match_become_models(
 def test_the_route_path_on_the_heavy_patient_builds_few_models_and_fires_cards(
     catalogue: Catalogue, heavy: dict[str, object]
 ) -> None:
-    outcome = evaluate_body(catalogue, orjson.dumps(heavy), NOW)
+    outcome = evaluate_body(EvaluationCaches.for_catalogue(catalogue), orjson.dumps(heavy), NOW)
     assert 0 < outcome.models_built <= relevant_count(heavy)
     assert outcome.cards > 0
 
@@ -74,24 +74,19 @@ def test_a_repeat_call_for_the_same_chart_validates_nothing_again(
     """Validation outcomes are remembered by content: the second call builds no model at all,
     and answers byte for byte what the first did."""
     body = orjson.dumps(heavy)
-    fhir.memo.clear()
-    misses = fhir.memo.misses
-    first = evaluate_body(catalogue, body, NOW)
-    assert fhir.memo.misses - misses == first.models_built
-    hits, misses = fhir.memo.hits, fhir.memo.misses
-    second = evaluate_body(catalogue, body, NOW)
-    assert fhir.memo.misses == misses
-    assert fhir.memo.hits - hits == second.models_built
+    caches = EvaluationCaches.for_catalogue(catalogue)
+    memo = caches.validation
+    first = evaluate_body(caches, body, NOW)
+    assert (memo.misses, memo.hits) == (first.models_built, 0)
+    second = evaluate_body(caches, body, NOW)
+    assert memo.misses == first.models_built
+    assert memo.hits == second.models_built
     assert second.body == first.body
 
 
 def test_the_validation_memo_is_sized_from_settings(settings: Settings) -> None:
-    before = fhir.memo.max_entries
-    try:
-        create_app(changed(settings, validation_memo_size=123))
-        assert fhir.memo.max_entries == 123
-    finally:
-        fhir.memo.resize(before)
+    app = create_app(changed(settings, validation_memo_size=123))
+    assert app.state.runtime.caches.validation.max_entries == 123
 
 
 @pytest.mark.anyio

@@ -14,7 +14,7 @@ import yaml
 
 from cds.catalogue import Catalogue, check, load_catalogue
 from cds.record import build_record
-from cds.record.build import CODE_FIELDS
+from cds.record.matching import CODE_FIELDS
 from cds.rules import ClauseInputs, Node, Tri, result_of
 from cds.rules.clauses import CLAUSES, span
 from cds.rules.logic import Result

@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from cds import fhir
 from cds.metrics import AuthFailure, FhirError, Metrics, auth_failure_category, render_latest
 
 SERVICES = {"back-to-foot"}
@@ -137,7 +136,6 @@ async def test_a_repeat_call_counts_its_validity_checks_as_remembered(
     client: httpx.AsyncClient, app: FastAPI, rb01_request: dict[str, Any]
 ) -> None:
     """Operators size CDS_VALIDATION_MEMO_SIZE from the remembered share."""
-    fhir.memo.clear()
     sample = app.state.parts.metrics.registry.get_sample_value
     for _ in range(2):
         assert (await client.post("/cds-services/back-to-foot", json=rb01_request)).is_success

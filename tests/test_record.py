@@ -13,7 +13,7 @@ from cds.record.laterality import is_foot
 from cds.record.units import convert
 from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT
-from cds.valuesets import ICD10CM, REMEMBERED_TEXT_CHARS, ValueSets, load_valuesets
+from cds.valuesets import ICD10CM, ValueSets, load_valuesets
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 # The windows a record reads Conditions by, as shipped in rules/policy/clinical.yaml.
@@ -377,62 +377,6 @@ def test_a_lab_named_b12_only_in_text_matches_the_b12_result_set(sets: ValueSets
         "b12": True,
         "b12-text": True,
     }
-
-
-def test_a_remembered_concept_matches_exactly_as_a_first_reading() -> None:
-    """The concept memo is keyed by type, system, code, display and text: each one counts."""
-    fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
-    lab = {"system": "urn:local", "code": "L1"}
-    variants: list[dict[str, Any]] = [
-        {"coding": [{**lab, "display": "Vit. B12"}]},  # matched by display
-        {"coding": [{**lab, "display": "Sodium"}]},  # same code, another display
-        {"coding": [lab], "text": "cobalamin"},  # matched by text
-        {"coding": [{**lab, "code": "L2"}], "text": "Sodium"},  # another code, no word
-        {"coding": [{**lab, "display": ["Vit. B12"]}]},  # a list: unhashable, not remembered
-    ]
-
-    def sets_of(concept: dict[str, Any], resource_type: str = "Observation") -> frozenset[str]:
-        raw = {
-            "resourceType": resource_type,
-            "id": "o1",
-            "status": "final",
-            "subject": {"reference": "Patient/p1"},
-            "code": concept,
-            "valueQuantity": {"value": 180, "unit": "pg/mL"},
-            "effectiveDateTime": "2026-02-01",
-        }
-        entries = record(fresh, raw).entries
-        return entries[0].valuesets if entries else frozenset()
-
-    first = [sets_of(v) for v in variants]
-    # The last is invalid R4 (a display must be a string), so it is skipped, not matched.
-    assert ["b12-result" in found for found in first] == [True, False, True, False, False]
-    assert [sets_of(v) for v in variants] == first  # the second time from the memo
-    # The same words on a type no text set reads match nothing there.
-    assert sets_of(variants[0], "Procedure") == frozenset()
-    assert len(fresh.concept_memo) == 5  # one per hashable variant and type
-
-
-def test_the_concept_memory_starts_over_instead_of_growing_without_bound(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
-    monkeypatch.setattr("cds.record.matching.CONCEPT_MEMO_LIMIT", 3)
-    labs = [
-        {**condition(rid=f"c{i}"), "code": {"coding": [{"system": SCT, "code": str(i)}]}}
-        for i in range(10)
-    ]
-    record(fresh, *labs, condition(rid="radic"))
-    assert len(fresh.concept_memo) <= 3
-    assert "radic" in fresh.concept_memo[("Condition", ICD10CM, "M54.16", "x", None)][0]
-
-
-def test_a_concept_with_long_free_text_is_matched_but_not_remembered() -> None:
-    fresh = load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
-    long_text = "sciatica " + "x" * REMEMBERED_TEXT_CHARS
-    rec = record(fresh, {**condition(), "code": {**condition()["code"], "text": long_text}})
-    assert [e.id for e in rec.entries] == ["c1"]
-    assert all(key[0] != "Condition" for key in fresh.concept_memo)
 
 
 def test_a_deceased_patient_is_flagged(sets: ValueSets) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.engine import evaluate
 from cds.invocation import parse_request
@@ -26,7 +27,8 @@ def fired(catalogue: Catalogue, service: ServiceDefinition, case: dict[str, Any]
     }
     resources["patient"] = [case["request"]["prefetch"]["patient"]]
     now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
-    return evaluate(catalogue, service, request, context, resources, {}, now).fired
+    caches = EvaluationCaches.for_catalogue(catalogue)
+    return evaluate(catalogue, service, request, context, resources, {}, now, caches=caches).fired
 
 
 def test_os01_challenges_an_early_mri_when_the_weights_were_read(catalogue: Catalogue) -> None:

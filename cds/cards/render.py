@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from cds import hooks
@@ -72,14 +71,9 @@ def service_request(
     return resource
 
 
-@lru_cache(maxsize=16)
-def _namespace(url: str) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, url)
-
-
 def stable_uuid(namespace: str, *parts: str) -> str:
     """A uuid5 that is the same for the same parts (EHR de-duplication)."""
-    return str(uuid.uuid5(_namespace(namespace), "|".join(parts)))
+    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, namespace), "|".join(parts)))
 
 
 def shown_value(entry: Entry) -> str:
@@ -116,27 +110,21 @@ def evidence_lines(evidence: Sequence[Entry], measured: Sequence[str] = ()) -> s
 
 
 @dataclass(frozen=True, slots=True)
-class _Frame:
-    """A card's parts fixed by its template and rule: built once, shared by every card."""
+class CardFrame:
+    """A card's parts fixed by its template and rule: built once per rule at startup
+    (``cds.caches``) and shared by every card of that rule."""
 
     source: hooks.Source
     override_reasons: list[hooks.Coding] | None
     links: list[hooks.Link] | None
 
 
-# (id(template), rule id, rule name, topic system) -> (template, frame). The template is kept
-# so its id cannot be reused while cached; a handful of catalogues ever exist per process.
-_FRAMES: dict[tuple[int, str, str, str], tuple[CardTemplate, _Frame]] = {}
-_MAX_FRAMES = 512
-
-
-def _frame(template: CardTemplate, rule_id: str, rule_name: str, topic_system: str) -> _Frame:
-    key = (id(template), rule_id, rule_name, topic_system)
-    cached = _FRAMES.get(key)
-    if cached is not None and cached[0] is template:
-        return cached[1]
+def card_frame(
+    template: CardTemplate, rule_id: str, rule_name: str, topic_system: str
+) -> CardFrame:
+    """The fixed parts of ``template``'s cards for one rule."""
     reason_system = override_system(topic_system)
-    frame = _Frame(
+    return CardFrame(
         source=hooks.Source(
             label=template.source.label,
             url=template.source.url,
@@ -152,10 +140,6 @@ def _frame(template: CardTemplate, rule_id: str, rule_name: str, topic_system: s
         ]
         or None,
     )
-    if len(_FRAMES) >= _MAX_FRAMES:
-        _FRAMES.clear()
-    _FRAMES[key] = (template, frame)
-    return frame
 
 
 @dataclass(frozen=True)
@@ -181,8 +165,10 @@ def render(
     valuesets: ValueSets,
     topic_system: str,
     priority: str | None = None,
+    frame: CardFrame | None = None,
 ) -> Rendered:
-    """The hooks.Card for one fired rule."""
+    """The hooks.Card for one fired rule; ``frame`` is its :func:`card_frame`, built here when
+    not given."""
     refs = sorted({e.reference for e in evidence})
     # Stable for one service, rule, patient and evidence, so the EHR de-duplicates a repeated
     # card; the service is part of it because feedback is matched by (service, uuid), and the
@@ -223,7 +209,8 @@ def render(
                     actions=actions,
                 )
             )
-    frame = _frame(template, rule_id, rule_name, topic_system)
+    if frame is None:
+        frame = card_frame(template, rule_id, rule_name, topic_system)
     card = hooks.Card(
         uuid=card_uuid,
         summary=template.summary,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
-from cds.fhir import ParseReport, read_resource
+from cds.fhir import ParseReport, ValidationMemo, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
+from cds.record.drafts import DraftReading, draft_reading
 from cds.record.laterality import (
     combine,
     is_outside_lower_limb,
@@ -16,7 +18,7 @@ from cds.record.laterality import (
     side_of_code,
     side_of_text,
 )
-from cds.record.matching import ConceptMatcher, coding_list
+from cds.record.matching import CODE_FIELDS, ConceptMatcher, MatchMemo, coding_list
 from cds.record.model import ConditionWindows, Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
 from cds.subjects import OTHER_PATIENT, is_other_patient, names_other_patient
@@ -30,32 +32,8 @@ COUNTED_ORDER = frozenset({"active", "on-hold", "completed"})
 ABSENT_INTERPRETATION = frozenset({"NEG", "ND", "A-", "absent"})
 SITE_UNSPECIFIED = "site-unspecified"
 LUMBAR_CONTEXT = frozenset({"radic", "lspine", "lbp"})
-CODE_FIELDS: dict[str, tuple[str, ...]] = {
-    "Condition": ("code",),
-    "Observation": ("code", "valueCodeableConcept"),
-    "Procedure": ("code",),
-    "ServiceRequest": ("code", "performerType"),
-    "DiagnosticReport": ("code",),
-    "MedicationRequest": ("medicationCodeableConcept",),
-    "MedicationStatement": ("medicationCodeableConcept",),
-}
-
-
-def _codes_well_formed(raw: object, kind: object) -> bool:
-    """True when every code field of ``raw`` is absent or a CodeableConcept-shaped object, so
-    matching read its codes as sent; a malformed one may hide a code a rule is about."""
-    if not isinstance(raw, dict) or not isinstance(kind, str):
-        return False
-    for name in CODE_FIELDS[kind]:
-        concept = raw.get(name)
-        if concept is None:
-            continue
-        if not isinstance(concept, dict):
-            return False
-        coding = concept.get("coding", [])
-        if not isinstance(coding, list) or not all(isinstance(c, dict) for c in coding):
-            return False
-    return True
+Matched = tuple[frozenset[str], frozenset[str], frozenset[str]]
+"""(sets of the main code, of an Observation's value, of a ServiceRequest's performerType)."""
 
 
 def _codings(concept: object) -> list[tuple[str, str]]:
@@ -90,6 +68,15 @@ def _status(concept: object) -> str | None:
     return text.lower() if isinstance(text, str) else None
 
 
+def _display(concept: object, fallback: str) -> str:
+    """What an entry is called: the first display after the text, else the text (or the only
+    display), else ``fallback``."""
+    texts = _texts(concept)
+    if len(texts) > 1:
+        return texts[1]
+    return texts[0] if texts else fallback
+
+
 def _text_only(concept: object) -> bool:
     """A CodeableConcept with text but no coding (a free-text problem)."""
     return isinstance(concept, dict) and not _codings(concept) and bool(_texts(concept))
@@ -111,29 +98,36 @@ def _encounter_diagnosis(categories: object) -> bool:
 
 
 class RecordBuilder:
-    """Indexes raw resources against the value sets and keeps the ones a rule can read."""
+    """Indexes raw resources against the value sets and keeps the ones a rule can read.
+
+    What it remembers across calls is in the memos it is given (the app's, ``cds.caches``):
+    ``validation`` for validation outcomes, ``matching`` for the sets of codes and words.
+    """
 
     def __init__(
         self,
-        valuesets: ValueSets,
         now: datetime,
         patient_id: str,
         windows: ConditionWindows,
         limb_symptoms: frozenset[str] = NO_SETS,
+        *,
+        validation: ValidationMemo,
+        matching: MatchMemo,
     ) -> None:
-        self.valuesets = valuesets
+        self.valuesets = matching.valuesets
         self.limb_symptoms = limb_symptoms
         self.record = PatientRecord(now=now, patient_id=patient_id, windows=windows)
         self.report = ParseReport()
+        self._validation = validation
         self._seen: set[tuple[str, str]] = set()
         self._reason_refs: dict[str, list[str]] = {}
-        self._match = ConceptMatcher(valuesets, CODE_FIELDS)
+        self._match = ConceptMatcher(matching, CODE_FIELDS)
 
     def _readable(self, raw: object) -> Raw | None:
         """The JSON to read for ``raw`` (itself, or reshaped to R4's cardinality), or None; an
         unreadable resource is remembered by identity, for the caller to find its prefetch key."""
         self.record.models_built += 1
-        readout = read_resource(raw, self.report)
+        readout = read_resource(raw, self.report, self._validation)
         if readout.doc is None:
             self.record.unreadable[id(raw)] = readout.problem or "cannot be read"
         return readout.doc
@@ -167,20 +161,15 @@ class RecordBuilder:
         self._keep(found)
 
     def add_draft(self, index: int, raw: object) -> None:
-        """Index one draft order. The drafts are the point of an order hook, so each is read
-        (matched or not), and one that cannot be read is recorded (by its ``index`` among the
-        drafts given), never skipped in silence. A draft of a type no rule reads (a DSTU2
-        MedicationOrder, an R4 NutritionOrder) is not the rules' business: the hooks list their
-        order types as not comprehensive, so it is ignored, never refused."""
-        kind = raw.get("resourceType") if isinstance(raw, dict) else None
-        if isinstance(kind, str) and kind not in CODE_FIELDS:
+        """Index one draft order as ``cds.record.drafts`` says it is read; one that must be
+        readable and cannot be is recorded (by its ``index`` among the drafts given), never
+        skipped in silence."""
+        reading = draft_reading(raw)
+        if reading is DraftReading.IGNORE:
             return
-        if _codes_well_formed(raw, kind) and self._candidate(raw, draft=True) is None:
-            # Its codes are well formed and match no value set, so no rule can read it: like any
-            # unmatched resource it is not validated (the hooks library's "R4" order example
-            # carries an STU3 dosage on an antibiotic no rule is about).
+        if reading is DraftReading.IF_MATCHED and self._candidate(raw, draft=True) is None:
             return
-        readout = read_resource(raw, self.report)
+        readout = read_resource(raw, self.report, self._validation)
         self.record.models_built += 1
         if readout.doc is None:
             self.record.unreadable_drafts.append((index, readout.problem or "cannot be read"))
@@ -203,53 +192,53 @@ class RecordBuilder:
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
             return None
-        code_sets, named = self._match.main(resource_type, raw.get(fields[0]))
-        value_sets = performer = NO_SETS
-        # Text sets read the text of every coded field; their hits count as the code's.
-        if resource_type == "Observation":
-            if "valueCodeableConcept" in raw:
-                value_sets, named_value = self._match.sets(
-                    raw["valueCodeableConcept"], resource_type
-                )
-                named = named | named_value
-        elif resource_type == "ServiceRequest":
-            performer, named_performer = self._match.sets(raw.get("performerType"), resource_type)
-            named = named | named_performer
-        if named:
-            code_sets = code_sets | named
-        if not (code_sets or value_sets or performer):
-            if resource_type == "Condition" and _text_only(raw.get("code")):
-                # Rules.md 3.1: text is not matched in v1; counting it keeps the volume visible.
-                self.report.skip_uncoded(resource_type)
+        matched = self._matched(raw, resource_type, fields[0])
+        if matched is None:
             return None
         # Checked only where a rule could read it, like validity; counted like an invalid one.
         if names_other_patient(raw, self.record.patient_id):
             self.report.skip(resource_type, OTHER_PATIENT)
             return None
         # Only a matching resource is worth the duplicate check (most of a chart is not).
-        resource_id = raw.get("id")
-        if not isinstance(resource_id, str):
-            resource_id = f"anonymous-{len(self._seen)}"
-        key = (resource_type, resource_id)
+        key = (resource_type, self._resource_id(raw))
         if key in self._seen:
             return None
-        entry = self._entry(
-            raw,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            code_sets=code_sets,
-            value_sets=value_sets,
-            performer=performer,
-            draft=draft,
-        )
-        if entry is None:
-            return None
-        if SITE_UNSPECIFIED in entry.valuesets and not draft:
-            sited = self._sited(raw.get(fields[0]), code_sets)
-            if resource_type == "Observation":
-                sited |= self._sited(raw.get("valueCodeableConcept"), value_sets)
-            entry = replace(entry, unsited=entry.valuesets - sited)
-        return key, entry
+        entry = self._entry(raw, resource_type, key[1], matched, draft=draft)
+        if entry is not None and SITE_UNSPECIFIED in entry.valuesets and not draft:
+            entry = self._with_unsited(raw, entry, fields[0], matched)
+        return (key, entry) if entry is not None else None
+
+    def _matched(self, raw: Raw, resource_type: str, main: str) -> Matched | None:
+        """The sets ``raw``'s coded fields belong to; None when it matches none."""
+        code_sets, named = self._match.main(resource_type, raw.get(main))
+        value_sets = performer = NO_SETS
+        # Text sets read the text of every coded field; their hits count as the code's.
+        if resource_type == "Observation" and "valueCodeableConcept" in raw:
+            value_sets, named_value = self._match.sets(raw["valueCodeableConcept"], resource_type)
+            named = named | named_value
+        elif resource_type == "ServiceRequest":
+            performer, named_performer = self._match.sets(raw.get("performerType"), resource_type)
+            named = named | named_performer
+        if named:
+            code_sets = code_sets | named
+        if code_sets or value_sets or performer:
+            return code_sets, value_sets, performer
+        if resource_type == "Condition" and _text_only(raw.get("code")):
+            # Rules.md 3.1: text is not matched in v1; counting it keeps the volume visible.
+            self.report.skip_uncoded(resource_type)
+        return None
+
+    def _resource_id(self, raw: Raw) -> str:
+        resource_id = raw.get("id")
+        return resource_id if isinstance(resource_id, str) else f"anonymous-{len(self._seen)}"
+
+    def _with_unsited(self, raw: Raw, entry: Entry, main: str, matched: Matched) -> Entry:
+        """``entry`` with the sets it reaches only through a site-unspecified code marked."""
+        code_sets, value_sets, _ = matched
+        sited = self._sited(raw.get(main), code_sets)
+        if entry.resource_type == "Observation":
+            sited |= self._sited(raw.get("valueCodeableConcept"), value_sets)
+        return replace(entry, unsited=entry.valuesets - sited)
 
     def _sited(self, concept: object, sets: frozenset[str]) -> frozenset[str]:
         """The sets of ``sets`` that ``concept`` reaches through codes that name a site."""
@@ -312,24 +301,13 @@ class RecordBuilder:
     # ------------------------------------------------------------------ per type
 
     def _entry(
-        self,
-        raw: Raw,
-        *,
-        resource_type: str,
-        resource_id: str,
-        code_sets: frozenset[str],
-        value_sets: frozenset[str],
-        performer: frozenset[str],
-        draft: bool,
+        self, raw: Raw, resource_type: str, resource_id: str, matched: Matched, *, draft: bool
     ) -> Entry | None:
-        display = next(iter(_texts(raw.get(CODE_FIELDS[resource_type][0]))[1:]), None) or next(
-            iter(_texts(raw.get(CODE_FIELDS[resource_type][0]))), resource_type
-        )
-        status = raw.get("status")
+        code_sets, value_sets, performer = matched
         common: dict[str, Any] = {
             "resource_type": resource_type,
             "id": resource_id,
-            "display": display,
+            "display": _display(raw.get(CODE_FIELDS[resource_type][0]), resource_type),
         }
         if resource_type == "Condition":
             return self._condition(raw, common, code_sets)
@@ -337,35 +315,10 @@ class RecordBuilder:
             return self._observation(raw, common, code_sets, value_sets)
         if draft:
             return self._draft(raw, common, code_sets, performer)
-        kind: Kind
-        if resource_type == "Procedure":
-            if status != "completed":
-                return None
-            kind, when = (
-                "procedure",
-                parse_datetime(raw.get("performedDateTime"))
-                or period_start(raw.get("performedPeriod")),
-            )
-        elif resource_type == "ServiceRequest":
-            if status not in COUNTED_ORDER:
-                return None
-            kind, when = "order", parse_datetime(raw.get("authoredOn"))
-        elif resource_type == "DiagnosticReport":
-            if status not in FINAL_OBSERVATION:
-                return None
-            kind = "report"
-            when = (
-                parse_datetime(raw.get("effectiveDateTime"))
-                or period_start(raw.get("effectivePeriod"))
-                or parse_datetime(raw.get("issued"))
-            )
-        else:  # MedicationRequest / MedicationStatement
-            if status != "active":
-                return None
-            kind = "medication"
-            when = parse_datetime(raw.get("authoredOn")) or parse_datetime(
-                raw.get("effectiveDateTime")
-            )
+        dated = _KIND_AND_DATE[resource_type](raw)
+        if dated is None:
+            return None
+        kind, when = dated
         return Entry(
             **common,
             kind=kind,
@@ -453,20 +406,9 @@ class RecordBuilder:
     ) -> Entry | None:
         if raw.get("status") not in FINAL_OBSERVATION:
             return None
-        when = (
-            parse_datetime(raw.get("effectiveDateTime"))
-            or period_start(raw.get("effectivePeriod"))
-            or parse_datetime(raw.get("issued"))
-        )
-        quantity = raw.get("valueQuantity")
-        integer = raw.get("valueInteger")
-        if quantity is None and isinstance(integer, int) and not isinstance(integer, bool):
-            # A 0-10 score sent as valueInteger is a unit-less quantity: scores accept it, weights
-            # and labs (which need a unit) do not. Ignoring it would let an older, higher score
-            # stand in for the latest one (RB-02).
-            quantity = {"value": integer}
-        sites = _texts(raw.get("bodySite"))
-        if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
+        when = _effective(raw)
+        quantity = _quantity(raw)
+        if quantity is not None:
             return Entry(
                 **common,
                 kind="measurement",
@@ -475,10 +417,14 @@ class RecordBuilder:
                 value=float(quantity["value"]),
                 unit=quantity_unit(quantity),
             )
-        finding_sets = self._in_the_leg(code_sets | value_sets, sites)
-        if not finding_sets:
-            return None
-        if raw.get("dataAbsentReason") is not None:
+        return self._finding(raw, common, code_sets | value_sets, when)
+
+    def _finding(
+        self, raw: Raw, common: dict[str, Any], sets: frozenset[str], when: datetime | None
+    ) -> Entry | None:
+        sites = _texts(raw.get("bodySite"))
+        finding_sets = self._in_the_leg(sets, sites)
+        if not finding_sets or raw.get("dataAbsentReason") is not None:
             return None
         interpretations = {c for i in raw.get("interpretation") or () for _, c in _codings(i)}
         absent = raw.get("valueBoolean") is False or not interpretations.isdisjoint(
@@ -512,6 +458,72 @@ def _midnight(birth: date) -> datetime:
     return datetime(birth.year, birth.month, birth.day, tzinfo=UTC)
 
 
+def _effective(raw: Raw) -> datetime | None:
+    """When an Observation or a DiagnosticReport holds: its effective time, else when issued."""
+    return (
+        parse_datetime(raw.get("effectiveDateTime"))
+        or period_start(raw.get("effectivePeriod"))
+        or parse_datetime(raw.get("issued"))
+    )
+
+
+def _quantity(raw: Raw) -> dict[str, Any] | None:
+    """An Observation's numeric value as a quantity, or None when it has none."""
+    quantity = raw.get("valueQuantity")
+    integer = raw.get("valueInteger")
+    if quantity is None and isinstance(integer, int) and not isinstance(integer, bool):
+        # A 0-10 score sent as valueInteger is a unit-less quantity: scores accept it, weights
+        # and labs (which need a unit) do not. Ignoring it would let an older, higher score
+        # stand in for the latest one (RB-02).
+        quantity = {"value": integer}
+    if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
+        return quantity
+    return None
+
+
+Dated = tuple[Kind, datetime | None]
+
+
+def _procedure(raw: Raw) -> Dated | None:
+    if raw.get("status") != "completed":
+        return None
+    return "procedure", (
+        parse_datetime(raw.get("performedDateTime")) or period_start(raw.get("performedPeriod"))
+    )
+
+
+def _order(raw: Raw) -> Dated | None:
+    if raw.get("status") not in COUNTED_ORDER:
+        return None
+    return "order", parse_datetime(raw.get("authoredOn"))
+
+
+def _report(raw: Raw) -> Dated | None:
+    if raw.get("status") not in FINAL_OBSERVATION:
+        return None
+    return "report", _effective(raw)
+
+
+def _medication(raw: Raw) -> Dated | None:
+    if raw.get("status") != "active":
+        return None
+    when = parse_datetime(raw.get("authoredOn")) or parse_datetime(raw.get("effectiveDateTime"))
+    return "medication", when
+
+
+# The entry kind and date of a recorded (not draft) resource of the other types; None when its
+# status keeps it out of the record.
+_KIND_AND_DATE: Final[Mapping[str, Callable[[Raw], Dated | None]]] = MappingProxyType(
+    {
+        "Procedure": _procedure,
+        "ServiceRequest": _order,
+        "DiagnosticReport": _report,
+        "MedicationRequest": _medication,
+        "MedicationStatement": _medication,
+    }
+)
+
+
 def build_record(
     valuesets: ValueSets,
     now: datetime,
@@ -522,14 +534,28 @@ def build_record(
     drafts: Iterable[object] = (),
     unavailable: Iterable[str] = (),
     limb_symptoms: frozenset[str] = NO_SETS,
+    validation: ValidationMemo | None = None,
+    matching: MatchMemo | None = None,
 ) -> PatientRecord:
     """The PatientRecord for ``resources`` (raw JSON dicts) plus this hook call's draft orders.
 
     The Patient is read first, since Age-valued onsets need its birthDate. ``limb_symptoms``
     are the service's symptom sets that a body site outside the lower limb takes away;
-    ``windows`` come from the catalogue's clinical policy.
+    ``windows`` come from the catalogue's clinical policy. ``validation`` and ``matching`` are
+    the app's memos (``cds.caches``); without them this call remembers only for itself.
     """
-    builder = RecordBuilder(valuesets, now, patient_id, windows, limb_symptoms)
+    if matching is None:
+        matching = MatchMemo(valuesets)
+    elif matching.valuesets is not valuesets:
+        raise ValueError("the matching memo was built for other value sets")
+    builder = RecordBuilder(
+        now,
+        patient_id,
+        windows,
+        limb_symptoms,
+        validation=validation if validation is not None else ValidationMemo(),
+        matching=matching,
+    )
     pending = list(resources)
     for raw in pending:
         if isinstance(raw, dict) and raw.get("resourceType") == "Patient":

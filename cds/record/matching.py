@@ -1,19 +1,44 @@
 """Which value sets a raw CodeableConcept belongs to: by its codings, and for some resource
-types by the words of its text and displays. The hot loop of a big chart."""
+types by the words of its text and displays. The hot loop of a big chart.
+
+What matching remembers between calls lives in a :class:`MatchMemo` that the app owns and
+passes in (``cds.caches``); the value sets themselves are only read."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
-from cds.valuesets import NO_SETS, REMEMBERED_TEXT_CHARS, ValueSets
+from cds.valuesets import NO_SETS, ValueSets
 
-# Concepts remembered per catalogue: a site's labs, vitals and problem codes number in the low
+# Distinct codings (and texts per resource type) remembered per app; a chart's noise repeats
+# the same few codes, and the bound keeps a stream of unique codes from growing memory (the
+# memo is simply started over).
+MEMO_LIMIT: Final[int] = 50_000
+# Concepts remembered per app: a site's labs, vitals and problem codes number in the low
 # thousands. Each entry holds a code's words, so both bounds keep the memo to a few MB.
-CONCEPT_MEMO_LIMIT = 10_000
+CONCEPT_MEMO_LIMIT: Final[int] = 10_000
+# Strings longer than this are matched every time, never remembered: a code, its display or a
+# lab's name is short, and free text (or junk) is what would make the memos grow (50,000 x 256
+# characters is the worst case, ~15 MB).
+REMEMBERED_TEXT_CHARS: Final[int] = 256
+
+# The resource types a record is built from, each with the coded fields matching reads (the
+# first is the main one, remembered per concept).
+CODE_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "Condition": ("code",),
+    "Observation": ("code", "valueCodeableConcept"),
+    "Procedure": ("code",),
+    "ServiceRequest": ("code", "performerType"),
+    "DiagnosticReport": ("code",),
+    "MedicationRequest": ("medicationCodeableConcept",),
+    "MedicationStatement": ("medicationCodeableConcept",),
+}
 
 Sets = tuple[frozenset[str], frozenset[str]]
 """(sets the codings belong to, sets the text and displays name)."""
+
+Lookup = Callable[[str], frozenset[str]]
 
 
 def coding_list(concept: dict[str, Any]) -> list[Any]:
@@ -25,71 +50,171 @@ def coding_list(concept: dict[str, Any]) -> list[Any]:
     return [codings] if isinstance(codings, dict) else []
 
 
-class ConceptMatcher:
-    """Matches raw concepts against one catalogue's value sets (raw JSON: any shape is safe)."""
+class _RememberedText:
+    """One resource type's text lookup, remembered per distinct short text."""
 
-    def __init__(self, valuesets: ValueSets, resource_types: Iterable[str]) -> None:
-        self._ids_for = valuesets.ids_for
-        self._memo = valuesets.concept_memo
-        self._text_ids: dict[str, Callable[[str], frozenset[str]]] = {
-            t: lookup for t in resource_types if (lookup := valuesets.text_lookup(t)) is not None
+    def __init__(self, lookup: Lookup, limit: int) -> None:
+        self._lookup = lookup
+        self._limit = limit
+        self.memo: dict[str, frozenset[str]] = {}
+
+    def ids(self, text: str) -> frozenset[str]:
+        found = self.memo.get(text)
+        if found is not None:
+            return found
+        found = self._lookup(text)
+        if len(text) <= REMEMBERED_TEXT_CHARS:
+            if len(self.memo) >= self._limit:
+                self.memo.clear()
+            self.memo[text] = found
+        return found
+
+
+class MatchMemo:
+    """What matching remembers for one catalogue's value sets: the sets of each coding, of each
+    text per resource type, and of each one-coding concept.
+
+    Every answer is a pure function of the value sets and the key, so a hit answers exactly what
+    matching again would. Each memo is bounded (started over when full) and holds terminology
+    (codes and their words), never ids, dates or values. One app owns one; two apps never share
+    what they remember, even over the same catalogue.
+    """
+
+    def __init__(
+        self,
+        valuesets: ValueSets,
+        *,
+        limit: int = MEMO_LIMIT,
+        concept_limit: int = CONCEPT_MEMO_LIMIT,
+    ) -> None:
+        self.valuesets = valuesets
+        self.limit = limit
+        self.concept_limit = concept_limit
+        self.codings: dict[tuple[str, str], frozenset[str]] = {}
+        # (resource type, system, code, display, text) of a one-coding CodeableConcept -> its
+        # (coded, named) sets: what cds.record.build reads for most resources of a chart.
+        self.concepts: dict[tuple[object, ...], Sets] = {}
+        self._texts: dict[str, _RememberedText | None] = {}
+
+    def __len__(self) -> int:
+        """How many answers are remembered, over every memo."""
+        texts = sum(len(t.memo) for t in self._texts.values() if t is not None)
+        return len(self.codings) + len(self.concepts) + texts
+
+    def clear(self) -> None:
+        self.codings.clear()
+        self.concepts.clear()
+        self._texts.clear()
+
+    def ids_for(self, system: str, code: str) -> frozenset[str]:
+        """:meth:`ValueSets.ids_for`, remembered per short (system, code)."""
+        key = (system, code)
+        found = self.codings.get(key)
+        if found is None:
+            found = self.valuesets.ids_for(system, code)
+            if len(system) + len(code) <= REMEMBERED_TEXT_CHARS:
+                if len(self.codings) >= self.limit:
+                    self.codings.clear()
+                self.codings[key] = found
+        return found
+
+    def text_lookup(self, resource_type: str) -> Lookup | None:
+        """:meth:`ValueSets.text_lookup`, remembered per short text (None when no set reads
+        ``resource_type``'s text)."""
+        if resource_type not in self._texts:
+            lookup = self.valuesets.text_lookup(resource_type)
+            remembered = _RememberedText(lookup, self.limit) if lookup is not None else None
+            # setdefault: a concurrent evaluation that got here first keeps its memo.
+            self._texts.setdefault(resource_type, remembered)
+        found = self._texts[resource_type]
+        return found.ids if found is not None else None
+
+    def text_memo(self, resource_type: str) -> dict[str, frozenset[str]]:
+        """What is remembered of ``resource_type``'s texts (empty before any lookup)."""
+        found = self._texts.get(resource_type)
+        return found.memo if found is not None else {}
+
+
+def _concept_key(resource_type: str, value: object) -> tuple[object, ...] | None:
+    """The memo key of a one-coding concept, or None (several codings, none, not a concept).
+
+    Only these fields decide the sets: other keys (version, extension...) and equal non-string
+    values (all ignored alike) cannot make results differ."""
+    if not isinstance(value, dict):
+        return None
+    codings = value.get("coding")
+    if not (isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict)):
+        return None
+    coding = codings[0]
+    return (
+        resource_type,
+        coding.get("system"),
+        coding.get("code"),
+        coding.get("display"),
+        value.get("text"),
+    )
+
+
+def _rememberable(key: tuple[object, ...]) -> bool:
+    # Long strings (free text, not a code or its name) are matched every time, never kept.
+    return not any(isinstance(part, str) and len(part) > REMEMBERED_TEXT_CHARS for part in key[1:])
+
+
+class ConceptMatcher:
+    """Matches raw concepts against one catalogue's value sets (raw JSON: any shape is safe),
+    remembering through the app's ``memo``."""
+
+    def __init__(self, memo: MatchMemo, resource_types: Iterable[str]) -> None:
+        self._memo = memo
+        self._ids_for = memo.ids_for
+        self._text_ids: dict[str, Lookup] = {
+            t: lookup for t in resource_types if (lookup := memo.text_lookup(t)) is not None
         }
 
     def sets(self, value: object, resource_type: str | None = None) -> Sets:
         """Sets the codings of ``value`` (a CodeableConcept or a list of them) belong to, and,
         for a ``resource_type`` whose sets also match by text, the sets its words name."""
-        text_ids = self._text_ids.get(resource_type) if resource_type is not None else None
-        # Most resources leave here with no set, so the loop stays flat: locals for every
-        # lookup, no calls but the memoised ones.
-        concepts: Iterable[object]
         if isinstance(value, dict):
-            concepts = (value,)
-        elif isinstance(value, list):
+            text_ids = self._text_ids.get(resource_type) if resource_type is not None else None
+            coded = self._coded(value)
+            return coded, (self._named(value, text_ids) if text_ids is not None else NO_SETS)
+        if isinstance(value, list):
             # Text is read from a single CodeableConcept only (never from a list).
-            concepts, text_ids = value, None
-        else:
-            return NO_SETS, NO_SETS
-        coded = named = NO_SETS
+            coded = NO_SETS
+            for concept in value:
+                if isinstance(concept, dict):
+                    coded = coded | self._coded(concept)
+            return coded, NO_SETS
+        return NO_SETS, NO_SETS
+
+    def _coded(self, concept: dict[str, Any]) -> frozenset[str]:
+        # Most resources leave here with no set, so the loop stays flat: no calls but the
+        # remembered lookup.
+        coded = NO_SETS
         ids_for = self._ids_for
-        for concept in concepts:
-            if not isinstance(concept, dict):
+        for coding in coding_list(concept):
+            if not isinstance(coding, dict):
                 continue
-            for coding in coding_list(concept):
-                if not isinstance(coding, dict):
-                    continue
-                system, code = coding.get("system"), coding.get("code")
-                if isinstance(system, str) and isinstance(code, str):
-                    ids = ids_for(system, code)
-                    if ids:
-                        coded = coded | ids
-                if text_ids is not None:
-                    display = coding.get("display")
-                    if isinstance(display, str) and display and (ids := text_ids(display)):
-                        named = named | ids
-            if text_ids is not None:
-                text = concept.get("text")
-                if isinstance(text, str) and text and (ids := text_ids(text)):
-                    named = named | ids
-        return coded, named
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str) and (ids := ids_for(system, code)):
+                coded = coded | ids
+        return coded
+
+    @staticmethod
+    def _named(concept: dict[str, Any], text_ids: Lookup) -> frozenset[str]:
+        named = NO_SETS
+        texts = [concept.get("text")]
+        texts += [c.get("display") for c in coding_list(concept) if isinstance(c, dict)]
+        for text in texts:
+            if isinstance(text, str) and text and (ids := text_ids(text)):
+                named = named | ids
+        return named
 
     def main(self, resource_type: str, value: object) -> Sets:
         """:meth:`sets` of a resource's main coded field, remembered for the usual concept of
         one coding: a chart repeats the same few hundred codes (each lab, each vital sign)."""
-        key: tuple[object, ...] | None = None
-        if isinstance(value, dict):
-            codings = value.get("coding")
-            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
-                coding = codings[0]
-                # Only these four fields decide the sets: other keys (version, extension...)
-                # and equal non-string values (all ignored alike) cannot make results differ.
-                key = (
-                    resource_type,
-                    coding.get("system"),
-                    coding.get("code"),
-                    coding.get("display"),
-                    value.get("text"),
-                )
-        memo = self._memo
+        key = _concept_key(resource_type, value)
+        memo = self._memo.concepts
         if key is not None:
             try:
                 found = memo.get(key)
@@ -99,11 +224,8 @@ class ConceptMatcher:
                 if found is not None:
                     return found
         found = self.sets(value, resource_type)
-        # Long strings (free text, not a code or its name) are matched every time, never kept.
-        if key is not None and not any(
-            isinstance(part, str) and len(part) > REMEMBERED_TEXT_CHARS for part in key[1:]
-        ):
-            if len(memo) >= CONCEPT_MEMO_LIMIT:
+        if key is not None and _rememberable(key):
+            if len(memo) >= self._memo.concept_limit:
                 memo.clear()
             memo[key] = found
         return found

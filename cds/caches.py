@@ -1,0 +1,64 @@
+"""What one app keeps between hook calls for evaluation, owned by the app and passed in.
+
+Evaluation (``cds.engine.evaluate``) writes nothing anywhere else: no module of ``cds`` holds
+a memo, and the catalogue (which several apps may share) is only read. Two apps never share
+what they remember, and a test starts clean with a new app or a new ``EvaluationCaches``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from cds.cards.render import CardFrame, card_frame
+from cds.catalogue import Catalogue
+from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
+from cds.record.matching import MatchMemo
+from cds.rules import RuleSpec
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationCaches:
+    """The memos and the prebuilt card frames one app's evaluations read and write.
+
+    ``validation`` remembers validation outcomes by content (bounded by
+    CDS_VALIDATION_MEMO_SIZE); ``matching`` remembers the value sets of codes, words and
+    concepts (bounded); the card frames are built once here, for every rule of the catalogue,
+    and only read after.
+    """
+
+    catalogue: Catalogue
+    validation: ValidationMemo
+    matching: MatchMemo
+    _frames: Mapping[str, tuple[RuleSpec, CardFrame]]
+
+    @classmethod
+    def for_catalogue(
+        cls, catalogue: Catalogue, validation_entries: int = DEFAULT_MEMO_ENTRIES
+    ) -> EvaluationCaches:
+        """Empty memos and every rule's card frame, for ``catalogue``."""
+        frames = {
+            key: (
+                rule,
+                card_frame(catalogue.cards[rule.card], rule.id, rule.name, catalogue.topic_system),
+            )
+            for key, rule in catalogue.rules.items()
+        }
+        return cls(
+            catalogue,
+            ValidationMemo(validation_entries),
+            MatchMemo(catalogue.valuesets),
+            MappingProxyType(frames),
+        )
+
+    def frame(self, rule: RuleSpec) -> CardFrame | None:
+        """The prebuilt frame of ``rule``'s cards; None for a rule the catalogue does not hold
+        (a test's variant), whose frame the renderer builds for itself."""
+        found = self._frames.get(rule.key)
+        return found[1] if found is not None and found[0] is rule else None
+
+    def clear(self) -> None:
+        """Forget everything remembered (the card frames are not memory: they stay)."""
+        self.validation.clear()
+        self.matching.clear()
