@@ -12,7 +12,7 @@ from cds.record import PatientRecord, build_record
 from cds.record.matching import REMEMBERED_TEXT_CHARS, MatchMemo
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ICD10CM, ValueSets, load_valuesets
-from tests.test_record import WINDOWS
+from tests.test_record import WINDOWS, condition
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SCT = "http://snomed.info/sct"
@@ -22,18 +22,6 @@ PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-05-01"}
 @pytest.fixture(scope="module")
 def sets() -> ValueSets:
     return load_valuesets(PROJECT_ROOT / "rules" / "valuesets")
-
-
-def condition(rid: str = "c1", code: str = "M54.16", **fields: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Condition",
-        "id": rid,
-        "subject": {"reference": "Patient/p1"},
-        "code": {"coding": [{"system": ICD10CM, "code": code, "display": "x"}]},
-        "clinicalStatus": {"coding": [{"code": "active"}]},
-        "onsetDateTime": "2026-02-01",
-        **fields,
-    }
 
 
 def record(memo: MatchMemo, *resources: dict[str, Any]) -> PatientRecord:
