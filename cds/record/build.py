@@ -183,7 +183,10 @@ class RecordBuilder:
             self.record.entries.append(entry)
 
     def _candidate(self, raw: object, *, draft: bool) -> tuple[tuple[str, str], Entry] | None:
-        """The entry ``raw`` would make when it matches a value set and is new; not validated."""
+        """The entry ``raw`` would make when it matches a value set and is new; not validated.
+
+        Every resource of a chart passes here and most leave with no set, so this first part
+        stays flat: no call but the remembered lookups until something matched."""
         if not isinstance(raw, dict):
             return None
         resource_type = raw.get("resourceType")
@@ -192,25 +195,7 @@ class RecordBuilder:
         fields = CODE_FIELDS.get(resource_type)
         if fields is None:
             return None
-        matched = self._matched(raw, resource_type, fields[0])
-        if matched is None:
-            return None
-        # Checked only where a rule could read it, like validity; counted like an invalid one.
-        if names_other_patient(raw, self.record.patient_id):
-            self.report.skip(resource_type, OTHER_PATIENT)
-            return None
-        # Only a matching resource is worth the duplicate check (most of a chart is not).
-        key = (resource_type, self._resource_id(raw))
-        if key in self._seen:
-            return None
-        entry = self._entry(raw, resource_type, key[1], matched, draft=draft)
-        if entry is not None and SITE_UNSPECIFIED in entry.valuesets and not draft:
-            entry = self._with_unsited(raw, entry, fields[0], matched)
-        return (key, entry) if entry is not None else None
-
-    def _matched(self, raw: Raw, resource_type: str, main: str) -> Matched | None:
-        """The sets ``raw``'s coded fields belong to; None when it matches none."""
-        code_sets, named = self._match.main(resource_type, raw.get(main))
+        code_sets, named = self._match.main(resource_type, raw.get(fields[0]))
         value_sets = performer = NO_SETS
         # Text sets read the text of every coded field; their hits count as the code's.
         if resource_type == "Observation" and "valueCodeableConcept" in raw:
@@ -222,11 +207,29 @@ class RecordBuilder:
         if named:
             code_sets = code_sets | named
         if code_sets or value_sets or performer:
-            return code_sets, value_sets, performer
+            return self._matched(raw, resource_type, (code_sets, value_sets, performer), draft)
         if resource_type == "Condition" and _text_only(raw.get("code")):
             # Rules.md 3.1: text is not matched in v1; counting it keeps the volume visible.
             self.report.skip_uncoded(resource_type)
         return None
+
+    def _matched(
+        self, raw: Raw, resource_type: str, matched: Matched, draft: bool
+    ) -> tuple[tuple[str, str], Entry] | None:
+        """The entry of ``raw``, which matched value sets, unless it is not the patient's or
+        was seen already."""
+        # Checked only where a rule could read it, like validity; counted like an invalid one.
+        if names_other_patient(raw, self.record.patient_id):
+            self.report.skip(resource_type, OTHER_PATIENT)
+            return None
+        # Only a matching resource is worth the duplicate check (most of a chart is not).
+        key = (resource_type, self._resource_id(raw))
+        if key in self._seen:
+            return None
+        entry = self._entry(raw, resource_type, key[1], matched, draft=draft)
+        if entry is not None and SITE_UNSPECIFIED in entry.valuesets and not draft:
+            entry = self._with_unsited(raw, entry, CODE_FIELDS[resource_type][0], matched)
+        return (key, entry) if entry is not None else None
 
     def _resource_id(self, raw: Raw) -> str:
         resource_id = raw.get("id")

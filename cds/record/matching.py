@@ -135,26 +135,6 @@ class MatchMemo:
         return found.memo if found is not None else {}
 
 
-def _concept_key(resource_type: str, value: object) -> tuple[object, ...] | None:
-    """The memo key of a one-coding concept, or None (several codings, none, not a concept).
-
-    Only these fields decide the sets: other keys (version, extension...) and equal non-string
-    values (all ignored alike) cannot make results differ."""
-    if not isinstance(value, dict):
-        return None
-    codings = value.get("coding")
-    if not (isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict)):
-        return None
-    coding = codings[0]
-    return (
-        resource_type,
-        coding.get("system"),
-        coding.get("code"),
-        coding.get("display"),
-        value.get("text"),
-    )
-
-
 def _rememberable(key: tuple[object, ...]) -> bool:
     # Long strings (free text, not a code or its name) are matched every time, never kept.
     return not any(isinstance(part, str) and len(part) > REMEMBERED_TEXT_CHARS for part in key[1:])
@@ -213,7 +193,21 @@ class ConceptMatcher:
     def main(self, resource_type: str, value: object) -> Sets:
         """:meth:`sets` of a resource's main coded field, remembered for the usual concept of
         one coding: a chart repeats the same few hundred codes (each lab, each vital sign)."""
-        key = _concept_key(resource_type, value)
+        # Inline, not a helper: every resource of a chart passes here.
+        key: tuple[object, ...] | None = None
+        if isinstance(value, dict):
+            codings = value.get("coding")
+            if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
+                coding = codings[0]
+                # Only these fields decide the sets: other keys (version, extension...) and
+                # equal non-string values (all ignored alike) cannot make results differ.
+                key = (
+                    resource_type,
+                    coding.get("system"),
+                    coding.get("code"),
+                    coding.get("display"),
+                    value.get("text"),
+                )
         memo = self._memo.concepts
         if key is not None:
             try:
