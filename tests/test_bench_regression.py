@@ -86,7 +86,7 @@ def test_a_repeat_call_for_the_same_chart_validates_nothing_again(
 
 def test_the_validation_memo_is_sized_from_settings(settings: Settings) -> None:
     app = create_app(changed(settings, validation_memo_size=123))
-    assert app.state.runtime.caches.validation.max_entries == 123
+    assert app.state.parts.caches.validation.max_entries == 123
 
 
 @pytest.mark.anyio

@@ -239,7 +239,7 @@ async def test_two_apps_do_not_share_what_they_remember(
     settings: Settings, rb01_request: dict[str, Any]
 ) -> None:
     first, second = create_app(settings), create_app(changed(settings))
-    ours, theirs = first.state.runtime.caches, second.state.runtime.caches
+    ours, theirs = first.state.parts.caches, second.state.parts.caches
     assert ours is not theirs
     assert ours.validation is not theirs.validation
     assert ours.matching is not theirs.matching
