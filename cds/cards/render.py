@@ -71,9 +71,12 @@ def service_request(
     return resource
 
 
-def stable_uuid(namespace: str, *parts: str) -> str:
-    """A uuid5 that is the same for the same parts (EHR de-duplication)."""
-    return str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, namespace), "|".join(parts)))
+def stable_uuid(namespace: str | uuid.UUID, *parts: str) -> str:
+    """A uuid5 that is the same for the same parts (EHR de-duplication); ``namespace`` is a URL,
+    or the uuid5 of one (:attr:`CardFrame.namespace`)."""
+    if isinstance(namespace, str):
+        namespace = uuid.uuid5(uuid.NAMESPACE_URL, namespace)
+    return str(uuid.uuid5(namespace, "|".join(parts)))
 
 
 def shown_value(entry: Entry) -> str:
@@ -117,6 +120,7 @@ class CardFrame:
     source: hooks.Source
     override_reasons: list[hooks.Coding] | None
     links: list[hooks.Link] | None
+    namespace: uuid.UUID  # of the card and suggestion uuids: the topic system's uuid5
 
 
 def card_frame(
@@ -139,6 +143,7 @@ def card_frame(
             hooks.Link(label=link.label, url=link.url, type="absolute") for link in template.links
         ]
         or None,
+        namespace=uuid.uuid5(uuid.NAMESPACE_URL, topic_system),
     )
 
 
@@ -173,7 +178,9 @@ def render(
     # Stable for one service, rule, patient and evidence, so the EHR de-duplicates a repeated
     # card; the service is part of it because feedback is matched by (service, uuid), and the
     # same rule's card from another service is another card.
-    card_uuid = stable_uuid(topic_system, service_id, rule_key, patient_id, *refs)
+    if frame is None:
+        frame = card_frame(template, rule_id, rule_name, topic_system)
+    card_uuid = stable_uuid(frame.namespace, service_id, rule_key, patient_id, *refs)
     detail = template.detail.replace("{evidence}", evidence_lines(evidence, measured)).rstrip()
     if notes:
         detail += "\n\n" + "\n".join(f"- {note}" for note in notes)
@@ -204,13 +211,11 @@ def render(
             built.append(
                 hooks.Suggestion(
                     label=spec.label,
-                    uuid=stable_uuid(topic_system, card_uuid, spec.key),
+                    uuid=stable_uuid(frame.namespace, card_uuid, spec.key),
                     is_recommended=spec.is_recommended,
                     actions=actions,
                 )
             )
-    if frame is None:
-        frame = card_frame(template, rule_id, rule_name, topic_system)
     card = hooks.Card(
         uuid=card_uuid,
         summary=template.summary,
