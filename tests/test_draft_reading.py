@@ -13,6 +13,7 @@ from cds.record import PatientRecord, build_record
 from cds.record.drafts import DraftReading, draft_reading
 from cds.settings import PROJECT_ROOT
 from cds.valuesets import ValueSets, load_valuesets
+from tests.test_record import WINDOWS
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -54,7 +55,7 @@ def antibiotic(**changes: Any) -> dict[str, Any]:
 
 
 def with_drafts(sets: ValueSets, *drafts: object) -> PatientRecord:
-    return build_record(sets, NOW, "p1", [PATIENT], drafts=list(drafts))
+    return build_record(sets, NOW, "p1", [PATIENT], windows=WINDOWS, drafts=list(drafts))
 
 
 @pytest.mark.parametrize(
