@@ -55,15 +55,7 @@ MAX_COMPLEXITY = 15
 # Functions above MAX_COMPLEXITY while their owners bring them under it (#21 point 9), each
 # with who is doing so. An entry whose function is back under the limit fails the test: remove
 # it then, so the list only ever names what is still too complex.
-COMPLEXITY_EXCEPTIONS: dict[str, str] = {
-    # h21-purity is bringing these under (#21 point 4 with complexity in engine and record).
-    "cds/engine.py:_apply_precedence": "h21-purity",
-    "cds/engine.py:_suggestions": "h21-purity",
-    "cds/record/build.py:RecordBuilder._candidate": "h21-purity",
-    "cds/record/build.py:RecordBuilder._entry": "h21-purity",
-    "cds/record/build.py:RecordBuilder._observation": "h21-purity",
-    "cds/record/matching.py:ConceptMatcher.sets": "h21-purity",
-}
+COMPLEXITY_EXCEPTIONS: dict[str, str] = {}
 
 
 def _imports(path: Path) -> set[str]:
