@@ -20,6 +20,7 @@ from cds.cards.wording import card_wording_problems
 from cds.data.templates import check_template
 from cds.errors import ConfigError
 from cds.fhir import parse_resource
+from cds.governance import Governance, load_governance
 from cds.rules.clauses import CLAUSES, RefKind
 from cds.rules.code_filters import filter_problems, sets_read
 from cds.rules.policy import POLICY_FILE, ClinicalPolicy, read_policy
@@ -55,6 +56,7 @@ class Catalogue:
     valuesets: ValueSets
     topic_system: str
     sources: Mapping[str, str] = field(default_factory=dict)  # rule key -> defining file
+    governance: Governance = field(default_factory=lambda: Governance({}, {}))
 
     def rule_ids(self) -> list[str]:
         """Every rule id (variants share their rule's id), for metrics labels."""
@@ -413,13 +415,17 @@ def _build(
             limb_symptoms=frozenset(service.limb_symptoms),
         )
     problems.extend(_cycles(files, rules))
+    governance, governance_problems = load_governance(
+        rules_dir, rules, link_hosts.names if link_hosts is not None else None
+    )
+    problems.extend(governance_problems)
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     # Only over a sound catalogue: a missing rule would make every code it reads look unread.
     problems.extend(_code_filter_problems(files, services, rules, valuesets))
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
-    catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin)
+    catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin, governance)
     return catalogue, []
 
 

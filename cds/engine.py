@@ -299,8 +299,12 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         )
     inputs = ClauseInputs(record, catalogue.rules)
     fired: list[_Fired] = []
+    today = now.date()
     for order, rule in enumerate(service.rules):
         if request.hook not in (rule.hooks or service.hooks):
+            continue
+        # Governance: a retired or draft rule, or one outside its effective period, is not run.
+        if not catalogue.governance.runs(rule.id, today):
             continue
         result = trigger(rule, inputs)
         if result.true:

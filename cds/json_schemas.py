@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from cds.cards.links import LinkHosts
 from cds.cards.schema import CardTemplate
+from cds.governance.schema import RuleGovernance
 from cds.rules.policy import ClinicalPolicy
 from cds.rules.schema import ServiceFile
 from cds.valuesets import ValueSetFile
@@ -50,6 +51,7 @@ FILE_SCHEMAS = (
     FileSchema("valueset", ValueSetFile, ("rules/valuesets/*.yaml",)),
     FileSchema("link-hosts", LinkHosts, ("cards/link-hosts.yaml",)),
     FileSchema("clinical-policy", ClinicalPolicy, ("rules/policy/clinical.yaml",)),
+    FileSchema("governance", RuleGovernance, ("rules/governance/*.yaml",)),
 )
 
 

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from cds.app_parts import AppParts
 from cds.catalogue import Catalogue
+from cds.clock import Clock
 from cds.feedback import FeedbackParts
 from cds.invocation import HookCallParts
 from cds.metrics import Metrics
@@ -67,6 +68,7 @@ def _authentication_parts(parts: AppParts) -> AuthenticationParts:
 
 SettingsDep = Annotated[Settings, Depends(_part(lambda parts: parts.settings))]
 CatalogueDep = Annotated[Catalogue, Depends(_part(lambda parts: parts.catalogue))]
+ClockDep = Annotated[Clock, Depends(_part(lambda parts: parts.clock))]
 StoreDep = Annotated[Store, Depends(_part(lambda parts: parts.store))]
 StoreHealthDep = Annotated[StoreHealth, Depends(_part(lambda parts: parts.store_health))]
 AuditDep = Annotated[AuditWriter, Depends(_part(lambda parts: parts.audit))]

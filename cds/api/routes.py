@@ -13,6 +13,7 @@ from cds.api.dependencies import (
     AuditDep,
     AuthenticationDep,
     CatalogueDep,
+    ClockDep,
     DiscoveryDep,
     FeedbackDep,
     HookCallsDep,
@@ -85,10 +86,18 @@ async def healthz() -> JsonResponse:
 
 
 @ops_routes.get("/readyz")
-async def readyz(health: StoreHealthDep) -> JsonResponse:
-    """Readiness: rules loaded and the store reachable at its last check (cds/store/health.py)."""
+async def readyz(health: StoreHealthDep, catalogue: CatalogueDep, clock: ClockDep) -> JsonResponse:
+    """Readiness: rules loaded and the store reachable at its last check (cds/store/health.py).
+    Rules past their review date are named (a warning: they still run, so it stays 200)."""
     store_ok = health.ready()
-    body = {"status": "ok" if store_ok else "unavailable", "rules": "loaded", "store": store_ok}
+    body: dict[str, object] = {
+        "status": "ok" if store_ok else "unavailable",
+        "rules": "loaded",
+        "store": store_ok,
+    }
+    overdue = catalogue.governance.overdue(clock().date())
+    if overdue:
+        body["reviewOverdue"] = overdue
     return JsonResponse(body, status_code=200 if store_ok else 503)
 
 

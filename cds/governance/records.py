@@ -1,0 +1,100 @@
+"""Load rules/governance/*.yaml and check each record against the rules and the link allow-list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from cds.cards.links import link_problem
+from cds.governance.reads import rule_reads
+from cds.governance.schema import RuleGovernance
+from cds.rules.schema import RuleSpec
+from cds.yaml_files import load_document
+
+GOVERNANCE_DIR = "governance"
+
+
+@dataclass(frozen=True)
+class Governance:
+    """Every rule's governance record, by rule id ("OS-02": its variants share one record)."""
+
+    records: Mapping[str, RuleGovernance]
+    sources: Mapping[str, str]  # rule id -> "rules/governance/OS-02.yaml"
+
+    def runs(self, rule_id: str, day: date) -> bool:
+        record = self.records.get(rule_id)
+        return record is not None and record.runs_on(day)
+
+    def versions(self, rule_ids: list[str]) -> dict[str, str]:
+        """The version of each rule named, for an audit row."""
+        return {rid: self.records[rid].version for rid in rule_ids if rid in self.records}
+
+    def overdue(self, day: date) -> list[str]:
+        """Rules past their nextReview on ``day``: they still run, and are named until reviewed."""
+        return sorted(rid for rid, r in self.records.items() if r.review_overdue(day))
+
+    def overdue_warnings(self, day: date) -> list[str]:
+        """One ``file: nextReview: ...`` line per overdue rule (located by the caller)."""
+        return [
+            f"{self.sources[rid]}: nextReview: {rid} {self.records[rid].version} was due for "
+            f"review on {self.records[rid].next_review.isoformat()}; it still runs"
+            for rid in self.overdue(day)
+        ]
+
+
+def _record_problems(
+    label: str, record: RuleGovernance, rules: Mapping[str, RuleSpec], hosts: frozenset[str] | None
+) -> list[str]:
+    problems = []
+    if record.next_review <= record.last_reviewed:
+        problems.append(f"{label}: nextReview: must come after lastReviewed")
+    for i, citation in enumerate(record.evidence):
+        # Without the allow-list (its own problem is reported) links cannot be judged.
+        why = None if hosts is None else link_problem(citation.url, hosts)
+        if why is not None:
+            problems.append(f"{label}: evidence[{i}].url: {why}")
+        if citation.year > record.last_reviewed.year:
+            problems.append(
+                f"{label}: evidence[{i}].year: {citation.year} is after lastReviewed "
+                "(a review cannot have read it)"
+            )
+    derived = rule_reads(record.id, rules)
+    declared = set(record.reads)
+    missing, extra = sorted(derived - declared), sorted(declared - derived)
+    if missing:
+        problems.append(f"{label}: reads: the rule's clauses also read {', '.join(missing)}")
+    if extra:
+        problems.append(f"{label}: reads: no clause of the rule reads {', '.join(extra)}")
+    return problems
+
+
+def load_governance(
+    rules_dir: Path, rules: Mapping[str, RuleSpec], hosts: frozenset[str] | None
+) -> tuple[Governance, list[str]]:
+    """The records in ``rules_dir/governance``, and every problem: a malformed record, a link
+    off the allow-list, a rule without a record, a record without a rule."""
+    directory = rules_dir / GOVERNANCE_DIR
+    problems: list[str] = []
+    records: dict[str, RuleGovernance] = {}
+    sources: dict[str, str] = {}
+    prefix = f"{rules_dir.name}/{GOVERNANCE_DIR}"
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else ():
+        label = f"{prefix}/{path.name}"
+        record = load_document(path, label, RuleGovernance, problems)
+        if record is None:
+            continue
+        if not any(rule.id == record.id for rule in rules.values()):
+            problems.append(f"{label}: id: no rule '{record.id}' is defined in {rules_dir.name}/")
+            continue
+        records[record.id] = record
+        sources[record.id] = label
+        problems.extend(_record_problems(label, record, rules, hosts))
+    loaded = {path.stem for path in directory.glob("*.yaml")} if directory.is_dir() else set()
+    for rule_id in sorted({rule.id for rule in rules.values()} - loaded):
+        problems.append(
+            f"{prefix}/{rule_id}.yaml: rule {rule_id} has no governance record "
+            "(version, status, owner, review dates, evidence)"
+        )
+    return Governance(records, sources), problems
