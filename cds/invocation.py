@@ -290,6 +290,7 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
         service_id=service_id,
         hook=call.hook,
         rule_ids=call.fired,
+        rule_versions=parts.catalogue.governance.versions(call.fired),
         card_uuids=[card.card_uuid for card in call.issued],
         duration_ms=round(elapsed * 1000, 3),
         status=call.status,

@@ -11,6 +11,7 @@ from cds.store import RuleReport, RuleStats
 _COLUMNS = (
     "service",
     "rule",
+    "version",
     "shown",
     "cards",
     "patients",
@@ -82,6 +83,7 @@ def render_table(report: RuleReport) -> str:
         (
             s.service_id,
             s.rule_id,
+            s.rule_version or NONE,
             str(s.times_shown),
             str(s.cards),
             str(s.patients),
@@ -100,7 +102,7 @@ def render_table(report: RuleReport) -> str:
 
         def line(cells: tuple[str, ...]) -> str:
             text = [
-                cell.ljust(w) if i < 2 else cell.rjust(w)
+                cell.ljust(w) if i < 3 else cell.rjust(w)
                 for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
             ]
             return "  ".join(text).rstrip()
@@ -111,13 +113,14 @@ def render_table(report: RuleReport) -> str:
             "",
             "shown: times the rule's cards were shown (a card shown again to the same patient "
             "keeps its uuid); cards: distinct cards; no response: cards without any feedback;",
+            f"version: the rule's version those calls ran ({NONE}: audited before versions);",
             f"rates: share of the feedback received (accepted + overridden); {NONE}: no feedback.",
         ]
         reasons = [s for s in report.rules if s.top_override_reasons]
         if reasons:
             lines += ["", "Top override reasons:"]
             for stats in reasons:
-                lines.append(f"  {stats.rule_id}:")
+                lines.append(f"  {stats.rule_id} {stats.rule_version or NONE}:")
                 lines += [
                     f"    {r.count:>5}  {r.code}" + (f" ({r.display})" if r.display else "")
                     for r in stats.top_override_reasons

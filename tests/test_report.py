@@ -30,6 +30,7 @@ def report() -> RuleReport:
         rules=[
             RuleStats(
                 rule_id="RF-01",
+                rule_version="1.2.0",
                 service_id="back-to-foot",
                 times_shown=9,
                 cards=4,
@@ -72,15 +73,21 @@ def test_the_table_has_one_aligned_row_per_rule_and_the_top_override_reasons() -
 
 
 def test_the_table_shows_times_shown_and_distinct_cards_apart() -> None:
-    assert _row("RF-01")[2:6] == ["9", "4", "3", "1"]
+    assert _row("RF-01")[3:7] == ["9", "4", "3", "1"]
 
 
 def test_rates_are_over_the_answers_received_and_show_their_denominator() -> None:
-    assert _row("RF-01")[6:] == ["1", "3", "25.0 % of 4", "75.0 % of 4"]
+    assert _row("RF-01")[7:] == ["1", "3", "25.0 % of 4", "75.0 % of 4"]
 
 
 def test_a_rule_without_feedback_shows_a_dash_not_a_zero_rate() -> None:
-    assert _row("RF-02")[6:] == ["0", "0", "\u2013", "\u2013"]
+    assert _row("RF-02")[7:] == ["0", "0", "\u2013", "\u2013"]
+
+
+def test_each_row_names_the_rule_version_its_calls_ran_and_a_dash_before_versions() -> None:
+    assert _row("RF-01")[:3] == ["back-to-foot", "RF-01", "1.2.0"]
+    assert _row("RF-02")[:3] == ["back-to-foot", "RF-02", "\u2013"]
+    assert any(line.strip() == "RF-01 1.2.0:" for line in render_table(report()).splitlines())
 
 
 def test_an_empty_report_says_so() -> None:
@@ -93,6 +100,7 @@ def test_the_json_includes_counts_rates_denominators_and_utc_times() -> None:
     assert data == report_json(report())
     rf01 = data["rules"][0]
     assert (rf01["times_shown"], rf01["cards"], rf01["no_response"]) == (9, 4, 1)
+    assert (rf01["rule_version"], data["rules"][1]["rule_version"]) == ("1.2.0", None)
     assert (rf01["feedback"], rf01["acceptance_rate"], rf01["override_rate"]) == (4, 0.25, 0.75)
     rf02 = data["rules"][1]
     assert (rf02["feedback"], rf02["acceptance_rate"], rf02["override_rate"]) == (0, None, None)

@@ -178,6 +178,7 @@ class Store:
                 "skipped_resource_count": audit.skipped_resource_count,
                 "repaired_element_count": audit.repaired_element_count,
                 "rule_ids": list(audit.rule_ids),
+                "rule_versions": dict(audit.rule_versions),
                 "card_uuids": list(audit.card_uuids),
                 "patient_hash": audit.patient_hash,
             }

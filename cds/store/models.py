@@ -27,6 +27,8 @@ class AuditRecord(_Frozen):
     service_id: str
     hook: str
     rule_ids: list[str] = []
+    # The version of each rule in rule_ids, so feedback can be read per version.
+    rule_versions: dict[str, str] = {}
     card_uuids: list[str] = []
     duration_ms: float = Field(ge=0)
     status: int = Field(ge=100, le=599)
@@ -101,7 +103,7 @@ class OverrideReasonCount(_Frozen):
 
 
 class RuleStats(_Frozen):
-    """What one rule showed in the report's period and what clinicians answered.
+    """What one version of one rule showed in the report's period and what clinicians answered.
 
     A card's uuid repeats whenever the same patient's call shows it again, so ``times_shown``
     (calls that showed one of the rule's cards) and ``cards`` (distinct card uuids) differ.
@@ -109,6 +111,8 @@ class RuleStats(_Frozen):
     """
 
     rule_id: str
+    # The rule's version those calls ran; None for calls audited before rules had versions.
+    rule_version: str | None = None
     service_id: str
     times_shown: int
     cards: int

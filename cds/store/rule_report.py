@@ -16,6 +16,16 @@ from cds.store.schema import feedback, invocations, issued_cards
 TOP_REASONS = 5
 
 
+def _version(dialect: str) -> Any:
+    """The version the call ran of the card's rule, from the call's ``rule_versions`` (NULL for
+    calls audited before rules had versions)."""
+    inv, ic = invocations, issued_cards
+    if dialect == "sqlite":
+        path = sa.literal('$."', sa.String) + ic.c.rule_id + sa.literal('"', sa.String)
+        return sa.type_coerce(sa.func.json_extract(inv.c.rule_versions, path), sa.String)
+    return sa.type_coerce(inv.c.rule_versions.op("->>")(ic.c.rule_id), sa.String)
+
+
 def _showings(dialect: str, service_id: str | None, start: datetime, end: datetime) -> Any:
     """One row per card a call in [start, end) returned: the uuid repeats on every call."""
     inv, ic = invocations, issued_cards
@@ -29,6 +39,7 @@ def _showings(dialect: str, service_id: str | None, start: datetime, end: dateti
         sa.select(
             inv.c.service_id,
             ic.c.rule_id,
+            _version(dialect).label("rule_version"),
             ic.c.card_uuid,
             inv.c.patient_hash,
         )
@@ -46,9 +57,9 @@ async def rule_report(
     """Per rule, for the calls received in [start, end): times shown, cards, patients, feedback."""
     fb = feedback
     showings = _showings(engine.dialect.name, service_id, start, end)
-    group = (showings.c.service_id, showings.c.rule_id)
+    group = (showings.c.service_id, showings.c.rule_id, showings.c.rule_version)
     cards = sa.select(*group, showings.c.card_uuid).distinct().subquery("cards")
-    card_group = (cards.c.service_id, cards.c.rule_id)
+    card_group = (cards.c.service_id, cards.c.rule_id, cards.c.rule_version)
     # Feedback joins cards at report time, so feedback that arrived before its card row was
     # written (another replica, a slow audit) still counts for the right rule.
     on_card = sa.and_(fb.c.card_uuid == cards.c.card_uuid, fb.c.service_id == cards.c.service_id)
@@ -120,8 +131,8 @@ def _assemble(
     silent: list[tuple[Any, ...]],
     reasons: list[tuple[Any, ...]],
 ) -> RuleReport:
-    counts: dict[tuple[str, str], dict[str, int]] = {
-        (svc, rule): {
+    counts: dict[tuple[str, str, str | None], dict[str, int]] = {
+        (svc, rule, version): {
             "times_shown": times,
             "cards": cards,
             "patients": patients,
@@ -129,26 +140,30 @@ def _assemble(
             "overridden": 0,
             "no_response": 0,
         }
-        for svc, rule, times, cards, patients in shown
+        for svc, rule, version, times, cards, patients in shown
     }
-    for svc, rule, outcome, n in outcomes:
-        counts[svc, rule][outcome] = n
-    for svc, rule, n in silent:
-        counts[svc, rule]["no_response"] = n
-    top: dict[tuple[str, str], list[OverrideReasonCount]] = {}
-    for svc, rule, system, code, display, n in reasons:
-        top.setdefault((svc, rule), []).append(
+    for svc, rule, version, outcome, n in outcomes:
+        counts[svc, rule, version][outcome] = n
+    for svc, rule, version, n in silent:
+        counts[svc, rule, version]["no_response"] = n
+    top: dict[tuple[str, str, str | None], list[OverrideReasonCount]] = {}
+    for svc, rule, version, system, code, display, n in reasons:
+        top.setdefault((svc, rule, version), []).append(
             OverrideReasonCount(system=system, code=code, display=display, count=n)
         )
     rules = [
         RuleStats(
             service_id=svc,
             rule_id=rule,
+            rule_version=version,
             top_override_reasons=sorted(
-                top.get((svc, rule), []), key=lambda r: (-r.count, r.system or "", r.code)
+                top.get((svc, rule, version), []), key=lambda r: (-r.count, r.system or "", r.code)
             )[:TOP_REASONS],
             **numbers,
         )
-        for (svc, rule), numbers in sorted(counts.items())
+        # Calls audited before rules had versions (None) sort first.
+        for (svc, rule, version), numbers in sorted(
+            counts.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or "")
+        )
     ]
     return RuleReport(service_id=service_id, start=start, end=end, rules=rules)

@@ -1,4 +1,4 @@
-"""The tables, exactly as the migrations leave them (0001 to 0003); times are stored as UTC."""
+"""The tables, exactly as the migrations leave them (0001 to 0004); times are stored as UTC."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ invocations = sa.Table(
     sa.Column("skipped_resource_count", sa.Integer(), nullable=False),
     sa.Column("repaired_element_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("rule_ids", sa.JSON(), nullable=False),
+    # Rule id -> the version that ran (0004); rows written before it hold {}.
+    sa.Column("rule_versions", sa.JSON(), nullable=False, server_default=sa.text("'{}'")),
     sa.Column("card_uuids", sa.JSON(), nullable=False),
     sa.Column("patient_hash", sa.String(64), nullable=True),
     sa.Index(None, "service_id", "received_at"),
