@@ -23,6 +23,7 @@ from cds.governance.reads import rule_reads
 from cds.invocation import evaluate_offline
 from cds.settings import PROJECT_ROOT, Settings
 from tests.conftest import FIXED_NOW, changed, serving
+from tests.test_rule_file_errors import replace
 
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 NOW = datetime.fromisoformat(FIXED_NOW)
@@ -38,18 +39,10 @@ def shipped() -> Any:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    shutil.copytree(PROJECT_ROOT / "rules", tmp_path / "rules")
-    shutil.copytree(PROJECT_ROOT / "cards", tmp_path / "cards")
+    """A copy of the shipped content to change."""
+    for part in ("rules", "cards"):
+        shutil.copytree(PROJECT_ROOT / part, tmp_path / part)
     return tmp_path
-
-
-def replace(path: Path, old: str, new: str) -> str:
-    """Replace the first ``old`` by ``new``; the place (line:column) where ``new`` starts."""
-    text = path.read_text(encoding="utf-8")
-    at = text.index(old)
-    path.write_text(text[:at] + new + text[at + len(old) :], encoding="utf-8")
-    line = text.count("\n", 0, at) + 1
-    return f"{line}:{at - text.rfind(chr(10), 0, at)}"
 
 
 def fired(catalogue: Any, body: dict[str, Any]) -> list[str]:

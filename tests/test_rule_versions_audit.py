@@ -61,16 +61,21 @@ async def test_calls_audited_before_migration_0004_read_as_an_unknown_version(
     await upgrade(store_settings, "0003")
     async with Store.from_settings(store_settings) as opened:
         cards = [issued("card-before", "RB-01")]
+        # The columns of revision 0003 only: rule_versions does not exist yet.
+        before = {
+            "received_at": T0,
+            "service_id": "back-to-foot",
+            "hook": "patient-view",
+            "hook_instance": "h-0",
+            "status_code": 200,
+            "duration_ms": 1.0,
+            "fhir_fetch_count": 0,
+            "skipped_resource_count": 0,
+            "rule_ids": ["RB-01"],
+            "card_uuids": ["card-before"],
+        }
         async with opened.engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO invocations (received_at, service_id, hook, hook_instance,"
-                    " status_code, duration_ms, fhir_fetch_count, skipped_resource_count,"
-                    " rule_ids, card_uuids) VALUES (:at, 'back-to-foot', 'patient-view', 'h-0',"
-                    " 200, 1.0, 0, 0, '[\"RB-01\"]', '[\"card-before\"]')"
-                ),
-                {"at": T0.replace(tzinfo=None)},
-            )
+            await conn.execute(sa.insert(invocations).values(before))
         await upgrade(store_settings)
         assert await current_revision(store_settings) == HEAD == "0004"
         await opened.record_invocation(audit([]), cards)  # the card row for the old call
