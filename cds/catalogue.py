@@ -415,14 +415,12 @@ def _build(
             limb_symptoms=frozenset(service.limb_symptoms),
         )
     problems.extend(_cycles(files, rules))
-    governance, governance_problems = load_governance(
-        rules_dir, rules, link_hosts.names if link_hosts is not None else None
-    )
-    problems.extend(governance_problems)
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     # Only over a sound catalogue: a missing rule would make every code it reads look unread.
     problems.extend(_code_filter_problems(files, services, rules, valuesets))
+    governance, governance_problems = load_governance(rules_dir, rules, link_hosts)
+    problems.extend(governance_problems)
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     catalogue = Catalogue(services, rules, cards, valuesets, topic_system, origin, governance)

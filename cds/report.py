@@ -64,6 +64,10 @@ def render_json(report: RuleReport) -> str:
     return json.dumps(report_json(report), indent=2, sort_keys=True) + "\n"
 
 
+def _version(stats: RuleStats) -> str:
+    return stats.rule_version or NONE  # calls audited before rules had versions
+
+
 def _rate(part: int, stats: RuleStats) -> str:
     # With its denominator: "100 %" of one answer is not "100 %" of fifty.
     if not stats.feedback:
@@ -83,7 +87,7 @@ def render_table(report: RuleReport) -> str:
         (
             s.service_id,
             s.rule_id,
-            s.rule_version or NONE,
+            _version(s),
             str(s.times_shown),
             str(s.cards),
             str(s.patients),
@@ -120,7 +124,7 @@ def render_table(report: RuleReport) -> str:
         if reasons:
             lines += ["", "Top override reasons:"]
             for stats in reasons:
-                lines.append(f"  {stats.rule_id} {stats.rule_version or NONE}:")
+                lines.append(f"  {stats.rule_id} {_version(stats)}:")
                 lines += [
                     f"    {r.count:>5}  {r.code}" + (f" ({r.display})" if r.display else "")
                     for r in stats.top_override_reasons

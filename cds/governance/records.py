@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from cds.cards.links import link_problem
+from cds.cards.links import LinkHosts, link_problem
 from cds.governance.reads import rule_reads
 from cds.governance.schema import RuleGovernance
 from cds.rules.schema import RuleSpec
@@ -71,10 +71,12 @@ def _record_problems(
 
 
 def load_governance(
-    rules_dir: Path, rules: Mapping[str, RuleSpec], hosts: frozenset[str] | None
+    rules_dir: Path, rules: Mapping[str, RuleSpec], link_hosts: LinkHosts | None
 ) -> tuple[Governance, list[str]]:
     """The records in ``rules_dir/governance``, and every problem: a malformed record, a link
-    off the allow-list, a rule without a record, a record without a rule."""
+    off the allow-list, a rule without a record, a record without a rule. Read over a sound
+    catalogue only: a broken rule would make its record's `reads` look wrong too."""
+    hosts = link_hosts.names if link_hosts is not None else None
     directory = rules_dir / GOVERNANCE_DIR
     problems: list[str] = []
     records: dict[str, RuleGovernance] = {}
