@@ -140,7 +140,10 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("get", "/readyz"): {
             "responses": {
                 "200": _answer("Ready", "Readiness"),
-                "503": _answer("The store is unreachable", "Readiness"),
+                "503": _answer(
+                    "The store is unreachable, or its last health check is older than it may be",
+                    "Readiness",
+                ),
             }
         },
         ("get", "/metrics"): {
