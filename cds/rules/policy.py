@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +54,10 @@ class ClinicalPolicy(_Strict):
             undated_active=parse_duration(self.undated_active_within),
             encounter_diagnosis=parse_duration(self.encounter_diagnosis_within),
         )
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Filled at load, so a call never writes into a catalogue other calls share.
+        self.condition_windows  # noqa: B018
 
 
 def read_policy(rules_dir: Path, problems: list[str]) -> ClinicalPolicy | None:

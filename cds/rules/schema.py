@@ -50,6 +50,10 @@ class _SetClause(_Strict):
         # Computed once per loaded catalogue, not once per clause per evaluation.
         return frozenset(self.valuesets)
 
+    def model_post_init(self, context: Any, /) -> None:
+        # Filled at load, so a call never writes into a catalogue other calls share.
+        self.wanted  # noqa: B018
+
 
 class ConditionClause(_SetClause):
     """Counting Conditions (rules.md 3.2) in the value sets, optionally windowed and sided."""
@@ -183,7 +187,7 @@ class Node(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Node:
-        given = [name.rstrip("_") for name, value in self if value is not None]
+        given = [name.rstrip("_") for name, value in self._declared() if value is not None]
         if len(given) != 1:
             shown = ", ".join(given) or "nothing"
             raise ValueError(f"a node holds exactly one of all/any/not/<clause>, got {shown}")
@@ -195,7 +199,17 @@ class Node(_Strict):
 
         Cached on the instance: evaluation dispatches on it for every node of every call (a
         pydantic private attribute would cost a __getattr__ call, ~50 times a plain read)."""
-        return next((name.rstrip("_"), value) for name, value in self if value is not None)
+        return next(
+            (name.rstrip("_"), value) for name, value in self._declared() if value is not None
+        )
+
+    def _declared(self) -> Iterator[tuple[str, Any]]:
+        # The fields alone: iterating the model would also yield what cached_property stores.
+        return ((name, getattr(self, name)) for name in type(self).model_fields)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Filled at load, so a call never writes into a catalogue other calls share.
+        self.branch  # noqa: B018
 
 
 def walk(node: Node, path: str = "") -> Iterator[tuple[Node, str]]:
