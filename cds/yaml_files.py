@@ -187,6 +187,18 @@ def _parse(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
+def load_required_document(
+    folder: Path, name: str, model: type[Document], problems: list[str], missing: str
+) -> Document | None:
+    """The one ``name`` file a folder must hold, as ``model``; ``missing`` says why it must."""
+    path = folder / name
+    label = f"{folder.name}/{name}"
+    if not path.is_file():
+        problems.append(f"{label}: {missing}")
+        return None
+    return load_document(path, label, model, problems)
+
+
 def load_document(
     path: Path, label: str, model: type[Document], problems: list[str]
 ) -> Document | None:

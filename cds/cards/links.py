@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from cds.cards.schema import CardTemplate
-from cds.yaml_files import load_document
+from cds.yaml_files import load_required_document
 
 LINK_HOSTS_FILE = "link-hosts.yaml"
 
@@ -36,12 +36,13 @@ class LinkHosts(_Strict):
 
 def load_link_hosts(cards_dir: Path, problems: list[str]) -> LinkHosts | None:
     """The allow-list shipped beside the cards; a problem when it is missing or malformed."""
-    path = cards_dir / LINK_HOSTS_FILE
-    label = f"{cards_dir.name}/{LINK_HOSTS_FILE}"
-    if not path.is_file():
-        problems.append(f"{label}: the publisher allow-list of card links is missing")
-        return None
-    return load_document(path, label, LinkHosts, problems)
+    return load_required_document(
+        cards_dir,
+        LINK_HOSTS_FILE,
+        LinkHosts,
+        problems,
+        "the publisher allow-list of card links is missing",
+    )
 
 
 def link_problem(url: str, allowed: frozenset[str]) -> str | None:

@@ -12,7 +12,7 @@ from cds.errors import ConfigError
 from cds.record import ConditionWindows
 from cds.record.dates import parse_duration
 from cds.rules.schema import Dur, Indicator, SuggestionPriority
-from cds.yaml_files import load_document
+from cds.yaml_files import load_required_document
 
 POLICY_FILE = "policy/clinical.yaml"  # under the rules directory
 
@@ -62,12 +62,13 @@ class ClinicalPolicy(_Strict):
 
 def read_policy(rules_dir: Path, problems: list[str]) -> ClinicalPolicy | None:
     """The policy under ``rules_dir``; None (and the problems listed) when missing or invalid."""
-    path = rules_dir / POLICY_FILE
-    label = f"{rules_dir.name}/{POLICY_FILE}"
-    if not path.is_file():
-        problems.append(f"{label}: not found; the services read their clinical policy from it")
-        return None
-    return load_document(path, label, ClinicalPolicy, problems)
+    return load_required_document(
+        rules_dir,
+        POLICY_FILE,
+        ClinicalPolicy,
+        problems,
+        "not found; the services read their clinical policy from it",
+    )
 
 
 def load_policy(rules_dir: Path) -> ClinicalPolicy:
