@@ -6,7 +6,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.served import free_port
 
 INSTALL_HINT = (
     "PostgreSQL server binaries not found (looked for /usr/lib/postgresql/*/bin/initdb and "
@@ -69,13 +70,6 @@ def _run(run_as: str | None, argv: list[str]) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _os_account() -> str | None:
     if os.geteuid() != 0:
         return None
@@ -123,7 +117,7 @@ def cluster() -> Iterator[PgCluster]:
         account = pwd.getpwnam(run_as)
         for path in (base, sockets):
             os.chown(path, account.pw_uid, account.pw_gid)
-    server = PgServer(bindir=bindir, host="127.0.0.1", port=_free_port(), user="cds", run_as=run_as)
+    server = PgServer(bindir=bindir, host="127.0.0.1", port=free_port(), user="cds", run_as=run_as)
     options = (
         f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"

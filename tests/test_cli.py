@@ -23,6 +23,7 @@ from cds.config_errors import unexpected_error
 from cds.demo import load_demo
 from cds.demo_server import demo_settings
 from cds.settings import PROJECT_ROOT
+from tests.served import free_port
 
 CASE = (
     PROJECT_ROOT
@@ -192,7 +193,7 @@ def test_the_report_takes_a_plain_date_and_refuses_a_malformed_one(
 
 
 def test_cds_demo_prints_the_playground_url(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CDS_")},
         "CDS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
@@ -221,13 +222,6 @@ def test_cds_demo_prints_the_playground_url(tmp_path: Path) -> None:
         finally:
             demo.terminate()
             demo.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

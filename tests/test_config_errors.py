@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import pytest
 
 from cds.settings import PROJECT_ROOT
 from tests.pgserver import PgServer
+from tests.served import free_port
 
 # Recognisable secrets: none of them may appear in any output.
 ADMIN_TOKEN = "adm1n-T0KEN-must-never-be-printed"
@@ -28,13 +28,6 @@ SECRETS = (ADMIN_TOKEN, HASH_KEY, DB_PASSWORD)
 ISSUERS = '{"https://ehr.example.org": "https://ehr.example.org/jwks.json"}'
 MAX_LINE_CHARS = 400
 CONFIG_FAILURE = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -55,7 +48,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
         CDS_ADMIN_TOKEN=ADMIN_TOKEN,
         CDS_PATIENT_HASH_KEY=HASH_KEY,
         CDS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
-        CDS_PORT=str(_free_port()),
+        CDS_PORT=str(free_port()),
     )
     return env
 
@@ -194,7 +187,7 @@ def test_evaluate_on_bad_json_names_the_file_and_the_place(
 
 def _unreachable_postgres() -> str:
     # A port nothing listens on: the server is down, or the URL names the wrong one.
-    return f"postgresql+asyncpg://cds:{DB_PASSWORD}@127.0.0.1:{_free_port()}/cds"
+    return f"postgresql+asyncpg://cds:{DB_PASSWORD}@127.0.0.1:{free_port()}/cds"
 
 
 @pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"], ["report"]])
