@@ -20,23 +20,15 @@ import orjson
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from cds.logs import configure_logging
-    from cds.serving import uvicorn_options
+    from cds.serving import serve
     from cds.settings import Settings
     from cds.startup import preflight
 
     settings = Settings()
     configure_logging(settings.log_level)
     preflight(settings)
-    uvicorn.run(
-        "cds.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        **uvicorn_options(settings),
-    )
+    serve(settings, host=args.host or settings.host, port=args.port or settings.port)
     return 0
 
 

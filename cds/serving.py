@@ -8,6 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
+import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -176,3 +177,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,
         "proxy_headers": True,
     }
+
+
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    """Run the service under uvicorn (each worker builds its own app) until it is stopped."""
+    uvicorn.run(
+        "cds.app:create_app", factory=True, host=host, port=port, **uvicorn_options(settings)
+    )

@@ -29,7 +29,7 @@ INPUT_OUTPUT = ("cds.data.fhir_client", "cds.store", "httpx", "sqlalchemy", "asy
 ALLOWED = {
     "fastapi": HTTP_LAYER,
     "starlette": HTTP_LAYER,
-    "uvicorn": HTTP_LAYER | {"cli.py"},  # cli.py: `cds serve` hands the app to uvicorn.run
+    "uvicorn": HTTP_LAYER,
     "fhir.resources": {"fhir.py"},
     "httpx": {"fhir_client.py", "security", "app.py"},
 }
