@@ -54,6 +54,8 @@ class Evaluation:
     validations_remembered: int = 0
     # (resourceType, element path) -> elements reshaped to their R4 cardinality.
     repaired: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Rules in shadow whose trigger held: audited as "would have fired", never shown.
+    would_fire: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -299,18 +301,25 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         )
     inputs = ClauseInputs(record, catalogue.rules)
     fired: list[_Fired] = []
+    would_fire: list[str] = []
     today = now.date()
     for order, rule in enumerate(service.rules):
         if request.hook not in (rule.hooks or service.hooks):
             continue
-        # Governance: a retired or draft rule, or one outside its effective period, is not run.
-        if not catalogue.governance.runs(rule.id, today):
+        # Governance: a retired rule, or one outside its effective period, is not run.
+        mode = catalogue.governance.mode(rule.id, today)
+        if mode == "off":
             continue
         result = trigger(rule, inputs)
-        if result.true:
-            f = _suggestions(rule, catalogue, inputs, result)
-            f.order = order
-            fired.append(f)
+        if not result.true:
+            continue
+        if mode == "shadow":
+            # Kept out of precedence: a card nobody sees must never suppress or trim one shown.
+            would_fire.append(rule.id)
+            continue
+        f = _suggestions(rule, catalogue, inputs, result)
+        f.order = order
+        fired.append(f)
     shown = _apply_precedence(service, fired)
     shown.sort(key=lambda f: (SEVERITY[f.indicator], f.order))
     cards: list[hooks.Card] = []
@@ -355,4 +364,5 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         record.models_built,
         record.validations_remembered,
         record.repaired,
+        list(dict.fromkeys(would_fire)),
     )

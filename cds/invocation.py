@@ -111,6 +111,7 @@ class _Call:
     failure: Exception | None = None
     wire: dict[str, Any] | None = None
     fired: list[str] = field(default_factory=list)
+    would_fire: list[str] = field(default_factory=list)  # rules in shadow: audited, not shown
     issued: list[IssuedCard] = field(default_factory=list)
     skipped: int = 0
     repaired: int = 0
@@ -258,6 +259,7 @@ def _evaluate(parts: HookCallParts, call: _Call, waiting: _Waiting, data: Patien
         raise
     call.fetched = data.fetched
     call.fired = evaluation.fired
+    call.would_fire = evaluation.would_fire
     call.issued = list(evaluation.issued)
     call.skipped = sum(evaluation.skipped.values())
     call.repaired = sum(evaluation.repaired.values())
@@ -276,6 +278,8 @@ def _count(metrics: Metrics, service: ServiceDefinition, evaluation: Evaluation)
     )
     for rule_id in evaluation.fired:
         metrics.card_emitted(service.id, rule_id)
+    for rule_id in evaluation.would_fire:
+        metrics.card_would_fire(service.id, rule_id)
 
 
 # --------------------------------------------------------------------------- audit
@@ -290,7 +294,8 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
         service_id=service_id,
         hook=call.hook,
         rule_ids=call.fired,
-        rule_versions=parts.catalogue.governance.versions(call.fired),
+        would_fire=call.would_fire,
+        rule_versions=parts.catalogue.governance.versions(call.fired + call.would_fire),
         card_uuids=[card.card_uuid for card in call.issued],
         duration_ms=round(elapsed * 1000, 3),
         status=call.status,

@@ -112,6 +112,13 @@ class Metrics:
         self.cards = Counter(
             "cds_cards", "Cards returned, by the rule that fired", ["service", "rule"], registry=reg
         )
+        self.would_fire = Counter(
+            "cds_cards_would_fire",
+            "Cards not returned because their rule runs in shadow (a draft rule): the rule "
+            "fired and was audited as 'would have fired'",
+            ["service", "rule"],
+            registry=reg,
+        )
         self.fhir_seconds = Histogram(
             "cds_fhir_fetch_duration_seconds",
             "Time for one FHIR search or read (fallback when prefetch is missing)",
@@ -203,6 +210,10 @@ class Metrics:
             if labels == key:
                 self._card_children[key] = child
         child.inc(count)
+
+    def card_would_fire(self, service_id: str, rule_id: str) -> None:
+        # Shadow rules are few and rare: no memo of label children, unlike card_emitted.
+        self.would_fire.labels(self._service(service_id), _known(rule_id, self._rules)).inc()
 
     def fhir_fetch(self, resource_type: str, seconds: float) -> None:
         self.fhir_seconds.labels(_resource_type(resource_type)).observe(seconds)

@@ -13,6 +13,7 @@ _COLUMNS = (
     "rule",
     "version",
     "shown",
+    "would fire",
     "cards",
     "patients",
     "no response",
@@ -89,6 +90,7 @@ def render_table(report: RuleReport) -> str:
             s.rule_id,
             _version(s),
             str(s.times_shown),
+            str(s.would_fire),
             str(s.cards),
             str(s.patients),
             str(s.no_response),
@@ -116,7 +118,9 @@ def render_table(report: RuleReport) -> str:
         lines += [
             "",
             "shown: times the rule's cards were shown (a card shown again to the same patient "
-            "keeps its uuid); cards: distinct cards; no response: cards without any feedback;",
+            "keeps its uuid); would fire: calls in which the rule, in shadow (draft), would have "
+            "shown a card;",
+            "cards: distinct cards; no response: cards without any feedback;",
             f"version: the rule's version those calls ran ({NONE}: audited before versions);",
             f"rates: share of the feedback received (accepted + overridden); {NONE}: no feedback.",
         ]

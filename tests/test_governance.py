@@ -1,6 +1,6 @@
 """Every rule carries its governance record: version, status, owner, review dates, evidence and
-the data it reads, checked with the catalogue; retired and draft rules return no card; a rule
-past its review date still runs and is named by ``cds rules check`` and ``/readyz``."""
+the data it reads, checked with the catalogue; retired and draft rules return no card (a draft
+one runs in shadow: tests/test_shadow_mode.py); a rule past its review date still runs and is named by ``cds rules check`` and ``/readyz``."""
 
 from __future__ import annotations
 
@@ -221,17 +221,17 @@ def _record(**changes: Any) -> dict[str, Any]:
     }
 
 
-def test_only_an_active_rule_inside_its_effective_period_runs() -> None:
-    day = date(2026, 12, 6)
-    assert RuleGovernance.model_validate(_record()).runs_on(day)
-    assert not RuleGovernance.model_validate(_record(status="draft")).runs_on(day)
-    assert not RuleGovernance.model_validate(_record(status="retired")).runs_on(day)
-    starts_later = _record(effective={"start": "2026-12-07"})
-    assert not RuleGovernance.model_validate(starts_later).runs_on(day)
-    ended = _record(effective={"end": "2026-12-05"})
-    assert not RuleGovernance.model_validate(ended).runs_on(day)
-    this_day = _record(effective={"start": "2026-12-06", "end": "2026-12-06"})
-    assert RuleGovernance.model_validate(this_day).runs_on(day)
+def mode(**changes: Any) -> str:
+    return RuleGovernance.model_validate(_record(**changes)).mode_on(date(2026, 12, 6))
+
+
+def test_an_active_rule_shows_a_draft_one_runs_in_shadow_inside_their_period_only() -> None:
+    assert mode() == "on"
+    assert mode(status="draft") == "shadow"
+    assert mode(status="retired") == "off"
+    assert mode(effective={"start": "2026-12-07"}) == "off"
+    assert mode(status="draft", effective={"end": "2026-12-05"}) == "off"
+    assert mode(effective={"start": "2026-12-06", "end": "2026-12-06"}) == "on"
 
 
 def test_a_retired_rule_never_fires_and_the_others_still_do(
@@ -245,9 +245,7 @@ def test_a_retired_rule_never_fires_and_the_others_still_do(
     assert fired(after, rb01_request) == [c for c in fired(before, rb01_request) if c != "RB-01"]
 
 
-def test_a_draft_rule_returns_no_card_until_shadow_mode_exists(
-    tree: Path, rb01_request: dict[str, Any]
-) -> None:
+def test_a_draft_rule_returns_no_card(tree: Path, rb01_request: dict[str, Any]) -> None:
     replace(tree / "rules" / "governance" / "RB-01.yaml", "status: active", "status: draft")
     catalogue = load_catalogue(tree / "rules", tree / "cards", TOPIC)
     assert "RB-01" not in fired(catalogue, rb01_request)
@@ -300,7 +298,7 @@ def test_a_rule_past_its_review_date_still_fires(tree: Path) -> None:
     catalogue = load_catalogue(tree / "rules", tree / "cards", TOPIC)
     late = datetime.fromisoformat(AFTER_RED_FLAG_REVIEW)
     assert catalogue.governance.overdue(late.date()) == ["RF-01", "RF-02", "RF-03"]
-    assert all(catalogue.governance.runs(rid, late.date()) for rid in ("RF-01", "RF-02"))
+    assert all(catalogue.governance.mode(rid, late.date()) == "on" for rid in ("RF-01", "RF-02"))
 
 
 @pytest.mark.anyio

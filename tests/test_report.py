@@ -73,21 +73,41 @@ def test_the_table_has_one_aligned_row_per_rule_and_the_top_override_reasons() -
 
 
 def test_the_table_shows_times_shown_and_distinct_cards_apart() -> None:
-    assert _row("RF-01")[3:7] == ["9", "4", "3", "1"]
+    assert _row("RF-01")[3:8] == ["9", "0", "4", "3", "1"]
 
 
 def test_rates_are_over_the_answers_received_and_show_their_denominator() -> None:
-    assert _row("RF-01")[7:] == ["1", "3", "25.0 % of 4", "75.0 % of 4"]
+    assert _row("RF-01")[8:] == ["1", "3", "25.0 % of 4", "75.0 % of 4"]
 
 
 def test_a_rule_without_feedback_shows_a_dash_not_a_zero_rate() -> None:
-    assert _row("RF-02")[7:] == ["0", "0", "\u2013", "\u2013"]
+    assert _row("RF-02")[8:] == ["0", "0", "\u2013", "\u2013"]
 
 
 def test_each_row_names_the_rule_version_its_calls_ran_and_a_dash_before_versions() -> None:
     assert _row("RF-01")[:3] == ["back-to-foot", "RF-01", "1.2.0"]
     assert _row("RF-02")[:3] == ["back-to-foot", "RF-02", "\u2013"]
     assert any(line.strip() == "RF-01 1.2.0:" for line in render_table(report()).splitlines())
+
+
+def test_a_rule_in_shadow_shows_its_would_fire_count_beside_the_times_shown() -> None:
+    shadow = RuleStats(
+        rule_id="RB-02",
+        rule_version="1.1.0-draft",
+        service_id="back-to-foot",
+        times_shown=0,
+        would_fire=7,
+        cards=0,
+        patients=0,
+        accepted=0,
+        overridden=0,
+        no_response=0,
+    )
+    table = render_table(report().model_copy(update={"rules": [shadow]}))
+    header = next(line for line in table.splitlines() if line.startswith("service"))
+    assert "shown  would fire  cards" in header
+    line = next(line for line in table.splitlines() if " RB-02 " in line)
+    assert [c.strip() for c in line.split("  ") if c.strip()][2:5] == ["1.1.0-draft", "0", "7"]
 
 
 def test_an_empty_report_says_so() -> None:

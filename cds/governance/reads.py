@@ -21,6 +21,19 @@ def _trees(rule: RuleSpec) -> Iterator[Node]:
     yield from (step.when for step in rule.suggestion_priority)
 
 
+def named_rules(rule_id: str, rules: Mapping[str, RuleSpec]) -> frozenset[str]:
+    """The rule keys the `rule:` clauses of ``rule_id``'s variants name, directly."""
+    return frozenset(
+        clause
+        for rule in rules.values()
+        if rule.id == rule_id
+        for tree in _trees(rule)
+        for node, _ in walk(tree)
+        for name, clause in [node.branch]
+        if name == "rule" and isinstance(clause, str)
+    )
+
+
 def rule_reads(rule_id: str, rules: Mapping[str, RuleSpec]) -> frozenset[str]:
     """Every resource type the rule's variants read, through the rules their `rule:` clauses
     name too. The Patient always: every rule passes the patient gates (deceased, age). A draft

@@ -8,8 +8,8 @@ from datetime import date
 from pathlib import Path
 
 from cds.cards.links import LinkHosts, link_problem
-from cds.governance.reads import rule_reads
-from cds.governance.schema import RuleGovernance
+from cds.governance.reads import named_rules, rule_reads
+from cds.governance.schema import Mode, RuleGovernance
 from cds.rules.schema import RuleSpec
 from cds.yaml_files import load_document
 
@@ -23,9 +23,11 @@ class Governance:
     records: Mapping[str, RuleGovernance]
     sources: Mapping[str, str]  # rule id -> "rules/governance/OS-02.yaml"
 
-    def runs(self, rule_id: str, day: date) -> bool:
+    def mode(self, rule_id: str, day: date) -> Mode:
+        """How ``rule_id`` takes part in a call on ``day``. The one place a rule's mode is
+        decided: a site's setting (off, shadow) is to be applied here, over the record's."""
         record = self.records.get(rule_id)
-        return record is not None and record.runs_on(day)
+        return "off" if record is None else record.mode_on(day)
 
     def versions(self, rule_ids: list[str]) -> dict[str, str]:
         """The version of each rule named, for an audit row."""
@@ -99,4 +101,26 @@ def load_governance(
             f"{prefix}/{rule_id}.yaml: rule {rule_id} has no governance record "
             "(version, status, owner, review dates, evidence)"
         )
+    problems.extend(_retired_references(records, sources, rules))
     return Governance(records, sources), problems
+
+
+def _retired_references(
+    records: Mapping[str, RuleGovernance], sources: Mapping[str, str], rules: Mapping[str, RuleSpec]
+) -> list[str]:
+    """A rule that runs (active, or draft in shadow) whose `rule:` clause names a retired rule:
+    the retired rule is still evaluated for it, unseen by the committee that retired it. A draft
+    rule named is fine: it is evaluated anyway."""
+    problems = []
+    for rule_id, record in sorted(records.items()):
+        if record.status == "retired":
+            continue
+        named = {rules[key].id for key in named_rules(rule_id, rules) if key in rules}
+        for other in sorted(named - {rule_id}):
+            if other in records and records[other].status == "retired":
+                problems.append(
+                    f"{sources[rule_id]}: status: {rule_id} is {record.status} but its rule: "
+                    f"clause names {other}, which is retired; retire {rule_id} too, or stop "
+                    f"naming {other}"
+                )
+    return problems

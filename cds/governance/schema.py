@@ -28,6 +28,10 @@ def _semantic_version(value: object) -> object:
 # The pattern also reaches the JSON Schema, so an editor flags a bad version as it is typed.
 Version = Annotated[str, BeforeValidator(_semantic_version), Field(pattern=SEMVER)]
 Status = Literal["draft", "active", "retired"]
+# How a rule takes part in a call: "on" shows its cards; "shadow" evaluates it and audits that it
+# would have fired, with no card; "off" does not evaluate it. A site's setting (#16 point 3)
+# will be combined with the record's mode in ``Governance.mode``, never here.
+Mode = Literal["on", "shadow", "off"]
 # The FHIR resource types a rule can read: the record's (cds/record/build.py) and the Patient.
 ResourceType = Literal[
     "Patient",
@@ -85,13 +89,13 @@ class RuleGovernance(_Strict):
     cautions: list[str] = Field(min_length=1)
     reads: list[ResourceType] = Field(min_length=1)
 
-    def runs_on(self, day: date) -> bool:
-        """Evaluated at all on ``day``: active, and inside its effective period when it has one.
-
-        Draft rules do not run yet (shadow mode, which would evaluate them without a card, is
-        not built); retired rules never run.
-        """
-        return self.status == "active" and (self.effective is None or self.effective.holds(day))
+    def mode_on(self, day: date) -> Mode:
+        """How the rule runs on ``day``: an active rule shows its cards and a draft one runs in
+        shadow (evaluated and audited, no card), both only inside their effective period; a
+        retired rule never runs."""
+        if self.status == "retired" or not (self.effective is None or self.effective.holds(day)):
+            return "off"
+        return "on" if self.status == "active" else "shadow"
 
     def review_overdue(self, day: date) -> bool:
         return self.next_review < day

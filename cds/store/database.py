@@ -179,6 +179,7 @@ class Store:
                 "repaired_element_count": audit.repaired_element_count,
                 "rule_ids": list(audit.rule_ids),
                 "rule_versions": dict(audit.rule_versions),
+                "would_fire": list(audit.would_fire),
                 "card_uuids": list(audit.card_uuids),
                 "patient_hash": audit.patient_hash,
             }

@@ -27,7 +27,9 @@ class AuditRecord(_Frozen):
     service_id: str
     hook: str
     rule_ids: list[str] = []
-    # The version of each rule in rule_ids, so feedback can be read per version.
+    # Rules in shadow (draft) whose trigger held: they would have fired, but showed no card.
+    would_fire: list[str] = []
+    # The version of each rule in rule_ids and would_fire, so both can be read per version.
     rule_versions: dict[str, str] = {}
     card_uuids: list[str] = []
     duration_ms: float = Field(ge=0)
@@ -115,6 +117,8 @@ class RuleStats(_Frozen):
     rule_version: str | None = None
     service_id: str
     times_shown: int
+    # Calls in which the rule, in shadow, would have fired: no card, so no feedback either.
+    would_fire: int = 0
     cards: int
     patients: int
     accepted: int

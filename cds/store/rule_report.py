@@ -14,39 +14,66 @@ from cds.store.models import OverrideReasonCount, RuleReport, RuleStats
 from cds.store.schema import feedback, invocations, issued_cards
 
 TOP_REASONS = 5
+_NO_FEEDBACK = {"accepted": 0, "overridden": 0, "no_response": 0}
 
 
-def _version(dialect: str) -> Any:
-    """The version the call ran of the card's rule, from the call's ``rule_versions`` (NULL for
-    calls audited before rules had versions)."""
-    inv, ic = invocations, issued_cards
+def _version(dialect: str, rule_id: Any) -> Any:
+    """The version the call ran of the rule ``rule_id`` (a column), from the call's
+    ``rule_versions`` (NULL for calls audited before rules had versions)."""
+    inv = invocations
     if dialect == "sqlite":
-        path = sa.literal('$."', sa.String) + ic.c.rule_id + sa.literal('"', sa.String)
+        path = sa.literal('$."', sa.String) + rule_id + sa.literal('"', sa.String)
         return sa.type_coerce(sa.func.json_extract(inv.c.rule_versions, path), sa.String)
-    return sa.type_coerce(inv.c.rule_versions.op("->>")(ic.c.rule_id), sa.String)
+    return sa.type_coerce(inv.c.rule_versions.op("->>")(rule_id), sa.String)
+
+
+def _unnest(dialect: str, column: Any, name: str) -> Any:
+    """A JSON list column of the call as rows of its items (``.c.value``); each dialect has its
+    own way to unnest one."""
+    unnest = sa.func.json_each if dialect == "sqlite" else sa.func.json_array_elements_text
+    return unnest(column).table_valued("value").alias(name)
+
+
+def _window(service_id: str | None, start: datetime, end: datetime) -> list[Any]:
+    inv = invocations
+    where = [inv.c.received_at >= start, inv.c.received_at < end]
+    if service_id is not None:
+        where.append(inv.c.service_id == service_id)
+    return where
+
+
+def _would_fire(dialect: str, service_id: str | None, start: datetime, end: datetime) -> Any:
+    """Per service, rule in shadow and version: the calls in [start, end) it would have fired
+    in."""
+    inv = invocations
+    rule = _unnest(dialect, inv.c.would_fire, "shadow")
+    rule_id = sa.type_coerce(rule.c.value, sa.String)
+    group = (inv.c.service_id, rule_id, _version(dialect, rule_id))
+    return (
+        sa.select(*group, sa.func.count())
+        .select_from(inv)
+        .join(rule, sa.true())
+        .where(*_window(service_id, start, end))
+        .group_by(*group)
+    )
 
 
 def _showings(dialect: str, service_id: str | None, start: datetime, end: datetime) -> Any:
     """One row per card a call in [start, end) returned: the uuid repeats on every call."""
     inv, ic = invocations, issued_cards
-    # Each call keeps its card uuids as a JSON list; each dialect has its own way to unnest one.
-    unnest = sa.func.json_each if dialect == "sqlite" else sa.func.json_array_elements_text
-    shown = unnest(inv.c.card_uuids).table_valued("value").alias("shown")
-    where = [inv.c.received_at >= start, inv.c.received_at < end]
-    if service_id is not None:
-        where.append(inv.c.service_id == service_id)
+    shown = _unnest(dialect, inv.c.card_uuids, "shown")
     return (
         sa.select(
             inv.c.service_id,
             ic.c.rule_id,
-            _version(dialect).label("rule_version"),
+            _version(dialect, ic.c.rule_id).label("rule_version"),
             ic.c.card_uuid,
             inv.c.patient_hash,
         )
         .select_from(inv)
         .join(shown, sa.true())
         .join(ic, sa.and_(ic.c.card_uuid == shown.c.value, ic.c.service_id == inv.c.service_id))
-        .where(*where)
+        .where(*_window(service_id, start, end))
         .subquery("showings")
     )
 
@@ -96,6 +123,7 @@ async def rule_report(
             .where(fb.c.outcome == "overridden", fb.c.override_code.is_not(None))
             .group_by(*card_group, fb.c.override_system, fb.c.override_code)
         )
+        would_fire = await conn.execute(_would_fire(engine.dialect.name, service_id, start, end))
         orphan_filter = [
             fb.c.received_at >= start,
             fb.c.received_at < end,
@@ -118,6 +146,7 @@ async def rule_report(
         outcomes=[tuple(row) for row in outcomes],
         silent=[tuple(row) for row in silent],
         reasons=[tuple(row) for row in reasons],
+        would_fire=[tuple(row) for row in would_fire],
     ).model_copy(update={"unmatched_feedback": int(orphans or 0)})
 
 
@@ -130,18 +159,22 @@ def _assemble(
     outcomes: list[tuple[Any, ...]],
     silent: list[tuple[Any, ...]],
     reasons: list[tuple[Any, ...]],
+    would_fire: list[tuple[Any, ...]],
 ) -> RuleReport:
     counts: dict[tuple[str, str, str | None], dict[str, int]] = {
         (svc, rule, version): {
             "times_shown": times,
             "cards": cards,
             "patients": patients,
-            "accepted": 0,
-            "overridden": 0,
-            "no_response": 0,
+            **_NO_FEEDBACK,
         }
         for svc, rule, version, times, cards, patients in shown
     }
+    for svc, rule, version, n in would_fire:
+        # A rule in shadow shows no card; one that changed mode in the period has both counts.
+        zero = dict.fromkeys(("times_shown", "cards", "patients"), 0)
+        numbers = counts.setdefault((svc, rule, version), {**zero, **_NO_FEEDBACK})
+        numbers["would_fire"] = n
     for svc, rule, version, outcome, n in outcomes:
         counts[svc, rule, version][outcome] = n
     for svc, rule, version, n in silent:

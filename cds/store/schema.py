@@ -1,4 +1,4 @@
-"""The tables, exactly as the migrations leave them (0001 to 0004); times are stored as UTC."""
+"""The tables, exactly as the migrations leave them (0001 to 0005); times are stored as UTC."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ invocations = sa.Table(
     sa.Column("rule_ids", sa.JSON(), nullable=False),
     # Rule id -> the version that ran (0004); rows written before it hold {}.
     sa.Column("rule_versions", sa.JSON(), nullable=False, server_default=sa.text("'{}'")),
+    # Rules in shadow that would have fired (0005); rows written before it hold [].
+    sa.Column("would_fire", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
     sa.Column("card_uuids", sa.JSON(), nullable=False),
     sa.Column("patient_hash", sa.String(64), nullable=True),
     sa.Index(None, "service_id", "received_at"),
