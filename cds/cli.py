@@ -328,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help=f"per-rule feedback report (default: the last {DEFAULT_WINDOW_DAYS} days)",
-        description="Per rule, for the calls received in [--since, --until): times its cards "
-        "were shown, distinct cards, patients, cards without feedback, accepted and overridden, "
+        description="Per rule and version, for the calls received in [--since, --until): times "
+        "its cards were shown, times it would have fired in shadow (a draft rule), distinct "
+        "cards, patients, cards without feedback, accepted and overridden, "
         "with rates over the feedback received. Default window: the last "
         f"{DEFAULT_WINDOW_DAYS} days up to now.",
     )

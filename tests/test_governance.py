@@ -1,6 +1,7 @@
 """Every rule carries its governance record: version, status, owner, review dates, evidence and
 the data it reads, checked with the catalogue; retired and draft rules return no card (a draft
-one runs in shadow: tests/test_shadow_mode.py); a rule past its review date still runs and is named by ``cds rules check`` and ``/readyz``."""
+one runs in shadow: tests/test_shadow_mode.py); a rule past its review date still runs and is
+named by ``cds rules check`` and ``/readyz``."""
 
 from __future__ import annotations
 

@@ -132,8 +132,9 @@ async def report(
         str | None, Query(description=f"end, exclusive (a date: its whole day): {BOUND_FORMAT}")
     ] = None,
 ) -> JsonResponse:
-    """Per-rule feedback report: times shown, distinct cards, patients, cards without feedback,
-    accepted and overridden with rates over the feedback received, top override reasons.
+    """Per-rule feedback report: times shown, would fire (rules in shadow), distinct cards,
+    patients, cards without feedback, accepted and overridden with rates over the feedback
+    received, top override reasons.
     Default window: the last 30 days up to now."""
     check_admin(settings.admin_token, request.headers.get("authorization"))
     if service is not None and service not in catalogue.services:
