@@ -33,6 +33,7 @@ _TOKEN_ELEMENTS = {
     "clinical-status": "clinicalStatus",
     "verification-status": "verificationStatus",
     "category": "category",
+    "value-concept": "valueCodeableConcept",  # Observation: a finding coded in its value
 }
 _STRING_TOKENS = {"status": "status", "intent": "intent"}
 _PAGING = frozenset({"_count", "_offset"})
