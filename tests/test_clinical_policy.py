@@ -141,3 +141,47 @@ def test_a_template_without_a_code_filter_fetches_every_code(tree: Path) -> None
 
     edit(tree / "rules" / "back-to-foot.yaml", change)
     assert problems(tree) == []
+
+
+def test_finding_observation_keys_are_read_as_code_filters() -> None:
+    codes = "http://snomed.info/sct|6077001"
+    for parameter in ("code", "value-concept"):
+        template = f"Observation?patient={{{{context.patientId}}}}&{parameter}={codes}"
+        assert code_filter(template) == ("Observation", [("http://snomed.info/sct", "6077001")])
+    labs = "Observation?patient={{context.patientId}}&category=laboratory"
+    assert code_filter(labs) == ("Observation", []), "a category fetches no code in particular"
+
+
+def test_a_finding_set_no_observation_filter_fetches_is_reported(tree: Path) -> None:
+    """Without the findings keys a symptom recorded as a finding Observation is never seen, and
+    the rules reading it would be silently false: the catalogue refuses to load."""
+
+    def change(doc: dict[str, Any]) -> None:
+        del doc["prefetch"]["findings"]
+        del doc["prefetch"]["findingvalues"]
+
+    edit(tree / "rules" / "back-to-foot.yaml", change)
+    finding_sets = [
+        "ces-sphincter", "footdrop", "footpain", "lbp", "lspine", "motor", "motor-leg",
+        "motor-unsited", "radic", "sensory", "sensory-foot", "sensory-r20", "wtloss",
+    ]  # fmt: skip
+    assert problems(tree) == [
+        "rules/back-to-foot.yaml: prefetch.observations, prefetch.labs: no Observation code "
+        f"filter fetches value set '{vs}', which the rules read from Observation"
+        for vs in finding_sets
+    ]
+
+
+def test_a_finding_code_left_out_of_the_findings_key_is_reported(tree: Path) -> None:
+    def change(doc: dict[str, Any]) -> None:
+        for key in ("findings", "findingvalues"):
+            doc["prefetch"][key] = doc["prefetch"][key].replace(
+                ",http://snomed.info/sct|6077001", ""
+            )
+
+    edit(tree / "rules" / "back-to-foot.yaml", change)
+    assert problems(tree) == [
+        "rules/back-to-foot.yaml: prefetch.observations, prefetch.labs, prefetch.findings, "
+        "prefetch.findingvalues: the Observation code filter leaves out 1 code(s) of value set "
+        "'footdrop' it otherwise fetches: http://snomed.info/sct|6077001"
+    ]

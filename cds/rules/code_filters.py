@@ -5,7 +5,10 @@ codes the value sets also hold; nothing else would notice when the two drift apa
 disagreement are reported: a template code that no value set the service's rules read from that
 resource type holds (fetched for nothing), and a value-set code that no template of the resource
 type would fetch (a rule that could never see it). A template of the type without a code filter
-fetches every code, so it covers them all.
+fetches every code, so it covers them all; one narrowed another way (``category=laboratory``) covers
+no code in particular. An Observation set that no filter lists a code of (the symptoms a
+``findings: true`` clause reads from finding Observations) is reported too: nothing fetches it.
+ICD-10-CM prefix entries cannot be search tokens; only an unfiltered template covers them.
 """
 
 from __future__ import annotations
@@ -46,19 +49,33 @@ def sets_read(rules: Iterable[RuleSpec], catalogue: Mapping[str, RuleSpec]) -> d
     return read
 
 
+# Search parameters that select resources by a coded element (value-concept: a finding's value).
+CODE_PARAMETERS = frozenset({"code", "value-concept"})
+# Search parameters that narrow a template's resources without naming codes.
+NARROWING_PARAMETERS = frozenset({"category"})
+# Types whose sets must each be fetched by some filter. Elsewhere a set sharing no code with the
+# filters is read from another kind of record (a referral read from Procedure or
+# DiagnosticReport), which these filters were never meant to serve.
+WHOLLY_FETCHED = frozenset({"Observation"})
+
+
 def code_filter(template: str) -> tuple[str, list[Code] | None]:
-    """The template's resource type and its ``code`` list (None: no code filter)."""
+    """The template's resource type and its code list (None: no filter, every code fetched).
+
+    A template narrowed only by a category lists no code: an empty list, covering none."""
     path, _, query = template.partition("?")
     resource_type = path.split("/")[0]
+    narrowed = False
     for parameter in query.split("&") if query else ():
         name, _, value = parameter.partition("=")
-        if name == "code":
+        narrowed = narrowed or name in NARROWING_PARAMETERS
+        if name in CODE_PARAMETERS:
             codes = []
             for token in unquote(value).split(","):
                 system, _, code = token.rpartition("|")
                 codes.append((system, normalize(system, code)))
             return resource_type, codes
-    return resource_type, None
+    return resource_type, [] if narrowed else None
 
 
 def _holds(valuesets: ValueSets, ids: Iterable[str], code: Code) -> bool:
@@ -103,22 +120,30 @@ def filter_problems(
 
 
 def _missed(label: str, keys: str, read: _Read, listed: set[Code]) -> Iterator[str]:
-    """Codes of the value sets this filter serves (those it lists a code of) that it leaves out.
+    """Codes of the value sets read from the type that its code filters leave out.
 
-    A set read from the type that shares no code with the filter is read from another kind of
-    resource (a finding Observation, a referral as a Procedure) and is not this filter's."""
+    An Observation set the filters list no code of is fetched by none of them: reported as a
+    whole. A set
+    with no exact code (matched by text only) has nothing a filter could list."""
     resource_type, ids, valuesets = read
     bare = {code for system, code in listed if not system}
     for vs_id in ids:
         vs = valuesets[vs_id]
+        if not vs.exact:
+            continue
         if not any(code in listed or code[1] in bare for code in vs.exact):
+            if resource_type not in WHOLLY_FETCHED:
+                continue
+            yield (
+                f"{label}: {keys}: no {resource_type} code filter fetches value set '{vs_id}', "
+                f"which the rules read from {resource_type}"
+            )
             continue
         missed = sorted(
             f"{system}|{code}"
             for system, code in vs.exact
             if (system, code) not in listed and code not in bare
         )
-        missed += sorted(f"{stem}* (an ICD-10-CM prefix)" for stem in vs.prefixes)
         if missed:
             yield (
                 f"{label}: {keys}: the {resource_type} code filter leaves out {len(missed)} "
