@@ -69,7 +69,7 @@ async def test_a_listed_fhir_server_is_fetched_from(
     entry = {"jwks": str(issuer.jwks_file), "fhirServers": [f"{fhir.url}/honest/fhir"]}
     response = await _call(_secured(settings, issuer, entry), issuer, f"{fhir.url}/honest/fhir/")
     assert response.status_code == 200
-    assert len(fhir.paths) == 8
+    assert len(fhir.paths) == 10  # one search per prefetch key of back-to-foot
 
 
 @pytest.mark.anyio
