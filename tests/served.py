@@ -42,10 +42,16 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
-        """Start ``cds serve`` and return once ``/healthz`` answers (the database may be down)."""
+        """Start ``cds serve`` and return once every worker has started and ``/healthz``
+        answers (the database may be down).
+
+        One worker answering is not enough: a test that stops the database while another
+        worker is still starting would meet that worker's startup check, not the outage."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.update(self.env, CDS_HOST=HOST, CDS_PORT=str(self.port), CDS_PUBLIC_BASE_URL=self.url)
+        logged_before = self.log.stat().st_size if self.log.exists() else 0
+        workers = int(self.env.get("CDS_WORKERS", "1"))
         with self.log.open("ab") as out:
             # Its own session, so that the whole group (uvicorn's workers too) can be killed.
             self.process = subprocess.Popen(
@@ -61,7 +67,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"cds serve exited early:\n{self.log.read_text()[-4000:]}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                answered = httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
+                if answered and self._workers_started(logged_before) >= workers:
                     return
             except httpx.TransportError:
                 pass
@@ -81,6 +88,11 @@ class Server:
             with suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
+
+    def _workers_started(self, logged_before: int) -> int:
+        with self.log.open("rb") as log:
+            log.seek(logged_before)
+            return log.read().count(b"Application startup complete.")
 
     def log_text(self) -> str:
         return self.log.read_text()[-4000:] if self.log.exists() else ""
