@@ -30,6 +30,7 @@ from cds.store import (
     database,
     patient_hash,
 )
+from cds.store.database import issued_card_row
 from cds.store.engines import create_engine
 from cds.store.schema import feedback, invocations, issued_cards, jwt_replay, metadata
 
@@ -150,17 +151,7 @@ async def test_migration_0002_keeps_the_cards_issued_before_it(store_settings: S
         # Today's writer names the new key in ON CONFLICT, so 0001's rows go in plainly.
         await conn.execute(
             issued_cards.insert(),
-            [
-                {
-                    "card_uuid": card.card_uuid,
-                    "service_id": card.service_id,
-                    "rule_id": card.rule_id,
-                    "hook_instance": card.hook_instance,
-                    "suggestion_uuids": list(card.suggestion_uuids),
-                    "issued_at": card.issued_at,
-                }
-                for card in (issued("c-1"), issued("c-2", "RF-02"))
-            ],
+            [issued_card_row(card) for card in (issued("c-1"), issued("c-2", "RF-02"))],
         )
     await upgrade(store_settings)
     async with Store.from_settings(store_settings) as later:

@@ -52,6 +52,18 @@ def _insert_cards(dialect: str) -> Any:
     )
 
 
+def issued_card_row(card: IssuedCardLike) -> dict[str, Any]:
+    """One ``issued_cards`` row for ``card``."""
+    return {
+        "card_uuid": card.card_uuid,
+        "service_id": card.service_id,
+        "rule_id": card.rule_id,
+        "hook_instance": card.hook_instance,
+        "suggestion_uuids": list(card.suggestion_uuids),
+        "issued_at": card.issued_at,
+    }
+
+
 def _feedback_key(service_id: str, item: FeedbackItem) -> str:
     """The same feedback posted twice gets the same key; display text is left out on purpose."""
     content = [
@@ -185,18 +197,7 @@ class Store:
             }
             for audit, _ in calls
         ]
-        cards = [
-            {
-                "card_uuid": card.card_uuid,
-                "service_id": card.service_id,
-                "rule_id": card.rule_id,
-                "hook_instance": card.hook_instance,
-                "suggestion_uuids": list(card.suggestion_uuids),
-                "issued_at": card.issued_at,
-            }
-            for _, issued in calls
-            for card in issued
-        ]
+        cards = [issued_card_row(card) for _, issued in calls for card in issued]
         if self._batch_engine is not None:
             await self._write_on_loop(self._batch_engine, audits, cards)
             return
