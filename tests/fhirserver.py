@@ -9,11 +9,17 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, NoReturn
 
 import pytest
+from fastapi import FastAPI
+
+from cds.app import create_app
+from cds.catalogue import Catalogue
+from cds.settings import Settings
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 _READY = re.compile(r"FHIR server ready at (http://\S+)")
@@ -109,3 +115,22 @@ def fhir_server_url() -> Iterator[str]:
         # The pipe hits EOF once the server is gone; close it only after the pump stops reading.
         pump.join(timeout=10)
         process.stdout.close()
+
+
+@asynccontextmanager
+async def fetching_app(
+    database: Path, catalogue: Catalogue, fixed_now: str
+) -> AsyncIterator[FastAPI]:
+    """A started app on SQLite at ``database`` that fetches what prefetch lacks from the test
+    FHIR server."""
+    settings = Settings(
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{database}",
+        fixed_now=fixed_now,
+        fhir_allow_http=True,  # the test server listens on plain-http loopback
+        request_budget_seconds=30,  # the in-memory server answers tens of searches a second
+        fhir_read_timeout=20,
+    )
+    application = create_app(settings, catalogue=catalogue)
+    async with application.router.lifespan_context(application):
+        yield application

@@ -10,10 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cds.app import create_app
 from cds.catalogue import Catalogue
 from cds.demo import DEMO_DIR, DemoData, load_demo
-from cds.settings import Settings
+from tests.fhirserver import fetching_app
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.anyio]
 
@@ -46,16 +45,7 @@ async def app(
     tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 ) -> AsyncIterator[FastAPI]:
     db = tmp_path_factory.mktemp("fallback") / "cds.db"
-    settings = Settings(
-        env="test",
-        database_url=f"sqlite+aiosqlite:///{db}",
-        fixed_now="2026-06-01T12:00:00+00:00",
-        fhir_allow_http=True,  # the test server listens on plain-http loopback
-        request_budget_seconds=30,  # the in-memory server answers tens of searches a second
-        fhir_read_timeout=20,
-    )
-    application = create_app(settings, catalogue=catalogue)
-    async with application.router.lifespan_context(application):
+    async with fetching_app(db, catalogue, "2026-06-01T12:00:00+00:00") as application:
         yield application
 
 

@@ -14,9 +14,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cds.app import create_app
 from cds.catalogue import Catalogue
-from cds.settings import Settings
+from tests.fhirserver import fetching_app
 
 pytestmark = pytest.mark.anyio
 
@@ -38,16 +37,7 @@ async def app(
     tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue
 ) -> AsyncIterator[FastAPI]:
     db = tmp_path_factory.mktemp("findings") / "cds.db"
-    settings = Settings(
-        env="test",
-        database_url=f"sqlite+aiosqlite:///{db}",
-        fixed_now=NOW,
-        fhir_allow_http=True,  # the test server listens on plain-http loopback
-        request_budget_seconds=30,
-        fhir_read_timeout=20,
-    )
-    application = create_app(settings, catalogue=catalogue)
-    async with application.router.lifespan_context(application):
+    async with fetching_app(db, catalogue, NOW) as application:
         yield application
 
 

@@ -14,11 +14,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from cds.app import create_app
 from cds.catalogue import Catalogue
 from cds.demo import DEMO_DIR, load_demo
-from cds.settings import Settings
 from cds.store.schema import invocations
+from tests.fhirserver import fetching_app
 
 pytestmark = [pytest.mark.fhir_server, pytest.mark.anyio]
 
@@ -44,16 +43,8 @@ async def loaded_server(fhir_server_url: str) -> str:
 
 @pytest.fixture
 async def app(tmp_path: Any, catalogue: Catalogue) -> AsyncIterator[FastAPI]:
-    settings = Settings(
-        env="test",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
-        fixed_now="2026-06-01T12:00:00+00:00",
-        fhir_allow_http=True,  # the test server listens on plain-http loopback
-        request_budget_seconds=30,
-        fhir_read_timeout=20,
-    )
-    application = create_app(settings, catalogue=catalogue)
-    async with application.router.lifespan_context(application):
+    database = tmp_path / "cds.db"
+    async with fetching_app(database, catalogue, "2026-06-01T12:00:00+00:00") as application:
         yield application
 
 
