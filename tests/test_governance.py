@@ -218,6 +218,7 @@ def _record(**changes: Any) -> dict[str, Any]:
         "cautions": ["y"],
         "reads": ["Patient"],
         "evidence": [{"label": "NG59", "year": 2016, "url": "https://www.nice.org.uk/x"}],
+        "snooze": {"default": "P30D", "maximum": "P90D"},
         **changes,
     }
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from cds.cards.links import LinkHosts, link_problem
 from cds.governance.reads import named_rules, rule_reads
-from cds.governance.schema import Mode, RuleGovernance
+from cds.governance.schema import (
+    RED_FLAG_SNOOZE_MAXIMUM,
+    Mode,
+    RuleGovernance,
+    format_duration,
+)
 from cds.rules.schema import RuleSpec
 from cds.yaml_files import load_document
 
@@ -29,6 +34,16 @@ class Governance:
         record = self.records.get(rule_id)
         return "off" if record is None else record.mode_on(day)
 
+    def snooze_period(self, rule_id: str) -> timedelta:
+        """How long a card of ``rule_id`` overridden with a snoozing reason stays away: the
+        record's default. The one place the period is decided: a site's setting (#16 point 3,
+        never above ``snooze_maximum``) is to be applied here, over the record's."""
+        return self.records[rule_id].snooze.default
+
+    def snooze_maximum(self, rule_id: str) -> timedelta:
+        """The longest snooze ``rule_id``'s committee allows; a site may only shorten it."""
+        return self.records[rule_id].snooze.maximum
+
     def versions(self, rule_ids: list[str]) -> dict[str, str]:
         """The version of each rule named, for an audit row."""
         return {rid: self.records[rid].version for rid in rule_ids if rid in self.records}
@@ -44,6 +59,11 @@ class Governance:
             f"review on {self.records[rid].next_review.isoformat()}; it still runs"
             for rid in self.overdue(day)
         ]
+
+
+def is_red_flag(rule_id: str, rules: Mapping[str, RuleSpec]) -> bool:
+    """An RF-* rule, or one with a variant marked redFlag: its snooze is at most a day."""
+    return rule_id.startswith("RF-") or any(r.red_flag for r in rules.values() if r.id == rule_id)
 
 
 def _record_problems(
@@ -62,6 +82,11 @@ def _record_problems(
                 f"{label}: evidence[{i}].year: {citation.year} is after lastReviewed "
                 "(a review cannot have read it)"
             )
+    if is_red_flag(record.id, rules) and record.snooze.maximum > RED_FLAG_SNOOZE_MAXIMUM:
+        problems.append(
+            f"{label}: snooze.maximum: {record.id} is a red flag, snoozed for at most PT24H, "
+            f"not {format_duration(record.snooze.maximum)}"
+        )
     derived = rule_reads(record.id, rules)
     declared = set(record.reads)
     missing, extra = sorted(derived - declared), sorted(declared - derived)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 
 from cds.rules.schema import RULE_ID
 
@@ -45,6 +53,54 @@ ResourceType = Literal[
 ]
 _FIRST_EVIDENCE_YEAR = 1900
 
+# ISO 8601 durations in weeks, or days and a time part: "P30D", "PT24H", "P1DT12H", "P2W".
+# Years and months are refused: their length varies, and a snooze is a fixed span of time.
+DURATION = r"^P(?:(\d+)W|(?=\d|T\d)(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?)$"
+_DURATION = re.compile(DURATION)
+
+
+def parse_duration(text: object) -> timedelta:
+    """An ISO 8601 duration (weeks, days, hours, minutes, seconds) as a timedelta; ValueError
+    naming the form expected for anything else (a bare number, "P1M", "30 days")."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"'{text}' is not an ISO 8601 duration in weeks, days, hours, minutes or seconds "
+            "(e.g. P30D, PT24H, P1DT12H)"
+        )
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def format_duration(span: timedelta) -> str:
+    """``span`` in the ISO 8601 form ``parse_duration`` reads: days, then a time part ("P30D",
+    "P1DT12H", "PT8H"; 24 hours is "P1D")."""
+    days, rest = divmod(int(span.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    if not days and not time:
+        return "PT0S"
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+
+
+def _duration(value: object) -> object:
+    # YAML reads "P30D" as a string, but a bare 30 as a number: say what a duration looks like.
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+# A positive span written as an ISO 8601 duration; the JSON Schema carries the pattern, so an
+# editor flags "30 days" as it is typed. Dumped back in the same form.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION}),
+]
+# Red flags (RF-*, or a variant marked redFlag) are never snoozed past this: the clinical
+# specification allows no snooze beyond the current chart visit (docs/governance.md).
+RED_FLAG_SNOOZE_MAXIMUM = timedelta(hours=24)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
@@ -74,6 +130,25 @@ class Effective(_Strict):
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
 
 
+class Snooze(_Strict):
+    """How long a card overridden with a snoozing reason stays away (docs/governance.md):
+    ``default`` unless the site sets its own period, never more than ``maximum``."""
+
+    default: Duration
+    maximum: Duration
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Snooze:
+        if self.default <= timedelta(0):
+            raise ValueError("default must be longer than zero")
+        if self.default > self.maximum:
+            raise ValueError(
+                f"default {format_duration(self.default)} is longer than maximum "
+                f"{format_duration(self.maximum)}"
+            )
+        return self
+
+
 class RuleGovernance(_Strict):
     """One rule's governance record (docs/governance.md)."""
 
@@ -88,6 +163,7 @@ class RuleGovernance(_Strict):
     intended_use: str = Field(alias="intendedUse", min_length=1)
     cautions: list[str] = Field(min_length=1)
     reads: list[ResourceType] = Field(min_length=1)
+    snooze: Snooze
 
     def mode_on(self, day: date) -> Mode:
         """How the rule runs on ``day``: an active rule shows its cards and a draft one runs in
