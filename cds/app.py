@@ -133,7 +133,9 @@ def build_parts(
         store=store,
         metrics=metrics,
         audit=AuditWriter(store, metrics),
-        caches=EvaluationCaches.for_catalogue(catalogue, settings.validation_memo_size),
+        caches=EvaluationCaches.for_catalogue(
+            catalogue, settings.validation_memo_size, public_base_url=settings.public_base_url
+        ),
     )
     parts.closers.append(jwks_client.aclose)
     return parts

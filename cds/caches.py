@@ -16,6 +16,8 @@ from cds.catalogue import Catalogue
 from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
 from cds.record.matching import MatchMemo
 from cds.rules import RuleSpec
+from cds.settings import DEFAULT_PUBLIC_BASE_URL
+from cds.transparency.addresses import rule_page_url
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,13 +37,24 @@ class EvaluationCaches:
 
     @classmethod
     def for_catalogue(
-        cls, catalogue: Catalogue, validation_entries: int = DEFAULT_MEMO_ENTRIES
+        cls,
+        catalogue: Catalogue,
+        validation_entries: int = DEFAULT_MEMO_ENTRIES,
+        *,
+        public_base_url: str = DEFAULT_PUBLIC_BASE_URL,
     ) -> EvaluationCaches:
-        """Empty memos and every rule's card frame, for ``catalogue``."""
+        """Empty memos and every rule's card frame, for ``catalogue``; each card links to its
+        rule's page under ``public_base_url`` (the app's CDS_PUBLIC_BASE_URL)."""
         frames = {
             key: (
                 rule,
-                card_frame(catalogue.cards[rule.card], rule.id, rule.name, catalogue.topic_system),
+                card_frame(
+                    catalogue.cards[rule.card],
+                    rule.id,
+                    rule.name,
+                    catalogue.topic_system,
+                    rule_page_url(public_base_url, rule.id),
+                ),
             )
             for key, rule in catalogue.rules.items()
         }

@@ -65,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"add --now {demo_now} to see the cards the demo shows\n"
         )
     try:
-        response = asyncio.run(evaluate_offline(catalogue, body, now))
+        response = asyncio.run(evaluate_offline(catalogue, body, now, settings.public_base_url))
     except CdsError as exc:
         sys.stdout.write(orjson.dumps(operation_outcome(exc), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")

@@ -29,7 +29,7 @@ from cds.gc_pause import collector_paused
 from cds.logs import log_fields
 from cds.metrics import Metrics
 from cds.request_json import check_limits, parse_json
-from cds.settings import Settings
+from cds.settings import DEFAULT_PUBLIC_BASE_URL, Settings
 from cds.store import AuditRecord, AuditWriter, patient_hash
 
 log = logging.getLogger("cds.invocation")
@@ -327,8 +327,11 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
 # --------------------------------------------------------------------------- offline
 
 
-async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> dict[str, Any]:
-    """``cds evaluate``: the same validation and rules on a request's prefetch, with no I/O."""
+async def evaluate_offline(
+    catalogue: Catalogue, body: Any, now: datetime, public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+) -> dict[str, Any]:
+    """``cds evaluate``: the same validation and rules on a request's prefetch, with no I/O;
+    the cards link to their rule pages under ``public_base_url``."""
     service_id = body.get("serviceId") if isinstance(body, dict) else None
     candidates = [s for s in catalogue.services.values() if service_id in (None, s.id)]
     hook = body.get("hook") if isinstance(body, dict) else None
@@ -346,6 +349,6 @@ async def evaluate_offline(catalogue: Catalogue, body: Any, now: datetime) -> di
         data.resources,
         data.unavailable,
         now,
-        caches=EvaluationCaches.for_catalogue(catalogue),
+        caches=EvaluationCaches.for_catalogue(catalogue, public_base_url=public_base_url),
     )
     return hooks.to_wire(evaluation.response)

@@ -14,6 +14,7 @@ from cds.config_errors import database_url_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_HASH_KEY = "development-only-patient-hash-key"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8080"
 # HMAC-SHA256 keys shorter than the hash's own 32 bytes weaken it (RFC 2104, section 3).
 MIN_HASH_KEY_BYTES = 32
 
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
     fixed_now: str | None = None
 
     # HTTP surface.
-    public_base_url: str = "http://127.0.0.1:8080"
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     # The request line and headers together (431 above it); a JWT alone may take 16 KiB.
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)

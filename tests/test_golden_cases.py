@@ -21,6 +21,7 @@ from tests.wire_rules import empty_values
 
 CASES = sorted((PROJECT_ROOT / "tests" / "cases").glob("*/*.json"))
 CASE_DATA = {path: json.loads(path.read_text(encoding="utf-8")) for path in CASES}
+PUBLIC_BASE_URL = "https://cds.example.org"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,9 @@ async def golden_app(
 ) -> AsyncIterator[FastAPI]:
     """One app for every case; each case sets the evaluation clock to its own ``now``."""
     db = tmp_path_factory.mktemp("golden") / "cds.db"
-    settings = Settings(env="test", database_url=f"sqlite+aiosqlite:///{db}")
+    settings = Settings(
+        env="test", database_url=f"sqlite+aiosqlite:///{db}", public_base_url=PUBLIC_BASE_URL
+    )
     app = create_app(settings, catalogue=catalogue)
     async with app.router.lifespan_context(app):
         yield app
@@ -113,6 +116,15 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     for rule_id, indicator in expect.get("indicators", {}).items():
         assert indicators.get(rule_id) == indicator
     cards = {rule_of(c): c for c in response.cards}
+    for rule_id, card in cards.items():
+        # Every card's last link is its rule's page, under the service's public URL.
+        assert card.links is not None, f"{rule_id} has no links"
+        about = card.links[-1]
+        assert (about.label, about.url, about.type) == (
+            "About this rule",
+            f"{PUBLIC_BASE_URL}/rules/{rule_id}",
+            "absolute",
+        )
     for rule_id, behavior in expect.get("selectionBehavior", {}).items():
         assert cards[rule_id].selection_behavior == behavior
     for rule_id, priority in expect.get("suggestionPriorities", {}).items():

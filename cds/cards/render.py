@@ -14,6 +14,8 @@ from cds.record import Entry
 from cds.rules.schema import Indicator
 from cds.valuesets import ValueSets
 
+# The last link of every catalogue rule's card: the rule's own page (cds/transparency).
+ABOUT_LABEL = "About this rule"
 REASON_TYPES = frozenset({"Condition", "Observation", "DiagnosticReport"})
 # Units of the dimensionless 0-10 scores (rules.md 3.3): shown as "8/10".
 SCORE_UNITS = frozenset({"{score}", "1", "score"})
@@ -124,10 +126,18 @@ class CardFrame:
 
 
 def card_frame(
-    template: CardTemplate, rule_id: str, rule_name: str, topic_system: str
+    template: CardTemplate,
+    rule_id: str,
+    rule_name: str,
+    topic_system: str,
+    rule_page: str | None = None,
 ) -> CardFrame:
-    """The fixed parts of ``template``'s cards for one rule."""
+    """The fixed parts of ``template``'s cards for one rule; ``rule_page`` is the absolute URL
+    of the rule's page, linked "About this rule" after the publishers' links."""
     reason_system = override_system(topic_system)
+    links = [hooks.Link(label=link.label, url=link.url, type="absolute") for link in template.links]
+    if rule_page is not None:
+        links.append(hooks.Link(label=ABOUT_LABEL, url=rule_page, type="absolute"))
     return CardFrame(
         source=hooks.Source(
             label=template.source.label,
@@ -139,10 +149,7 @@ def card_frame(
             for r in template.override_reasons
         ]
         or None,
-        links=[
-            hooks.Link(label=link.label, url=link.url, type="absolute") for link in template.links
-        ]
-        or None,
+        links=links or None,
         namespace=uuid.uuid5(uuid.NAMESPACE_URL, topic_system),
     )
 
@@ -173,7 +180,7 @@ def render(
     frame: CardFrame | None = None,
 ) -> Rendered:
     """The hooks.Card for one fired rule; ``frame`` is its :func:`card_frame`, built here when
-    not given."""
+    not given (for a rule outside the catalogue, which has no page to link to)."""
     refs = sorted({e.reference for e in evidence})
     # Stable for one service, rule, patient and evidence, so the EHR de-duplicates a repeated
     # card; the service is part of it because feedback is matched by (service, uuid), and the
