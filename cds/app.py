@@ -24,6 +24,7 @@ from cds.api.playground import playground_router
 from cds.api.request_body import BodyDeadline
 from cds.api.request_headers import SingleAuthorization
 from cds.api.responses import error_response
+from cds.api.transparency import transparency_router
 from cds.app_parts import AppParts
 from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue, load_catalogue
@@ -194,6 +195,7 @@ def create_app(
     app.include_router(cds_routes)
     app.include_router(ops_routes)
     app.include_router(playground_router(settings))
+    app.include_router(transparency_router(settings, parts.catalogue))
     if settings.effective_api_docs:
         mount_api_docs(app, swagger_assets())
     app.add_exception_handler(CdsError, _cds_error)

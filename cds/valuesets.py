@@ -81,6 +81,9 @@ class ValueSet:
     text: tuple[str, ...]
     text_on: frozenset[str]
     displays: Mapping[tuple[str, str], str]
+    # The file as read (codes as written, prefixes, carve-outs, text words): what the rule pages
+    # and the FHIR ValueSet show; matching reads only the compiled fields above.
+    file: ValueSetFile | None = None
 
     def matches(self, system: str, code: str) -> bool:
         """Whether the coding (system, code) is a member."""
@@ -125,6 +128,7 @@ def _compile(doc: ValueSetFile) -> ValueSet:
         text,
         frozenset(doc.text_match_on),
         displays,
+        file=doc,
     )
 
 
