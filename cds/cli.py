@@ -121,6 +121,20 @@ def _rules_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_export(args: argparse.Namespace) -> int:
+    from cds.catalogue import load_catalogue
+    from cds.settings import Settings
+    from cds.transparency.value_set_resources import export_value_sets
+
+    settings = Settings()
+    catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+    written = export_value_sets(
+        catalogue.valuesets, args.fhir, settings.public_base_url, datetime.now(UTC)
+    )
+    sys.stdout.write(f"wrote {len(written)} FHIR ValueSet files to {args.fhir}\n")
+    return 0
+
+
 def _db_upgrade(_: argparse.Namespace) -> int:
     from cds.settings import Settings
     from cds.startup import migrate_or_explain
@@ -310,6 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
         "in schemas/",
     )
     schema.set_defaults(handler=_rules_schema)
+    export = rules_commands.add_parser(
+        "export",
+        help="write every value set as a FHIR R4 ValueSet JSON file",
+        description="Write every value set, with the site's local codes marked, as a FHIR R4 "
+        "ValueSet (one <id>.json per value set, the same resources GET /fhir/ValueSet answers; "
+        "their url is under CDS_PUBLIC_BASE_URL), for a terminology server to load "
+        "(docs/transparency.md).",
+    )
+    export.add_argument(
+        "--fhir",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="directory to write them into (created if missing)",
+    )
+    export.set_defaults(handler=_rules_export)
 
     db = commands.add_parser(
         "db",

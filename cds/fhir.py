@@ -299,6 +299,20 @@ def parse_resource(raw: Any, report: ParseReport | None = None) -> Any | None:
     return model
 
 
+def resource_problem(raw: dict[str, Any]) -> str | None:
+    """Why ``raw``, a resource this service wrote, is not valid R4 as it stands (nothing
+    reshaped: the service's own output must be right); None when it is valid."""
+    cls = model_class(str(raw.get("resourceType")))
+    if cls is None:
+        return f"'{raw.get('resourceType')}' is not an R4 resource type"
+    try:
+        cls.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+    return None
+
+
 def parse_resources(raws: Iterable[Any], report: ParseReport | None = None) -> list[Any]:
     """The valid R4B models among ``raws``, in order; invalid ones are skipped and counted."""
     own = report is None

@@ -19,6 +19,7 @@ from cds.cards.schema import CardTemplate
 from cds.governance.schema import RuleGovernance
 from cds.rules.policy import ClinicalPolicy
 from cds.rules.schema import ServiceFile
+from cds.transparency.source_attributes import SourceAttributesFile
 from cds.valuesets import ValueSetFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -52,6 +53,11 @@ FILE_SCHEMAS = (
     FileSchema("link-hosts", LinkHosts, ("cards/link-hosts.yaml",)),
     FileSchema("clinical-policy", ClinicalPolicy, ("rules/policy/clinical.yaml",)),
     FileSchema("governance", RuleGovernance, ("rules/governance/*.yaml",)),
+    FileSchema(
+        "source-attributes",
+        SourceAttributesFile,
+        ("rules/transparency/source-attributes.yaml",),
+    ),
 )
 
 

@@ -155,6 +155,27 @@ def rule_ids(catalogue: Catalogue) -> list[str]:
     return list(dict.fromkeys(rule.id for rule in catalogue.rules.values()))
 
 
+def _named_value_sets(variants: tuple[Variant, ...]) -> list[str]:
+    """Every value set the variants' trees name, in the order the logic names them."""
+    return list(
+        dict.fromkeys(
+            vs_id
+            for variant in variants
+            for tree in (variant.logic.fires_when, *(step.when for step in variant.logic.steps))
+            for statement in tree.walk()
+            for vs_id in statement.valuesets
+        )
+    )
+
+
+def _services(catalogue: Catalogue, rule_id: str) -> tuple[ServiceRef, ...]:
+    return tuple(
+        ServiceRef(s.id, s.title, s.hooks)
+        for s in catalogue.services.values()
+        if any(rule.id == rule_id for rule in s.rules)
+    )
+
+
 def rule_page(
     catalogue: Catalogue,
     rule_id: str,
@@ -169,24 +190,12 @@ def rule_page(
     if record is None or not keys:
         return None
     variants = tuple(_variant(catalogue, key) for key in keys)
-    named = dict.fromkeys(
-        vs_id
-        for variant in variants
-        for tree in (variant.logic.fires_when, *(step.when for step in variant.logic.steps))
-        for statement in tree.walk()
-        for vs_id in statement.valuesets
-    )
-    services = tuple(
-        ServiceRef(s.id, s.title, s.hooks)
-        for s in catalogue.services.values()
-        if any(rule.id == rule_id for rule in s.rules)
-    )
     effective = record.effective
     return RulePage(
         id=rule_id,
         name="; ".join(dict.fromkeys(v.logic.name for v in variants)),
         url=rule_page_url(public_base_url, rule_id),
-        services=services,
+        services=_services(catalogue, rule_id),
         status=record.status,
         mode=catalogue.governance.mode(rule_id, today),
         version=record.version,
@@ -202,7 +211,8 @@ def rule_page(
         reads=tuple(record.reads),
         variants=variants,
         value_sets=tuple(
-            value_set_view(catalogue.valuesets[vs_id], public_base_url) for vs_id in named
+            value_set_view(catalogue.valuesets[vs_id], public_base_url)
+            for vs_id in _named_value_sets(variants)
         ),
         source_attributes=source_attributes(rule_id, record, catalogue, stated),
     )

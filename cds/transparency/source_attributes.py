@@ -8,14 +8,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.catalogue import Catalogue
 from cds.errors import ConfigError
 from cds.governance import RuleGovernance
 from cds.rules.schema import PatientClause, RuleSpec, walk
 from cds.yaml_files import load_document
+
+if TYPE_CHECKING:
+    from cds.catalogue import Catalogue
 
 SOURCE_ATTRIBUTES_FILE = Path("transparency") / "source-attributes.yaml"
 # The record reads a Patient's birth date and deceased status, nothing else of it

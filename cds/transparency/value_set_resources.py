@@ -15,9 +15,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cds import __version__
+from cds.errors import ConfigError
+from cds.fhir import resource_problem
 from cds.transparency.addresses import VALUE_SETS_PATH, value_set_url
 from cds.transparency.rule_pages import CodeLine, ValueSetView, value_set_view
 from cds.valuesets import ValueSet, ValueSets
@@ -141,3 +146,29 @@ def value_set_bundle(valuesets: ValueSets, public_base_url: str, now: datetime) 
             {"fullUrl": r["url"], "resource": r, "search": {"mode": "match"}} for r in resources
         ],
     }
+
+
+def export_value_sets(
+    valuesets: ValueSets, directory: Path, public_base_url: str, now: datetime
+) -> list[Path]:
+    """Write each value set as ``DIR/<id>.json`` (a FHIR R4 ValueSet, validated first); the
+    paths written. ``ConfigError`` names the value set or the file that failed."""
+    resources = [value_set_resource(vs, public_base_url, now) for vs in valuesets.by_id.values()]
+    problems = [
+        f"ValueSet '{r['id']}': not valid FHIR R4: {why}"
+        for r in resources
+        if (why := resource_problem(r)) is not None
+    ]
+    if problems:
+        raise ConfigError(problems)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for resource in resources:
+            path = directory / f"{resource['id']}.json"
+            path.write_bytes(orjson.dumps(resource, option=orjson.OPT_INDENT_2) + b"\n")
+            written.append(path)
+    except OSError as exc:
+        where = exc.filename or directory
+        raise ConfigError([f"{where}: cannot write the value sets ({exc.strerror})"]) from None
+    return written
