@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from cds.api.demo_fhir import demo_fhir_router
 from cds.app import create_app
 from cds.catalogue import Catalogue
+from cds.demo_server import create_demo_app
 from cds.settings import Settings
 
 DEMO_FHIR_BASE = "http://demo-fhir.test/demo/fhir"
@@ -32,3 +39,35 @@ def demo_fhir_app() -> FastAPI:
     app = FastAPI()
     app.include_router(demo_fhir_router())
     return app
+
+
+@contextmanager
+def demo_served(settings: Settings) -> Iterator[str]:
+    """The demo app (service, playground, demo FHIR endpoint) under uvicorn in a thread, on
+    ``settings.port``; its base URL."""
+    app = create_demo_app(settings)
+    assert isinstance(app, FastAPI)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        # Only what the test needs: no websockets stack, the pure-Python HTTP parser.
+        ws="none",
+        http="h11",
+        loop="asyncio",
+        lifespan="on",
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert thread.is_alive(), "uvicorn stopped during startup"
+        assert time.monotonic() < deadline, "uvicorn did not start within 20 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{settings.port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)

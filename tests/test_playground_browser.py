@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,15 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 from playwright.sync_api import Locator, Page, Route, expect
 
-from cds.demo_server import create_demo_app, demo_settings
+from cds.demo_server import demo_settings
 from cds.settings import Settings
 from cds.store import RuleStats, Store
 from cds.store.schema import feedback
 from tests.chromium import TIMEOUT_MS, artefact, chromium, page_errors, require_chromium
+from tests.demo_app import demo_served
 from tests.served import free_port
 
 pytestmark = pytest.mark.browser
@@ -101,33 +98,8 @@ def demo_settings_for_test(tmp_path: Path) -> Settings:
 def server(demo_settings_for_test: Settings) -> Iterator[str]:
     """The demo app (service, playground, demo FHIR endpoint) under uvicorn on a free port."""
     require_chromium()
-    settings = demo_settings_for_test
-    app = create_demo_app(settings)
-    assert isinstance(app, FastAPI)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=settings.port,
-        log_level="warning",
-        # Only what the test needs: no websockets stack, the pure-Python HTTP parser.
-        ws="none",
-        http="h11",
-        loop="asyncio",
-        lifespan="on",
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive(), "uvicorn stopped during startup"
-        assert time.monotonic() < deadline, "uvicorn did not start within 20 s"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with demo_served(demo_settings_for_test) as url:
+        yield url
 
 
 def _open(page: Page, url: str) -> None:

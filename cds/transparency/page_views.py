@@ -118,7 +118,7 @@ def _commas(items: list[Markup]) -> list[str | Markup]:
 def _logic(logic: RuleLogic, rules_url: str) -> list[Markup]:
     parts = []
     if logic.gates:
-        parts.append(element("p", None, "Who it applies to:"))
+        parts.append(element("p", None, "Who and what it counts:"))
         parts.append(_list(list(logic.gates)))
     parts.append(element("p", None, f"It fires (card indicator '{logic.indicator}') when:"))
     parts.append(_list([_statement(logic.fires_when, rules_url)], "logic"))
