@@ -48,7 +48,8 @@ def _expect_the_rf01_page(page: Page) -> None:
     expect(evidence.first).to_be_visible()
     assert evidence.count() >= 3
     for href in (evidence.nth(i).get_attribute("href") for i in range(evidence.count())):
-        assert href is not None and href.startswith("https://")
+        assert href is not None
+        assert href.startswith("https://")
     # A value set named by the logic is one click away, on the same page, with its codes.
     page.locator("ul.logic a[href='#vs-ces-core']").first.click()
     expect(page.locator("#vs-ces-core")).to_be_in_viewport()
