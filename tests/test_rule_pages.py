@@ -378,7 +378,7 @@ DEMOGRAPHICS: dict[str, Any] = {
 
 
 def _with_demographics(request: dict[str, Any]) -> dict[str, Any]:
-    changed_request = json.loads(json.dumps(request))
+    changed_request: dict[str, Any] = json.loads(json.dumps(request))
     patient = changed_request.get("prefetch", {}).get("patient")
     if isinstance(patient, dict) and patient.get("resourceType") == "Patient":
         patient.update(DEMOGRAPHICS)
