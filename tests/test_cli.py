@@ -253,6 +253,7 @@ def test_every_command_is_listed() -> None:
         ("rules",),
         ("rules", "check"),
         ("rules", "schema"),
+        ("rules", "export"),
         ("db",),
         ("db", "upgrade"),
         ("report",),
