@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -14,8 +15,9 @@ from fastapi import FastAPI
 from cds.api.demo_fhir import demo_fhir_router
 from cds.app import create_app
 from cds.catalogue import Catalogue
-from cds.demo_server import create_demo_app
+from cds.demo_server import create_demo_app, demo_settings
 from cds.settings import Settings
+from tests.served import free_port
 
 DEMO_FHIR_BASE = "http://demo-fhir.test/demo/fhir"
 
@@ -39,6 +41,17 @@ def demo_fhir_app() -> FastAPI:
     app = FastAPI()
     app.include_router(demo_fhir_router())
     return app
+
+
+def browser_demo_settings(tmp_path: Path) -> Settings:
+    """The demo's settings on a free port (its own public URL) and a new SQLite file."""
+    port = free_port()
+    return demo_settings(
+        env="test",
+        port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
+    )
 
 
 @contextmanager

@@ -15,13 +15,11 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Locator, Page, Route, expect
 
-from cds.demo_server import demo_settings
 from cds.settings import Settings
 from cds.store import RuleStats, Store
 from cds.store.schema import feedback
 from tests.chromium import TIMEOUT_MS, artefact, chromium, page_errors, require_chromium
-from tests.demo_app import demo_served
-from tests.served import free_port
+from tests.demo_app import browser_demo_settings, demo_served
 
 pytestmark = pytest.mark.browser
 
@@ -85,13 +83,7 @@ LAYOUT_FAULTS = """() => {
 
 @pytest.fixture
 def demo_settings_for_test(tmp_path: Path) -> Settings:
-    port = free_port()
-    return demo_settings(
-        env="test",
-        port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
-    )
+    return browser_demo_settings(tmp_path)
 
 
 @pytest.fixture

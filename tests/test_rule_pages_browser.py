@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from cds.demo_server import demo_settings
-from cds.settings import Settings
 from tests.chromium import TIMEOUT_MS, artefact, chromium, page_errors, require_chromium
-from tests.demo_app import demo_served
-from tests.served import free_port
+from tests.demo_app import browser_demo_settings, demo_served
 
 pytestmark = pytest.mark.browser
 
@@ -21,20 +18,9 @@ WIDE = {"width": 1100, "height": 1400}
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    port = free_port()
-    return demo_settings(
-        env="test",
-        port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cds.db'}",
-    )
-
-
-@pytest.fixture
-def server(settings: Settings) -> Iterator[str]:
+def server(tmp_path: Path) -> Iterator[str]:
     require_chromium()
-    with demo_served(settings) as url:
+    with demo_served(browser_demo_settings(tmp_path)) as url:
         yield url
 
 
