@@ -19,7 +19,7 @@ import yaml
 
 from cds.app import create_app
 from cds.catalogue import Catalogue
-from cds.errors import CdsError
+from cds.errors import CdsError, ConfigError
 from cds.invocation import evaluate_offline
 from cds.rules.clauses import CLAUSES
 from cds.rules.schema import Node, walk
@@ -400,3 +400,30 @@ def test_race_ethnicity_language_sex_and_gender_change_no_card(catalogue: Catalo
         assert with_them == plain, path.name
         compared += bool(plain["cards"])
     assert compared > 50
+
+
+async def test_without_the_source_attributes_file_the_pages_say_what_is_not_stated(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rules, cards = _copied_content(tmp_path)
+    (rules / "transparency" / "source-attributes.yaml").unlink()
+    async with await _client_on(settings, rules, cards) as c:
+        page = (await c.get("/rules/RF-01", headers=JSON)).json()
+    stated = {a["name"]: a["value"] for a in page["sourceAttributes"]}
+    assert stated["Developer"].startswith("Not stated: the catalogue has no rules/transparency/")
+
+
+def test_a_source_attributes_file_naming_an_unknown_value_set_stops_the_start(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rules, cards = _copied_content(tmp_path)
+    path = rules / "transparency" / "source-attributes.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("  pregnancy:", "  pregnant:"), encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as raised:
+        create_app(changed(settings, rules_dir=rules, cards_dir=cards))
+    assert raised.value.problems == [
+        "rules/transparency/source-attributes.yaml: healthStatusAssessments.pregnant: "
+        "unknown value set 'pregnant'"
+    ]

@@ -51,12 +51,14 @@ class SourceAttribute:
 
 
 def load_source_attributes(rules_dir: Path, catalogue: Catalogue) -> SourceAttributesFile:
-    """The file, checked against the catalogue's value sets; ``ConfigError`` names each problem."""
+    """The file, checked against the catalogue's value sets; ``ConfigError`` names each problem.
+    Without the file (a catalogue of value sets only, say) the pages say what is not stated."""
     problems: list[str] = []
     label = f"{rules_dir.name}/{SOURCE_ATTRIBUTES_FILE.as_posix()}"
     path = rules_dir / SOURCE_ATTRIBUTES_FILE
     if not path.is_file():
-        raise ConfigError([f"{label}: missing (the source attributes every rule page shows)"])
+        unstated = f"Not stated: the catalogue has no {label}."
+        return SourceAttributesFile(id=path.stem, developer=unstated, funding=unstated)
     document = load_document(path, label, SourceAttributesFile, problems)
     if document is not None:
         for key, sets in (
