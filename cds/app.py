@@ -116,7 +116,9 @@ def build_parts(
     tests load it once for the session); otherwise it is loaded here.
     """
     if catalogue is None:
-        catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+        catalogue = load_catalogue(
+            settings.rules_dir, settings.cards_dir, settings.topic_system, site=settings.site_config
+        )
     metrics = Metrics(
         service_ids=list(catalogue.services),
         rule_ids=catalogue.rule_ids(),

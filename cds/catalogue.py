@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cds import hooks
@@ -23,8 +23,10 @@ from cds.fhir import parse_resource
 from cds.governance import Governance, load_governance
 from cds.rules.clauses import CLAUSES, RefKind
 from cds.rules.code_filters import filter_problems, sets_read
+from cds.rules.params import ParamValue, substitute_service
 from cds.rules.policy import POLICY_FILE, ClinicalPolicy, read_policy
 from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile, walk
+from cds.site_settings import NO_SITE, SiteSettings, read_site_file, settle, site_problems
 from cds.valuesets import ValueSets, read_valuesets
 from cds.yaml_files import load_document, locate
 
@@ -57,6 +59,9 @@ class Catalogue:
     topic_system: str
     sources: Mapping[str, str] = field(default_factory=dict)  # rule key -> defining file
     governance: Governance = field(default_factory=lambda: Governance({}, {}))
+    # The site's settings (CDS_SITE_CONFIG), already applied to the rules, value sets and
+    # governance above; kept for its digest and its description of what it changed.
+    site: SiteSettings = NO_SITE
 
     def rule_ids(self) -> list[str]:
         """Every rule id (variants share their rule's id), for metrics labels."""
@@ -159,15 +164,20 @@ def _card_problems(
     return problems
 
 
+SiteValues = Mapping[str, Mapping[str, ParamValue]]  # tuned parameters, by rule id
+
+
 def _load_services(
-    rules_dir: Path, problems: list[str]
+    rules_dir: Path, problems: list[str], site_values: SiteValues
 ) -> tuple[list[tuple[str, ServiceFile]], dict[str, RuleSpec], dict[str, str]]:
     files: list[tuple[str, ServiceFile]] = []
     rules: dict[str, RuleSpec] = {}
     origin: dict[str, str] = {}
     for path in sorted(rules_dir.glob("*.yaml")):
         label = f"{rules_dir.name}/{path.name}"
-        service = load_document(path, label, ServiceFile, problems)
+        service = load_document(
+            path, label, ServiceFile, problems, lambda raw: substitute_service(raw, site_values)
+        )
         if service is None:
             continue
         for i, rule in enumerate(service.rules):
@@ -362,7 +372,7 @@ def _unloaded(
 
 
 def _build(
-    rules_dir: Path, cards_dir: Path, topic_system: str
+    rules_dir: Path, cards_dir: Path, topic_system: str, site_values: SiteValues
 ) -> tuple[Catalogue | None, list[str]]:
     problems: list[str] = []
     if not rules_dir.is_dir():
@@ -370,7 +380,7 @@ def _build(
     valuesets, vs_problems = read_valuesets(rules_dir / "valuesets", rules_dir.parent)
     problems.extend(vs_problems)
     cards, link_hosts = _load_cards(cards_dir, problems)
-    files, rules, origin = _load_services(rules_dir, problems)
+    files, rules, origin = _load_services(rules_dir, problems, site_values)
     unloaded = _unloaded(rules_dir, cards_dir, valuesets, cards, [s.id for _, s in files])
     if unloaded:
         # Whatever a file that did not load defines, the others would report as unknown.
@@ -427,14 +437,57 @@ def _build(
     return catalogue, []
 
 
-def check(rules_dir: Path, cards_dir: Path, topic_system: str) -> list[str]:
-    """Every problem with the rules, cards and value sets (``cds rules check``); empty when fine."""
-    return _build(rules_dir, cards_dir, topic_system)[1]
+def _with_site(
+    shipped: Catalogue, path: Path, directories: tuple[Path, Path, str]
+) -> tuple[Catalogue | None, list[str]]:
+    """``shipped`` with the site's settings applied; None and every problem when they are wrong.
+
+    Tuned parameters are put in place of the rules' ``$name`` references by loading the rule
+    files again with them: the rules are then validated, and cross-checked, as tuned."""
+    problems: list[str] = []
+    read = read_site_file(path, problems)
+    if read is None or read.document is None:
+        return None, problems
+    document = read.document
+    problems = site_problems(read, document, shipped.rules, shipped.governance, shipped.valuesets)
+    if problems:
+        return None, problems
+    tuned: Catalogue | None = shipped
+    values = {rid: dict(s.params) for rid, s in document.rules.items() if s.params}
+    if values:
+        tuned, problems = _build(*directories, values)
+        if tuned is None:
+            return None, [f"{read.label}: with its params the rules are not valid:", *problems]
+    assert tuned is not None  # noqa: S101 - built above
+    site, governance, valuesets = settle(
+        read, document, tuned.rules, tuned.governance, tuned.valuesets
+    )
+    return replace(tuned, site=site, governance=governance, valuesets=valuesets), []
 
 
-def load_catalogue(rules_dir: Path, cards_dir: Path, topic_system: str) -> Catalogue:
-    """The validated catalogue; raises ``ConfigError`` listing every problem with file and path."""
-    catalogue, problems = _build(rules_dir, cards_dir, topic_system)
+def _effective(
+    rules_dir: Path, cards_dir: Path, topic_system: str, site: Path | None
+) -> tuple[Catalogue | None, list[str]]:
+    catalogue, problems = _build(rules_dir, cards_dir, topic_system, {})
+    if catalogue is None or site is None:
+        return catalogue, problems
+    return _with_site(catalogue, site, (rules_dir, cards_dir, topic_system))
+
+
+def check(
+    rules_dir: Path, cards_dir: Path, topic_system: str, site: Path | None = None
+) -> list[str]:
+    """Every problem with the rules, cards, value sets and the site's settings (``cds rules
+    check``); empty when fine."""
+    return _effective(rules_dir, cards_dir, topic_system, site)[1]
+
+
+def load_catalogue(
+    rules_dir: Path, cards_dir: Path, topic_system: str, site: Path | None = None
+) -> Catalogue:
+    """The validated catalogue, with the site's settings (``site``: CDS_SITE_CONFIG) applied;
+    raises ``ConfigError`` listing every problem with file and path."""
+    catalogue, problems = _effective(rules_dir, cards_dir, topic_system, site)
     if catalogue is None:
         raise ConfigError(problems or [f"{rules_dir}: no catalogue"])
     return catalogue

@@ -48,7 +48,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cds.settings import Settings
 
     settings = Settings()
-    catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+    catalogue = load_catalogue(
+        settings.rules_dir, settings.cards_dir, settings.topic_system, site=settings.site_config
+    )
     body = _request_file(Path(args.file))
     fixed = args.now or settings.fixed_now
     if isinstance(body, dict) and isinstance(body.get("request"), dict):
@@ -90,16 +92,20 @@ def _request_file(path: Path) -> object:
         raise ConfigError([f"{path}: not valid JSON: {exc.args[0]}"]) from None
 
 
-def _rules_check(_: argparse.Namespace) -> int:
+def _rules_check(args: argparse.Namespace) -> int:
     from cds.catalogue import load_catalogue
     from cds.clock import clock_for
     from cds.errors import ConfigError
     from cds.settings import Settings
+    from cds.site_settings import effective_values
     from cds.yaml_files import locate
 
     settings = Settings()
+    site = args.site or settings.site_config
     try:
-        catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
+        catalogue = load_catalogue(
+            settings.rules_dir, settings.cards_dir, settings.topic_system, site=site
+        )
     except ConfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(problem + "\n")
@@ -110,6 +116,10 @@ def _rules_check(_: argparse.Namespace) -> int:
     for warning in locate(overdue, (settings.rules_dir, settings.cards_dir)):
         sys.stderr.write(f"warning: {warning}\n")
     sys.stdout.write("rules, cards and value sets are valid\n")
+    if site is not None:
+        sys.stdout.write("site settings are valid\n")
+        for line in effective_values(catalogue.site, catalogue.rules, catalogue.governance, today):
+            sys.stdout.write(line + "\n")
     return 0
 
 
@@ -303,12 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tools for the rule files (CDS_RULES_DIR) and card files (CDS_CARDS_DIR).",
     )
     rules_commands = _commands(rules, "rules_command")
-    rules_commands.add_parser(
+    check = rules_commands.add_parser(
         "check",
-        help="validate every rule, card and value set",
+        help="validate every rule, card and value set (and a site settings file)",
         description="Validate every rule, card and value-set file and the references between "
-        "them; print each problem as FILE:LINE:COLUMN: PATH: MESSAGE and exit 1 if any.",
-    ).set_defaults(handler=_rules_check)
+        "them; print each problem as FILE:LINE:COLUMN: PATH: MESSAGE and exit 1 if any. With "
+        "--site, validate that site settings file too and list the effective values.",
+    )
+    check.add_argument(
+        "--site",
+        metavar="FILE",
+        type=Path,
+        help="a site settings file (what CDS_SITE_CONFIG names): validate it against the rules "
+        "and list every rule's mode, each tunable parameter (default -> site value, bounds) "
+        "and the local codes added; default: CDS_SITE_CONFIG, if set",
+    )
+    check.set_defaults(handler=_rules_check)
     schema = rules_commands.add_parser(
         "schema",
         help="write the JSON Schemas of the rule, card and value-set files",

@@ -304,6 +304,7 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
         repaired_element_count=call.repaired,
         received_at=parts.stamp(),
         patient_hash=patient_hash(parts.settings.patient_hash_key, call.patient_id),
+        site_digest=parts.catalogue.site.digest,
     )
     # Queued, not written: the audit writer batches many calls into one transaction.
     await parts.audit.submit(audit, call.issued)

@@ -19,6 +19,7 @@ from cds.cards.schema import CardTemplate
 from cds.governance.schema import RuleGovernance
 from cds.rules.policy import ClinicalPolicy
 from cds.rules.schema import ServiceFile
+from cds.site_settings import SiteFile
 from cds.transparency.source_attributes import SourceAttributesFile
 from cds.valuesets import ValueSetFile
 
@@ -58,6 +59,7 @@ FILE_SCHEMAS = (
         SourceAttributesFile,
         ("rules/transparency/source-attributes.yaml",),
     ),
+    FileSchema("site", SiteFile, ("deploy/site.example.yaml",)),
 )
 
 

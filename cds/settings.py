@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     rules_dir: Path = PROJECT_ROOT / "rules"
     cards_dir: Path = PROJECT_ROOT / "cards"
     topic_system: str = "https://footpath-cds.example.org/CodeSystem/rule"
+    # One hospital's settings (docs/governance.md#site-settings): rule modes, tuned parameters,
+    # local codes. None: the catalogue as shipped.
+    site_config: Path | None = None
     # Evaluation clock override, for reproducible demos and golden cases ("now" when unset).
     fixed_now: str | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Literal
 
@@ -70,6 +70,16 @@ class ValueSetFile(_Strict):
 
 
 @dataclass(frozen=True, slots=True)
+class LocalEntry:
+    """A code the site added to a value set (CDS_SITE_CONFIG): shown as local, with its note."""
+
+    system: str
+    code: str
+    display: str
+    note: str  # provenance: who mapped it, from what
+
+
+@dataclass(frozen=True, slots=True)
 class ValueSet:
     """One value set ready for matching."""
 
@@ -84,6 +94,23 @@ class ValueSet:
     # The file as read (codes as written, prefixes, carve-outs, text words): what the rule pages
     # and the FHIR ValueSet show; matching reads only the compiled fields above.
     file: ValueSetFile | None = None
+    # The site's own codes among ``exact``, by (system, normalized code): marked as local
+    # wherever the set is shown; the shipped, verified codes are the others.
+    local: Mapping[tuple[str, str], LocalEntry] = field(default_factory=dict)
+
+    def with_local(self, entries: list[LocalEntry]) -> ValueSet:
+        """This set with the site's codes added (matched exactly, as the shipped ones are)."""
+        keys = {(e.system, normalize(e.system, e.code)): e for e in entries}
+        return replace(
+            self,
+            exact=self.exact | keys.keys(),
+            displays={**self.displays, **{k: e.display for k, e in keys.items()}},
+            local={**self.local, **keys},
+        )
+
+    def is_local(self, system: str, code: str) -> bool:
+        """Whether the coding is one of the site's own codes, not a shipped one."""
+        return (system, normalize(system, code)) in self.local
 
     def matches(self, system: str, code: str) -> bool:
         """Whether the coding (system, code) is a member."""
@@ -178,6 +205,17 @@ class ValueSets:
             {
                 k: _TextMatcher(tuple(v), re.compile("|".join(p.pattern for _, p in v)))
                 for k, v in text.items()
+            }
+        )
+
+    def with_local(self, additions: Mapping[str, list[LocalEntry]]) -> ValueSets:
+        """These sets with the site's codes added, indexed anew (once, at load)."""
+        if not additions:
+            return self
+        return ValueSets(
+            {
+                vs_id: vs.with_local(additions[vs_id]) if vs_id in additions else vs
+                for vs_id, vs in self.by_id.items()
             }
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,6 +178,13 @@ def validation_problems(
     return lines
 
 
+def located(
+    label: str, places: Places, loc: Sequence[int | str], message: str, *, key: bool = False
+) -> str:
+    """One ``file:line:column: path: message`` line for a check made after validation."""
+    return f"{label}:{places.find(loc, key=key)}: {_path(loc) or '(file)'}: {message}"
+
+
 def _parse(text: str) -> tuple[Any, yaml.Node | None]:
     loader = _Loader(text)
     try:
@@ -199,26 +206,53 @@ def load_required_document(
     return load_document(path, label, model, problems)
 
 
+# Turns the parsed YAML into what the model validates, with the problems found on the way, each
+# at its path in the file (cds/rules/params.py puts tuned values in place of "$name").
+Prepare = Callable[[Any], tuple[Any, list[tuple[tuple[int | str, ...], str]]]]
+
+
+def parse_document(
+    text: str, label: str, model: type[Document], problems: list[str], prepare: Prepare | None
+) -> tuple[Document | None, Places | None]:
+    """``text`` validated as ``model`` (None on a problem), with the places of its values so
+    that checks made later can name them too (None when the text is not YAML)."""
+    try:
+        raw, root = _parse(text)
+    except yaml.YAMLError as exc:
+        problems.append(_yaml_problem(exc, label))
+        return None, None
+    places = Places(root)
+    if prepare is not None:
+        raw, found = prepare(raw)
+        problems.extend(located(label, places, loc, why) for loc, why in found)
+        if found:
+            return None, places
+    try:
+        return model.model_validate(raw), places
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, label, model, places))
+        return None, places
+
+
 def load_document(
-    path: Path, label: str, model: type[Document], problems: list[str]
+    path: Path,
+    label: str,
+    model: type[Document],
+    problems: list[str],
+    prepare: Prepare | None = None,
 ) -> Document | None:
     """``path`` validated as ``model`` whose ``id`` must be the file name; None on a problem."""
     try:
-        raw, root = _parse(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        problems.append(_yaml_problem(exc, label))
-        return None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{label}: cannot be read: {exc}")
         return None
-    try:
-        document = model.model_validate(raw)
-    except ValidationError as exc:
-        problems.extend(validation_problems(exc, label, model, Places(root)))
+    document, places = parse_document(text, label, model, problems, prepare)
+    if document is None or places is None:
         return None
     ident = getattr(document, "id", None)
     if ident != path.stem:
-        place = Places(root).find(("id",))
+        place = places.find(("id",))
         problems.append(
             f"{label}:{place}: id: '{ident}' does not match the file name '{path.stem}'"
         )

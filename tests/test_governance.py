@@ -319,4 +319,4 @@ async def test_readyz_has_no_review_entry_while_every_review_is_in_date(
 ) -> None:
     async with serving(create_app(settings)) as client:
         body = (await client.get("/readyz")).json()
-    assert body == {"status": "ok", "rules": "loaded", "store": True}
+    assert body == {"status": "ok", "rules": "loaded", "store": True, "siteDigest": "none"}

@@ -53,9 +53,14 @@ def test_every_shipped_file_is_valid_against_its_schema(schema: FileSchema) -> N
 
 def test_every_shipped_yaml_file_has_exactly_one_schema() -> None:
     shipped = sorted(
-        path
-        for directory in ("rules", "cards")
-        for path in (PROJECT_ROOT / directory).rglob("*.yaml")
+        [
+            *(
+                path
+                for directory in ("rules", "cards")
+                for path in (PROJECT_ROOT / directory).rglob("*.yaml")
+            ),
+            PROJECT_ROOT / "deploy" / "site.example.yaml",
+        ]
     )
     described = sorted(path for schema in FILE_SCHEMAS for path in described_files(schema))
     assert described == shipped

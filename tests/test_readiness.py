@@ -90,7 +90,7 @@ async def test_readiness_follows_the_database_as_the_background_checks_see_it(
         up = await client.get("/readyz")
     assert down.status_code == 503
     assert up.status_code == 200
-    assert up.json() == {"status": "ok", "rules": "loaded", "store": True}
+    assert up.json() == {"status": "ok", "rules": "loaded", "store": True, "siteDigest": "none"}
 
 
 async def test_the_store_is_not_ready_before_its_first_check(store: Store) -> None:

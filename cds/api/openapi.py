@@ -71,11 +71,16 @@ _FEEDBACK_RESPONSE: dict[str, Any] = {
 _READINESS: dict[str, Any] = {
     "title": "Readiness",
     "type": "object",
-    "required": ["status", "rules", "store"],
+    "required": ["status", "rules", "store", "siteDigest"],
     "properties": {
         "status": {"enum": ["ok", "unavailable"]},
         "rules": {"const": "loaded"},
         "store": {"type": "boolean"},
+        "siteDigest": {
+            "description": "sha256 of the site settings file (CDS_SITE_CONFIG), or none",
+            "type": "string",
+            "pattern": "^([0-9a-f]{64}|none)$",
+        },
     },
 }
 

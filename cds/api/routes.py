@@ -88,12 +88,14 @@ async def healthz() -> JsonResponse:
 @ops_routes.get("/readyz")
 async def readyz(health: StoreHealthDep, catalogue: CatalogueDep, clock: ClockDep) -> JsonResponse:
     """Readiness: rules loaded and the store reachable at its last check (cds/store/health.py).
-    Rules past their review date are named (a warning: they still run, so it stays 200)."""
+    Rules past their review date are named (a warning: they still run, so it stays 200); the
+    site settings in use are named by their file's sha256 ("none": the rules as shipped)."""
     store_ok = health.ready()
     body: dict[str, object] = {
         "status": "ok" if store_ok else "unavailable",
         "rules": "loaded",
         "store": store_ok,
+        "siteDigest": catalogue.site.digest,
     }
     overdue = catalogue.governance.overdue(clock().date())
     if overdue:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -27,12 +27,21 @@ class Governance:
 
     records: Mapping[str, RuleGovernance]
     sources: Mapping[str, str]  # rule id -> "rules/governance/OS-02.yaml"
+    # The site's settings (CDS_SITE_CONFIG), by rule id: "off" or "shadow" quietens a rule;
+    # "on" leaves it as its record says (a site cannot switch on a rule that is not active).
+    site_modes: Mapping[str, Mode] = field(default_factory=dict)
 
     def mode(self, rule_id: str, day: date) -> Mode:
         """How ``rule_id`` takes part in a call on ``day``. The one place a rule's mode is
-        decided: a site's setting (off, shadow) is to be applied here, over the record's."""
+        decided: the record's (status, effective period), quietened by the site's setting."""
         record = self.records.get(rule_id)
-        return "off" if record is None else record.mode_on(day)
+        if record is None:
+            return "off"
+        mode = record.mode_on(day)
+        site = self.site_modes.get(rule_id) if self.site_modes else None
+        if site is None or mode == "off" or site == "on":
+            return mode
+        return site
 
     def snooze_period(self, rule_id: str) -> timedelta:
         """How long a card of ``rule_id`` overridden with a snoozing reason stays away: the

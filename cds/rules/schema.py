@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cds.record.dates import parse_duration
+from cds.rules.params import PARAM_NAME, PARAM_REF, ParamSpec
 
 _REFERENCE = datetime(2001, 1, 1, tzinfo=UTC)  # any instant: windows are compared by length
 
@@ -25,6 +26,18 @@ def _duration(text: str) -> str:
 
 
 Dur = Annotated[str, AfterValidator(_duration)]
+
+
+def _or_param(schema: dict[str, Any]) -> None:
+    # Only the editor's JSON Schema sees "$name": the loader puts the value in its place first.
+    own = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [own, {"type": "string", "pattern": PARAM_REF}]
+
+
+# A number a rule may tune through a parameter (cds/rules/params.py); durations are strings.
+_TUNABLE = Field(json_schema_extra=_or_param)
+Threshold = Annotated[float | None, _TUNABLE]
 
 
 class _ValueSetIds:
@@ -72,10 +85,10 @@ class ObservationClause(_SetClause):
     unit: str
     within: Dur | None = None
     latest: bool = True
-    gte: float | None = None
-    gt: float | None = None
-    lte: float | None = None
-    lt: float | None = None
+    gte: Threshold = None
+    gt: Threshold = None
+    lte: Threshold = None
+    lt: Threshold = None
 
     @model_validator(mode="after")
     def _one_comparison(self) -> ObservationClause:
@@ -111,7 +124,7 @@ class DraftClause(_SetClause):
 
 
 class PatientClause(_Strict):
-    min_age: int = Field(alias="minAge", ge=0)
+    min_age: Annotated[int, _TUNABLE] = Field(alias="minAge", ge=0)
 
 
 FactName = Literal["bilateral", "measured_weight_loss", "new_onset"]
@@ -149,7 +162,7 @@ class FactClause(_Strict):
     name: FactName
     valuesets: OptionalSetIds = Field(default_factory=list)
     within: Dur | None = None
-    percent: float | None = Field(default=None, gt=0, lt=100)
+    percent: Annotated[float | None, _TUNABLE] = Field(default=None, gt=0, lt=100)
     windows: WeightLossWindows | None = None
     # new_onset: the problem is not new when on record this long before the `relativeTo` one.
     relative_to: OptionalSetIds = Field(default_factory=list, alias="relativeTo")
@@ -258,11 +271,14 @@ class RuleSpec(_Strict):
     name: str = Field(min_length=1)
     card: str
     hooks: list[HookName] | None = None
-    min_age: int | None = Field(default=None, alias="minAge", ge=0)
+    min_age: Annotated[int | None, _TUNABLE] = Field(default=None, alias="minAge", ge=0)
     # Red flags are never silenced by a missing age (rules.md 3.6): with no readable birthDate
     # their age gates (the rule's and its suggestions') count as met and the card says so.
     red_flag: bool = Field(default=False, alias="redFlag")
     differential: bool = Field(default=False, alias="differentialCounts")
+    # What a site may tune (docs/rule-authoring.md#tunable-parameters): the clauses name each
+    # as "$name", and the loader has put the value in its place before this model sees them.
+    params: dict[Annotated[str, Field(pattern=PARAM_NAME)], ParamSpec] = Field(default_factory=dict)
     when: Node
     indicator: IndicatorSpec | None = None
     drop_suggestions: list[SuggestionDrop] = Field(default_factory=list, alias="dropSuggestions")

@@ -194,6 +194,7 @@ class Store:
                 "would_fire": list(audit.would_fire),
                 "card_uuids": list(audit.card_uuids),
                 "patient_hash": audit.patient_hash,
+                "site_digest": audit.site_digest,
             }
             for audit, _ in calls
         ]

@@ -40,6 +40,8 @@ class AuditRecord(_Frozen):
     repaired_element_count: int = Field(default=0, ge=0)
     received_at: AwareDatetime
     patient_hash: str | None = None
+    # The site settings the call ran with: their file's sha256, or "none" (CDS_SITE_CONFIG).
+    site_digest: str | None = None
 
 
 class IssuedCardLike(Protocol):

@@ -62,6 +62,9 @@ invocations = sa.Table(
     sa.Column("would_fire", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
     sa.Column("card_uuids", sa.JSON(), nullable=False),
     sa.Column("patient_hash", sa.String(64), nullable=True),
+    # sha256 of the site settings file the call ran with, "none" without one (0006); rows
+    # written before it hold NULL: not known.
+    sa.Column("site_digest", sa.String(64), nullable=True),
     sa.Index(None, "service_id", "received_at"),
     sa.Index(None, "hook_instance"),
     sa.Index(None, "patient_hash"),
