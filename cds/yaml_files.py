@@ -116,21 +116,30 @@ def _schema_branches(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Iter
             yield from _schema_branches(branch, defs)
 
 
+def _inside(branch: Mapping[str, Any], part: int | str) -> list[Any]:
+    """The schemas of what ``branch`` holds at ``part`` (a key, or an index)."""
+    if isinstance(part, int):
+        return [branch["items"]] if isinstance(branch.get("items"), dict) else []
+    properties = branch.get("properties", {})
+    if part in properties:
+        return [properties[part]]
+    if isinstance(branch.get("additionalProperties"), dict):
+        return [branch["additionalProperties"]]
+    # A mapping whose keys are checked by pattern (rule ids): any of its values.
+    return list(branch.get("patternProperties", {}).values())
+
+
 def allowed_keys(model: type[BaseModel], parts: Sequence[int | str]) -> list[str]:
     """The keys the file's schema allows in the mapping at ``parts`` (aliases, as written)."""
     schema = model.model_json_schema(by_alias=True)
     defs = schema.get("$defs", {})
     current: list[Mapping[str, Any]] = [schema]
     for part in parts:
-        inner = []
-        for branch in (b for s in current for b in _schema_branches(s, defs)):
-            properties = branch.get("properties", {})
-            if isinstance(part, str) and part in properties:
-                inner.append(properties[part])
-            elif isinstance(part, int) and isinstance(branch.get("items"), dict):
-                inner.append(branch["items"])
-            elif isinstance(part, str) and isinstance(branch.get("additionalProperties"), dict):
-                inner.append(branch["additionalProperties"])
+        inner = [
+            found
+            for branch in (b for s in current for b in _schema_branches(s, defs))
+            for found in _inside(branch, part)
+        ]
         # A part the schema does not know is a validator's label, not a key: stay put.
         current = inner or current
     names = {

@@ -30,6 +30,8 @@ class Governance:
     # The site's settings (CDS_SITE_CONFIG), by rule id: "off" or "shadow" quietens a rule;
     # "on" leaves it as its record says (a site cannot switch on a rule that is not active).
     site_modes: Mapping[str, Mode] = field(default_factory=dict)
+    # ... and its snooze periods, each within the record's maximum (checked at load).
+    site_snoozes: Mapping[str, timedelta] = field(default_factory=dict)
 
     def mode(self, rule_id: str, day: date) -> Mode:
         """How ``rule_id`` takes part in a call on ``day``. The one place a rule's mode is
@@ -44,10 +46,11 @@ class Governance:
         return site
 
     def snooze_period(self, rule_id: str) -> timedelta:
-        """How long a card of ``rule_id`` overridden with a snoozing reason stays away: the
-        record's default. The one place the period is decided: a site's setting (#16 point 3,
-        never above ``snooze_maximum``) is to be applied here, over the record's."""
-        return self.records[rule_id].snooze.default
+        """How long a card of ``rule_id`` overridden with a snoozing reason stays away. The one
+        place the period is decided: the site's setting (never above ``snooze_maximum``), else
+        the record's default."""
+        site = self.site_snoozes.get(rule_id)
+        return self.records[rule_id].snooze.default if site is None else site
 
     def snooze_maximum(self, rule_id: str) -> timedelta:
         """The longest snooze ``rule_id``'s committee allows; a site may only shorten it."""

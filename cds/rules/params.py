@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cds.record.dates import parse_duration
 
@@ -45,6 +45,13 @@ TUNABLE_KEYS = frozenset(
 ParamValue = str | int | float
 ParamKind = Literal["duration", "integer", "number"]
 Loc = tuple[int | str, ...]
+
+
+KIND_WORDS: Mapping[ParamKind, str] = {
+    "duration": "an ISO 8601 duration such as P6W",
+    "integer": "a whole number",
+    "number": "a number",
+}
 
 
 def kind_of(value: object) -> ParamKind | None:
@@ -98,7 +105,7 @@ class ParamSpec(BaseModel):
             )
         for name in ("min", "max"):
             if not fits(self.kind, getattr(self, name)):
-                raise ValueError(f"{name} must be a {self.kind} like the default")
+                raise ValueError(f"{name} must be {KIND_WORDS[self.kind]}, as the default is")
         if not self.within_bounds(self.default):
             raise ValueError(f"default {self.default} is outside {self.bounds()}")
         return self
@@ -110,15 +117,22 @@ class ParamSpec(BaseModel):
         return f"{self.min}..{self.max}"
 
 
-PARAMS = TypeAdapter(dict[str, ParamSpec])
-
-
-def _declared(raw_rule: Mapping[str, Any]) -> dict[str, ParamSpec] | None:
-    """The rule's params block, or None when it is malformed (its validation reports it)."""
-    try:
-        return PARAMS.validate_python(raw_rule.get("params") or {})
-    except ValidationError:
+def _defaults(raw_rule: Mapping[str, Any]) -> dict[str, ParamValue] | None:
+    """Each declared parameter's default (None: the params block is not a mapping). A malformed
+    declaration keeps its default when it has one, so that the rule's validation names the
+    declaration's own mistake rather than every clause that names it."""
+    block = raw_rule.get("params") or {}
+    if not isinstance(block, dict):
         return None
+    defaults: dict[str, ParamValue] = {}
+    for name, raw in block.items():
+        try:
+            defaults[str(name)] = ParamSpec.model_validate(raw).default
+        except ValidationError:
+            default = raw.get("default") if isinstance(raw, dict) else None
+            if isinstance(default, str | int | float) and kind_of(default) is not None:
+                defaults[str(name)] = default
+    return defaults
 
 
 def _substitute(
@@ -163,11 +177,10 @@ def substitute_rule(
     place: the site's where it sets one, the default otherwise."""
     if not isinstance(raw_rule, dict):
         return raw_rule, []
-    declared = _declared(raw_rule)
+    declared = _defaults(raw_rule)
     if declared is None:
         return raw_rule, []
-    values: dict[str, ParamValue] = {n: spec.default for n, spec in declared.items()}
-    values.update({n: v for n, v in site_values.items() if n in declared})
+    values = {**declared, **{n: v for n, v in site_values.items() if n in declared}}
     problems: list[tuple[Loc, str]] = []
     used: set[str] = set()
     body = {key: item for key, item in raw_rule.items() if key != "params"}

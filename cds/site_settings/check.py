@@ -6,7 +6,8 @@ import difflib
 from collections.abc import Mapping
 
 from cds.governance import Governance
-from cds.rules.params import ParamSpec, ParamValue, fits
+from cds.governance.schema import format_duration
+from cds.rules.params import KIND_WORDS, ParamSpec, ParamValue, fits
 from cds.rules.schema import RuleSpec
 from cds.site_settings.schema import LocalCode, RuleSetting, SiteFile
 from cds.site_settings.site import SiteFileRead
@@ -43,9 +44,7 @@ def _mode_problem(rule_id: str, setting: RuleSetting, governance: Governance) ->
 
 def _param_problem(name: str, value: ParamValue, spec: ParamSpec) -> str | None:
     if not fits(spec.kind, value):
-        example = "an ISO 8601 duration such as P6W" if spec.kind == "duration" else "a number"
-        whole = " (a whole number)" if spec.kind == "integer" else ""
-        return f"{name} takes {example}{whole}, not '{value}'"
+        return f"{name} takes {KIND_WORDS[spec.kind]}, not '{value}'"
     if not spec.within_bounds(value):
         return f"{value} is outside the bounds the rule declares for {name}: {spec.bounds()}"
     return None
@@ -62,6 +61,15 @@ def _rule_problems(
     why = _mode_problem(rule_id, setting, governance)
     if why is not None:
         problems.append(at(("rules", rule_id, "mode"), why))
+    maximum = governance.snooze_maximum(rule_id)
+    if setting.snooze is not None and setting.snooze > maximum:
+        problems.append(
+            at(
+                ("rules", rule_id, "snooze"),
+                f"{format_duration(setting.snooze)} is longer than the longest snooze "
+                f"{rule_id}'s governance record allows, {format_duration(maximum)}",
+            )
+        )
     declared = declared_params(rule_id, rules)
     for name, value in setting.params.items():
         loc = ("rules", rule_id, "params", name)

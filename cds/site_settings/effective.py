@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date
 
 from cds.governance import Governance
+from cds.governance.schema import format_duration
 from cds.rules.schema import RuleSpec
 from cds.site_settings.check import declared_params
 from cds.site_settings.schema import SiteFile
@@ -37,6 +38,13 @@ def _rule_changes(
             f"{declared[name].bounds()}): {declared[name].description}"
             for name, value in sorted(setting.params.items())
         )
+        if setting.snooze is not None:
+            record = governance.records[rule_id]
+            lines.append(
+                f"snooze {format_duration(setting.snooze)} by the site (default "
+                f"{format_duration(record.snooze.default)}, maximum "
+                f"{format_duration(record.snooze.maximum)})"
+            )
         if lines:
             changes[rule_id] = tuple(lines)
     return changes
@@ -73,7 +81,7 @@ def settle(
     }
     return (
         site,
-        replace(governance, site_modes=site.modes()),
+        replace(governance, site_modes=site.modes(), site_snoozes=site.snoozes()),
         valuesets.with_local(additions),
     )
 
@@ -89,6 +97,13 @@ def effective_values(
         setting = site.rule(rule_id)
         by = " (site)" if setting is not None and setting.mode not in (None, "on") else ""
         lines.append(f"  {rule_id} {record.version}: {governance.mode(rule_id, day)}{by}")
+        snooze = format_duration(governance.snooze_period(rule_id))
+        site_snooze = setting is not None and setting.snooze is not None
+        lines.append(
+            f"    snooze: {format_duration(record.snooze.default) + ' -> ' if site_snooze else ''}"
+            f"{snooze}{' (site)' if site_snooze else ''}  "
+            f"[maximum {format_duration(record.snooze.maximum)}]"
+        )
         tuned = setting.params if setting is not None else {}
         for name, spec in sorted(declared_params(rule_id, rules).items()):
             value = f"{spec.default} -> {tuned[name]} (site)" if name in tuned else spec.default

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from cds.governance.schema import Mode
+from cds.governance.schema import Duration, Mode
 from cds.rules.params import PARAM_NAME, ParamValue
 from cds.rules.schema import RULE_ID
 
@@ -37,6 +37,9 @@ class RuleSetting(_Strict):
     params: dict[Annotated[str, Field(pattern=PARAM_NAME)], ParamValue] = Field(
         default_factory=dict
     )
+    # How long an overridden card stays away (weeks, days, hours...: P7D, PT12H), at most the
+    # maximum in the rule's governance record.
+    snooze: Duration | None = None
 
 
 class LocalCode(_Strict):

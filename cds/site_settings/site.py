@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from cds.governance.schema import Mode
@@ -41,6 +42,9 @@ class SiteSettings:
 
     def modes(self) -> dict[str, Mode]:
         return {rid: s.mode for rid, s in self.document.rules.items() if s.mode is not None}
+
+    def snoozes(self) -> dict[str, timedelta]:
+        return {rid: s.snooze for rid, s in self.document.rules.items() if s.snooze is not None}
 
     def param_values(self) -> dict[str, dict[str, ParamValue]]:
         """The tuned parameters, by rule id (only rules that tune one)."""
