@@ -117,9 +117,14 @@ def _rules_check(args: argparse.Namespace) -> int:
         sys.stderr.write(f"warning: {warning}\n")
     sys.stdout.write("rules, cards and value sets are valid\n")
     if site is not None:
+        from cds.site_settings.reach import unreachable_local_codes
+
         sys.stdout.write("site settings are valid\n")
         for line in effective_values(catalogue.site, catalogue.rules, catalogue.governance, today):
             sys.stdout.write(line + "\n")
+        services = catalogue.services.values()
+        for warning in unreachable_local_codes(catalogue.site.document, services, catalogue.rules):
+            sys.stderr.write(f"warning: {catalogue.site.label}: {warning}\n")
     return 0
 
 

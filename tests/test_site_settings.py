@@ -504,6 +504,35 @@ def test_rules_check_with_a_site_file_lists_the_effective_values(
     ]
 
 
+def test_rules_check_warns_of_a_local_code_no_prefetch_query_would_return(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Procedures are fetched by a list of codes; Conditions are fetched whole.
+    site = _site(
+        tmp_path,
+        "valuesets:\n"
+        "  ncs-full:\n"
+        f"    add: [{{system: {LAB}, code: NCS1, display: Local NCS, note: local}}]\n"
+        "  radic:\n"
+        f"    add: [{{system: {LAB}, code: SCI, display: Local sciatica, note: local}}]\n",
+    )
+    assert main(["rules", "check", "--site", str(site)]) == 0
+    warnings = capsys.readouterr().err.splitlines()
+    # A Condition with the local sciatica code arrives; a finding Observation with it would not.
+    assert not [w for w in warnings if f"{LAB}|SCI" in w and "from Observation" not in w]
+    assert (
+        f"warning: {site}: valuesets.ncs-full.add[0]: local code {LAB}|NCS1 is read by "
+        "back-to-foot from Procedure, but its prefetch.procedures code filter does not list it, "
+        "so the query never returns it (from the EHR or the FHIR server); the template is the "
+        "repository's to change"
+    ) in warnings
+    assert {w.split(" is read by ")[1].split(",")[0] for w in warnings if f"{LAB}|NCS1" in w} == {
+        f"{service} from {resource_type}"
+        for service in ("back-to-foot", "back-to-foot-order-sign", "back-to-foot-order-select")
+        for resource_type in ("Procedure", "DiagnosticReport")
+    }
+
+
 def test_rules_check_with_a_wrong_site_file_names_the_problem_and_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
