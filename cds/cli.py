@@ -160,19 +160,29 @@ def _db_upgrade(_: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cds.report import render_json, render_table, report_window
+    from cds.report import check_weekly, render_json, render_table, report_window
     from cds.settings import Settings
     from cds.startup import database_explained
-    from cds.store import Store
+    from cds.store import RuleReport, Store
 
     settings = Settings()
     since, until = report_window(args.since, args.until, datetime.now(UTC))
+    if args.by == "week":
+        try:
+            check_weekly(since, until)
+        except ValueError as exc:
+            sys.stderr.write(f"cds report: error: {exc}\n")
+            return 2
 
     async def fetch() -> str:
         store = Store(settings)
+        report: RuleReport
         try:
             with _quiet("cds.store"), database_explained(settings):
-                report = await store.rule_report(args.service, since, until)
+                if args.by == "week":
+                    report = await store.weekly_rule_report(args.service, since, until)
+                else:
+                    report = await store.rule_report(args.service, since, until)
         finally:
             await store.close()
         return render_json(report) if args.json else render_table(report)
@@ -402,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHEN",
         type=_bound(end=True),
         help=f"end, exclusive: {BOUND_FORMAT}; a date includes that whole day; default: now",
+    )
+    report.add_argument(
+        "--by",
+        choices=["week"],
+        help="also break the counts down per ISO week (UTC; what /admin/dashboard charts): a "
+        "card and its feedback count in the week it was first shown",
     )
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.set_defaults(handler=_report)

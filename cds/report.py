@@ -6,7 +6,8 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from cds.store import RuleReport, RuleStats
+from cds.store import RuleReport, RuleStats, WeeklyReport
+from cds.store.rule_report import MAX_WEEKS, week_edges
 
 _COLUMNS = (
     "service",
@@ -55,6 +56,17 @@ def report_window(
     return since or end - timedelta(days=DEFAULT_WINDOW_DAYS), end
 
 
+def check_weekly(start: datetime, end: datetime) -> None:
+    """Raises ``ValueError`` (saying so) for a period too long to break down by week."""
+    try:
+        week_edges(start, end)
+    except ValueError:
+        raise ValueError(
+            f"A period broken down by week spans at most {MAX_WEEKS} ISO weeks; "
+            "choose a shorter one."
+        ) from None
+
+
 def report_json(report: RuleReport) -> dict[str, Any]:
     """The report as JSON-ready data (rates included, times in ISO 8601 UTC)."""
     data: dict[str, Any] = report.model_dump(mode="json")
@@ -76,45 +88,48 @@ def _rate(part: int, stats: RuleStats) -> str:
     return f"{part / stats.feedback * 100:.1f} % of {stats.feedback}"
 
 
+def _aligned(columns: tuple[str, ...], rows: list[tuple[str, ...]], left: int) -> list[str]:
+    """``rows`` under ``columns``, the first ``left`` columns left-aligned, the rest right."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        text = [
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(text).rstrip()
+
+    return [line(columns), line(tuple("-" * w for w in widths)), *(line(row) for row in rows)]
+
+
+def _counts(s: RuleStats) -> tuple[str, ...]:
+    return (
+        str(s.times_shown),
+        str(s.would_fire),
+        str(s.cards),
+        str(s.patients),
+        str(s.no_response),
+        str(s.accepted),
+        str(s.overridden),
+        _rate(s.accepted, s),
+        _rate(s.overridden, s),
+    )
+
+
 def render_table(report: RuleReport) -> str:
-    """An aligned text table, one line per rule, then each rule's top override reasons."""
+    """An aligned text table, one line per rule, then each rule's top override reasons; for a
+    ``WeeklyReport``, then one line per week and rule."""
     scope = report.service_id or "all services"
     lines = [
         f"Feedback report for {scope}, calls received from {report.start.isoformat()} "
         f"to {report.end.isoformat()}",
         "",
     ]
-    rows = [
-        (
-            s.service_id,
-            s.rule_id,
-            _version(s),
-            str(s.times_shown),
-            str(s.would_fire),
-            str(s.cards),
-            str(s.patients),
-            str(s.no_response),
-            str(s.accepted),
-            str(s.overridden),
-            _rate(s.accepted, s),
-            _rate(s.overridden, s),
-        )
-        for s in report.rules
-    ]
+    rows = [(s.service_id, s.rule_id, _version(s), *_counts(s)) for s in report.rules]
     if not rows:
         lines.append("No cards were shown in this period.")
     else:
-        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
-
-        def line(cells: tuple[str, ...]) -> str:
-            text = [
-                cell.ljust(w) if i < 3 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-            ]
-            return "  ".join(text).rstrip()
-
-        lines += [line(_COLUMNS), line(tuple("-" * w for w in widths))]
-        lines += [line(row) for row in rows]
+        lines += _aligned(_COLUMNS, rows, left=3)
         lines += [
             "",
             "shown: times the rule's cards were shown (a card shown again to the same patient "
@@ -133,5 +148,24 @@ def render_table(report: RuleReport) -> str:
                     f"    {r.count:>5}  {r.code}" + (f" ({r.display})" if r.display else "")
                     for r in stats.top_override_reasons
                 ]
+    if isinstance(report, WeeklyReport) and rows:
+        lines += ["", *_weekly_lines(report)]
     lines += ["", f"Feedback on unknown cards in this period: {report.unmatched_feedback}"]
     return "\n".join(lines) + "\n"
+
+
+def _weekly_lines(report: WeeklyReport) -> list[str]:
+    rows = [
+        (week.week, s.service_id, s.rule_id, _version(s), *_counts(s))
+        for week in report.weeks
+        for s in week.rules
+    ]
+    return [
+        "Per ISO week (UTC; the first and last cut at the period's bounds):",
+        "",
+        *_aligned(("week", *_COLUMNS), rows, left=4),
+        "",
+        "A card and its feedback count in the week the card was first shown in this period, so "
+        "the weeks add up to the period's",
+        "numbers (patients aside: a patient may come back another week).",
+    ]

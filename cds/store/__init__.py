@@ -14,6 +14,8 @@ from cds.store.models import (
     OverrideReasonCount,
     RuleReport,
     RuleStats,
+    WeeklyReport,
+    WeekStats,
     patient_hash,
 )
 
@@ -30,6 +32,8 @@ __all__ = [
     "RuleReport",
     "RuleStats",
     "Store",
+    "WeekStats",
+    "WeeklyReport",
     "create_engine",
     "patient_hash",
 ]

@@ -28,10 +28,11 @@ from cds.store.models import (
     Invocation,
     IssuedCardLike,
     RuleReport,
+    WeeklyReport,
     patient_hash,
 )
 from cds.store.outage import Operation, OutageWatch, unreachable_cause
-from cds.store.rule_report import rule_report
+from cds.store.rule_report import rule_report, weekly_rule_report
 from cds.store.schema import feedback, invocations, issued_cards, jwt_replay
 
 logger = logging.getLogger(__name__)
@@ -340,3 +341,11 @@ class Store:
         """Per rule, for the calls received in [start, end): times shown, cards, feedback."""
         async with self.reaching(Operation.report):
             return await rule_report(self.engine, service_id, start, end)
+
+    async def weekly_rule_report(
+        self, service_id: str | None, start: datetime, end: datetime
+    ) -> WeeklyReport:
+        """The report for [start, end) and per ISO week of it; ``ValueError`` beyond
+        ``rule_report.MAX_WEEKS`` weeks."""
+        async with self.reaching(Operation.report):
+            return await weekly_rule_report(self.engine, service_id, start, end)

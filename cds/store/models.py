@@ -158,6 +158,23 @@ class RuleReport(_Frozen):
     unmatched_feedback: int = 0
 
 
+class WeekStats(_Frozen):
+    """One ISO week of a weekly report, cut at the report's bounds: each rule's counts for the
+    calls received in [start, end); a card and its feedback count in the week it was first shown
+    in (within the report's period), so the weeks add up to the period."""
+
+    week: str  # ISO 8601 week date of start, e.g. "2026-W23"
+    start: AwareDatetime
+    end: AwareDatetime
+    rules: list[RuleStats]
+
+
+class WeeklyReport(RuleReport):
+    """The report for the period, and the same counts per ISO week of it."""
+
+    weeks: list[WeekStats]
+
+
 @overload
 def patient_hash(key: Settings | SecretStr | str | bytes, patient_id: str) -> str: ...
 @overload
