@@ -1,12 +1,13 @@
-"""CDS Hooks and operations routes: discovery, invoke, feedback, health, metrics, report."""
+"""CDS Hooks and operations routes: discovery, invoke, feedback, health, metrics, report,
+dashboard."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from cds.api.bearer import check_admin, check_metrics
 from cds.api.dependencies import (
@@ -23,11 +24,13 @@ from cds.api.dependencies import (
     StoreHealthDep,
 )
 from cds.api.request_body import read_body, read_json
-from cds.api.responses import JsonResponse
+from cds.api.responses import JSON_MEDIA_TYPE, JsonResponse
+from cds.dashboard import HEADERS as DASHBOARD_HEADERS
+from cds.dashboard import figures, render_page
 from cds.errors import InvalidRequest, NotFound, Unauthorized
 from cds.feedback import accept_feedback
 from cds.invocation import invoke
-from cds.report import BOUND_FORMAT, parse_bound, report_json, report_window
+from cds.report import BOUND_FORMAT, check_weekly, parse_bound, report_json, report_window
 from cds.security import VerifiedCaller
 from cds.settings import AuthMode
 
@@ -120,6 +123,31 @@ def _bound(name: str, text: str | None, *, end: bool) -> datetime | None:
         raise InvalidRequest(f"'{name}' is not {BOUND_FORMAT}.", expression=[name]) from None
 
 
+ServiceQuery = Annotated[str | None, Query(description="one service id (default: all)")]
+SinceQuery = Annotated[str | None, Query(description=f"start, inclusive: {BOUND_FORMAT}")]
+UntilQuery = Annotated[
+    str | None, Query(description=f"end, exclusive (a date: its whole day): {BOUND_FORMAT}")
+]
+
+
+def _period(
+    catalogue: CatalogueDep, service: str | None, since: str | None, until: str | None
+) -> tuple[datetime, datetime]:
+    """The report's [start, end) from the query, as ``cds report`` reads its options."""
+    if service is not None and service not in catalogue.services:
+        raise NotFound(f"No CDS service '{service}'.")
+    return report_window(
+        _bound("since", since, end=False), _bound("until", until, end=True), datetime.now(UTC)
+    )
+
+
+def _weekly_period(start: datetime, end: datetime) -> None:
+    try:
+        check_weekly(start, end)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), expression=["since", "until"]) from None
+
+
 @ops_routes.get("/admin/report")
 async def report(
     request: Request,
@@ -128,22 +156,57 @@ async def report(
     catalogue: CatalogueDep,
     store: StoreDep,
     audit: AuditDep,
-    service: Annotated[str | None, Query(description="one service id (default: all)")] = None,
-    since: Annotated[str | None, Query(description=f"start, inclusive: {BOUND_FORMAT}")] = None,
-    until: Annotated[
-        str | None, Query(description=f"end, exclusive (a date: its whole day): {BOUND_FORMAT}")
+    service: ServiceQuery = None,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+    by: Annotated[
+        Literal["week"] | None, Query(description="also per ISO week (UTC), as the dashboard")
     ] = None,
 ) -> JsonResponse:
     """Per-rule feedback report: times shown, would fire (rules in shadow), distinct cards,
     patients, cards without feedback, accepted and overridden with rates over the feedback
-    received, top override reasons.
+    received, top override reasons; with ``by=week``, the same per ISO week as well.
     Default window: the last 30 days up to now."""
     check_admin(settings.admin_token, request.headers.get("authorization"))
-    if service is not None and service not in catalogue.services:
-        raise NotFound(f"No CDS service '{service}'.")
-    start, end = report_window(
-        _bound("since", since, end=False), _bound("until", until, end=True), datetime.now(UTC)
-    )
+    start, end = _period(catalogue, service, since, until)
+    if by == "week":
+        _weekly_period(start, end)
     # The report counts the cards just answered too, even those still in the writer's queue.
     await audit.flush()
+    if by == "week":
+        return JsonResponse(report_json(await store.weekly_rule_report(service, start, end)))
     return JsonResponse(report_json(await store.rule_report(service, start, end)))
+
+
+@ops_routes.get("/admin/dashboard", response_model=None)
+async def dashboard(
+    request: Request,
+    *,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+    store: StoreDep,
+    audit: AuditDep,
+    service: ServiceQuery = None,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+) -> HTMLResponse | JsonResponse:
+    """Feedback dashboard: per rule and version, per ISO week, the report's counts as charts
+    (inline SVG, nothing loaded from anywhere) with the numbers behind each; as JSON (the
+    report with ``by=week``) when the request accepts ``application/json`` and not HTML."""
+    check_admin(settings.admin_token, request.headers.get("authorization"))
+    service = service or None  # the page's form sends an empty service for every service
+    start, end = _period(catalogue, service, since or None, until or None)
+    _weekly_period(start, end)
+    await audit.flush()
+    weekly = await store.weekly_rule_report(service, start, end)
+    accept = request.headers.get("accept", "")
+    if JSON_MEDIA_TYPE in accept and "text/html" not in accept:
+        return JsonResponse(report_json(weekly))
+    page = render_page(
+        figures(weekly),
+        since=since or "",
+        until=until or "",
+        services=sorted(catalogue.services),
+        rule_url=lambda rule_id: settings.public_url(f"rules/{rule_id}"),
+    )
+    return HTMLResponse(page, headers=DASHBOARD_HEADERS)
