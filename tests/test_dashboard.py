@@ -25,6 +25,7 @@ from cds.store import RuleStats, Store
 from tests import feedback_weeks as fw
 from tests.conftest import changed, serving
 from tests.test_dashboard_report import cds_report_json
+from tests.test_openapi import conforms, statuses
 
 pytestmark = pytest.mark.anyio
 
@@ -379,3 +380,18 @@ async def test_a_period_too_long_to_chart_by_week_is_a_400(client: httpx.AsyncCl
     assert "at most 53 ISO weeks" in issue["diagnostics"]
     report = await client.get("/admin/report", params={**params, "by": "week"}, headers=AS_ADMIN)
     assert report.json() == page.json()
+
+
+async def test_the_dashboard_and_its_json_are_documented_as_answered(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    assert statuses(document, "get", "/admin/dashboard") == {200, 400, 401, 404, 503}
+    answers = document["paths"]["/admin/dashboard"]["get"]["responses"]["200"]["content"]
+    assert set(answers) == {"text/html", "application/json"}
+    weekly = await client.get(
+        "/admin/dashboard", params=PERIOD, headers={**AS_ADMIN, "Accept": "application/json"}
+    )
+    assert conforms(document, "WeeklyReport", weekly.json()) == []
+    report = await client.get("/admin/report", params={**PERIOD, "by": "week"}, headers=AS_ADMIN)
+    assert conforms(document, "WeeklyReport", report.json()) == []

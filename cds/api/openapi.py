@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from cds import hooks
-from cds.store import RuleReport
+from cds.store import RuleReport, WeeklyReport
 
 _REF = "#/components/schemas/{model}"
 
@@ -30,6 +30,7 @@ _MODELS: list[tuple[type[BaseModel], Any]] = [
     (hooks.CdsResponse, "serialization"),
     (hooks.DiscoveryResponse, "serialization"),
     (RuleReport, "serialization"),
+    (WeeklyReport, "serialization"),
 ]
 
 _OPERATION_OUTCOME: dict[str, Any] = {
@@ -162,13 +163,43 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("get", "/admin/report"): {
             "responses": {
-                "200": _answer("The per-rule report", "RuleReport"),
-                "400": _answer("A malformed since or until", "OperationOutcome"),
-                "401": _answer("Not the admin token", "OperationOutcome"),
-                "404": _answer("CDS_ADMIN_TOKEN is unset, or no such service", "OperationOutcome"),
-                "503": _answer(_ERRORS[503], "OperationOutcome"),
+                "200": _answer(
+                    "The per-rule report; with by=week, per ISO week too (WeeklyReport)",
+                    {
+                        "anyOf": [
+                            {"$ref": _REF.format(model=m)} for m in ("RuleReport", "WeeklyReport")
+                        ]
+                    },
+                ),
+                **_admin_errors(),
             }
         },
+        ("get", "/admin/dashboard"): {
+            "responses": {
+                "200": {
+                    "description": "The feedback dashboard: one self-contained HTML page (inline "
+                    "SVG charts, no script); the weekly report as JSON when the request accepts "
+                    "application/json and not text/html",
+                    "content": {
+                        "text/html": {"schema": {"type": "string"}},
+                        **_json("WeeklyReport"),
+                    },
+                },
+                **_admin_errors(),
+            }
+        },
+    }
+
+
+def _admin_errors() -> dict[str, Any]:
+    return {
+        "400": _answer(
+            "A malformed since or until, or (by week) a period over 53 ISO weeks",
+            "OperationOutcome",
+        ),
+        "401": _answer("Not the admin token", "OperationOutcome"),
+        "404": _answer("CDS_ADMIN_TOKEN is unset, or no such service", "OperationOutcome"),
+        "503": _answer(_ERRORS[503], "OperationOutcome"),
     }
 
 
