@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless in a container: no sandbox or GPU, and nothing that reaches out to Google on its own.
@@ -26,6 +27,7 @@ ARGS = (
 TIMEOUT_MS = 15_000
 # Screenshots a person looks at after a run; git-ignored.
 ARTEFACTS = Path(__file__).resolve().parent / "artefacts"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 def require_chromium() -> None:
@@ -71,3 +73,19 @@ def artefact(name: str) -> Path:
     """Where a test saves a file for people to look at after the run (``tests/artefacts/``)."""
     ARTEFACTS.mkdir(exist_ok=True)
     return ARTEFACTS / name
+
+
+def offline(context: BrowserContext) -> list[str]:
+    """Cut ``context`` off from every network beyond this machine, as a hospital network may
+    be: a list that fills with the addresses it tried to reach, for the test to assert empty."""
+    blocked: list[str] = []
+
+    def route(request_route: Route) -> None:
+        if urlsplit(request_route.request.url).hostname in LOOPBACK:
+            request_route.continue_()
+        else:
+            blocked.append(request_route.request.url)
+            request_route.abort("internetdisconnected")
+
+    context.route("**/*", route)
+    return blocked

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Route, expect
+from playwright.sync_api import expect
 
-from tests.chromium import TIMEOUT_MS, artefact, chromium, page_errors, require_chromium
+from tests.chromium import TIMEOUT_MS, artefact, chromium, offline, page_errors, require_chromium
 from tests.served import Server, cds_serve
 
 pytestmark = pytest.mark.browser
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 @pytest.fixture
@@ -32,17 +29,8 @@ def service(tmp_path: Path) -> Iterator[Server]:
 def test_the_api_docs_render_every_operation_with_no_network_beyond_this_machine(
     service: Server, tmp_path: Path
 ) -> None:
-    blocked: list[str] = []
-
-    def offline(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOOPBACK:
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort("internetdisconnected")
-
     with chromium(tmp_path / "chromium-profile", viewport={"width": 1100, "height": 1400}) as ctx:
-        ctx.route("**/*", offline)
+        blocked = offline(ctx)
         page = ctx.new_page()
         console_errors = page_errors(page)
         page.goto(f"{service.url}/docs")

@@ -7,23 +7,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
 from cds.dashboard.figures import counted_series
 from cds.migrations import upgrade
 from cds.settings import load_settings
 from cds.store import Store
 from tests import feedback_weeks as fw
-from tests.chromium import TIMEOUT_MS, artefact, chromium, page_errors, require_chromium
+from tests.chromium import TIMEOUT_MS, artefact, chromium, offline, page_errors, require_chromium
 from tests.served import Server, cds_serve
 
 pytestmark = pytest.mark.browser
 
 ADMIN = "admin-secret-for-browser-tests"
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 RB01 = "#back-to-foot--RB-01--v1\\.0\\.0"
 
 
@@ -56,22 +54,13 @@ def _bars(page: Page, scope: str = "") -> int:
 def test_the_dashboard_draws_its_charts_opens_their_numbers_and_prints_them(
     service: Server, tmp_path: Path
 ) -> None:
-    blocked: list[str] = []
-
-    def offline(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOOPBACK:
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort("internetdisconnected")
-
     series = len(counted_series())
     with chromium(
         tmp_path / "chromium-profile",
         viewport={"width": 1100, "height": 1400},
         extra_http_headers={"Authorization": f"Bearer {ADMIN}"},
     ) as ctx:
-        ctx.route("**/*", offline)
+        blocked = offline(ctx)
         page = ctx.new_page()
         console_errors = page_errors(page)
         page.goto(f"{service.url}/admin/dashboard?since={fw.SINCE}&until={fw.UNTIL}")

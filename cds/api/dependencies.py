@@ -1,5 +1,6 @@
 """What each route receives: one part of the app (``AppParts``), or the view of the parts a
-flow declares it uses (``HookCallParts``, ``FeedbackParts``, ``AuthenticationParts``), never
+flow declares it uses (``HookCallParts``, ``FeedbackParts``, ``AuthenticationParts``,
+``ReportParts``), never
 the whole."""
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ class AuthenticationParts(Protocol):
     def metrics(self) -> Metrics: ...
 
 
+class ReportParts(Protocol):
+    """What the report and the dashboard use of the app's parts."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def audit(self) -> AuditWriter: ...
+
+
 def parts_of(request: Request) -> AppParts:
     parts: AppParts = request.app.state.parts
     return parts
@@ -66,6 +80,10 @@ def _authentication_parts(parts: AppParts) -> AuthenticationParts:
     return parts
 
 
+def _report_parts(parts: AppParts) -> ReportParts:
+    return parts
+
+
 SettingsDep = Annotated[Settings, Depends(_part(lambda parts: parts.settings))]
 CatalogueDep = Annotated[Catalogue, Depends(_part(lambda parts: parts.catalogue))]
 ClockDep = Annotated[Clock, Depends(_part(lambda parts: parts.clock))]
@@ -77,3 +95,4 @@ DiscoveryDep = Annotated[dict[str, Any], Depends(_part(lambda parts: parts.disco
 HookCallsDep = Annotated[HookCallParts, Depends(_part(_hook_call_parts))]
 FeedbackDep = Annotated[FeedbackParts, Depends(_part(_feedback_parts))]
 AuthenticationDep = Annotated[AuthenticationParts, Depends(_part(_authentication_parts))]
+ReportDep = Annotated[ReportParts, Depends(_part(_report_parts))]

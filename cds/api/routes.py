@@ -3,6 +3,7 @@ dashboard."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -11,7 +12,6 @@ from starlette.responses import HTMLResponse, Response
 
 from cds.api.bearer import check_admin, check_metrics
 from cds.api.dependencies import (
-    AuditDep,
     AuthenticationDep,
     CatalogueDep,
     ClockDep,
@@ -19,12 +19,14 @@ from cds.api.dependencies import (
     FeedbackDep,
     HookCallsDep,
     MetricsDep,
+    ReportDep,
+    ReportParts,
     SettingsDep,
-    StoreDep,
     StoreHealthDep,
 )
 from cds.api.request_body import read_body, read_json
 from cds.api.responses import JSON_MEDIA_TYPE, JsonResponse
+from cds.catalogue import Catalogue
 from cds.dashboard import HEADERS as DASHBOARD_HEADERS
 from cds.dashboard import figures, render_page
 from cds.errors import InvalidRequest, NotFound, Unauthorized
@@ -123,42 +125,60 @@ def _bound(name: str, text: str | None, *, end: bool) -> datetime | None:
         raise InvalidRequest(f"'{name}' is not {BOUND_FORMAT}.", expression=[name]) from None
 
 
-ServiceQuery = Annotated[str | None, Query(description="one service id (default: all)")]
-SinceQuery = Annotated[str | None, Query(description=f"start, inclusive: {BOUND_FORMAT}")]
-UntilQuery = Annotated[
-    str | None, Query(description=f"end, exclusive (a date: its whole day): {BOUND_FORMAT}")
-]
+@dataclass(frozen=True)
+class ReportQuery:
+    """What the report's and the dashboard's query asks: an empty field is one not given (as a
+    form sends it)."""
+
+    service: str | None
+    since: str | None
+    until: str | None
+
+    def period(self, catalogue: Catalogue) -> tuple[datetime, datetime]:
+        """[start, end), as ``cds report`` reads its options; 404 for an unknown service."""
+        if self.service is not None and self.service not in catalogue.services:
+            raise NotFound(f"No CDS service '{self.service}'.")
+        return report_window(
+            _bound("since", self.since, end=False),
+            _bound("until", self.until, end=True),
+            datetime.now(UTC),
+        )
 
 
-def _period(
-    catalogue: CatalogueDep, service: str | None, since: str | None, until: str | None
+def report_query(
+    service: Annotated[str | None, Query(description="one service id (default: all)")] = None,
+    since: Annotated[str | None, Query(description=f"start, inclusive: {BOUND_FORMAT}")] = None,
+    until: Annotated[
+        str | None, Query(description=f"end, exclusive (a date: its whole day): {BOUND_FORMAT}")
+    ] = None,
+) -> ReportQuery:
+    return ReportQuery(service or None, since or None, until or None)
+
+
+ReportQueryDep = Annotated[ReportQuery, Depends(report_query)]
+
+
+async def _period(
+    request: Request, parts: ReportParts, query: ReportQuery, *, weekly: bool
 ) -> tuple[datetime, datetime]:
-    """The report's [start, end) from the query, as ``cds report`` reads its options."""
-    if service is not None and service not in catalogue.services:
-        raise NotFound(f"No CDS service '{service}'.")
-    return report_window(
-        _bound("since", since, end=False), _bound("until", until, end=True), datetime.now(UTC)
-    )
-
-
-def _weekly_period(start: datetime, end: datetime) -> None:
-    try:
-        check_weekly(start, end)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), expression=["since", "until"]) from None
+    """The admin token checked, then the period asked; the audit written up to now, so the
+    report counts the cards just answered too, even those still in the writer's queue."""
+    check_admin(parts.settings.admin_token, request.headers.get("authorization"))
+    start, end = query.period(parts.catalogue)
+    if weekly:
+        try:
+            check_weekly(start, end)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), expression=["since", "until"]) from None
+    await parts.audit.flush()
+    return start, end
 
 
 @ops_routes.get("/admin/report")
 async def report(
     request: Request,
-    *,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-    store: StoreDep,
-    audit: AuditDep,
-    service: ServiceQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    parts: ReportDep,
+    query: ReportQueryDep,
     by: Annotated[
         Literal["week"] | None, Query(description="also per ISO week (UTC), as the dashboard")
     ] = None,
@@ -167,46 +187,30 @@ async def report(
     patients, cards without feedback, accepted and overridden with rates over the feedback
     received, top override reasons; with ``by=week``, the same per ISO week as well.
     Default window: the last 30 days up to now."""
-    check_admin(settings.admin_token, request.headers.get("authorization"))
-    start, end = _period(catalogue, service, since, until)
+    start, end = await _period(request, parts, query, weekly=by == "week")
     if by == "week":
-        _weekly_period(start, end)
-    # The report counts the cards just answered too, even those still in the writer's queue.
-    await audit.flush()
-    if by == "week":
-        return JsonResponse(report_json(await store.weekly_rule_report(service, start, end)))
-    return JsonResponse(report_json(await store.rule_report(service, start, end)))
+        weekly = await parts.store.weekly_rule_report(query.service, start, end)
+        return JsonResponse(report_json(weekly))
+    return JsonResponse(report_json(await parts.store.rule_report(query.service, start, end)))
 
 
 @ops_routes.get("/admin/dashboard", response_model=None)
 async def dashboard(
-    request: Request,
-    *,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-    store: StoreDep,
-    audit: AuditDep,
-    service: ServiceQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    request: Request, parts: ReportDep, query: ReportQueryDep
 ) -> HTMLResponse | JsonResponse:
     """Feedback dashboard: per rule and version, per ISO week, the report's counts as charts
     (inline SVG, nothing loaded from anywhere) with the numbers behind each; as JSON (the
     report with ``by=week``) when the request accepts ``application/json`` and not HTML."""
-    check_admin(settings.admin_token, request.headers.get("authorization"))
-    service = service or None  # the page's form sends an empty service for every service
-    start, end = _period(catalogue, service, since or None, until or None)
-    _weekly_period(start, end)
-    await audit.flush()
-    weekly = await store.weekly_rule_report(service, start, end)
+    start, end = await _period(request, parts, query, weekly=True)
+    weekly = await parts.store.weekly_rule_report(query.service, start, end)
     accept = request.headers.get("accept", "")
     if JSON_MEDIA_TYPE in accept and "text/html" not in accept:
         return JsonResponse(report_json(weekly))
     page = render_page(
         figures(weekly),
-        since=since or "",
-        until=until or "",
-        services=sorted(catalogue.services),
-        rule_url=lambda rule_id: settings.public_url(f"rules/{rule_id}"),
+        since=query.since or "",
+        until=query.until or "",
+        services=sorted(parts.catalogue.services),
+        rule_url=lambda rule_id: parts.settings.public_url(f"rules/{rule_id}"),
     )
     return HTMLResponse(page, headers=DASHBOARD_HEADERS)

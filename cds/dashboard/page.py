@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
 
-from cds.dashboard.charts import Category, Chart, bar_chart, column_chart, rate_chart
+from cds.dashboard.charts import Category, Chart, Series, bar_chart, column_chart, rate_chart
 from cds.dashboard.figures import (
     ACCEPTANCE,
     OVERRIDES,
@@ -112,9 +112,29 @@ def _count_cells(stats: RuleStats | None) -> str:
     return "".join(cells)
 
 
-def _count_headings(**renamed: str) -> str:
-    names = [renamed.get(key, heading) for key, heading in table_columns()] + ["Acceptance rate"]
-    return "".join(f'<th scope="col">{name}</th>' for name in names)
+def _count_headings(**renamed: str) -> list[str]:
+    return [renamed.get(key, heading) for key, heading in table_columns()] + ["Acceptance rate"]
+
+
+def _table(kind: str, headings: Sequence[str], rows: str, **attrs: str) -> str:
+    """A chart's numbers: ``data-table`` says which (the tests read the tables by it), ``attrs``
+    are more ``data-`` attributes."""
+    data = "".join(f' data-{name}="{escape(value)}"' for name, value in attrs.items())
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headings)
+    return (
+        f'<table data-table="{kind}"{data}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _described(
+    labels: Sequence[str], series: Sequence[Series], values: Sequence[Sequence[int]]
+) -> str:
+    """Every number of a grouped chart, read out: "label: series value, ...; label: ..."."""
+    return "; ".join(
+        f"{label}: " + ", ".join(f"{s.label} {v[i]}" for s, v in zip(series, values, strict=True))
+        for i, label in enumerate(labels)
+    )
 
 
 def _details(table: str) -> str:
@@ -135,10 +155,7 @@ def _overview(page: Figures) -> str:
     series = counted_series()
     categories = [_rule_label(r) for r in page.rules]
     values = [[int(getattr(r.period, s.key)) for r in page.rules] for s in series]
-    described = "; ".join(
-        f"{c.label}: " + ", ".join(f"{s.label} {v[i]}" for s, v in zip(series, values, strict=True))
-        for i, c in enumerate(categories)
-    )
+    described = _described([c.label for c in categories], series, values)
     chart = bar_chart(
         Chart(
             "overview", "Every rule's counts for the period", f"Per rule and version: {described}"
@@ -155,11 +172,7 @@ def _overview(page: Figures) -> str:
         f'<td class="text">{escape(r.version)}</td>{_count_cells(r.period)}</tr>'
         for r in page.rules
     )
-    table = (
-        '<table data-table="period"><thead><tr><th scope="col">Service</th>'
-        f'<th scope="col">Rule</th><th scope="col">Version</th>{_count_headings()}</tr></thead>'
-        f"<tbody>{rows}</tbody></table>"
-    )
+    table = _table("period", ["Service", "Rule", "Version", *_count_headings()], rows)
     return (
         '<section id="overview"><h2>All rules, whole period</h2>'
         + _figure("Counts per rule and version", chart, table)
@@ -171,11 +184,7 @@ def _weekly(page: Figures, rule: RuleFigures) -> str:
     series = counted_series()
     categories = [w.category for w in page.weeks]
     values = [[rule.count(s.key, w) for w in range(len(page.weeks))] for s in series]
-    described = "; ".join(
-        f"week {week.key}: "
-        + ", ".join(f"{s.label} {v[w]}" for s, v in zip(series, values, strict=True))
-        for w, week in enumerate(page.weeks)
-    )
+    described = _described([f"week {week.key}" for week in page.weeks], series, values)
     chart = column_chart(
         Chart(
             f"{rule.anchor}-weekly", f"{rule.key[1]} {rule.version}: counts per ISO week", described
@@ -190,12 +199,9 @@ def _weekly(page: Figures, rule: RuleFigures) -> str:
         f"{_count_cells(rule.weekly[w])}</tr>"
         for w, week in enumerate(page.weeks)
     )
-    table = (
-        f'<table data-table="weekly" data-rule="{escape(rule.key[1])}" '
-        f'data-service="{escape(rule.key[0])}" data-version="{escape(rule.key[2] or "")}">'
-        '<thead><tr><th scope="col">Week</th><th scope="col">Calls received (UTC)</th>'
-        f"{_count_headings(cards='Cards first shown')}</tr></thead><tbody>{rows}</tbody></table>"
-    )
+    headings = ["Week", "Calls received (UTC)", *_count_headings(cards="Cards first shown")]
+    service, rule_id, version = rule.key
+    table = _table("weekly", headings, rows, rule=rule_id, service=service, version=version or "")
     return _figure("Per week", chart, table)
 
 
@@ -224,11 +230,8 @@ def _acceptance(page: Figures, rule: RuleFigures) -> str:
         + "</tr>"
         for w, (week, (part, whole)) in enumerate(zip(page.weeks, rates, strict=True))
     )
-    table = (
-        '<table data-table="acceptance"><thead><tr><th scope="col">Week</th>'
-        '<th scope="col">Accepted</th><th scope="col">Answers (accepted + overridden)</th>'
-        f'<th scope="col">Acceptance rate</th></tr></thead><tbody>{rows}</tbody></table>'
-    )
+    headings = ["Week", "Accepted", "Answers (accepted + overridden)", "Acceptance rate"]
+    table = _table("acceptance", headings, rows)
     return _figure("Acceptance rate per week (of the answers received)", chart, table)
 
 
@@ -263,11 +266,7 @@ def _reasons(rule: RuleFigures) -> str:
         + "</tr>"
         for r in reasons
     )
-    table = (
-        '<table data-table="reasons"><thead><tr><th scope="col">Code</th><th scope="col">Display'
-        '</th><th scope="col">System</th><th scope="col">Overrides</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table>"
-    )
+    table = _table("reasons", ["Code", "Display", "System", "Overrides"], rows)
     return _figure("Override reasons, whole period (the most given first)", chart, table)
 
 
