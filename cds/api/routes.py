@@ -35,6 +35,7 @@ from cds.invocation import invoke
 from cds.report import BOUND_FORMAT, check_weekly, parse_bound, report_json, report_window
 from cds.security import VerifiedCaller
 from cds.settings import AuthMode
+from cds.transparency.addresses import rule_page_url
 
 
 async def authenticate(request: Request, parts: AuthenticationDep) -> None:
@@ -211,6 +212,6 @@ async def dashboard(
         since=query.since or "",
         until=query.until or "",
         services=sorted(parts.catalogue.services),
-        rule_url=lambda rule_id: parts.settings.public_url(f"rules/{rule_id}"),
+        rule_url=lambda rule_id: rule_page_url(parts.settings.public_base_url, rule_id),
     )
     return HTMLResponse(page, headers=DASHBOARD_HEADERS)
