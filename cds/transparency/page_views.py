@@ -65,7 +65,7 @@ def _service(service: ServiceSummary) -> Markup:
         ),
         element(
             "table",
-            None,
+            {"class": "rules"},
             element("caption", None, f"Rules of {service.id}"),
             element("thead", None, head),
             element("tbody", None, *rows),
