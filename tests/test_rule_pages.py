@@ -427,3 +427,69 @@ def test_a_source_attributes_file_naming_an_unknown_value_set_stops_the_start(
         "rules/transparency/source-attributes.yaml: healthStatusAssessments.pregnant: "
         "unknown value set 'pregnant'"
     ]
+
+
+SITE = """\
+rules:
+  RF-03:
+    params:
+      weightLossPercent: 7
+  MIM-03:
+    mode: shadow
+valuesets:
+  b12-result:
+    add:
+      - system: https://lab.example-hospital.org/CodeSystem/orderables
+        code: B12S
+        display: Vitamin B12 <serum>
+        note: Mapped by the laboratory informatics lead, 2026-11-20
+"""
+
+
+async def test_the_site_settings_that_change_a_rule_are_on_its_page(
+    settings: Settings, tmp_path: Path
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE, encoding="utf-8")
+    app = create_app(changed(settings, site_config=site))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        rf03 = (await c.get("/rules/RF-03", headers=JSON)).json()
+        rf03_html = (await c.get("/rules/RF-03", headers=HTML)).text
+        mim03 = (await c.get("/rules/MIM-03", headers=JSON)).json()
+        b12 = (await c.get("/rules/B12-01", headers=JSON)).json()
+        b12_html = (await c.get("/rules/B12-01", headers=HTML)).text
+        rb01 = (await c.get("/rules/RB-01", headers=JSON)).json()
+    assert rf03["params"] == [
+        {
+            "name": "weightLossPercent",
+            "value": "7",
+            "default": "5",
+            "bounds": "4..10",
+            "description": rf03["params"][0]["description"],
+            "tuned": True,
+        }
+    ]
+    assert rf03["siteChanges"][0].startswith("weightLossPercent 7 by the site")
+    # The logic in words is the tuned rule's: the engine runs 7 %, the page says 7 %.
+    assert "weight loss of at least 7 %" in rf03_html
+    assert "7 (set by the site)" in rf03_html
+    assert mim03["mode"] == "shadow"
+    assert "mode shadow by the site" in mim03["siteChanges"][0]
+    local = [code for vs in b12["valueSets"] for code in vs["codes"] if code.get("local")]
+    assert local == [
+        {
+            "system": "https://lab.example-hospital.org/CodeSystem/orderables",
+            "code": "B12S",
+            "display": "Vitamin B12 <serum>",
+            "match": "exact",
+            "local": True,
+            "note": "Mapped by the laboratory informatics lead, 2026-11-20",
+        }
+    ]
+    assert "Vitamin B12 &lt;serum&gt;" in b12_html
+    assert "local (site): Mapped by the laboratory informatics lead" in b12_html
+    # A rule the site leaves alone says so, and lists what it could tune at its defaults.
+    assert "siteChanges" not in rb01
+    assert [(p["name"], p["value"], "tuned" in p) for p in rb01["params"]] == [
+        ("minAge", "16", False)
+    ]

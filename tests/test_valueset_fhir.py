@@ -14,10 +14,12 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.valueset import ValueSet
 
+from cds import __version__
 from cds.app import create_app
 from cds.catalogue import Catalogue
 from cds.cli import main
 from cds.settings import Settings
+from cds.transparency.value_set_resources import LOCAL_CODE_EXTENSION
 from cds.valuesets import ICD10CM
 from tests.conftest import changed
 from tests.wire_rules import empty_values
@@ -174,3 +176,32 @@ def test_rules_export_refuses_a_broken_catalogue_and_writes_nothing(
     assert main(["rules", "export", "--fhir", str(out)]) == 2
     assert "rules directory not found" in capsys.readouterr().err
     assert not out.exists()
+
+
+async def test_a_sites_local_code_is_marked_with_its_note_and_changes_the_version(
+    settings: Settings, tmp_path: Path
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "valuesets:\n  b12-result:\n    add:\n"
+        "      - system: https://lab.example-hospital.org/CodeSystem/orderables\n"
+        "        code: B12S\n        display: Vitamin B12, serum\n"
+        "        note: Mapped by the laboratory informatics lead\n",
+        encoding="utf-8",
+    )
+    app = create_app(changed(settings, public_base_url=BASE, site_config=site))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        local = (await c.get("/fhir/ValueSet/b12-result")).json()
+        shipped = (await c.get("/fhir/ValueSet/b12")).json()
+    ValueSet.model_validate(local)
+    marked = {
+        "url": LOCAL_CODE_EXTENSION,
+        "valueString": "Mapped by the laboratory informatics lead",
+    }
+    [contained] = local["expansion"]["contains"]
+    assert (contained["code"], contained["extension"]) == ("B12S", [marked])
+    [concept] = local["compose"]["include"][0]["concept"]
+    assert concept["extension"] == [marked]
+    assert local["version"].startswith(f"{__version__}+site.")
+    assert shipped["version"] == __version__
+    assert not any("extension" in c for c in shipped["expansion"].get("contains", []))

@@ -7,6 +7,7 @@ from cds.transparency.markup import Markup, document, element, join
 from cds.transparency.plain_language import RuleLogic, Statement
 from cds.transparency.rule_pages import (
     CodeLine,
+    ParamView,
     RuleIndex,
     RulePage,
     ServiceSummary,
@@ -221,6 +222,53 @@ def _facts(page: RulePage) -> Markup:
     )
 
 
+def _param_row(param: ParamView) -> Markup:
+    value = f"{param.value} (set by the site)" if param.tuned else param.value
+    return element(
+        "tr",
+        {"class": "local" if param.tuned else None},
+        element("th", {"scope": "row"}, element("code", None, param.name)),
+        element("td", None, value),
+        element("td", None, param.default),
+        element("td", None, param.bounds),
+        element("td", None, param.description),
+    )
+
+
+def _site(page: RulePage) -> list[Markup]:
+    parts: list[Markup] = []
+    if page.site_changes:
+        parts.append(element("p", None, "This site's settings (CDS_SITE_CONFIG) change it:"))
+        parts.append(_list(list(page.site_changes)))
+    else:
+        parts.append(element("p", None, "This site's settings change nothing of this rule."))
+    if any(c.local for vs in page.value_sets for c in vs.codes):
+        parts.append(
+            element(
+                "p", None, "Codes marked local (site) in its value sets were added by the site."
+            )
+        )
+    if page.params:
+        head = element(
+            "tr",
+            None,
+            *(
+                element("th", {"scope": "col"}, name)
+                for name in ("Parameter", "Runs with", "Default", "Bounds", "What it sets")
+            ),
+        )
+        parts.append(
+            element(
+                "table",
+                None,
+                element("caption", None, "Parameters a site may tune"),
+                element("thead", None, head),
+                element("tbody", None, *(_param_row(p) for p in page.params)),
+            )
+        )
+    return parts
+
+
 def _variants(page: RulePage, rules_url: str) -> list[Markup]:
     parts: list[Markup] = []
     for variant in page.variants:
@@ -281,6 +329,7 @@ def rule_html(page: RulePage, rules_url: str) -> str:
             element("p", None, "FHIR resources: " + ", ".join(page.reads) + "."),
             element("p", None, "Value sets: ", join(_commas(sets)), "."),
         ),
+        _section("site-settings", "Site settings", *_site(page)),
         _section("value-sets", "Value sets", *(_value_set(vs) for vs in page.value_sets)),
         _section("source-attributes", "Source attributes", attributes),
         _section("how-to-read", "How to read the logic", _list(list(page.how_to_read))),

@@ -44,6 +44,19 @@ class ValueSetView:
 
 
 @dataclass(frozen=True, slots=True)
+class ParamView:
+    """A parameter the rule declares as tunable: the value it runs with, and what the site may
+    set it to."""
+
+    name: str
+    value: str
+    default: str
+    bounds: str
+    description: str
+    tuned: bool = False  # set by the site (CDS_SITE_CONFIG), not the rule's default
+
+
+@dataclass(frozen=True, slots=True)
 class CardView:
     summary: str
     indicator: str
@@ -87,6 +100,8 @@ class RulePage:
     variants: tuple[Variant, ...]
     value_sets: tuple[ValueSetView, ...]
     source_attributes: tuple[SourceAttribute, ...]
+    params: tuple[ParamView, ...] = ()
+    site_changes: tuple[str, ...] = ()  # what the site's settings change, one sentence each
     how_to_read: tuple[str, ...] = HOW_TO_READ
 
 
@@ -116,11 +131,12 @@ class RuleIndex:
 
 
 def local_lines(vs: ValueSet) -> tuple[CodeLine, ...]:
-    """The site's own codes of ``vs`` (CDS_SITE_CONFIG), marked local with their note.
-
-    Site settings add them to the value set when the catalogue loads (#16, h16-site); until
-    then no value set holds one, and this is where the page and the FHIR export read them."""
-    return ()
+    """The site's own codes of ``vs`` (CDS_SITE_CONFIG, added when the catalogue loads),
+    marked local with their provenance note."""
+    return tuple(
+        CodeLine(e.system, e.code, e.display, "exact", local=True, note=e.note)
+        for e in vs.local.values()
+    )
 
 
 def value_set_view(vs: ValueSet, public_base_url: str) -> ValueSetView:
@@ -153,6 +169,28 @@ def _variant(catalogue: Catalogue, key: str) -> Variant:
 def rule_ids(catalogue: Catalogue) -> list[str]:
     """Every rule id with a page, in catalogue order."""
     return list(dict.fromkeys(rule.id for rule in catalogue.rules.values()))
+
+
+def _params(catalogue: Catalogue, rule_id: str) -> tuple[ParamView, ...]:
+    setting = catalogue.site.rule(rule_id)
+    tuned = setting.params if setting is not None else {}
+    declared = {
+        name: spec
+        for rule in catalogue.rules.values()
+        if rule.id == rule_id
+        for name, spec in rule.params.items()
+    }
+    return tuple(
+        ParamView(
+            name=name,
+            value=str(tuned.get(name, spec.default)),
+            default=str(spec.default),
+            bounds=spec.bounds(),
+            description=spec.description,
+            tuned=name in tuned,
+        )
+        for name, spec in sorted(declared.items())
+    )
 
 
 def _named_value_sets(variants: tuple[Variant, ...]) -> list[str]:
@@ -215,6 +253,8 @@ def rule_page(
             for vs_id in _named_value_sets(variants)
         ),
         source_attributes=source_attributes(rule_id, record, catalogue, stated),
+        params=_params(catalogue, rule_id),
+        site_changes=catalogue.site.changes_for(rule_id),
     )
 
 
