@@ -512,12 +512,29 @@ def _codes_of(resource: Resource, element: str) -> set[str]:
     return found
 
 
-def matches(resource: Resource, template: str) -> bool:
-    """Whether a FHIR server would return ``resource`` for ``template`` (code, category, status).
+# The search parameters an EHR that ignores the templates' filters leaves out: every resource of
+# the type comes back, whatever its code, value or category (status is still honoured).
+UNFILTERED_PARAMETERS: Final = frozenset({"code", "value-concept", "category"})
 
-    Parameters other than these three are not modelled and never exclude anything.
+
+# An unfiltered body holds this many times the entries of its size (repeats included).
+UNFILTERED_ENTRIES: Final = 1.4
+
+
+def _parameters(template: str, unfiltered: bool) -> dict[str, list[str]]:
+    params = _query(template)
+    if unfiltered:
+        params = {k: v for k, v in params.items() if k not in UNFILTERED_PARAMETERS}
+    return params
+
+
+def matches(resource: Resource, template: str, *, unfiltered: bool = False) -> bool:
+    """Whether a FHIR server would return ``resource`` for ``template`` (code, category, status);
+    with ``unfiltered``, as a server that ignores the code, value and category parameters.
+
+    Parameters other than these are not modelled and never exclude anything.
     """
-    for name, wanted in _query(template).items():
+    for name, wanted in _parameters(template, unfiltered).items():
         if name == "code":
             element = "code" if "code" in resource else "medicationCodeableConcept"
             have = _codes_of(resource, element)
@@ -532,10 +549,12 @@ def matches(resource: Resource, template: str) -> bool:
     return True
 
 
-def _noise_for(key: str, template: str, rng: random.Random, serial: Iterator[int]) -> Resource:
+def _noise_for(
+    template: str, rng: random.Random, serial: Iterator[int], unfiltered: bool = False
+) -> Resource:
     """One noise resource a server would return for ``template``."""
     resource_type = _resource_type(template)
-    params = _query(template)
+    params = _parameters(template, unfiltered)
     resource = (
         _noise_observation(rng, f"n-{next(serial)}", params.get("category", [None])[0])
         if resource_type == "Observation"
@@ -546,7 +565,22 @@ def _noise_for(key: str, template: str, rng: random.Random, serial: Iterator[int
     return resource
 
 
-def _noise_counts(total: int, templates: Mapping[str, str]) -> dict[str, int]:
+def _interleaved(
+    rng: random.Random, noise: list[Resource], relevant: list[Resource]
+) -> list[Resource]:
+    """``noise`` (in random order) with ``relevant`` at random places, in their own order: the
+    cards list evidence in the chart's order, which is then the same for every chart size and
+    shape (the unfiltered chart's cards are the filtered one's, byte for byte)."""
+    noise = list(noise)
+    rng.shuffle(noise)
+    places = set(rng.sample(range(len(noise) + len(relevant)), len(relevant)))
+    pending, rest = iter(relevant), iter(noise)
+    return [next(pending) if i in places else next(rest) for i in range(len(noise) + len(relevant))]
+
+
+def _noise_counts(
+    total: int, templates: Mapping[str, str], unfiltered: bool = False
+) -> dict[str, int]:
     """Noise per prefetch key: by resource type share, only where noise can match the search.
 
     A key searching by code gets no noise (noise codes are synthetic, so a server would return
@@ -555,8 +589,13 @@ def _noise_counts(total: int, templates: Mapping[str, str]) -> dict[str, int]:
     eligible: dict[str, list[str]] = {}
     for key, template in templates.items():
         resource_type = _resource_type(template)
-        if "?" in template and resource_type in NOISE and "code" not in _query(template):
+        params = _parameters(template, unfiltered)
+        if "?" in template and resource_type in NOISE and "code" not in params:
             eligible.setdefault(resource_type, []).append(key)
+    if unfiltered:
+        # Every key of a type answers the same unfiltered search: the first holds its share,
+        # and make_request copies it to the others.
+        eligible = {t: keys[:1] for t, keys in eligible.items()}
     shares = {
         key: NOISE_SHARE[resource_type] / len(keys)
         for resource_type, keys in eligible.items()
@@ -571,33 +610,52 @@ def _noise_counts(total: int, templates: Mapping[str, str]) -> dict[str, int]:
 
 
 def make_request(
-    size: str, seed: int = 7, prefetch: Mapping[str, str] | None = None
+    size: str,
+    seed: int = 7,
+    prefetch: Mapping[str, str] | None = None,
+    *,
+    unfiltered: bool = False,
 ) -> dict[str, Any]:
     """A complete patient-view request of about ``SIZES[size]`` resources, the same for a seed.
 
     Each searchset holds what a FHIR server would answer for its template: the relevant
     resources that match its code, category and status parameters, plus matching noise.
+
+    ``unfiltered`` is an EHR that applies none of the templates' code, value or category
+    filters: every key of a type holds every resource of that type (so every Observation key
+    holds every Observation, vital signs included), and the body holds about
+    ``UNFILTERED_ENTRIES`` times ``SIZES[size]`` entries, repeats included: the heavy one is
+    about the 4.6 MiB of the unfiltered chart measured in issue #18, under the 5 MiB body limit.
     """
     total = SIZES[size]
     templates = dict(prefetch) if prefetch is not None else service_prefetch()
-    rng = random.Random(f"{size}:{seed}")
+    rng = random.Random(f"{size}:{seed}" + (":unfiltered" if unfiltered else ""))
     relevant = relevant_resources()
     chosen = {
-        key: [r for r in relevant.get(_resource_type(t), []) if matches(r, t)]
+        key: [r for r in relevant.get(_resource_type(t), []) if matches(r, t, unfiltered=unfiltered)]
         for key, t in templates.items()
         if "?" in t
     }
     distinct = {(r["resourceType"], r["id"]) for rs in chosen.values() for r in rs}
-    counts = _noise_counts(max(total - len(distinct) - 1, 0), templates)
+    noise = max(total - len(distinct) - 1, 0)
+    if unfiltered:
+        noise = _distinct_noise(int(noise * UNFILTERED_ENTRIES), templates)
+    counts = _noise_counts(noise, templates, unfiltered)
     serial = iter(range(1, 10**9))
     values: dict[str, Any] = {}
+    shared: dict[str, list[Resource]] = {}  # unfiltered: each type's noise, in every key of it
     for key, template in templates.items():
         resource_type = _resource_type(template)
         if "?" in template:
-            made = [_noise_for(key, template, rng, serial) for _ in range(counts.get(key, 0))]
-            made += chosen[key]
-            rng.shuffle(made)
-            values[key] = _searchset(template, made)
+            if unfiltered and resource_type in shared:
+                made = list(shared[resource_type])
+            else:
+                made = [
+                    _noise_for(template, rng, serial, unfiltered)
+                    for _ in range(counts.get(key, 0))
+                ]
+                shared[resource_type] = list(made)
+            values[key] = _searchset(template, _interleaved(rng, made, chosen[key]))
         elif resource_type == "Patient":
             values[key] = _patient(rng)
         else:
@@ -608,6 +666,20 @@ def make_request(
         "context": {"userId": "Practitioner/bench-clinician", "patientId": PATIENT_ID},
         "prefetch": values,
     }
+
+
+def _distinct_noise(entries: int, templates: Mapping[str, str]) -> int:
+    """How many distinct noise resources make about ``entries`` entries when every search key
+    of a type repeats all of that type's noise (an unfiltered EHR)."""
+    keys: dict[str, int] = {}
+    for template in templates.values():
+        resource_type = _resource_type(template)
+        if "?" in template and resource_type in NOISE:
+            keys[resource_type] = keys.get(resource_type, 0) + 1
+    present = {t: share for t, share in NOISE_SHARE.items() if t in keys}
+    scale = sum(present.values())
+    per_resource = sum(share / scale * keys[t] for t, share in present.items())
+    return int(entries / per_resource)
 
 
 def resources_of(request: Mapping[str, Any]) -> Iterator[Resource]:
@@ -632,18 +704,23 @@ def relevant_count(request: Mapping[str, Any]) -> int:
     )
 
 
-def request_bytes(size: str, seed: int = 7) -> bytes:
+def request_bytes(size: str, seed: int = 7, *, unfiltered: bool = False) -> bytes:
     """The request as the bytes a CDS Client would POST."""
-    return orjson.dumps(make_request(size, seed))
+    return orjson.dumps(make_request(size, seed, unfiltered=unfiltered))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES, key=SIZES.__getitem__), default="typical")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--unfiltered",
+        action="store_true",
+        help="an EHR that ignores the templates' code, value and category filters",
+    )
     parser.add_argument("--out", type=Path, help="file to write (standard output when omitted)")
     args = parser.parse_args(argv)
-    body = request_bytes(args.size, args.seed)
+    body = request_bytes(args.size, args.seed, unfiltered=args.unfiltered)
     if args.out is None:
         sys.stdout.buffer.write(body)
     else:

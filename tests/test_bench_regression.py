@@ -115,3 +115,40 @@ async def test_the_floor_app_checks_every_token_it_is_measured_with(
         assert (await call(token)).status_code == 401  # the same jti again
         assert (await call(other_audience)).status_code == 401
         assert (await call(None)).status_code == 401
+
+
+@pytest.mark.parametrize("size", ["small", "heavy"])
+def test_a_chart_the_ehr_did_not_filter_gets_the_same_cards_as_the_filtered_one(
+    catalogue: Catalogue, size: str
+) -> None:
+    """Every Observation in every Observation key (vital signs too), repeated across keys: the
+    same resources reach the rules, so the answer is the filtered chart's, byte for byte."""
+    filtered = make_request(size)
+    unfiltered = make_request(size, unfiltered=True)
+    keys = [k for k, t in service_prefetch().items() if t.startswith("Observation?")]
+    held = [{e["resource"]["id"] for e in unfiltered["prefetch"][k]["entry"]} for k in keys]
+    assert len(keys) > 1
+    assert all(ids == held[0] for ids in held)
+    assert any(
+        r["category"][0]["coding"][0]["code"] == "vital-signs"
+        and not r["id"].startswith(RELEVANT_PREFIX)
+        for r in resources_of(unfiltered)
+        if r["resourceType"] == "Observation"
+    )
+    first = evaluate_body(EvaluationCaches.for_catalogue(catalogue), orjson.dumps(filtered), NOW)
+    second = evaluate_body(EvaluationCaches.for_catalogue(catalogue), orjson.dumps(unfiltered), NOW)
+    assert second.cards > 0
+    assert second.body == first.body
+    assert second.models_built == first.models_built
+
+
+def test_the_cards_list_their_evidence_in_the_same_order_at_every_chart_size(
+    catalogue: Catalogue,
+) -> None:
+    answers = {
+        evaluate_body(
+            EvaluationCaches.for_catalogue(catalogue), orjson.dumps(make_request(size)), NOW
+        ).body
+        for size in ("small", "typical", "heavy")
+    }
+    assert len(answers) == 1
