@@ -632,7 +632,9 @@ def make_request(
     rng = random.Random(f"{size}:{seed}" + (":unfiltered" if unfiltered else ""))
     relevant = relevant_resources()
     chosen = {
-        key: [r for r in relevant.get(_resource_type(t), []) if matches(r, t, unfiltered=unfiltered)]
+        key: [
+            r for r in relevant.get(_resource_type(t), []) if matches(r, t, unfiltered=unfiltered)
+        ]
         for key, t in templates.items()
         if "?" in t
     }
@@ -651,8 +653,7 @@ def make_request(
                 made = list(shared[resource_type])
             else:
                 made = [
-                    _noise_for(template, rng, serial, unfiltered)
-                    for _ in range(counts.get(key, 0))
+                    _noise_for(template, rng, serial, unfiltered) for _ in range(counts.get(key, 0))
                 ]
                 shared[resource_type] = list(made)
             values[key] = _searchset(template, _interleaved(rng, made, chosen[key]))

@@ -504,6 +504,118 @@ async def run(
     return payload
 
 
+# --against-floor: (requests, seconds at most) per round and size; each round sends them to the
+# floor, then to the service, so both see the same background load. Issue #18's targets: the
+# service's CPU per request at most this many times the floor's, same run, one worker.
+ROUNDS: Final = 2
+SHAPES: Final[dict[str, tuple[int, float]]] = {
+    "small": (1_500, 30.0),
+    "typical": (600, 30.0),
+    "heavy": (60, 60.0),
+    "heavy-unfiltered": (60, 60.0),
+}
+TARGET_RATIO: Final[dict[str, float]] = {
+    "small": 2.5,
+    "typical": 1.8,
+    "heavy": 1.2,
+    "heavy-unfiltered": 1.5,
+}
+TARGET_UNQUEUED_P99_MS: Final[dict[str, float]] = {"typical": 5.0}
+
+
+def shape_body(shape: str) -> bytes:
+    """The request of a ``SHAPES`` entry: a size, or ``<size>-unfiltered``."""
+    size, _, kind = shape.partition("-")
+    return orjson.dumps(make_request(size, unfiltered=kind == "unfiltered"))
+
+
+async def against_floor(
+    floor: Server,
+    service: Server,
+    signer: Signer,
+    *,
+    scale: float,
+    concurrency: int,
+    shapes: Sequence[str],
+) -> dict[str, Any]:
+    """Each shape sent to the floor and to the service in alternating rounds: CPU per request
+    of each (summed over the rounds), their ratio, and each one's latency."""
+    await asyncio.gather(wait_ready(floor), wait_ready(service))
+    payload: dict[str, Any] = {
+        "benchmark": "http-against-floor",
+        "machine": results.machine(),
+        "server": {"workers": service.workers, "concurrency": concurrency, "alg": signer.alg},
+        "shapes": {},
+    }
+    for shape in shapes:
+        body = shape_body(shape)
+        count, seconds = SHAPES[shape]
+        count = max(20, int(count * scale))
+        windows: dict[str, list[Window]] = {"floor": [], "service": []}
+        for server in (floor, service):  # warm-up: the service's memos, both servers' code
+            warm = max(10, count // 10)
+            await burst(server, body, signer.tokens(server.audience, warm), seconds, concurrency)
+        for _ in range(ROUNDS):
+            for name, server in (("floor", floor), ("service", service)):
+                tokens = signer.tokens(server.audience, count)
+                windows[name].append(await burst(server, body, tokens, seconds, concurrency))
+        row: dict[str, Any] = {"body_bytes": len(body)}
+        for name, done in windows.items():
+            merged = Window(
+                latencies=[x for w in done for x in w.latencies],
+                elapsed=sum(w.elapsed for w in done),
+                server_cpu=sum(w.server_cpu for w in done),
+                cards=done[0].cards,
+            )
+            for w in done:
+                for status, n in w.statuses.items():
+                    merged.statuses[status] = merged.statuses.get(status, 0) + n
+            row[name] = merged.summary()
+        ratio = (
+            row["service"]["server_cpu_ms_per_request"] / row["floor"]["server_cpu_ms_per_request"]
+        )
+        row["cpu_ratio"] = round(ratio, 2)
+        row["target_ratio"] = TARGET_RATIO.get(shape)
+        print(f"{shape}: service/floor CPU per request {ratio:.2f}x", flush=True)
+        payload["shapes"][shape] = row
+    payload["machine"]["load_average_at_end"] = results.load_average()
+    return payload
+
+
+def _print_against_floor(payload: dict[str, Any]) -> None:
+    concurrency = payload["server"]["concurrency"]
+    rows = []
+    for shape, row in payload["shapes"].items():
+        floor, service = row["floor"], row["service"]
+        target = row["target_ratio"]
+        p99_target = TARGET_UNQUEUED_P99_MS.get(shape) if concurrency == 1 else None
+        rows.append(
+            (
+                shape,
+                row["body_bytes"] // 1024,
+                f"{floor['server_cpu_ms_per_request']} / {service['server_cpu_ms_per_request']}",
+                f"{row['cpu_ratio']}x",
+                f"<= {target}x" if target else "-",
+                verdict(row["cpu_ratio"] <= target) if target else "-",
+                f"{floor['p50_ms']} / {service['p50_ms']}",
+                f"{floor['p99_ms']} / {service['p99_ms']}",
+                verdict(service["p99_ms"] < p99_target) if p99_target else "-",
+                service["cards"],
+                ",".join(f"{k}:{v}" for k, v in service["statuses"].items()),
+            )
+        )
+    server = payload["server"]
+    print(
+        f"floor / service, {server['workers']} worker(s), JWT {server['alg']}, "
+        f"concurrency {concurrency}, {ROUNDS} alternating rounds per shape"
+    )
+    headers = (
+        *("shape", "KiB", "cpu ms/req", "ratio", "target", "met"),
+        *("p50 ms", "p99 ms", "p99 < 5 ms", "cards", "service status"),
+    )
+    print(results.table(headers, rows))
+
+
 def _print(payload: dict[str, Any]) -> None:
     rows = []
     for size, phase in payload["phases"].items():
@@ -583,8 +695,22 @@ def main(argv: list[str] | None = None) -> int:
         default="ES384",
         help="the EHR's JWT signing algorithm (RS384 is far cheaper to verify than ES384)",
     )
+    parser.add_argument(
+        "--against-floor",
+        action="store_true",
+        help="run the floor and the service side by side, alternating, and print their ratio",
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        choices=list(SHAPES),
+        default=list(SHAPES),
+        help="with --against-floor: the charts to send",
+    )
     args = parser.parse_args(argv)
     signer = Signer(args.alg)
+    if args.against_floor:
+        return _main_against_floor(args, signer)
     with serving(
         signer,
         workers=args.workers,
@@ -597,6 +723,28 @@ def main(argv: list[str] | None = None) -> int:
     _print(payload)
     kind = "http-floor" if args.floor else "http"
     results.save(f"{kind}-w{args.workers}-c{args.concurrency}-{args.alg.lower()}", payload)
+    return 0
+
+
+def _main_against_floor(args: argparse.Namespace, signer: Signer) -> int:
+    options = {"workers": args.workers, "log_level": args.log_level}
+    with (
+        serving(signer, floor=True, database_url=None, **options) as floor,
+        serving(signer, floor=False, database_url=args.database_url, **options) as service,
+    ):
+        payload = asyncio.run(
+            against_floor(
+                floor,
+                service,
+                signer,
+                scale=args.scale,
+                concurrency=args.concurrency,
+                shapes=args.shapes,
+            )
+        )
+    print()
+    _print_against_floor(payload)
+    results.save(f"http-against-floor-w{args.workers}-c{args.concurrency}", payload)
     return 0
 
 

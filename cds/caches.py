@@ -16,6 +16,7 @@ from cds.catalogue import Catalogue
 from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
 from cds.record.matching import MatchMemo
 from cds.rules import RuleSpec
+from cds.rules.compiled import CompiledTrees
 from cds.settings import DEFAULT_PUBLIC_BASE_URL
 from cds.transparency.addresses import rule_page_url
 
@@ -26,14 +27,15 @@ class EvaluationCaches:
 
     ``validation`` remembers validation outcomes by content (bounded by
     CDS_VALIDATION_MEMO_SIZE); ``matching`` remembers the value sets of codes, words and
-    concepts (bounded); the card frames are built once here, for every rule of the catalogue,
-    and only read after.
+    concepts (bounded); the card frames and the rules' compiled trees (``trees``) are built
+    once here, for every rule of the catalogue, and only read after.
     """
 
     catalogue: Catalogue
     validation: ValidationMemo
     matching: MatchMemo
     _frames: Mapping[str, tuple[RuleSpec, CardFrame]]
+    trees: CompiledTrees
 
     @classmethod
     def for_catalogue(
@@ -63,6 +65,7 @@ class EvaluationCaches:
             ValidationMemo(validation_entries),
             MatchMemo(catalogue.valuesets),
             MappingProxyType(frames),
+            CompiledTrees(catalogue.rules.values()),
         )
 
     def frame(self, rule: RuleSpec) -> CardFrame | None:

@@ -299,7 +299,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             record.validations_remembered,
             record.repaired,
         )
-    inputs = ClauseInputs(record, catalogue.rules)
+    inputs = ClauseInputs(record, catalogue.rules, compiled=caches.trees)
     fired: list[_Fired] = []
     would_fire: list[str] = []
     today = now.date()

@@ -147,6 +147,57 @@ class RecordBuilder:
         deceased_flag = doc.get("deceasedBoolean") is True
         self.record.deceased = deceased_flag or doc.get("deceasedDateTime") is not None
 
+    def sift(self, resources: Iterable[object]) -> tuple[list[Raw], list[Raw]]:
+        """The Patients among ``resources``, and the others :meth:`add` may keep: without the
+        resources whose one-coding main concept is remembered to match no value set, for which
+        :meth:`add` would do nothing at all (no count, no log, no validation).
+
+        Most of a big chart leaves here after a few dict reads and one memo lookup; anything
+        else (an Observation's value, a ServiceRequest's performer, a Condition whose coding
+        is not a string system and code, a concept not yet remembered) goes the whole way.
+        """
+        patients: list[Raw] = []
+        pending: list[Raw] = []
+        fields_of = CODE_FIELDS.get
+        unmatched = self._match.memo.unmatched.get
+        for raw in resources:
+            if not isinstance(raw, dict):
+                continue  # add() reads dicts only
+            resource_type = raw.get("resourceType")
+            if type(resource_type) is not str:
+                continue
+            if resource_type == "Patient":
+                patients.append(raw)
+                continue
+            fields = fields_of(resource_type)
+            if fields is None:
+                continue
+            if (resource_type == "Observation" and "valueCodeableConcept" in raw) or (
+                resource_type == "ServiceRequest"
+            ):
+                pending.append(raw)
+                continue
+            concept: Any = raw.get(fields[0])
+            # Inline (every resource of a chart passes here); any other shape than a concept
+            # of one coding with a code raises, and goes the whole way.
+            try:
+                (coding,) = concept["coding"]
+                known = unmatched(coding["code"])
+                if known is not None and (
+                    (
+                        resource_type,
+                        coding.get("system"),
+                        coding.get("display"),
+                        concept.get("text"),
+                    )
+                    in known
+                ):
+                    continue
+            except (TypeError, KeyError, ValueError, AttributeError):
+                pass
+            pending.append(raw)
+        return patients, pending
+
     def add(self, raw: object, *, draft: bool = False) -> None:
         """Index one raw resource; unmatched ones are never validated (they cannot matter)."""
         found = self._candidate(raw, draft=draft)
@@ -559,12 +610,11 @@ def build_record(
         validation=validation if validation is not None else ValidationMemo(),
         matching=matching,
     )
-    pending = list(resources)
-    for raw in pending:
-        if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
-            builder.add_patient(raw)
-    for raw in pending:
-        builder.add(raw)
-    for index, raw in enumerate(drafts):
-        builder.add_draft(index, raw)
+    patients, pending = builder.sift(resources)
+    for patient in patients:
+        builder.add_patient(patient)
+    for resource in pending:
+        builder.add(resource)
+    for index, draft in enumerate(drafts):
+        builder.add_draft(index, draft)
     return builder.finish(unavailable)

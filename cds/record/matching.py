@@ -18,6 +18,9 @@ MEMO_LIMIT: Final[int] = 50_000
 # Concepts remembered per app: a site's labs, vitals and problem codes number in the low
 # thousands. Each entry holds a code's words, so both bounds keep the memo to a few MB.
 CONCEPT_MEMO_LIMIT: Final[int] = 10_000
+# Unmatched variants (type, system, display, text) remembered per code: a code is sent with a
+# few displays at most; more would only lengthen the list every resource with it is checked in.
+UNMATCHED_PER_CODE: Final[int] = 8
 # Strings longer than this are matched every time, never remembered: a code, its display or a
 # lab's name is short, and free text (or junk) is what would make the memos grow (50,000 x 256
 # characters is the worst case, ~15 MB).
@@ -94,6 +97,11 @@ class MatchMemo:
         # (resource type, system, code, display, text) of a one-coding CodeableConcept -> its
         # (coded, named) sets: what cds.record.build reads for most resources of a chart.
         self.concepts: dict[tuple[object, ...], Sets] = {}
+        # code -> (resource type, system, display, text) of the remembered concepts above with
+        # that one coding that match no set: what cds.record.build sifts most of a chart by.
+        # Keyed by the short code alone, so a resource costs one short hash, then equality
+        # checks, instead of hashing a system URL and a display.
+        self.unmatched: dict[str, list[tuple[object, ...]]] = {}
         self._texts: dict[str, _RememberedText | None] = {}
 
     def __len__(self) -> int:
@@ -104,7 +112,22 @@ class MatchMemo:
     def clear(self) -> None:
         self.codings.clear()
         self.concepts.clear()
+        self.unmatched.clear()
         self._texts.clear()
+
+    def remember_concept(self, key: tuple[object, ...], found: Sets) -> None:
+        """Remember ``found`` for the one-coding concept ``key`` (:meth:`ConceptMatcher.main`)."""
+        if len(self.concepts) >= self.concept_limit:
+            self.concepts.clear()
+            self.unmatched.clear()
+        self.concepts[key] = found
+        resource_type, system, code, display, text = key
+        # String codes and systems only: a Condition coded otherwise may be text only, which
+        # the record counts (cds.record.build.RecordBuilder.add).
+        if not found[0] and not found[1] and isinstance(code, str) and isinstance(system, str):
+            same_code = self.unmatched.setdefault(code, [])
+            if len(same_code) < UNMATCHED_PER_CODE:
+                same_code.append((resource_type, system, display, text))
 
     def ids_for(self, system: str, code: str) -> frozenset[str]:
         """:meth:`ValueSets.ids_for`, remembered per short (system, code)."""
@@ -145,7 +168,7 @@ class ConceptMatcher:
     remembering through the app's ``memo``."""
 
     def __init__(self, memo: MatchMemo, resource_types: Iterable[str]) -> None:
-        self._memo = memo
+        self.memo = memo
         self._ids_for = memo.ids_for
         self._text_ids: dict[str, Lookup] = {
             t: lookup for t in resource_types if (lookup := memo.text_lookup(t)) is not None
@@ -208,7 +231,7 @@ class ConceptMatcher:
                     coding.get("display"),
                     value.get("text"),
                 )
-        memo = self._memo.concepts
+        memo = self.memo.concepts
         if key is not None:
             try:
                 found = memo.get(key)
@@ -219,7 +242,5 @@ class ConceptMatcher:
                     return found
         found = self.sets(value, resource_type)
         if key is not None and _rememberable(key):
-            if len(memo) >= self._memo.concept_limit:
-                memo.clear()
-            memo[key] = found
+            self.memo.remember_concept(key, found)
         return found

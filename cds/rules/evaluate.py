@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cds.record import Entry, PatientRecord
 from cds.record.dates import parse_duration
@@ -13,10 +13,17 @@ from cds.rules.clauses import CLAUSES
 from cds.rules.logic import FALSE, UNKNOWN, Result, Tri, all_of, any_of
 from cds.rules.schema import Indicator, Node, RuleSpec, SuggestionPriority
 
+if TYPE_CHECKING:
+    from cds.rules.compiled import CompiledTrees
+
 
 @dataclass
 class ClauseInputs:
-    """What a clause may see: the record, the rule's settings and every rule of the catalogue."""
+    """What a clause may see: the record, the rule's settings and every rule of the catalogue.
+
+    With ``compiled`` (the app's, built for the same catalogue), trees it holds run as its
+    closures, which remember their results for this call in ``results``.
+    """
 
     record: PatientRecord
     rules: Mapping[str, RuleSpec]
@@ -24,10 +31,19 @@ class ClauseInputs:
     trigger: datetime | None = None
     _memo: dict[str, Result] = field(default_factory=dict)
     _since: dict[str, datetime] = field(default_factory=dict)
+    compiled: CompiledTrees | None = None
+    results: dict[tuple[int, bool, datetime | None], Result] = field(default_factory=dict)
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> ClauseInputs:
         return ClauseInputs(
-            self.record, self.rules, rule.differential, trigger, self._memo, self._since
+            self.record,
+            self.rules,
+            rule.differential,
+            trigger,
+            self._memo,
+            self._since,
+            self.compiled,
+            self.results,
         )
 
     def trigger_of(self, key: str) -> Result:
@@ -74,6 +90,15 @@ _COMBINATORS: dict[str, Callable[[Any, ClauseInputs], Result]] = {
 
 def result_of(node: Node, inputs: ClauseInputs) -> Result:
     """The three-valued result of ``node``; `not` over UNKNOWN stays UNKNOWN."""
+    if inputs.compiled is not None:
+        run = inputs.compiled.of(node)
+        if run is not None:
+            return run(inputs)
+    return interpret(node, inputs)
+
+
+def interpret(node: Node, inputs: ClauseInputs) -> Result:
+    """:func:`result_of` by walking the tree: what the compiled closures must always equal."""
     name, value = node.branch
     combine = _COMBINATORS.get(name)
     if combine is not None:
