@@ -410,7 +410,8 @@ class Profiler:
             [
                 str(py_spy),
                 *("record", "--pid", str(self.pid), "--rate", "250", "--format", "raw"),
-                *("--nonblocking", "--output", str(out)),
+                # Only samples holding the GIL: a thread waiting for it is not spending CPU.
+                *("--nonblocking", "--gil", "--output", str(out)),
                 *(("--subprocesses",) if self.subprocesses else ()),
             ],
             stdout=subprocess.DEVNULL,
