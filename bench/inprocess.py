@@ -236,8 +236,13 @@ def _print(rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def run(
-    sizes: Sequence[str], memos: Sequence[str], seed: int, scale: float, gc_mode: str
+def run(  # noqa: PLR0917 - the command line's options, in its order
+    sizes: Sequence[str],
+    memos: Sequence[str],
+    seed: int,
+    scale: float,
+    gc_mode: str,
+    unfiltered: bool = False,
 ) -> dict[str, Any]:
     settings = Settings()
     catalogue = load_catalogue(settings.rules_dir, settings.cards_dir, settings.topic_system)
@@ -257,8 +262,9 @@ def run(
         "machine": results.machine(),
         "sizes": [],
     }
+    payload["unfiltered"] = unfiltered
     for size in sizes:
-        request = make_request(size, seed)
+        request = make_request(size, seed, unfiltered=unfiltered)
         body = orjson.dumps(request)
         runs, budget = RUNS[size]
         for memo in memos:
@@ -293,11 +299,17 @@ def main(argv: list[str] | None = None) -> int:
         default=["cold", "warm"],
         help="validation memo: 'cold' forgets it before each run (a chart's first call)",
     )
+    parser.add_argument(
+        "--unfiltered",
+        action="store_true",
+        help="charts of an EHR that applies none of the templates' code filters (bench.generate)",
+    )
     args = parser.parse_args(argv)
-    payload = run(args.sizes, args.memo, args.seed, args.scale, args.gc)
+    payload = run(args.sizes, args.memo, args.seed, args.scale, args.gc, args.unfiltered)
     print()
     _print(payload["sizes"])
-    results.save(f"inprocess-gc-{args.gc}", payload)
+    shape = "-unfiltered" if args.unfiltered else ""
+    results.save(f"inprocess-gc-{args.gc}{shape}", payload)
     return 0
 
 
