@@ -119,6 +119,9 @@ def test_every_tree_of_every_rule_is_compiled_and_shared_parts_once(
 ) -> None:
     nodes = [tree for _, _, tree in _every_tree(catalogue.rules)]
     assert all(trees.of(tree) is not None for tree in nodes)
+    # What the engine runs: each service's rules are the catalogue's, so none falls back.
+    served = [tree for s in catalogue.services.values() for r in s.rules for _, tree in r.trees()]
+    assert all(trees.of(tree) is not None for tree in served)
     shapes = {tree.model_dump_json(by_alias=True) for tree in nodes}
     assert len(shapes) < len(nodes)  # the catalogue does repeat trees: they share a closure
     assert trees.of(catalogue.rules[next(iter(catalogue.rules))].when.model_copy()) is None
