@@ -38,6 +38,7 @@ from cds.logs import configure_logging, log_fields
 from cds.metrics import Metrics
 from cds.security import JwtVerifier, replay_cache_for
 from cds.settings import Environment, Settings
+from cds.snooze.snoozing import Snoozing
 from cds.startup import migrate_or_explain
 from cds.store import AuditWriter, Store
 
@@ -139,6 +140,7 @@ def build_parts(
         caches=EvaluationCaches.for_catalogue(
             catalogue, settings.validation_memo_size, public_base_url=settings.public_base_url
         ),
+        snoozes=Snoozing.for_catalogue(store, catalogue),
     )
     parts.closers.append(jwks_client.aclose)
     return parts

@@ -16,6 +16,7 @@ from cds.hooks import DiscoveryResponse, to_wire
 from cds.metrics import Metrics
 from cds.security import JwtVerifier
 from cds.settings import Settings
+from cds.snooze.snoozing import Snoozing
 from cds.store import AuditWriter, Store
 from cds.store.health import StoreHealth
 
@@ -36,6 +37,8 @@ class AppParts:
     # What evaluation remembers between calls (validation, matching) and the card frames: this
     # app's own, never shared with another app.
     caches: EvaluationCaches
+    # Cards overridden with a snoozing reason, hidden for their rule's period (shared table).
+    snoozes: Snoozing
     # What stamps the store's records (audit rows, issued cards): always the real clock, even
     # when ``clock`` (the evaluation's "now") is fixed, as in the demo.
     stamp: Clock = system_clock
@@ -60,4 +63,5 @@ class AppParts:
         await self.fhir_access.aclose()
         for close in self.closers:
             await close()
+        await self.snoozes.close()
         await self.store.close()

@@ -27,6 +27,7 @@ from cds.rules.params import ParamValue, substitute_service
 from cds.rules.policy import POLICY_FILE, ClinicalPolicy, read_policy
 from cds.rules.schema import Node, Precedence, RuleSpec, ServiceFile, walk
 from cds.site_settings import NO_SITE, SiteSettings, read_site_file, settle, site_problems
+from cds.snooze.reasons import reason_problems
 from cds.valuesets import ValueSets, read_valuesets
 from cds.yaml_files import load_document, locate
 
@@ -425,6 +426,7 @@ def _build(
             limb_symptoms=frozenset(service.limb_symptoms),
         )
     problems.extend(_cycles(files, rules))
+    problems.extend(reason_problems(rules, cards, cards_dir.name))
     if problems:
         return None, locate(problems, (rules_dir, cards_dir))
     # Only over a sound catalogue: a missing rule would make every code it reads look unread.

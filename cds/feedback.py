@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from cds import hooks
 from cds.catalogue import Catalogue
+from cds.clock import Clock
 from cds.errors import NotFound, invalid_request
 from cds.logs import log_fields
 from cds.metrics import Metrics
 from cds.settings import Settings
+from cds.snooze.snoozing import Snoozing
 from cds.store import AuditWriter, FeedbackItem, Store
 
 log = logging.getLogger("cds.feedback")
@@ -32,6 +33,10 @@ class FeedbackParts(Protocol):
     def audit(self) -> AuditWriter: ...
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def snoozes(self) -> Snoozing: ...
+    @property
+    def stamp(self) -> Clock: ...  # when the feedback was received: always the real clock
 
 
 def _stored_item(item: hooks.FeedbackItem) -> FeedbackItem:
@@ -60,9 +65,11 @@ async def accept_feedback(parts: FeedbackParts, service_id: str, body: Any) -> d
     # A card answered a moment ago may still sit in the audit writer's queue: write it first,
     # or its feedback would be stored as unmatched.
     await parts.audit.flush()
-    outcome = await parts.store.record_feedback(
-        service_id, [_stored_item(item) for item in request.feedback], datetime.now(UTC)
-    )
+    items, received_at = [_stored_item(item) for item in request.feedback], parts.stamp()
+    outcome = await parts.store.record_feedback(service_id, items, received_at)
+    # After the feedback is stored: a snooze that fails to be written (503) is set again when
+    # the EHR retries, and the feedback is not stored twice.
+    await parts.snoozes.record(service_id, items, received_at)
     parts.metrics.feedback_received(
         service_id,
         stored=outcome.stored,

@@ -30,6 +30,7 @@ from cds.logs import log_fields
 from cds.metrics import Metrics
 from cds.request_json import check_limits, parse_json
 from cds.settings import DEFAULT_PUBLIC_BASE_URL, Settings
+from cds.snooze.snoozing import Snoozing
 from cds.store import AuditRecord, AuditWriter, patient_hash
 
 log = logging.getLogger("cds.invocation")
@@ -58,6 +59,8 @@ class HookCallParts(Protocol):
     def audit(self) -> AuditWriter: ...
     @property
     def caches(self) -> EvaluationCaches: ...  # what evaluation remembers: this app's own
+    @property
+    def snoozes(self) -> Snoozing: ...
 
 
 async def invoke(
@@ -79,6 +82,7 @@ async def invoke(
             # What came from the FHIR server may be large: always off the loop.
             await parts.evaluations.run(partial(_evaluated, parts, call, data), in_thread=True)
         del data
+    await _unsnoozed(parts, call)
     await _audit(parts, call, started)
     return call.answer()
 
@@ -112,6 +116,7 @@ class _Call:
     wire: dict[str, Any] | None = None
     fired: list[str] = field(default_factory=list)
     would_fire: list[str] = field(default_factory=list)  # rules in shadow: audited, not shown
+    snoozed: list[str] = field(default_factory=list)  # rules fired whose card a snooze hid
     issued: list[IssuedCard] = field(default_factory=list)
     skipped: int = 0
     repaired: int = 0
@@ -276,10 +281,39 @@ def _count(metrics: Metrics, service: ServiceDefinition, evaluation: Evaluation)
         remembered=evaluation.validations_remembered,
         validated=evaluation.models_built - evaluation.validations_remembered,
     )
-    for rule_id in evaluation.fired:
-        metrics.card_emitted(service.id, rule_id)
     for rule_id in evaluation.would_fire:
         metrics.card_would_fire(service.id, rule_id)
+
+
+# --------------------------------------------------------------------------- snooze
+
+
+async def _unsnoozed(parts: HookCallParts, call: _Call) -> None:
+    """Take the cards an earlier override snoozed out of the answer: one indexed query, and
+    only when a card that could be snoozed would be shown. A snoozed card's rule still counts
+    as fired (it is in the audit's rule ids, and in ``snoozed``); precedence stays as it was,
+    so a snoozed card does not bring back one it outranked."""
+    if call.wire is None or call.failure is not None:
+        return
+    snoozes = parts.snoozes
+    candidates = snoozes.candidates(call.issued)
+    if candidates:
+        who = patient_hash(parts.settings.patient_hash_key, call.patient_id)
+        hidden = await snoozes.hidden(call.service.id, who, candidates, parts.stamp())
+        if hidden:
+            _hide(parts.metrics, call, hidden)
+    for rule_id in dict.fromkeys(card.rule_id for card in call.issued):
+        parts.metrics.card_emitted(call.service.id, rule_id)
+
+
+def _hide(metrics: Metrics, call: _Call, hidden: set[str]) -> None:
+    assert call.wire is not None  # noqa: S101 - only an answered call has cards to hide
+    snoozed = [card for card in call.issued if card.card_uuid in hidden]
+    call.issued = [card for card in call.issued if card.card_uuid not in hidden]
+    call.wire["cards"] = [card for card in call.wire["cards"] if card["uuid"] not in hidden]
+    call.snoozed = list(dict.fromkeys(card.rule_id for card in snoozed))
+    for card in snoozed:
+        metrics.card_snoozed(call.service.id, card.rule_id)
 
 
 # --------------------------------------------------------------------------- audit
@@ -295,6 +329,7 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
         hook=call.hook,
         rule_ids=call.fired,
         would_fire=call.would_fire,
+        snoozed=call.snoozed,
         rule_versions=parts.catalogue.governance.versions(call.fired + call.would_fire),
         card_uuids=[card.card_uuid for card in call.issued],
         duration_ms=round(elapsed * 1000, 3),
@@ -316,6 +351,7 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
             hook=call.hook,
             status=call.status,
             rule_ids=call.fired,
+            snoozed=call.snoozed,
             card_uuids=audit.card_uuids,
             duration_ms=audit.duration_ms,
             fhir_fetch_count=call.fetched,

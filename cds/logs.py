@@ -22,6 +22,7 @@ ALLOWED_FIELDS: Final = frozenset(
         "rule_ids",
         "card_uuids",
         "card_count",
+        "snoozed",
         "duration_ms",
         "status",
         "reason",

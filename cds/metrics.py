@@ -119,6 +119,13 @@ class Metrics:
             ["service", "rule"],
             registry=reg,
         )
+        self.snoozed = Counter(
+            "cds_cards_snoozed",
+            "Cards not returned because an earlier override with a snoozing reason snoozed them "
+            "(same patient and evidence, within the rule's snooze period): the rule fired",
+            ["service", "rule"],
+            registry=reg,
+        )
         self.fhir_seconds = Histogram(
             "cds_fhir_fetch_duration_seconds",
             "Time for one FHIR search or read (fallback when prefetch is missing)",
@@ -214,6 +221,9 @@ class Metrics:
     def card_would_fire(self, service_id: str, rule_id: str) -> None:
         # Shadow rules are few and rare: no memo of label children, unlike card_emitted.
         self.would_fire.labels(self._service(service_id), _known(rule_id, self._rules)).inc()
+
+    def card_snoozed(self, service_id: str, rule_id: str) -> None:
+        self.snoozed.labels(self._service(service_id), _known(rule_id, self._rules)).inc()
 
     def fhir_fetch(self, resource_type: str, seconds: float) -> None:
         self.fhir_seconds.labels(_resource_type(resource_type)).observe(seconds)

@@ -15,6 +15,7 @@ _COLUMNS = (
     "version",
     "shown",
     "would fire",
+    "snoozed",
     "cards",
     "patients",
     "no response",
@@ -106,6 +107,7 @@ def _counts(s: RuleStats) -> tuple[str, ...]:
     return (
         str(s.times_shown),
         str(s.would_fire),
+        str(s.snoozed),
         str(s.cards),
         str(s.patients),
         str(s.no_response),
@@ -135,6 +137,8 @@ def render_table(report: RuleReport) -> str:
             "shown: times the rule's cards were shown (a card shown again to the same patient "
             "keeps its uuid); would fire: calls in which the rule, in shadow (draft), would have "
             "shown a card;",
+            "snoozed: calls in which one of the rule's cards was not shown because an earlier "
+            "override snoozed it;",
             "cards: distinct cards; no response: cards without any feedback;",
             f"version: the rule's version those calls ran ({NONE}: audited before versions);",
             f"rates: share of the feedback received (accepted + overridden); {NONE}: no feedback.",

@@ -73,15 +73,15 @@ def test_the_table_has_one_aligned_row_per_rule_and_the_top_override_reasons() -
 
 
 def test_the_table_shows_times_shown_and_distinct_cards_apart() -> None:
-    assert _row("RF-01")[3:8] == ["9", "0", "4", "3", "1"]
+    assert _row("RF-01")[3:9] == ["9", "0", "0", "4", "3", "1"]
 
 
 def test_rates_are_over_the_answers_received_and_show_their_denominator() -> None:
-    assert _row("RF-01")[8:] == ["1", "3", "25.0 % of 4", "75.0 % of 4"]
+    assert _row("RF-01")[9:] == ["1", "3", "25.0 % of 4", "75.0 % of 4"]
 
 
 def test_a_rule_without_feedback_shows_a_dash_not_a_zero_rate() -> None:
-    assert _row("RF-02")[8:] == ["0", "0", "\u2013", "\u2013"]
+    assert _row("RF-02")[9:] == ["0", "0", "\u2013", "\u2013"]
 
 
 def test_each_row_names_the_rule_version_its_calls_ran_and_a_dash_before_versions() -> None:
@@ -105,7 +105,7 @@ def test_a_rule_in_shadow_shows_its_would_fire_count_beside_the_times_shown() ->
     )
     table = render_table(report().model_copy(update={"rules": [shadow]}))
     header = next(line for line in table.splitlines() if line.startswith("service"))
-    assert "shown  would fire  cards" in header
+    assert "shown  would fire  snoozed  cards" in header
     line = next(line for line in table.splitlines() if " RB-02 " in line)
     assert [c.strip() for c in line.split("  ") if c.strip()][2:5] == ["1.1.0-draft", "0", "7"]
 
@@ -147,3 +147,22 @@ def test_the_default_window_is_the_last_thirty_days_up_to_now() -> None:
     assert DEFAULT_WINDOW_DAYS == 30
     assert report_window(None, None, END) == (datetime(2025, 3, 2, tzinfo=UTC), END)
     assert report_window(START, None, END) == (START, END)
+
+
+def test_a_snoozed_rule_shows_its_snoozed_count_beside_would_fire() -> None:
+    snoozed = RuleStats(
+        rule_id="RB-01",
+        rule_version="1.0.0",
+        service_id="back-to-foot",
+        times_shown=2,
+        snoozed=5,
+        cards=1,
+        patients=1,
+        accepted=0,
+        overridden=1,
+        no_response=0,
+    )
+    table = render_table(report().model_copy(update={"rules": [snoozed]}))
+    line = next(line for line in table.splitlines() if " RB-01 " in line)
+    assert [c.strip() for c in line.split("  ") if c.strip()][2:6] == ["1.0.0", "2", "0", "5"]
+    assert "snoozed: calls in which one of the rule's cards was not shown" in table

@@ -148,10 +148,14 @@ async def test_issued_cards_are_keyed_by_service_and_uuid(store: Store) -> None:
 async def test_migration_0002_keeps_the_cards_issued_before_it(store_settings: Settings) -> None:
     await upgrade(store_settings, "0001")
     async with Store.from_settings(store_settings) as early, early.engine.begin() as conn:
-        # Today's writer names the new key in ON CONFLICT, so 0001's rows go in plainly.
+        # Today's writer names the new key in ON CONFLICT, so 0001's rows go in plainly,
+        # without the patient hash 0006 adds.
         await conn.execute(
             issued_cards.insert(),
-            [issued_card_row(card) for card in (issued("c-1"), issued("c-2", "RF-02"))],
+            [
+                {k: v for k, v in issued_card_row(card).items() if k != "patient_hash"}
+                for card in (issued("c-1"), issued("c-2", "RF-02"))
+            ],
         )
     await upgrade(store_settings)
     async with Store.from_settings(store_settings) as later:
@@ -201,10 +205,11 @@ async def test_migration_0002_can_be_undone_keeping_one_card_per_uuid(
         )
     await downgrade(store_settings, "0001")
     assert await current_revision(store_settings) == "0001"
-    async with Store.from_settings(store_settings) as early:
-        async with early.engine.connect() as conn:
-            key = await conn.run_sync(_issued_cards_key)
-        kept = [(r.service_id, r.card_uuid) for r in await rows(early, issued_cards)]
+    async with Store.from_settings(store_settings) as early, early.engine.connect() as conn:
+        key = await conn.run_sync(_issued_cards_key)
+        # The columns 0001 had: later ones (0006's patient hash) are gone.
+        ic = issued_cards.c
+        kept = [tuple(r) for r in await conn.execute(sa.select(ic.service_id, ic.card_uuid))]
     assert key == ["card_uuid"]
     assert kept == [("back-to-foot", "c-1")]
 

@@ -184,9 +184,10 @@ async def report(
         Literal["week"] | None, Query(description="also per ISO week (UTC), as the dashboard")
     ] = None,
 ) -> JsonResponse:
-    """Per-rule feedback report: times shown, would fire (rules in shadow), distinct cards,
-    patients, cards without feedback, accepted and overridden with rates over the feedback
-    received, top override reasons; with ``by=week``, the same per ISO week as well.
+    """Per-rule feedback report: times shown, would fire (rules in shadow), snoozed (cards an
+    override snoozed), distinct cards, patients, cards without feedback, accepted and
+    overridden with rates over the feedback received, top override reasons; with
+    ``by=week``, the same per ISO week as well.
     Default window: the last 30 days up to now."""
     start, end = await _period(request, parts, query, weekly=by == "week")
     if by == "week":

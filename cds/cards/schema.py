@@ -72,6 +72,9 @@ class LinkSpec(_Strict):
 class OverrideSpec(_Strict):
     code: str = Field(pattern=r"^[a-z0-9-]+$")
     display: str = Field(min_length=1)
+    # An override with this reason snoozes the card: the same card (same patient and evidence)
+    # is not shown again for its rule's snooze period (docs/governance.md). Never on the wire.
+    snoozes: bool = False
 
 
 class CardTemplate(_Strict):

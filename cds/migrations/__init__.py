@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from cds.settings import Settings
 from cds.store.engines import create_engine
 
-HEAD = "0006"
+HEAD = "0007"
 # Any constant works; it only has to be the same for every replica that migrates at start.
 _PG_LOCK_KEY = 0x0F007_CD5
 

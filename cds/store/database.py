@@ -53,8 +53,8 @@ def _insert_cards(dialect: str) -> Any:
     )
 
 
-def issued_card_row(card: IssuedCardLike) -> dict[str, Any]:
-    """One ``issued_cards`` row for ``card``."""
+def issued_card_row(card: IssuedCardLike, patient_hash: str | None = None) -> dict[str, Any]:
+    """One ``issued_cards`` row for ``card``, shown to the patient of ``patient_hash``."""
     return {
         "card_uuid": card.card_uuid,
         "service_id": card.service_id,
@@ -62,6 +62,7 @@ def issued_card_row(card: IssuedCardLike) -> dict[str, Any]:
         "hook_instance": card.hook_instance,
         "suggestion_uuids": list(card.suggestion_uuids),
         "issued_at": card.issued_at,
+        "patient_hash": patient_hash,
     }
 
 
@@ -193,13 +194,16 @@ class Store:
                 "rule_ids": list(audit.rule_ids),
                 "rule_versions": dict(audit.rule_versions),
                 "would_fire": list(audit.would_fire),
+                "snoozed": list(audit.snoozed),
                 "card_uuids": list(audit.card_uuids),
                 "patient_hash": audit.patient_hash,
                 "site_digest": audit.site_digest,
             }
             for audit, _ in calls
         ]
-        cards = [issued_card_row(card) for _, issued in calls for card in issued]
+        cards = [
+            issued_card_row(card, audit.patient_hash) for audit, issued in calls for card in issued
+        ]
         if self._batch_engine is not None:
             await self._write_on_loop(self._batch_engine, audits, cards)
             return

@@ -29,6 +29,8 @@ class AuditRecord(_Frozen):
     rule_ids: list[str] = []
     # Rules in shadow (draft) whose trigger held: they would have fired, but showed no card.
     would_fire: list[str] = []
+    # Rules whose card an earlier override snoozed: they fired, but that card was not shown.
+    snoozed: list[str] = []
     # The version of each rule in rule_ids and would_fire, so both can be read per version.
     rule_versions: dict[str, str] = {}
     card_uuids: list[str] = []
@@ -121,6 +123,8 @@ class RuleStats(_Frozen):
     times_shown: int
     # Calls in which the rule, in shadow, would have fired: no card, so no feedback either.
     would_fire: int = 0
+    # Calls in which one of the rule's cards was snoozed by an earlier override: not shown.
+    snoozed: int = 0
     cards: int
     patients: int
     accepted: int

@@ -38,6 +38,7 @@ class Operation(StrEnum):
     feedback = "feedback"
     report = "report"
     audit = "audit"
+    snooze = "snooze"
     readiness = "readiness"
     other = "other"
 

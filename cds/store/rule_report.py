@@ -223,6 +223,7 @@ async def _counts(
         .group_by(*card_group, fb.c.override_system, fb.c.override_code)
     )
     would_fire = await conn.execute(_listed(dialect, invocations.c.would_fire, service_id, edges))
+    snoozed = await conn.execute(_listed(dialect, invocations.c.snoozed, service_id, edges))
     return _assemble(
         len(edges) - 1,
         shown=[tuple(row) for row in shown],
@@ -231,6 +232,7 @@ async def _counts(
         silent=[tuple(row) for row in silent],
         reasons=[tuple(row) for row in reasons],
         would_fire=[tuple(row) for row in would_fire],
+        snoozed=[tuple(row) for row in snoozed],
     )
 
 
@@ -263,6 +265,7 @@ def _assemble(
     silent: list[tuple[Any, ...]],
     reasons: list[tuple[Any, ...]],
     would_fire: list[tuple[Any, ...]],
+    snoozed: list[tuple[Any, ...]],
 ) -> list[list[RuleStats]]:
     zero = {"times_shown": 0, "cards": 0, "patients": 0, **_NO_FEEDBACK}
     counts: dict[_Key, dict[str, int]] = {
@@ -275,6 +278,9 @@ def _assemble(
     for svc, rule, version, bucket, n in would_fire:
         # A rule in shadow shows no card; one that changed mode in the period has both counts.
         counts.setdefault((svc, rule, version, bucket), dict(zero))["would_fire"] = n
+    for svc, rule, version, bucket, n in snoozed:
+        # A rule whose every card was snoozed in the bucket showed none there.
+        counts.setdefault((svc, rule, version, bucket), dict(zero))["snoozed"] = n
     for svc, rule, version, bucket, outcome, n in outcomes:
         counts[svc, rule, version, bucket][outcome] = n
     for svc, rule, version, bucket, n in silent:

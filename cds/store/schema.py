@@ -1,4 +1,4 @@
-"""The tables, exactly as the migrations leave them (0001 to 0005); times are stored as UTC."""
+"""The tables, exactly as the migrations leave them (0001 to 0007); times are stored as UTC."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ invocations = sa.Table(
     sa.Column("rule_versions", sa.JSON(), nullable=False, server_default=sa.text("'{}'")),
     # Rules in shadow that would have fired (0005); rows written before it hold [].
     sa.Column("would_fire", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
+    # Rules whose card was snoozed by an earlier override, so not shown (0007); else [].
+    sa.Column("snoozed", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
     sa.Column("card_uuids", sa.JSON(), nullable=False),
     sa.Column("patient_hash", sa.String(64), nullable=True),
     # sha256 of the site settings file the call ran with, "none" without one (0006); rows
@@ -81,6 +83,9 @@ issued_cards = sa.Table(
     sa.Column("hook_instance", sa.Text(), nullable=False),
     sa.Column("suggestion_uuids", sa.JSON(), nullable=False),
     sa.Column("issued_at", UtcDateTime(), nullable=False),
+    # The keyed hash of the card's patient (0007), for a snooze set by feedback on the card;
+    # NULL for cards issued before it, which cannot be snoozed.
+    sa.Column("patient_hash", sa.String(64), nullable=True),
     sa.Index(None, "service_id", "issued_at"),
     sa.Index(None, "rule_id"),
 )
@@ -115,6 +120,24 @@ jwt_replay = sa.Table(
     "jwt_replay",
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Index(None, "expires_at"),
+)
+
+# Cards not to be shown again until their snooze ends (0007): one row per card overridden with a
+# snoozing reason. The key leads with the keyed patient hash, so one hook call's cards are found
+# by one index range; no patient id is stored. ``expires_at`` is the end the period in force at
+# the override gave, the bound expired rows are purged by; a shorter period set later ends the
+# snooze sooner (``snoozed_at`` + that period).
+snoozes = sa.Table(
+    "snoozes",
+    metadata,
+    sa.Column("patient_hash", sa.String(64), primary_key=True),
+    sa.Column("service_id", sa.String(128), primary_key=True),
+    sa.Column("card_uuid", sa.String(64), primary_key=True),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("override_code", sa.Text(), nullable=False),
+    sa.Column("snoozed_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Index(None, "expires_at"),
 )
