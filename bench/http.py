@@ -27,6 +27,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from bench import results
 from bench.generate import NOW, SERVICE_ID, make_request
+from bench.snooze import governance_on
 
 HOST: Final = "127.0.0.1"  # the load generator talks to this address and no other
 ISSUER: Final = "https://bench.example"
@@ -143,6 +144,8 @@ class Server:
     workdir: Path
     workers: int = 1
     floor: bool = False
+    # Governance on: an empty site file and 100,000 snoozes in the database (bench/snooze.py).
+    governance: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -173,6 +176,7 @@ class Server:
             command, env = self._floor_command(jwks_file)
             self._spawn(command, env)
             return
+        url = database_url or f"sqlite+aiosqlite:///{self.workdir / 'bench.db'}"
         env = {
             **os.environ,
             "CDS_HOST": HOST,
@@ -183,11 +187,13 @@ class Server:
             "CDS_AUTH_MODE": "required",
             "CDS_TRUSTED_ISSUERS": json.dumps({ISSUER: str(jwks_file)}),
             "CDS_PUBLIC_BASE_URL": f"http://{HOST}:{self.port}",
-            "CDS_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{self.workdir / 'bench.db'}",
+            "CDS_DATABASE_URL": url,
             # Pin the clinical clock to the generator's "now" so the same cards fire every run.
             "CDS_FIXED_NOW": NOW.isoformat(),
             "CDS_LOG_LEVEL": log_level,
         }
+        if self.governance:
+            env["CDS_SITE_CONFIG"] = str(governance_on(self.workdir, url))
         # `python -m cds.cli serve` is what the `cds serve` console script runs.
         self._spawn([sys.executable, "-m", "cds.cli", "serve"], env)
 
@@ -239,7 +245,13 @@ class Server:
 
 @contextmanager
 def serving(
-    signer: Signer, *, workers: int, floor: bool, log_level: str, database_url: str | None
+    signer: Signer,
+    *,
+    workers: int,
+    floor: bool,
+    log_level: str,
+    database_url: str | None,
+    governance: bool = False,
 ) -> Iterator[Server]:
     """The server under test, started in a temp dir that holds the signer's JWKS, and stopped.
 
@@ -251,7 +263,7 @@ def serving(
         jwks_file = workdir / "jwks.json"
         jwks_file.write_text(json.dumps(signer.jwks()))
         log = workdir / "server.log"
-        server = Server(free_port(), workdir, workers=workers, floor=floor)
+        server = Server(free_port(), workdir, workers=workers, floor=floor, governance=governance)
         server.start(jwks_file, log_level, database_url)
         try:
             yield server
@@ -446,6 +458,7 @@ async def run(
             "loaded": server.event_loop_and_parser(),
             "concurrency": concurrency,
             "alg": signer.alg,
+            "governance": server.governance,
             "auth": f"JWT {signer.alg} required, replay protection on",
             "rss_after_start_mib": server.worker_memory_mib(),
         },
@@ -648,7 +661,7 @@ def _print(payload: dict[str, Any]) -> None:
     server = payload["server"]
     print(
         f"server: {server['command']}, {server['workers']} worker(s), JWT {server['alg']}, "
-        f"concurrency {server['concurrency']}"
+        f"concurrency {server['concurrency']}, governance {'on' if server['governance'] else 'off'}"
     )
     print(results.table((*headers, "target", "met"), rows))
     memory = payload["memory"]
@@ -708,6 +721,11 @@ def main(argv: list[str] | None = None) -> int:
         default=list(SHAPES),
         help="with --against-floor: the charts to send",
     )
+    parser.add_argument(
+        "--governance",
+        action="store_true",
+        help="governance on: an empty site file (CDS_SITE_CONFIG) and 100,000 snoozes",
+    )
     args = parser.parse_args(argv)
     signer = Signer(args.alg)
     if args.against_floor:
@@ -718,11 +736,12 @@ def main(argv: list[str] | None = None) -> int:
         floor=args.floor,
         log_level=args.log_level,
         database_url=args.database_url,
+        governance=args.governance,
     ) as server:
         payload = asyncio.run(run(server, signer, args.scale, args.py_spy, args.concurrency))
     print()
     _print(payload)
-    kind = "http-floor" if args.floor else "http"
+    kind = "http-floor" if args.floor else "http-governance" if args.governance else "http"
     results.save(f"{kind}-w{args.workers}-c{args.concurrency}-{args.alg.lower()}", payload)
     return 0
 
@@ -731,7 +750,13 @@ def _main_against_floor(args: argparse.Namespace, signer: Signer) -> int:
     options = {"workers": args.workers, "log_level": args.log_level}
     with (
         serving(signer, floor=True, database_url=None, **options) as floor,
-        serving(signer, floor=False, database_url=args.database_url, **options) as service,
+        serving(
+            signer,
+            floor=False,
+            database_url=args.database_url,
+            governance=args.governance,
+            **options,
+        ) as service,
     ):
         payload = asyncio.run(
             against_floor(

@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="the server's CDS_DATABASE_URL")
     parser.add_argument("--alg", choices=ALGORITHMS, default="RS384")
     parser.add_argument("--seconds", type=int, default=10, help="timed seconds per size")
+    parser.add_argument(
+        "--governance", action="store_true", help="an empty site file and 100,000 snoozes"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.stderr.write("wrk is not installed: apt-get install -y wrk\n")
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         floor=args.floor,
         log_level="WARNING",
         database_url=args.database_url,
+        governance=args.governance,
     ) as server:
         asyncio.run(wait_ready(server))
         phases = measure(server, signer, server.workdir, args.seconds)
@@ -133,13 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             "command": server.command,
             "workers": args.workers,
             "alg": args.alg,
+            "governance": args.governance,
             "concurrency": CONCURRENCY,
         },
         "phases": phases,
     }
     print()
     _print(payload)
-    kind = "wrk-floor" if args.floor else "wrk"
+    kind = "wrk-floor" if args.floor else "wrk-governance" if args.governance else "wrk"
     results.save(f"{kind}-w{args.workers}-{args.alg.lower()}", payload)
     return 0
 

@@ -5,11 +5,14 @@ batches."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from cds.catalogue import Catalogue
+from cds.snooze.snoozing import Snoozing
 from cds.store import Store
 from cds.store.schema import snoozes
 from cds.store.snoozes import NewSnooze, SnoozeStore
@@ -108,3 +111,21 @@ async def test_the_lookup_reads_the_primary_key_index(store: Store) -> None:
             await conn.execute(sa.text("SET enable_seqscan = off"))
         plan = " ".join(str(row) for row in await conn.execute(sa.text(query)))
     assert "pk_snoozes" in plan or "sqlite_autoindex_snoozes" in plan, plan
+
+
+@dataclass(frozen=True)
+class Card:
+    card_uuid: str
+    rule_id: str
+
+
+async def test_a_lookup_the_database_cannot_answer_shows_every_card(catalogue: Catalogue) -> None:
+    async with Store("postgresql+asyncpg://cds@127.0.0.1:1/cds", patient_hash_key="k") as down:
+        snoozing = Snoozing.for_catalogue(down, catalogue)
+        try:
+            cards = [Card("c-1", "RB-01")]
+            assert await snoozing.hidden("back-to-foot", "hash-a", cards, T0) == set()
+            assert down.outage.down  # counted as an outage, so the next calls skip the lookup
+            assert await snoozing.hidden("back-to-foot", "hash-a", cards, T0) == set()
+        finally:
+            await snoozing.close()

@@ -9,8 +9,6 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final, Protocol, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from cds.cards.render import override_system
 from cds.catalogue import Catalogue
 from cds.errors import StoreUnavailable
@@ -94,7 +92,7 @@ class Snoozing:
                 stored = await self._store.active(patient_hash, service_id, uuids, now)
         except (StoreUnavailable, TimeoutError):
             return set()  # the store's outage watch logs and counts the outage
-        except SQLAlchemyError as exc:
+        except Exception as exc:
             log.error(  # noqa: TRY400 - the type is what helps; the frames may quote rows
                 "snooze lookup failed; the call's cards are shown",
                 extra=log_fields(service=service_id, error_type=type(exc).__name__),

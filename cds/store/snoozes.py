@@ -10,15 +10,19 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cds.store.database import Store
-from cds.store.engines import create_batch_engine, insert
+from cds.store.engines import CONNECT_TIMEOUT_SECONDS, create_batch_engine, insert
 from cds.store.outage import Operation
 from cds.store.schema import issued_cards, snoozes
 
 # One purge deletes at most this many expired rows, so it never holds a long lock; rows are
 # only added by feedback, which purges again (docs/operations.md).
 PURGE_BATCH: Final = 5_000
+# Connections per worker for the hook calls' lookups on PostgreSQL (beside the store's pool).
+LOOKUP_POOL: Final = 2
+LOOKUP_OVERFLOW: Final = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +57,16 @@ class NewSnooze:
     expires_at: datetime
 
 
-def _active(patient_hash: str, service_id: str, card_uuids: Collection[str], now: datetime) -> Any:
-    # The primary key's leading columns (patient_hash, service_id, card_uuid): one index range.
-    s = snoozes.c
-    return sa.select(s.card_uuid, s.rule_id, s.snoozed_at, s.expires_at).where(
-        s.patient_hash == patient_hash,
-        s.service_id == service_id,
-        s.card_uuid.in_(card_uuids),
-        s.expires_at > now,
-    )
+# Built once: a call's lookup only binds its values (building the statement cost more than
+# running it). The primary key's columns (patient_hash, service_id, card_uuid): one index range.
+_ACTIVE = sa.select(
+    snoozes.c.card_uuid, snoozes.c.rule_id, snoozes.c.snoozed_at, snoozes.c.expires_at
+).where(
+    snoozes.c.patient_hash == sa.bindparam("patient_hash"),
+    snoozes.c.service_id == sa.bindparam("service_id"),
+    snoozes.c.card_uuid.in_(sa.bindparam("card_uuids", expanding=True)),
+    snoozes.c.expires_at > sa.bindparam("now", type_=snoozes.c.expires_at.type),
+)
 
 
 class SnoozeStore:
@@ -76,6 +81,7 @@ class SnoozeStore:
         self._engine = store.engine
         url = store.engine.url.render_as_string(hide_password=False)
         self._on_loop = create_batch_engine(url)
+        self._lookups = _lookup_engine(store.engine)
 
     @property
     def down(self) -> bool:
@@ -85,19 +91,26 @@ class SnoozeStore:
     async def close(self) -> None:
         if self._on_loop is not None:
             self._on_loop.dispose()
+        if self._lookups is not self._engine:
+            await self._lookups.dispose()
 
     async def active(
         self, patient_hash: str, service_id: str, card_uuids: Collection[str], now: datetime
     ) -> list[StoredSnooze]:
         """The unexpired snoozes of ``card_uuids`` for the patient: one indexed query."""
-        query = _active(patient_hash, service_id, card_uuids, now)
+        values = {
+            "patient_hash": patient_hash,
+            "service_id": service_id,
+            "card_uuids": list(card_uuids),
+            "now": now,
+        }
         async with self._store.reaching(Operation.snooze):
             if self._on_loop is not None:
                 with self._on_loop.connect() as conn:
-                    rows = conn.execute(query).all()
+                    rows = conn.execute(_ACTIVE, values).all()
             else:
-                async with self._engine.connect() as aconn:
-                    rows = (await aconn.execute(query)).all()
+                async with self._lookups.connect() as aconn:
+                    rows = (await aconn.execute(_ACTIVE, values)).all()
         return [StoredSnooze(*row) for row in rows]
 
     async def issued_to(self, service_id: str, card_uuids: Collection[str]) -> dict[str, IssuedTo]:
@@ -142,6 +155,24 @@ class SnoozeStore:
         async with self._store.reaching(Operation.snooze), self._engine.begin() as conn:
             result = await conn.execute(snoozes.delete().where(key.in_(expired)))
         return result.rowcount
+
+
+def _lookup_engine(engine: AsyncEngine) -> AsyncEngine:
+    """On PostgreSQL, a small pool of its own for the hook calls' lookups: one round trip each.
+    The store's engine checks each connection before use and wraps each statement in a
+    transaction, three more round trips; a lookup needs neither, since one that fails on a
+    dead connection shows the cards (fail open) and the pool then drops its connections.
+    Elsewhere the store's engine."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return create_async_engine(
+        engine.url,
+        # One statement, read only: no BEGIN before it and no ROLLBACK after, each a round trip.
+        isolation_level="AUTOCOMMIT",
+        pool_size=LOOKUP_POOL,
+        max_overflow=LOOKUP_OVERFLOW,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def _row(snooze: NewSnooze) -> dict[str, Any]:
