@@ -8,7 +8,7 @@ import copy
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,6 @@ from fastapi import FastAPI
 
 from cds.app import create_app
 from cds.catalogue import Catalogue
-from cds.governance import Governance
-from cds.governance.schema import Snooze
 from cds.settings import PROJECT_ROOT, Settings
 from cds.snooze.snoozing import Snoozing
 from cds.store.schema import invocations, snoozes
@@ -113,8 +111,9 @@ class Service:
 
 
 async def _service(
-    settings: Settings, catalogue: Catalogue, path: Path, service: str = "back-to-foot"
+    settings: Settings, catalogue: Catalogue | None, path: Path, service: str = "back-to-foot"
 ) -> AsyncIterator[Service]:
+    """An app on ``catalogue`` (None: loaded from ``settings``, with its site file)."""
     app = create_app(changed(settings, fixed_now=case(path)["now"]), catalogue=catalogue)
     clock = MovableClock()
     app.state.parts.stamp = clock
@@ -333,20 +332,14 @@ async def test_a_red_flag_is_snoozed_for_the_visit_only(rf02: Service) -> None:
     assert "RF-02" in await rf02.rules(request)
 
 
-def _with_period(governance: Governance, rule_id: str, default: timedelta) -> Governance:
-    """``governance`` with one rule's snooze default changed, as a site setting would."""
-    record = governance.records[rule_id]
-    limits = Snooze(default=default, maximum=record.snooze.maximum)
-    changed_record = record.model_copy(update={"snooze": limits})
-    return Governance({**governance.records, rule_id: changed_record}, governance.sources)
-
-
-def _set_period(service: Service, rule_id: str, default: timedelta) -> None:
+def _set_period(service: Service, rule_id: str, period: timedelta) -> None:
+    """The app's snooze period for ``rule_id`` changed, as a site setting would (a restart)."""
     parts = service.app.state.parts
+    governance = parts.catalogue.governance
     parts.snoozes = Snoozing(
         SnoozeStore(parts.store),
         parts.snoozes.reasons,
-        _with_period(parts.catalogue.governance, rule_id, default),
+        replace(governance, site_snoozes={**governance.site_snoozes, rule_id: period}),
         REASONS,
     )
 
@@ -411,3 +404,16 @@ async def test_a_call_that_shows_no_card_never_looks_snoozes_up(rb01: Service) -
     with counting_statements() as statements:
         assert await rb01.cards(request) == []
     assert statements.on_snoozes() == []
+
+
+async def test_a_sites_snooze_period_is_the_one_used(settings: Settings, tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("rules:\n  RB-01:\n    snooze: P7D\n", encoding="utf-8")
+    tuned = changed(settings, site_config=site)
+    async for rb01 in _service(tuned, None, RB01):
+        request = request_of(RB01)
+        await rb01.override(await rb01.card(request, "RB-01"), "patient-declined")
+        rb01.later(days=6, hours=23)
+        assert "RB-01" not in await rb01.rules(request)
+        rb01.later(hours=1)
+        assert "RB-01" in await rb01.rules(request)

@@ -149,7 +149,7 @@ async def test_migration_0002_keeps_the_cards_issued_before_it(store_settings: S
     await upgrade(store_settings, "0001")
     async with Store.from_settings(store_settings) as early, early.engine.begin() as conn:
         # Today's writer names the new key in ON CONFLICT, so 0001's rows go in plainly,
-        # without the patient hash 0006 adds.
+        # without the patient hash 0007 adds.
         await conn.execute(
             issued_cards.insert(),
             [
@@ -207,7 +207,7 @@ async def test_migration_0002_can_be_undone_keeping_one_card_per_uuid(
     assert await current_revision(store_settings) == "0001"
     async with Store.from_settings(store_settings) as early, early.engine.connect() as conn:
         key = await conn.run_sync(_issued_cards_key)
-        # The columns 0001 had: later ones (0006's patient hash) are gone.
+        # The columns 0001 had: later ones (0007's patient hash) are gone.
         ic = issued_cards.c
         kept = [tuple(r) for r in await conn.execute(sa.select(ic.service_id, ic.card_uuid))]
     assert key == ["card_uuid"]
