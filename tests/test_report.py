@@ -90,24 +90,32 @@ def test_each_row_names_the_rule_version_its_calls_ran_and_a_dash_before_version
     assert any(line.strip() == "RF-01 1.2.0:" for line in render_table(report()).splitlines())
 
 
-def test_a_rule_in_shadow_shows_its_would_fire_count_beside_the_times_shown() -> None:
-    shadow = RuleStats(
+def _alone(**counts: int) -> tuple[str, list[str]]:
+    """The table of a report with one RB-02 1.1.0-draft row of ``counts``: header, row cells."""
+    zero = dict.fromkeys(("times_shown", "cards", "patients", "accepted", "overridden"), 0)
+    stats = RuleStats(
         rule_id="RB-02",
         rule_version="1.1.0-draft",
         service_id="back-to-foot",
-        times_shown=0,
-        would_fire=7,
-        cards=0,
-        patients=0,
-        accepted=0,
-        overridden=0,
         no_response=0,
+        **{**zero, **counts},
     )
-    table = render_table(report().model_copy(update={"rules": [shadow]}))
+    table = render_table(report().model_copy(update={"rules": [stats]}))
     header = next(line for line in table.splitlines() if line.startswith("service"))
-    assert "shown  would fire  snoozed  cards" in header
     line = next(line for line in table.splitlines() if " RB-02 " in line)
-    assert [c.strip() for c in line.split("  ") if c.strip()][2:5] == ["1.1.0-draft", "0", "7"]
+    return header, [c.strip() for c in line.split("  ") if c.strip()]
+
+
+def test_a_rule_in_shadow_shows_its_would_fire_count_beside_the_times_shown() -> None:
+    header, cells = _alone(would_fire=7)
+    assert "shown  would fire  snoozed  cards" in header
+    assert cells[2:5] == ["1.1.0-draft", "0", "7"]
+
+
+def test_a_snoozed_rule_shows_its_snoozed_count_beside_would_fire() -> None:
+    _, cells = _alone(times_shown=2, snoozed=5, cards=1, patients=1, overridden=1)
+    assert cells[2:6] == ["1.1.0-draft", "2", "0", "5"]
+    assert "snoozed: calls in which one of the rule's cards was not shown" in render_table(report())
 
 
 def test_an_empty_report_says_so() -> None:
@@ -147,22 +155,3 @@ def test_the_default_window_is_the_last_thirty_days_up_to_now() -> None:
     assert DEFAULT_WINDOW_DAYS == 30
     assert report_window(None, None, END) == (datetime(2025, 3, 2, tzinfo=UTC), END)
     assert report_window(START, None, END) == (START, END)
-
-
-def test_a_snoozed_rule_shows_its_snoozed_count_beside_would_fire() -> None:
-    snoozed = RuleStats(
-        rule_id="RB-01",
-        rule_version="1.0.0",
-        service_id="back-to-foot",
-        times_shown=2,
-        snoozed=5,
-        cards=1,
-        patients=1,
-        accepted=0,
-        overridden=1,
-        no_response=0,
-    )
-    table = render_table(report().model_copy(update={"rules": [snoozed]}))
-    line = next(line for line in table.splitlines() if " RB-01 " in line)
-    assert [c.strip() for c in line.split("  ") if c.strip()][2:6] == ["1.0.0", "2", "0", "5"]
-    assert "snoozed: calls in which one of the rule's cards was not shown" in table
