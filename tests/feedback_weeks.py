@@ -1,6 +1,7 @@
 """Three ISO weeks of known calls and feedback (2026-W10 to W12), and what the report must count
 for them, worked out by hand: two versions of RB-01, RF-01, RB-02 in shadow, a card shown again
-a week later, overrides with reasons, a call before the period and feedback on an unknown card."""
+a week later, overrides with reasons, cards snoozed after them, a call before the period and
+feedback on an unknown card."""
 
 from __future__ import annotations
 
@@ -22,15 +23,17 @@ def _at(day: int, hour: int = 10) -> datetime:
     return datetime(2026, 3, day, hour, tzinfo=UTC)
 
 
-# (hook instance, received, patient, {card: rule}, RB-01's version, would fire)
-CALLS: list[tuple[str, datetime, str, dict[str, str], str, list[str]]] = [
-    ("h-0", _at(1), "pid-z", {"c-0": "RB-01"}, "1.0.0", []),  # the day before the period
-    ("h-1", _at(3), "pid-a", {"c-1": "RB-01", "c-2": "RF-01"}, "1.0.0", []),
-    ("h-2", _at(5), "pid-b", {"c-3": "RB-01"}, "1.0.0", ["RB-02"]),
-    ("h-3", _at(10), "pid-a", {"c-1": "RB-01"}, "1.0.0", []),  # c-1 shown again in W11
-    ("h-4", _at(12), "pid-c", {"c-4": "RB-01"}, "1.1.0", ["RB-02"]),
-    ("h-5", _at(17), "pid-d", {"c-5": "RB-01", "c-6": "RF-01"}, "1.1.0", ["RB-02"]),
-    ("h-6", _at(22, 23), "pid-d", {}, "1.1.0", ["RB-02"]),  # the period's last hour
+# (hook instance, received, patient, {card: rule}, RB-01's version, would fire, snoozed)
+CALLS: list[tuple[str, datetime, str, dict[str, str], str, list[str], list[str]]] = [
+    ("h-0", _at(1), "pid-z", {"c-0": "RB-01"}, "1.0.0", [], []),  # the day before the period
+    ("h-1", _at(3), "pid-a", {"c-1": "RB-01", "c-2": "RF-01"}, "1.0.0", [], []),
+    ("h-2", _at(5), "pid-b", {"c-3": "RB-01"}, "1.0.0", ["RB-02"], []),
+    ("h-3", _at(10), "pid-a", {"c-1": "RB-01"}, "1.0.0", [], []),  # c-1 shown again in W11
+    ("h-7", _at(11), "pid-a", {}, "1.0.0", [], ["RB-01"]),  # c-1, overridden again: snoozed
+    ("h-4", _at(12), "pid-c", {"c-4": "RB-01"}, "1.1.0", ["RB-02"], []),
+    ("h-5", _at(17), "pid-d", {"c-5": "RB-01", "c-6": "RF-01"}, "1.1.0", ["RB-02"], []),
+    ("h-8", _at(18), "pid-c", {}, "1.1.0", [], ["RB-01"]),  # c-4, declined: snoozed
+    ("h-6", _at(22, 23), "pid-d", {}, "1.1.0", ["RB-02"], []),  # the period's last hour
 ]
 
 # (card, outcome, override code, display, received)
@@ -64,7 +67,7 @@ def _item(
 
 async def fill(store: Store) -> None:
     """The calls and feedback above, as the audit writer and the feedback flow store them."""
-    for hook, at, patient, cards, rb01, shadow in CALLS:
+    for hook, at, patient, cards, rb01, shadow, snoozed in CALLS:
         issued = [
             IssuedCard(
                 card_uuid=card,
@@ -75,7 +78,7 @@ async def fill(store: Store) -> None:
             )
             for card, rule in cards.items()
         ]
-        versions = {rule: VERSIONS[rule] for rule in [*cards.values(), *shadow]}
+        versions = {rule: VERSIONS[rule] for rule in [*cards.values(), *shadow, *snoozed]}
         if "RB-01" in versions:
             versions["RB-01"] = rb01
         row = AuditRecord(
@@ -84,6 +87,7 @@ async def fill(store: Store) -> None:
             hook="patient-view",
             rule_ids=sorted(set(cards.values())),
             would_fire=shadow,
+            snoozed=snoozed,
             rule_versions=versions,
             card_uuids=list(cards),
             duration_ms=10.0,
@@ -102,6 +106,7 @@ def _counts(
     *,
     shown: int = 0,
     would_fire: int = 0,
+    snoozed: int = 0,
     cards: int = 0,
     patients: int = 0,
     no_response: int = 0,
@@ -111,6 +116,7 @@ def _counts(
     return {
         "times_shown": shown,
         "would_fire": would_fire,
+        "snoozed": snoozed,
         "cards": cards,
         "patients": patients,
         "no_response": no_response,
@@ -121,8 +127,10 @@ def _counts(
 
 # (rule, version) -> the period's counts.
 PERIOD = {
-    ("RB-01", "1.0.0"): _counts(shown=3, cards=2, patients=2, no_response=1, overridden=2),
-    ("RB-01", "1.1.0"): _counts(shown=2, cards=2, patients=2, accepted=1, overridden=1),
+    ("RB-01", "1.0.0"): _counts(
+        shown=3, snoozed=1, cards=2, patients=2, no_response=1, overridden=2
+    ),
+    ("RB-01", "1.1.0"): _counts(shown=2, snoozed=1, cards=2, patients=2, accepted=1, overridden=1),
     ("RB-02", "2.0.0"): _counts(would_fire=4),
     ("RF-01", "1.0.0"): _counts(shown=2, cards=2, patients=2, accepted=1, overridden=1),
 }
@@ -135,12 +143,12 @@ WEEKLY = {
         ("RF-01", "1.0.0"): _counts(shown=1, cards=1, patients=1, accepted=1),
     },
     "2026-W11": {
-        ("RB-01", "1.0.0"): _counts(shown=1, patients=1),
+        ("RB-01", "1.0.0"): _counts(shown=1, snoozed=1, patients=1),
         ("RB-01", "1.1.0"): _counts(shown=1, cards=1, patients=1, overridden=1),
         ("RB-02", "2.0.0"): _counts(would_fire=1),
     },
     "2026-W12": {
-        ("RB-01", "1.1.0"): _counts(shown=1, cards=1, patients=1, accepted=1),
+        ("RB-01", "1.1.0"): _counts(shown=1, snoozed=1, cards=1, patients=1, accepted=1),
         ("RB-02", "2.0.0"): _counts(would_fire=2),
         ("RF-01", "1.0.0"): _counts(shown=1, cards=1, patients=1, overridden=1),
     },

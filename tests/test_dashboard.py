@@ -18,10 +18,10 @@ from fastapi import FastAPI
 
 from cds.app import create_app
 from cds.catalogue import Catalogue
-from cds.dashboard.figures import counted_series
+from cds.dashboard.figures import SERIES
 from cds.migrations import upgrade
 from cds.settings import Settings
-from cds.store import RuleStats, Store
+from cds.store import Store
 from tests import feedback_weeks as fw
 from tests.conftest import changed, serving
 from tests.test_dashboard_report import cds_report_json
@@ -123,18 +123,11 @@ def weekly_tables(page: Element) -> dict[str, dict[tuple[str, str], dict[str, An
 
 
 def _expected_row(counts: dict[str, int], rate: float | None) -> dict[str, Any]:
-    row: dict[str, Any] = dict(counts)
-    if "snoozed" in RuleStats.model_fields:
-        row["snoozed"] = 0  # the feedback here never snoozes a card
-    return {**row, "acceptance_rate": rate}
+    return {**counts, "acceptance_rate": rate}
 
 
 def _report_rows(rules: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    keys = [
-        *COUNTS,
-        *(["snoozed"] if "snoozed" in RuleStats.model_fields else []),
-        "acceptance_rate",
-    ]
+    keys = [*COUNTS, "acceptance_rate"]
     return {(r["rule_id"], r["rule_version"]): {k: r[k] for k in keys} for r in rules}
 
 
@@ -234,7 +227,7 @@ async def test_each_week_chart_has_a_bar_per_week_and_count_and_a_point_per_week
     client: httpx.AsyncClient,
 ) -> None:
     _, page = await _page(client, **PERIOD)
-    series = [s.key for s in counted_series()]
+    series = [s.key for s in SERIES]
     for section in page.all("section", **{"class": "rule"}):
         key = (section.attrs["data-rule"], section.attrs["data-version"])
         (columns,) = section.all("svg", data_chart="columns")
@@ -276,7 +269,7 @@ async def test_every_chart_is_an_image_named_by_its_title_and_described_with_its
         assert details.all("table")
     (rb01,) = page.all("svg", id="back-to-foot--RB-01--v1.0.0-weekly")
     assert (
-        "week 2026-W11: shown 1, would fire (shadow) 0, accepted 0, overridden 0"
+        "week 2026-W11: shown 1, would fire (shadow) 0, snoozed 1, accepted 0, overridden 0"
         in rb01.all("desc")[0].content()
     )
 
@@ -330,15 +323,17 @@ async def test_the_form_s_empty_fields_mean_the_default_period_and_every_service
     assert "No cards were shown and no rule would have fired in this period." in page.content()
 
 
-async def test_the_snoozed_count_is_charted_when_and_only_when_the_report_has_it(
+async def test_the_snoozed_count_is_charted_and_tabled_beside_the_others(
     client: httpx.AsyncClient,
 ) -> None:
     _, page = await _page(client, **PERIOD)
-    has_snoozed = "snoozed" in RuleStats.model_fields
     headings = [th.content() for th in page.all("table", data_table="period")[0].all("th")]
-    assert ("Snoozed" in headings) is has_snoozed
-    legend = [g.attrs["data-series"] for g in page.all("g", **{"class": "legend-item"})]
-    assert ("snoozed" in legend) is has_snoozed
+    assert headings[3:6] == ["Shown", "Would fire", "Snoozed"]
+    (rb01,) = page.all("svg", id="back-to-foot--RB-01--v1.0.0-weekly")
+    legend = [g.attrs["data-series"] for g in rb01.all("g", **{"class": "legend-item"})]
+    assert legend == ["times_shown", "would_fire", "snoozed", "accepted", "overridden"]
+    snoozed = [b.attrs["data-value"] for b in rb01.all("rect", data_series="snoozed")]
+    assert snoozed == ["0", "1", "0"]
 
 
 async def test_the_dashboard_needs_the_admin_token_as_the_report_does(

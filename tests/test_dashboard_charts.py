@@ -17,7 +17,7 @@ from cds.dashboard.charts import (
     rate_chart,
     ticks,
 )
-from cds.dashboard.figures import SNOOZED, counted_series, figures
+from cds.dashboard.figures import figures
 from cds.store import RuleStats, WeeklyReport, WeekStats
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -154,7 +154,3 @@ def test_figures_give_every_rule_every_week_with_zero_where_no_call_named_it() -
     assert [rule.count("times_shown", w) for w in (0, 1)] == [2, 0]
     assert rule.feedback(1) == (0, 0)
     assert rule.anchor == "back-to-foot--RB-01--v1.0.0"
-
-
-def test_snoozed_is_charted_exactly_when_the_report_counts_it() -> None:
-    assert (SNOOZED in counted_series()) is ("snoozed" in RuleStats.model_fields)

@@ -12,41 +12,27 @@ from cds.store import RuleStats, WeeklyReport
 
 # Colours from the Okabe-Ito palette (told apart with the common colour-vision deficiencies);
 # the patterns and labels carry the meaning on their own.
-_SERIES = (
+SERIES = (
     Series("times_shown", "shown", "#0072B2", "solid"),
     Series("would_fire", "would fire (shadow)", "#E69F00", "hatch"),
+    Series("snoozed", "snoozed", "#CC79A7", "lines"),
     Series("accepted", "accepted", "#009E73", "dots"),
     Series("overridden", "overridden", "#D55E00", "cross"),
 )
-SNOOZED = Series("snoozed", "snoozed", "#CC79A7", "lines")
 ACCEPTANCE = Series("acceptance_rate", "acceptance rate", "#009E73", "solid")
 OVERRIDES = Series("count", "overrides", "#D55E00", "cross")
 
-# The report's counts, in the order its table shows them, with their headings here.
-_COLUMNS = (
+# (RuleStats field, heading): the report's counts, in the order its table shows them.
+COLUMNS = (
     ("times_shown", "Shown"),
     ("would_fire", "Would fire"),
+    ("snoozed", "Snoozed"),
     ("cards", "Cards"),
     ("patients", "Patients"),
     ("no_response", "No response"),
     ("accepted", "Accepted"),
     ("overridden", "Overridden"),
 )
-
-
-def counted_series() -> tuple[Series, ...]:
-    """The counts charted per week; snoozed cards once the report counts them, never a made-up
-    zero before."""
-    if "snoozed" in RuleStats.model_fields:
-        return (*_SERIES, SNOOZED)
-    return _SERIES
-
-
-def table_columns() -> tuple[tuple[str, str], ...]:
-    """(RuleStats field, heading) for every count the report has."""
-    if "snoozed" in RuleStats.model_fields:
-        return (*_COLUMNS, ("snoozed", "Snoozed"))
-    return _COLUMNS
 
 
 @dataclass(frozen=True)

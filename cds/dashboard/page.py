@@ -15,11 +15,11 @@ from html import escape
 from cds.dashboard.charts import Category, Chart, Series, bar_chart, column_chart, rate_chart
 from cds.dashboard.figures import (
     ACCEPTANCE,
+    COLUMNS,
     OVERRIDES,
+    SERIES,
     Figures,
     RuleFigures,
-    counted_series,
-    table_columns,
 )
 from cds.store import RuleStats
 
@@ -51,6 +51,8 @@ svg.chart text { font-size: 11px; fill: #1a1a1a; }
 svg.chart .tick, svg.chart .axis-label, svg.chart .none { fill: #4a4f57; }
 svg.chart .grid { stroke: #e1e4e8; }
 svg.chart .axis { stroke: #1a1a1a; }
+/* A white halo keeps a value legible where a trend line crosses it. */
+svg.chart .value { paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 details { margin-top: 0.4rem; }
 summary { cursor: pointer; color: #0b4f8a; }
 table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.9rem;
@@ -104,16 +106,14 @@ def _cell(key: str, value: object, text: str | None = None) -> str:
 
 
 def _count_cells(stats: RuleStats | None) -> str:
-    cells = [
-        _cell(key, getattr(stats, key) if stats is not None else 0) for key, _ in table_columns()
-    ]
+    cells = [_cell(key, getattr(stats, key) if stats is not None else 0) for key, _ in COLUMNS]
     rate = stats.acceptance_rate if stats is not None else None
     cells.append(_cell("acceptance_rate", "" if rate is None else rate, _rate(stats)))
     return "".join(cells)
 
 
 def _count_headings(**renamed: str) -> list[str]:
-    return [renamed.get(key, heading) for key, heading in table_columns()] + ["Acceptance rate"]
+    return [renamed.get(key, heading) for key, heading in COLUMNS] + ["Acceptance rate"]
 
 
 def _table(kind: str, headings: Sequence[str], rows: str, **attrs: str) -> str:
@@ -152,7 +152,7 @@ def _rule_label(rule: RuleFigures) -> Category:
 
 
 def _overview(page: Figures) -> str:
-    series = counted_series()
+    series = SERIES
     categories = [_rule_label(r) for r in page.rules]
     values = [[int(getattr(r.period, s.key)) for r in page.rules] for s in series]
     described = _described([c.label for c in categories], series, values)
@@ -181,7 +181,7 @@ def _overview(page: Figures) -> str:
 
 
 def _weekly(page: Figures, rule: RuleFigures) -> str:
-    series = counted_series()
+    series = SERIES
     categories = [w.category for w in page.weeks]
     values = [[rule.count(s.key, w) for w in range(len(page.weeks))] for s in series]
     described = _described([f"week {week.key}" for week in page.weeks], series, values)
@@ -271,7 +271,7 @@ def _reasons(rule: RuleFigures) -> str:
 
 
 def _totals(stats: RuleStats) -> str:
-    items = [(heading, str(getattr(stats, key))) for key, heading in table_columns()]
+    items = [(heading, str(getattr(stats, key))) for key, heading in COLUMNS]
     items.append(("Acceptance rate", _rate(stats)))
     return (
         '<dl class="totals">'
