@@ -74,7 +74,8 @@ def evaluate_body(
 
     Mirrors ``cds.invocation.invoke`` on a call with complete prefetch: one collector-paused
     stretch of parse_json, check_limits, parse_request, read_prefetch, engine.evaluate,
-    to_wire and JsonResponse.render, with the parsed body dropped before the collector resumes.
+    and to_wire_json (the answer encoded once), with the parsed body dropped before the collector
+    resumes.
     """
     catalogue = caches.catalogue
     with collector_paused():
@@ -97,7 +98,7 @@ def evaluate_body(
             caches=caches,
         )
         t4 = time.perf_counter()
-        out = orjson.dumps(hooks.to_wire(evaluation.response))
+        out = hooks.to_wire_json(evaluation.response)[1]
         t5 = time.perf_counter()
         outcome = Outcome(out, len(evaluation.response.cards), evaluation.models_built)
         del raw, request, context, data, evaluation

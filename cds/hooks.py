@@ -404,12 +404,34 @@ _PRUNE_MARKS = (b"null", b'""', b"[]", b"{}")
 
 def to_wire(model: BaseModel) -> dict[str, Any]:
     """G-02..G-04: camelCase JSON with no null, "", [] or {} except top-level cards/services."""
+    return to_wire_json(model)[0]
+
+
+def to_wire_json(model: BaseModel) -> tuple[dict[str, Any], bytes]:
+    """``to_wire(model)`` and its JSON bytes (orjson), encoded once: the text searched for
+    values to prune is already the answer, unless something was pruned."""
     raw = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     # Searching the encoded text (in C) is several times cheaper than walking every node, and
     # a card with its FHIR resources usually has nothing to prune.
     encoded = orjson.dumps(raw)
-    if not any(mark in encoded for mark in _PRUNE_MARKS):
-        return raw
+    if not _may_prune(encoded):
+        return raw, encoded
+    top = _pruned_top(raw)
+    return top, orjson.dumps(top)
+
+
+def _may_prune(encoded: bytes) -> bool:
+    null, empty_string, empty_list, empty_object = _PRUNE_MARKS
+    # Four searches written out: a generator over the marks cost more than the searches.
+    return (
+        null in encoded
+        or empty_string in encoded
+        or empty_list in encoded
+        or empty_object in encoded
+    )
+
+
+def _pruned_top(raw: dict[str, Any]) -> dict[str, Any]:
     pruned = _pruned(raw)
     top = {} if pruned is _DROP else dict(pruned)
     for key in KEEP_EMPTY:

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
+import orjson
 from pydantic import ValidationError
 
 from cds import hooks
@@ -65,10 +66,10 @@ class HookCallParts(Protocol):
 
 async def invoke(
     parts: HookCallParts, service_id: str, body: bytes, issuer: str | None = None
-) -> dict[str, Any]:
+) -> bytes:
     """Run ``service_id`` on the request ``body`` from a caller of ``issuer`` (None when auth
-    is off) and return the wire answer. A request that fails to parse is refused (4xx) and not
-    audited; every outcome past that is audited, then answered."""
+    is off) and return the wire answer as JSON bytes. A request that fails to parse is refused
+    (4xx) and not audited; every outcome past that is audited, then answered."""
     started, received = time.perf_counter(), time.monotonic()
     # Parse, patient data from prefetch and, when prefetch holds it all, evaluate.
     call = await parts.evaluations.run(
@@ -114,6 +115,9 @@ class _Call:
     status: int = 200
     failure: Exception | None = None
     wire: dict[str, Any] | None = None
+    # ``wire`` as JSON, from the encoding that checked it (hooks.to_wire_json); None once
+    # ``wire`` has changed since.
+    encoded: bytes | None = None
     fired: list[str] = field(default_factory=list)
     would_fire: list[str] = field(default_factory=list)  # rules in shadow: audited, not shown
     snoozed: list[str] = field(default_factory=list)  # rules fired whose card a snooze hid
@@ -128,11 +132,11 @@ class _Call:
         self.failure = exc
         self.waiting = None
 
-    def answer(self) -> dict[str, Any]:
+    def answer(self) -> bytes:
         if self.failure is not None:
             raise self.failure
         assert self.wire is not None  # noqa: S101 - a call ends answered or failed
-        return self.wire
+        return self.encoded if self.encoded is not None else orjson.dumps(self.wire)
 
 
 # --------------------------------------------------------------------------- parse
@@ -269,7 +273,7 @@ def _evaluate(parts: HookCallParts, call: _Call, waiting: _Waiting, data: Patien
     call.skipped = sum(evaluation.skipped.values())
     call.repaired = sum(evaluation.repaired.values())
     _count(parts.metrics, service, evaluation)
-    call.wire = hooks.to_wire(evaluation.response)
+    call.wire, call.encoded = hooks.to_wire_json(evaluation.response)
 
 
 def _count(metrics: Metrics, service: ServiceDefinition, evaluation: Evaluation) -> None:
@@ -311,6 +315,7 @@ def _hide(metrics: Metrics, call: _Call, hidden: set[str]) -> None:
     snoozed = [card for card in call.issued if card.card_uuid in hidden]
     call.issued = [card for card in call.issued if card.card_uuid not in hidden]
     call.wire["cards"] = [card for card in call.wire["cards"] if card["uuid"] not in hidden]
+    call.encoded = None
     call.snoozed = list(dict.fromkeys(card.rule_id for card in snoozed))
     for card in snoozed:
         metrics.card_snoozed(call.service.id, card.rule_id)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -97,6 +98,8 @@ async def test_golden_case(path: Path, golden_app: FastAPI) -> None:
     wire = answer.json()
     assert empty_values(wire) == []
     response = hooks.CdsResponse.model_validate(wire)
+    # Encoded once by the flow, the answer is byte for byte what its wire dict encodes to.
+    assert answer.content == orjson.dumps(hooks.to_wire(response))
 
     fired = {rule_of(card) for card in response.cards}
     # The full set: a spurious card fails the case as surely as a missing one.

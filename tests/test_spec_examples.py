@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from cds import hooks
@@ -176,3 +177,24 @@ def test_empty_values_inside_a_suggested_resource_never_reach_the_wire() -> None
         "priority": "routine",
     }
     assert hooks.to_wire(hooks.CdsResponse(cards=[])) == {"cards": []}
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"resourceType": "ServiceRequest", "note": [{"text": 'says "null", [] and {}'}]},
+        {"resourceType": "ServiceRequest", "code": {"text": "", "coding": []}, "note": [{}]},
+    ],
+    ids=["nothing to prune", "empties to prune"],
+)
+def test_the_answer_encoded_once_is_the_json_of_its_wire_dict(resource: dict[str, Any]) -> None:
+    """G-02..G-04: the bytes the route sends (hooks.to_wire_json) are exactly orjson's encoding
+    of the wire dict, pruned or not."""
+    wire, encoded = hooks.to_wire_json(_card_with(resource))
+    assert encoded == orjson.dumps(wire)
+    assert empty_values(wire) == []
+
+
+def test_an_answer_without_cards_is_encoded_with_its_empty_cards() -> None:
+    """C-01: ``cards`` stays, empty, in the encoded answer too."""
+    assert hooks.to_wire_json(hooks.CdsResponse(cards=[])) == ({"cards": []}, b'{"cards":[]}')

@@ -21,6 +21,13 @@ class JsonResponse(Response):
         return orjson.dumps(content)
 
 
+class EncodedJsonResponse(Response):
+    """A JSON body its flow already encoded (with orjson, as ``JsonResponse`` would): sent as
+    it is, not decoded and encoded again."""
+
+    media_type = JSON_MEDIA_TYPE
+
+
 def error_response(error: CdsError) -> JsonResponse:
     return JsonResponse(
         operation_outcome(error), status_code=error.status_code, headers=error.headers or None

@@ -25,7 +25,7 @@ from cds.api.dependencies import (
     StoreHealthDep,
 )
 from cds.api.request_body import read_body, read_json
-from cds.api.responses import JSON_MEDIA_TYPE, JsonResponse
+from cds.api.responses import JSON_MEDIA_TYPE, EncodedJsonResponse, JsonResponse
 from cds.catalogue import Catalogue
 from cds.dashboard import HEADERS as DASHBOARD_HEADERS
 from cds.dashboard import figures, render_page
@@ -69,11 +69,13 @@ async def discovery(rendered: DiscoveryDep) -> JsonResponse:
 
 
 @cds_routes.post("/{service_id}")
-async def call_service(service_id: str, request: Request, parts: HookCallsDep) -> JsonResponse:
+async def call_service(
+    service_id: str, request: Request, parts: HookCallsDep
+) -> EncodedJsonResponse:
     """Run a CDS service on one hook call and return its cards (R-01..R-12, C-01..C-23)."""
     body = await read_body(request, parts.settings.max_body_bytes)
     caller: VerifiedCaller | None = request.state.caller
-    return JsonResponse(
+    return EncodedJsonResponse(
         await invoke(parts, service_id, body, caller.iss if caller is not None else None)
     )
 
