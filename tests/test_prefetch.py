@@ -308,6 +308,39 @@ def test_outcome_entries_are_dropped_from_a_bundle_with_data() -> None:
     assert read.resources == [condition]
 
 
+def test_only_entries_holding_a_typed_resource_that_is_no_outcome_are_read() -> None:
+    """P-13 on every shape of entry: a match, an include or a search member of another shape
+    is read; an outcome by its search mode or its type is dropped, as is anything that is not
+    an entry holding a resource object with a string resourceType."""
+    kept = [
+        {"resourceType": "Condition", "id": "match"},
+        {"resourceType": "Condition", "id": "scored"},
+        {"resourceType": "Condition", "id": "include"},
+        {"resourceType": "Condition", "id": "odd-search"},
+        {"resourceType": "Condition", "id": "no-search"},
+    ]
+    entries: list[Any] = [
+        {"search": {"mode": "match"}, "resource": kept[0]},
+        {"search": {"mode": "match", "score": 1}, "resource": kept[1]},
+        {"search": {"mode": "include"}, "resource": kept[2]},
+        {"search": "match", "resource": kept[3]},
+        {"resource": kept[4]},
+        {"search": {"mode": "outcome"}, "resource": {"resourceType": "Condition", "id": "x"}},
+        {"search": {"mode": "match"}, "resource": {"resourceType": "OperationOutcome"}},
+        {"resource": {"resourceType": 7}},
+        {"resource": {"id": "untyped"}},
+        {"resource": "Condition/1"},
+        {"resource": ["Condition"]},
+        {"resource": None},
+        ["resource"],
+        None,
+        7,
+    ]
+    read = classify({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+    assert read.state is PrefetchState.data
+    assert read.resources == kept
+
+
 def test_a_bundle_without_type_is_read_like_a_searchset() -> None:
     """P-09 and SB-02: the sandbox omits Bundle.type; read it anyway."""
     order_sign = _load(HOOKS_LIBRARY / "order-sign-request-context-R4.json")

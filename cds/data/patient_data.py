@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from cds.data.fhir_client import Fetches, FetchJob, FhirClient, absolute_url
@@ -99,7 +100,7 @@ class Gathering:
     def __post_init__(self) -> None:
         self.patient_id = self.hook_context.get("patientId")
         self.patient_keys = frozenset(
-            key for key, template in self.templates.items() if target_of(template)[0] == "Patient"
+            key for key, template in self.templates.items() if _reads_patient(template)
         )
 
     def read(self, key: str, value: Classified) -> None:
@@ -189,6 +190,12 @@ class Gathering:
         if missing:
             raise MissingData(missing, "; ".join(f"{k}: {data.unavailable[k]}" for k in missing))
         return data
+
+
+@cache
+def _reads_patient(template: str) -> bool:
+    # Remembered: a service's templates are few and fixed, and every call asks about each.
+    return target_of(template)[0] == "Patient"
 
 
 def read_prefetch(
