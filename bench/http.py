@@ -252,6 +252,7 @@ def serving(
     log_level: str,
     database_url: str | None,
     governance: bool = False,
+    kind: type[Server] = Server,
 ) -> Iterator[Server]:
     """The server under test, started in a temp dir that holds the signer's JWKS, and stopped.
 
@@ -263,7 +264,7 @@ def serving(
         jwks_file = workdir / "jwks.json"
         jwks_file.write_text(json.dumps(signer.jwks()))
         log = workdir / "server.log"
-        server = Server(free_port(), workdir, workers=workers, floor=floor, governance=governance)
+        server = kind(free_port(), workdir, workers=workers, floor=floor, governance=governance)
         server.start(jwks_file, log_level, database_url)
         try:
             yield server

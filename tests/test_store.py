@@ -32,7 +32,9 @@ from cds.store import (
 )
 from cds.store.database import issued_card_row
 from cds.store.engines import create_engine
+from cds.store.replay_claims import DriverClaims
 from cds.store.schema import feedback, invocations, issued_cards, jwt_replay, metadata
+from tests.pgserver import PgServer
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -453,6 +455,96 @@ async def test_only_one_of_many_concurrent_uses_of_a_jwt_id_wins(store: Store) -
         for _ in range(8):
             group.start_soon(use)
     assert sorted(results) == [False] * 7 + [True]
+
+
+@pytest.mark.anyio
+async def test_a_jwt_id_used_through_one_worker_is_refused_through_another(
+    store: Store, store_settings: Settings
+) -> None:
+    """Each worker has its own Store (and, on PostgreSQL, its own claim connections)."""
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    async with Store.from_settings(store_settings) as other_worker:
+        assert await store.first_use("https://ehr.example", "jti-w", expires) is True
+        assert await other_worker.first_use("https://ehr.example", "jti-w", expires) is False
+        assert await other_worker.first_use("https://ehr.example", "jti-x", expires) is True
+        assert await store.first_use("https://ehr.example", "jti-x", expires) is False
+
+
+@pytest.mark.anyio
+async def test_only_one_of_two_workers_racing_on_a_jwt_id_wins(
+    store: Store, store_settings: Settings
+) -> None:
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    results: list[bool] = []
+    async with Store.from_settings(store_settings) as other_worker:
+
+        async def use(worker: Store) -> None:
+            results.append(await worker.first_use("https://ehr.example", "raced", expires))
+
+        async with anyio.create_task_group() as group:
+            for index in range(8):
+                group.start_soon(use, store if index % 2 else other_worker)
+    assert sorted(results) == [False] * 7 + [True]
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_connections_the_database_closed_are_replaced_before_use(
+    postgres_server: PgServer,
+) -> None:
+    """What a database restart leaves in the pools: closed connections, never handed to a call."""
+    settings = load_settings(
+        database_url=postgres_server.create_database(), patient_hash_key=SecretStr("test-key")
+    )
+    await upgrade(settings)
+    async with Store.from_settings(settings) as store:
+        await _closed_by_the_server_and_used_again(store, settings.database_url)
+
+
+async def _closed_by_the_server_and_used_again(store: Store, database_url: str) -> None:
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    assert await store.first_use("https://ehr.example", "before", expires) is True
+    await store.record_invocation(audit([issued("r-1")]), [issued("r-1")])
+    killer = create_engine(database_url)
+    try:
+        async with killer.connect() as conn:
+            terminated = await conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            assert terminated.scalar_one() >= 2  # the claims' connection and the engine's
+    finally:
+        await killer.dispose()
+    await asyncio.sleep(0.5)  # the closed sockets reach the event loop
+    assert await store.first_use("https://ehr.example", "after", expires) is True
+    await store.record_invocation(audit([issued("r-2")], hook="h-2"), [issued("r-2")])
+    assert len(await rows(store, issued_cards)) == 2
+
+
+@pytest.mark.anyio
+async def test_a_replay_check_sends_one_statement(store: Store, store_settings: Settings) -> None:
+    """The claim is all a replay check sends (the purge aside, once a minute): on PostgreSQL
+    no BEGIN or COMMIT around it and no ping before it."""
+    sent: list[str] = []
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    await store.first_use("https://ehr.example", "warm-up", expires)  # the first purge
+    if store_settings.database_is_sqlite:
+        sync_engine = store.engine.sync_engine
+        sa.event.listen(sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    else:
+        claims = store._claims  # the asyncpg connections are the claims' own
+        assert isinstance(claims, DriverClaims)
+        pool = claims._pool
+        assert pool is not None
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+        # A pool of one connection would hand back the logged one; at most eight are opened.
+        assert pool.get_size() == 1
+    assert await store.first_use("https://ehr.example", "one-statement", expires) is True
+    assert len(sent) == 1
+    assert sent[0].startswith("INSERT INTO jwt_replay")
 
 
 async def _seed_report(store: Store) -> None:

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -212,3 +213,13 @@ def test_a_bad_row_is_a_bug_not_an_outage() -> None:
     assert unreachable_cause(error) is None
     assert unreachable_cause(ConnectionRefusedError()) is Cause.refused
     assert unreachable_cause(TimeoutError()) is Cause.timeout
+
+
+def test_asyncpg_errors_met_without_sqlalchemy_are_told_apart_too() -> None:
+    """The replay claims use asyncpg directly: its errors arrive unwrapped."""
+    assert unreachable_cause(asyncpg.ConnectionDoesNotExistError()) is Cause.disconnected
+    assert unreachable_cause(asyncpg.InterfaceError("connection is closed")) is Cause.disconnected
+    assert unreachable_cause(asyncpg.CannotConnectNowError()) is Cause.unavailable
+    in_progress = asyncpg.InterfaceError("another operation is in progress")
+    assert unreachable_cause(in_progress) is None
+    assert unreachable_cause(asyncpg.UndefinedTableError()) is None

@@ -32,6 +32,7 @@ from cds.store.models import (
     patient_hash,
 )
 from cds.store.outage import Operation, OutageWatch, unreachable_cause
+from cds.store.replay_claims import claims_for, replay_key
 from cds.store.rule_report import rule_report, weekly_rule_report
 from cds.store.schema import feedback, invocations, issued_cards, jwt_replay
 
@@ -81,10 +82,6 @@ def _feedback_key(service_id: str, item: FeedbackItem) -> str:
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
-def _replay_key(iss: str, jti: str) -> str:
-    return hashlib.sha256(json.dumps([iss, jti]).encode()).hexdigest()
-
-
 class Store:
     """Persistence for one process; every replica points it at the same database."""
 
@@ -106,6 +103,7 @@ class Store:
         else:
             url, key = target, patient_hash_key
         self.engine = create_engine(url)
+        self._claims = claims_for(self.engine)
         self._batch_engine = create_batch_engine(url)
         self._hash_key = key
         self._next_purge = 0.0
@@ -144,6 +142,7 @@ class Store:
         await self.close()
 
     async def close(self) -> None:
+        await self._claims.close()
         if self._batch_engine is not None:
             self._batch_engine.dispose()
         await self.engine.dispose()
@@ -310,26 +309,11 @@ class Store:
 
     async def _first_use(self, iss: str, jti: str, expires_at: datetime) -> bool:
         now = datetime.now(UTC)
-        key = _replay_key(iss, jti)
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_INTERVAL_SECONDS
             await self.purge_expired(now)
-        async with self.engine.begin() as conn:
-            claim = (
-                insert(conn.dialect.name, jwt_replay)
-                .values(key=key, expires_at=expires_at)
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(jwt_replay.c.key)
-            )
-            # The primary key decides, so two workers racing on one jti cannot both win.
-            if (await conn.execute(claim)).first() is not None:
-                return True
-            stale = await conn.execute(
-                jwt_replay.delete().where(jwt_replay.c.key == key, jwt_replay.c.expires_at <= now)
-            )
-            if stale.rowcount != 1:
-                return False
-            return (await conn.execute(claim)).first() is not None
+        # One statement, one round trip, no transaction around it (cds/store/replay_claims.py).
+        return await self._claims.claim(replay_key(iss, jti), expires_at, now)
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Drop replay-cache rows whose token has expired; returns how many went."""

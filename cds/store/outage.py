@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -84,7 +85,10 @@ def unreachable_cause(exc: BaseException) -> Cause | None:
             return cause
         # asyncpg's "connection is closed" and the like carry no SQLSTATE.
         return Cause.disconnected if isinstance(exc, InterfaceError) else None
-    # asyncpg raises its own errors (with a SQLSTATE) while connecting, unwrapped.
+    # asyncpg's own errors come unwrapped: while connecting, and from the replay claims'
+    # connections (cds/store/replay_claims.py), which use asyncpg without SQLAlchemy.
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return Cause.disconnected
     return _sqlstate_cause(exc)
 
 
