@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
 
 from cds.logs import JsonFormatter
 from cds.metrics import Metrics
+from cds.migrations import upgrade
+from cds.settings import load_settings
 from cds.store import AuditRecord, AuditWriter, Invocation, IssuedCard, Store
 from cds.store.schema import invocations, issued_cards
+from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.anyio
 
@@ -292,3 +296,25 @@ async def test_flush_returns_at_once_when_nothing_is_queued(metrics: Metrics) ->
         await writer.flush()
     await writer.close()
     assert spy.started == []
+
+
+@pytest.mark.postgres
+async def test_a_value_postgresql_refuses_in_a_batch_loses_only_its_call(
+    postgres_server: PgServer, metrics: Metrics
+) -> None:
+    """A batch is one statement there: the database refuses it whole, then the calls one by one."""
+    settings = load_settings(
+        database_url=postgres_server.create_database(), patient_hash_key=SecretStr("test-key")
+    )
+    await upgrade(settings)
+    too_long = call("bad-rule")
+    too_long[1][0].__dict__["rule_id"] = "R" * 200  # the column holds 128 characters
+    async with Store.from_settings(settings) as store:
+        writer = AuditWriter(store, metrics, batch_seconds=3600)
+        writer.start()
+        for invocation in (call("good-1"), too_long, call("good-2")):
+            await writer.submit(*invocation)
+        await writer.close()
+        assert sorted(await hooks_written(store)) == ["good-1", "good-2"]
+    assert sample(metrics, "cds_audit_batch_failures_total") == 1
+    assert sample(metrics, "cds_audit_rows_lost_total") == 1

@@ -536,12 +536,10 @@ async def test_a_replay_check_sends_one_statement(store: Store, store_settings: 
     else:
         claims = store._claims  # the asyncpg connections are the claims' own
         assert isinstance(claims, DriverClaims)
-        pool = claims._pool
-        assert pool is not None
-        async with pool.acquire() as conn:
+        async with claims.pool.connection() as conn:
             conn.add_query_logger(lambda record: sent.append(record.query))
-        # A pool of one connection would hand back the logged one; at most eight are opened.
-        assert pool.get_size() == 1
+        # A pool of one connection hands the logged one back; it opens more only when needed.
+        assert claims.pool.size() == 1
     assert await store.first_use("https://ehr.example", "one-statement", expires) is True
     assert len(sent) == 1
     assert sent[0].startswith("INSERT INTO jwt_replay")

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from typing import Final, Protocol
 
+import asyncpg
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from cds.errors import StoreUnavailable
@@ -204,6 +205,9 @@ class AuditWriter:
 def _bad_row(exc: Exception) -> bool:
     """Whether ``exc`` is about the row (a constraint, a value) rather than the database."""
     if isinstance(exc, IntegrityError | DataError):
+        return True
+    # The same from asyncpg itself (cds/store/audit_batch.py): SQLSTATE class 22 or 23.
+    if isinstance(exc, asyncpg.PostgresError) and str(exc.sqlstate)[:2] in {"22", "23"}:
         return True
     # A StatementError that is not a DBAPIError failed while binding a value, before the driver.
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)

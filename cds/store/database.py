@@ -20,6 +20,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from cds.errors import StoreUnavailable
 from cds.metrics import Metrics
 from cds.settings import Settings
+from cds.store.audit_batch import DriverAudit
+from cds.store.driver_pool import DriverPool, uses_driver_pool
 from cds.store.engines import create_batch_engine, create_engine, insert, is_busy
 from cds.store.models import (
     AuditRecord,
@@ -103,7 +105,10 @@ class Store:
         else:
             url, key = target, patient_hash_key
         self.engine = create_engine(url)
-        self._claims = claims_for(self.engine)
+        # PostgreSQL: the statements every call causes go on asyncpg connections of their own.
+        self._driver = DriverPool(self.engine) if uses_driver_pool(self.engine) else None
+        self._claims = claims_for(self.engine, self._driver)
+        self._driver_audit = DriverAudit(self._driver) if self._driver is not None else None
         self._batch_engine = create_batch_engine(url)
         self._hash_key = key
         self._next_purge = 0.0
@@ -142,7 +147,8 @@ class Store:
         await self.close()
 
     async def close(self) -> None:
-        await self._claims.close()
+        if self._driver is not None:
+            await self._driver.close()
         if self._batch_engine is not None:
             self._batch_engine.dispose()
         await self.engine.dispose()
@@ -203,6 +209,9 @@ class Store:
         cards = [
             issued_card_row(card, audit.patient_hash) for audit, issued in calls for card in issued
         ]
+        if self._driver_audit is not None:
+            await self._driver_audit.write(audits, cards)
+            return
         if self._batch_engine is not None:
             await self._write_on_loop(self._batch_engine, audits, cards)
             return
