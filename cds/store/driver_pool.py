@@ -50,8 +50,13 @@ class DriverPool:
     async def connection(self) -> AsyncIterator[Any]:
         """One asyncpg connection for one statement."""
         pool = self._pool or await self._open()
-        async with pool.acquire(timeout=DRIVER_WAIT_SECONDS) as conn:
+        # Not acquire(timeout=...): that wraps each acquire in a task of its own.
+        async with asyncio.timeout(DRIVER_WAIT_SECONDS):
+            conn = await pool.acquire()
+        try:
             yield conn
+        finally:
+            await pool.release(conn)
 
     async def _open(self) -> Any:
         # Opened on the event loop that serves the calls, by the first of them.
