@@ -95,7 +95,7 @@ async def _run(store: Store, calls: int, database: Cluster | None) -> dict[str, 
     }
 
 
-async def _measure(url: str, calls: int, rounds: int, database: Cluster | None) -> list[Any]:
+async def measure(url: str, calls: int, rounds: int, database: Cluster | None) -> list[Any]:
     settings = load_settings(database_url=url, patient_hash_key=SecretStr("bench-only-key"))
     await upgrade(settings)
     async with Store.from_settings(settings) as store:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         database = None if args.database_url else stack.enter_context(throwaway_cluster())
         url = args.database_url or (database.url if database else "")
-        runs = asyncio.run(_measure(url, args.calls, args.rounds, database))
+        runs = asyncio.run(measure(url, args.calls, args.rounds, database))
     machine["load_average_at_end"] = results.load_average()
     summary = {
         key: median(run[key] for run in runs)
