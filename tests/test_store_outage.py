@@ -220,6 +220,9 @@ def test_asyncpg_errors_met_without_sqlalchemy_are_told_apart_too() -> None:
     assert unreachable_cause(asyncpg.ConnectionDoesNotExistError()) is Cause.disconnected
     assert unreachable_cause(asyncpg.InterfaceError("connection is closed")) is Cause.disconnected
     assert unreachable_cause(asyncpg.CannotConnectNowError()) is Cause.unavailable
+    # What the next statement on a connection the server dropped while it was idle raises.
+    dropped = asyncpg.InternalClientError("cannot switch to state 15; another operation is in")
+    assert unreachable_cause(dropped) is Cause.disconnected
     in_progress = asyncpg.InterfaceError("another operation is in progress")
     assert unreachable_cause(in_progress) is None
     assert unreachable_cause(asyncpg.UndefinedTableError()) is None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -55,6 +56,14 @@ class DriverPool:
             conn = await pool.acquire()
         try:
             yield conn
+        except BaseException as exc:
+            if not _about_the_statement(exc):
+                # The server dropped it, or it broke mid-exchange: its state is unknown, so it
+                # is closed, and the pool opens a new one for the next statement. (One asyncpg
+                # saw closed is already back in the pool, and refuses calls.)
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
+            raise
         finally:
             await pool.release(conn)
 
@@ -84,3 +93,9 @@ class DriverPool:
 
 async def _nothing_to_reset(_conn: Any) -> None:
     return None
+
+
+def _about_the_statement(exc: BaseException) -> bool:
+    """An error the server raised about the statement's values (SQLSTATE class 22 or 23), which
+    leaves the connection as it was."""
+    return isinstance(exc, asyncpg.PostgresError) and str(exc.sqlstate)[:2] in {"22", "23"}

@@ -89,6 +89,10 @@ def unreachable_cause(exc: BaseException) -> Cause | None:
     # connections (cds/store/replay_claims.py), which use asyncpg without SQLAlchemy.
     if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
         return Cause.disconnected
+    # A connection the server dropped between two statements fails the next one as a protocol
+    # state asyncpg did not expect (it is then closed: cds/store/driver_pool.py).
+    if isinstance(exc, asyncpg.InternalClientError):
+        return Cause.disconnected
     return _sqlstate_cause(exc)
 
 
