@@ -159,9 +159,9 @@ class SnoozeStore:
 
 def _lookup_engine(engine: AsyncEngine) -> AsyncEngine:
     """On PostgreSQL, a small pool of its own for the hook calls' lookups: one round trip each.
-    The store's engine checks each connection before use and wraps each statement in a
-    transaction, three more round trips; a lookup needs neither, since one that fails on a
-    dead connection shows the cards (fail open) and the pool then drops its connections.
+    The store's engine wraps each statement in a transaction, two more round trips; a lookup
+    needs none, since one that fails on a dead connection shows the cards (fail open) and the
+    pool then drops its connections.
     Elsewhere the store's engine."""
     if engine.dialect.name != "postgresql":
         return engine
