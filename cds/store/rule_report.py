@@ -43,14 +43,13 @@ def week_edges(start: datetime, end: datetime) -> list[datetime]:
     return [*edges, end]
 
 
-def _version(dialect: str, rule_id: Any) -> Any:
+def _version(dialect: str, rule_id: Any, versions: Any = invocations.c.rule_versions) -> Any:
     """The version the call ran of the rule ``rule_id`` (a column), from the call's
     ``rule_versions`` (NULL for calls audited before rules had versions)."""
-    inv = invocations
     if dialect == "sqlite":
         path = sa.literal('$."', sa.String) + rule_id + sa.literal('"', sa.String)
-        return sa.type_coerce(sa.func.json_extract(inv.c.rule_versions, path), sa.String)
-    return sa.type_coerce(inv.c.rule_versions.op("->>")(rule_id), sa.String)
+        return sa.type_coerce(sa.func.json_extract(versions, path), sa.String)
+    return sa.type_coerce(versions.op("->>")(rule_id), sa.String)
 
 
 def _unnest(dialect: str, column: Any, name: str) -> Any:
@@ -109,22 +108,43 @@ def _listed(dialect: str, column: Any, service_id: str | None, edges: Sequence[d
 
 
 def _showings(dialect: str, service_id: str | None, edges: Sequence[datetime]) -> Any:
-    """One row per card a call in the range returned: the uuid repeats on every call."""
+    """One row per card a call in the range returned: the uuid repeats on every call.
+
+    Each card's rule is looked up by its key (service, uuid): joined instead, SQLite's planner
+    read every issued card of the service for each call, a time that grew as calls times cards.
+    A uuid no card row has (its audit not written yet) is left out, as the join left it."""
     inv, ic = invocations, issued_cards
     shown = _unnest(dialect, inv.c.card_uuids, "shown")
-    return (
+    card_uuid = sa.type_coerce(shown.c.value, sa.String)
+    rule_of = (
+        sa.select(ic.c.rule_id)
+        .where(ic.c.service_id == inv.c.service_id, ic.c.card_uuid == card_uuid)
+        .scalar_subquery()
+    )
+    calls = (
         sa.select(
             inv.c.service_id,
-            ic.c.rule_id,
-            _version(dialect, ic.c.rule_id).label("rule_version"),
+            rule_of.label("rule_id"),
+            inv.c.rule_versions,
             _bucket(edges).label("bucket"),
-            ic.c.card_uuid,
+            card_uuid.label("card_uuid"),
             inv.c.patient_hash,
         )
         .select_from(inv)
         .join(shown, sa.true())
-        .join(ic, sa.and_(ic.c.card_uuid == shown.c.value, ic.c.service_id == inv.c.service_id))
         .where(*_window(service_id, edges))
+        .subquery("calls")
+    )
+    return (
+        sa.select(
+            calls.c.service_id,
+            calls.c.rule_id,
+            _version(dialect, calls.c.rule_id, calls.c.rule_versions).label("rule_version"),
+            calls.c.bucket,
+            calls.c.card_uuid,
+            calls.c.patient_hash,
+        )
+        .where(calls.c.rule_id.is_not(None))
         .subquery("showings")
     )
 
