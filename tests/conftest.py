@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +43,14 @@ def catalogue() -> Catalogue:
     do not change them share it (a test that does builds its own from its own directories)."""
     shipped = Settings(env="test")
     return load_catalogue(shipped.rules_dir, shipped.cards_dir, shipped.topic_system)
+
+
+@pytest.fixture
+def content_tree(tmp_path: Path) -> Path:
+    """A copy of the shipped rules and cards, for a test to change."""
+    for part in ("rules", "cards"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    return tmp_path
 
 
 @pytest.fixture

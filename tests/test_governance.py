@@ -6,7 +6,6 @@ named by ``cds rules check`` and ``/readyz``."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from datetime import date, datetime
@@ -18,7 +17,7 @@ import pytest
 
 from cds.app import create_app
 from cds.cards.links import link_problem, load_link_hosts
-from cds.catalogue import check, load_catalogue
+from cds.catalogue import Catalogue, check, load_catalogue
 from cds.governance import RuleGovernance
 from cds.governance.reads import rule_reads
 from cds.invocation import evaluate_offline
@@ -33,19 +32,6 @@ TODAY = date(2026, 12, 6)
 AFTER_RED_FLAG_REVIEW = "2027-06-01T12:00:00+00:00"
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Any:
-    return load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """A copy of the shipped content to change."""
-    for part in ("rules", "cards"):
-        shutil.copytree(PROJECT_ROOT / part, tmp_path / part)
-    return tmp_path
-
-
 def fired(catalogue: Any, body: dict[str, Any]) -> list[str]:
     response = anyio.run(evaluate_offline, catalogue, body, NOW)
     return [card["source"]["topic"]["code"] for card in response["cards"]]
@@ -54,49 +40,49 @@ def fired(catalogue: Any, body: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- shipped data
 
 
-def test_every_shipped_rule_has_exactly_one_governance_record(shipped: Any) -> None:
-    assert set(shipped.governance.records) == {rule.id for rule in shipped.rules.values()}
-    assert len(shipped.governance.records) == 17
+def test_every_shipped_rule_has_exactly_one_governance_record(catalogue: Catalogue) -> None:
+    assert set(catalogue.governance.records) == {rule.id for rule in catalogue.rules.values()}
+    assert len(catalogue.governance.records) == 17
 
 
 def test_every_shipped_rule_is_active_reviewed_before_today_and_due_after_it(
-    shipped: Any,
+    catalogue: Catalogue,
 ) -> None:
-    for record in shipped.governance.records.values():
+    for record in catalogue.governance.records.values():
         assert record.status == "active", record.id
         assert record.effective is None, record.id
         assert record.last_reviewed <= TODAY < record.next_review, record.id
         assert record.owner.endswith("(CDS committee)"), record.id
         assert record.intended_use, record.id
         assert record.cautions, record.id
-    assert shipped.governance.overdue(TODAY) == []
+    assert catalogue.governance.overdue(TODAY) == []
 
 
-def test_every_evidence_link_is_an_https_page_of_an_allowed_publisher(shipped: Any) -> None:
+def test_every_evidence_link_is_an_https_page_of_an_allowed_publisher(catalogue: Catalogue) -> None:
     hosts = load_link_hosts(PROJECT_ROOT / "cards", [])
     assert hosts is not None
-    for record in shipped.governance.records.values():
+    for record in catalogue.governance.records.values():
         for citation in record.evidence:
             assert link_problem(citation.url, hosts.names) is None, (record.id, citation.url)
             assert 1900 <= citation.year <= record.last_reviewed.year
 
 
-def test_every_record_declares_exactly_the_data_its_clauses_read(shipped: Any) -> None:
-    for record in shipped.governance.records.values():
-        assert set(record.reads) == rule_reads(record.id, shipped.rules), record.id
+def test_every_record_declares_exactly_the_data_its_clauses_read(catalogue: Catalogue) -> None:
+    for record in catalogue.governance.records.values():
+        assert set(record.reads) == rule_reads(record.id, catalogue.rules), record.id
 
 
 def test_the_order_rules_read_the_drafts_and_the_red_flags_read_no_medications(
-    shipped: Any,
+    catalogue: Catalogue,
 ) -> None:
-    reads = {rid: set(r.reads) for rid, r in shipped.governance.records.items()}
+    reads = {rid: set(r.reads) for rid, r in catalogue.governance.records.items()}
     assert "MedicationRequest" in reads["OS-04"]
     assert "MedicationRequest" not in reads["RF-01"]
     assert "Observation" in reads["RF-03"]  # measured weight loss
 
 
-def test_every_audit_row_gets_the_version_of_each_rule_it_names(shipped: Any) -> None:
-    assert shipped.governance.versions(["RF-01", "OS-02"]) == {"RF-01": "1.0.0", "OS-02": "1.0.0"}
+def test_every_audit_row_gets_the_version_of_each_rule_it_names(catalogue: Catalogue) -> None:
+    assert catalogue.governance.versions(["RF-01", "OS-02"]) == {"RF-01": "1.0.0", "OS-02": "1.0.0"}
 
 
 # --------------------------------------------------------------------------- bad records
@@ -152,11 +138,11 @@ def test_every_audit_row_gets_the_version_of_each_rule_it_names(shipped: Any) ->
     ],
 )
 def test_a_bad_record_is_a_problem_at_its_file_line_and_column(
-    tree: Path, old: str, new: str, at_new: bool, message: str
+    content_tree: Path, old: str, new: str, at_new: bool, message: str
 ) -> None:
-    path = tree / "rules" / "governance" / "RB-01.yaml"
+    path = content_tree / "rules" / "governance" / "RB-01.yaml"
     place = replace(path, old, new)
-    problems = check(tree / "rules", tree / "cards", TOPIC)
+    problems = check(content_tree / "rules", content_tree / "cards", TOPIC)
     assert len(problems) == 1, problems
     (problem,) = problems
     assert problem.startswith("rules/governance/RB-01.yaml:"), problem
@@ -168,30 +154,30 @@ def test_a_bad_record_is_a_problem_at_its_file_line_and_column(
         assert line == place.split(":")[0]
 
 
-def test_the_host_problem_points_at_the_link_itself(tree: Path) -> None:
-    path = tree / "rules" / "governance" / "MIM-03.yaml"
+def test_the_host_problem_points_at_the_link_itself(content_tree: Path) -> None:
+    path = content_tree / "rules" / "governance" / "MIM-03.yaml"
     replace(path, "https://www.nice.org.uk/guidance/cg168", "https://nice.example.org/cg168")
     text = path.read_text(encoding="utf-8").splitlines()
     line = next(i for i, t in enumerate(text, 1) if "nice.example.org" in t)
     column = text[line - 1].index("https") + 1
-    (problem,) = check(tree / "rules", tree / "cards", TOPIC)
+    (problem,) = check(content_tree / "rules", content_tree / "cards", TOPIC)
     assert problem.startswith(f"rules/governance/MIM-03.yaml:{line}:{column}: evidence[0].url:")
 
 
-def test_a_rule_without_a_record_cannot_load(tree: Path) -> None:
-    (tree / "rules" / "governance" / "DM-02.yaml").unlink()
-    problems = check(tree / "rules", tree / "cards", TOPIC)
+def test_a_rule_without_a_record_cannot_load(content_tree: Path) -> None:
+    (content_tree / "rules" / "governance" / "DM-02.yaml").unlink()
+    problems = check(content_tree / "rules", content_tree / "cards", TOPIC)
     assert problems == [
         "rules/governance/DM-02.yaml: rule DM-02 has no governance record "
         "(version, status, owner, review dates, evidence)"
     ]
 
 
-def test_a_record_for_a_rule_that_does_not_exist_is_refused(tree: Path) -> None:
-    governance = tree / "rules" / "governance"
+def test_a_record_for_a_rule_that_does_not_exist_is_refused(content_tree: Path) -> None:
+    governance = content_tree / "rules" / "governance"
     text = (governance / "DM-02.yaml").read_text(encoding="utf-8")
     (governance / "DM-09.yaml").write_text(text.replace("id: DM-02", "id: DM-09"))
-    (problem,) = check(tree / "rules", tree / "cards", TOPIC)
+    (problem,) = check(content_tree / "rules", content_tree / "cards", TOPIC)
     assert problem.startswith("rules/governance/DM-09.yaml:")
     assert "id: no rule 'DM-09' is defined in rules/" in problem
 
@@ -237,31 +223,33 @@ def test_an_active_rule_shows_a_draft_one_runs_in_shadow_inside_their_period_onl
 
 
 def test_a_retired_rule_never_fires_and_the_others_still_do(
-    tree: Path, rb01_request: dict[str, Any]
+    content_tree: Path, rb01_request: dict[str, Any]
 ) -> None:
-    before = load_catalogue(tree / "rules", tree / "cards", TOPIC)
+    before = load_catalogue(content_tree / "rules", content_tree / "cards", TOPIC)
     assert "RB-01" in fired(before, rb01_request)
-    replace(tree / "rules" / "governance" / "RB-01.yaml", "status: active", "status: retired")
-    after = load_catalogue(tree / "rules", tree / "cards", TOPIC)
+    replace(
+        content_tree / "rules" / "governance" / "RB-01.yaml", "status: active", "status: retired"
+    )
+    after = load_catalogue(content_tree / "rules", content_tree / "cards", TOPIC)
     assert "RB-01" not in fired(after, rb01_request)
     assert fired(after, rb01_request) == [c for c in fired(before, rb01_request) if c != "RB-01"]
 
 
-def test_a_draft_rule_returns_no_card(tree: Path, rb01_request: dict[str, Any]) -> None:
-    replace(tree / "rules" / "governance" / "RB-01.yaml", "status: active", "status: draft")
-    catalogue = load_catalogue(tree / "rules", tree / "cards", TOPIC)
+def test_a_draft_rule_returns_no_card(content_tree: Path, rb01_request: dict[str, Any]) -> None:
+    replace(content_tree / "rules" / "governance" / "RB-01.yaml", "status: active", "status: draft")
+    catalogue = load_catalogue(content_tree / "rules", content_tree / "cards", TOPIC)
     assert "RB-01" not in fired(catalogue, rb01_request)
 
 
 def test_a_rule_outside_its_effective_period_does_not_fire(
-    tree: Path, rb01_request: dict[str, Any]
+    content_tree: Path, rb01_request: dict[str, Any]
 ) -> None:
     replace(
-        tree / "rules" / "governance" / "RB-01.yaml",
+        content_tree / "rules" / "governance" / "RB-01.yaml",
         "status: active",
         'status: active\neffective: {start: "2026-07-01"}',
     )
-    catalogue = load_catalogue(tree / "rules", tree / "cards", TOPIC)
+    catalogue = load_catalogue(content_tree / "rules", content_tree / "cards", TOPIC)
     assert "RB-01" not in fired(catalogue, rb01_request)  # the call is on 2026-06-01
 
 
@@ -296,8 +284,8 @@ def test_rules_check_names_no_rule_before_any_review_is_due() -> None:
     assert (done.returncode, done.stderr) == (0, "")
 
 
-def test_a_rule_past_its_review_date_still_fires(tree: Path) -> None:
-    catalogue = load_catalogue(tree / "rules", tree / "cards", TOPIC)
+def test_a_rule_past_its_review_date_still_fires(content_tree: Path) -> None:
+    catalogue = load_catalogue(content_tree / "rules", content_tree / "cards", TOPIC)
     late = datetime.fromisoformat(AFTER_RED_FLAG_REVIEW)
     assert catalogue.governance.overdue(late.date()) == ["RF-01", "RF-02", "RF-03"]
     assert all(catalogue.governance.mode(rid, late.date()) == "on" for rid in ("RF-01", "RF-02"))

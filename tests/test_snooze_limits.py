@@ -3,47 +3,34 @@ maximum, ISO 8601 durations, the default within the maximum, a red flag's maximu
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from cds.catalogue import check, load_catalogue
+from cds.catalogue import Catalogue, check
 from cds.governance.schema import Snooze, format_duration, parse_duration
-from cds.settings import PROJECT_ROOT
 from tests.test_rule_file_errors import replace
 
 TOPIC = "https://footpath-cds.example.org/CodeSystem/rule"
 RED_FLAGS = ("RF-01", "RF-02", "RF-03")
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Any:
-    return load_catalogue(PROJECT_ROOT / "rules", PROJECT_ROOT / "cards", TOPIC)
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    for part in ("rules", "cards"):
-        shutil.copytree(PROJECT_ROOT / part, tmp_path / part)
-    return tmp_path
-
-
-def test_red_flags_are_snoozed_for_eight_hours_and_never_past_a_day(shipped: Any) -> None:
+def test_red_flags_are_snoozed_for_eight_hours_and_never_past_a_day(catalogue: Catalogue) -> None:
     for rule_id in RED_FLAGS:
-        assert shipped.governance.snooze_period(rule_id) == timedelta(hours=8)
-        assert shipped.governance.snooze_maximum(rule_id) == timedelta(hours=24)
+        assert catalogue.governance.snooze_period(rule_id) == timedelta(hours=8)
+        assert catalogue.governance.snooze_maximum(rule_id) == timedelta(hours=24)
 
 
-def test_every_other_rule_is_snoozed_for_thirty_days_and_at_most_ninety(shipped: Any) -> None:
-    others = set(shipped.governance.records) - set(RED_FLAGS)
+def test_every_other_rule_is_snoozed_for_thirty_days_and_at_most_ninety(
+    catalogue: Catalogue,
+) -> None:
+    others = set(catalogue.governance.records) - set(RED_FLAGS)
     assert len(others) == 14
     for rule_id in others:
-        assert shipped.governance.snooze_period(rule_id) == timedelta(days=30)
-        assert shipped.governance.snooze_maximum(rule_id) == timedelta(days=90)
+        assert catalogue.governance.snooze_period(rule_id) == timedelta(days=30)
+        assert catalogue.governance.snooze_maximum(rule_id) == timedelta(days=90)
 
 
 @pytest.mark.parametrize(
@@ -84,26 +71,26 @@ def test_a_zero_default_is_refused() -> None:
         Snooze.model_validate({"default": "PT0S", "maximum": "P30D"})
 
 
-def test_a_red_flag_snoozed_past_a_day_is_a_problem_at_its_maximum(tree: Path) -> None:
-    path = tree / "rules" / "governance" / "RF-02.yaml"
+def test_a_red_flag_snoozed_past_a_day_is_a_problem_at_its_maximum(content_tree: Path) -> None:
+    path = content_tree / "rules" / "governance" / "RF-02.yaml"
     place = replace(path, "maximum: PT24H", "maximum: PT25H")
-    (problem,) = check(tree / "rules", tree / "cards", TOPIC)
+    (problem,) = check(content_tree / "rules", content_tree / "cards", TOPIC)
     line = place.split(":")[0]
     assert problem.startswith(f"rules/governance/RF-02.yaml:{line}:"), problem
     assert "snooze.maximum: RF-02 is a red flag, snoozed for at most PT24H, not P1DT1H" in problem
 
 
-def test_a_record_without_snooze_limits_cannot_load(tree: Path) -> None:
-    path = tree / "rules" / "governance" / "DM-01.yaml"
+def test_a_record_without_snooze_limits_cannot_load(content_tree: Path) -> None:
+    path = content_tree / "rules" / "governance" / "DM-01.yaml"
     replace(path, "snooze:\n  default: P30D\n  maximum: P90D\n", "")
-    (problem,) = check(tree / "rules", tree / "cards", TOPIC)
+    (problem,) = check(content_tree / "rules", content_tree / "cards", TOPIC)
     assert problem.startswith("rules/governance/DM-01.yaml:")
     assert "snooze: the key 'snooze' is missing" in problem, problem
 
 
-def test_a_duration_in_months_in_a_record_is_a_problem_at_its_line(tree: Path) -> None:
-    path = tree / "rules" / "governance" / "OS-03.yaml"
+def test_a_duration_in_months_in_a_record_is_a_problem_at_its_line(content_tree: Path) -> None:
+    path = content_tree / "rules" / "governance" / "OS-03.yaml"
     place = replace(path, "default: P30D", "default: P1M")
-    (problem,) = check(tree / "rules", tree / "cards", TOPIC)
+    (problem,) = check(content_tree / "rules", content_tree / "cards", TOPIC)
     assert problem.startswith(f"rules/governance/OS-03.yaml:{place.split(':')[0]}:"), problem
     assert "'P1M' is not an ISO 8601 duration" in problem
