@@ -20,7 +20,7 @@ from cds.catalogue import Catalogue
 from cds.logs import configure_logging
 from cds.migrations import upgrade
 from cds.settings import Settings
-from cds.store.outage import Cause, unreachable_cause
+from cds.store.outage import Cause, Operation, OutageWatch, unreachable_cause
 from tests.conftest import changed, serving
 from tests.jwt_minting import ISSUER, make_issuer
 
@@ -200,6 +200,26 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     assert len(ended) == 1
     assert ended[0]["count"] == 6
     assert counted(app, "feedback", "unavailable") == 5
+
+
+def test_an_answer_to_a_query_sent_before_the_outage_does_not_end_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    watch = OutageWatch(clock=lambda: now[0])
+    sent_early = watch.began()
+    now[0] = 1.0
+    watch.failed(Operation.feedback, Cause.disconnected)
+    now[0] = 1.1
+    watch.reached(sent_early)
+    assert watch.down
+    sent_after = watch.began()
+    now[0] = 2.0
+    watch.reached(sent_after)
+    assert not watch.down
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum(m.startswith("database unreachable") for m in messages) == 1
+    assert messages.count("database reachable again") == 1
 
 
 def test_a_bad_row_is_a_bug_not_an_outage() -> None:

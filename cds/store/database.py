@@ -125,6 +125,7 @@ class Store:
 
         Any other error (a bad row, a bug) goes through unchanged.
         """
+        began = self.outage.began()
         try:
             yield
         except Exception as exc:
@@ -133,7 +134,7 @@ class Store:
                 raise
             self.outage.failed(operation, cause)
             raise StoreUnavailable from exc
-        self.outage.reached()
+        self.outage.reached(began)
 
     async def __aenter__(self) -> Self:
         return self

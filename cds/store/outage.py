@@ -142,8 +142,18 @@ class OutageWatch:
             extra=log_fields(cause=str(cause), operation=str(operation)),
         )
 
-    def reached(self) -> None:
+    def began(self) -> float:
+        """When an operation begins, for :meth:`reached`."""
+        return self._clock()
+
+    def reached(self, began: float | None = None) -> None:
+        """An operation the database answered, begun at ``began`` (from :meth:`began`). One
+        begun before the outage was seen proves nothing about now: while a database shuts
+        down, a query sent earlier can still be answered after another has failed, and
+        counting it would log the outage's end and a second start within milliseconds."""
         if self._down_since is None:
+            return
+        if began is not None and began < self._down_since:
             return
         seconds = self._clock() - self._down_since
         self._down_since = None
