@@ -88,7 +88,6 @@ def evaluate_body(
         data = read_prefetch(service.prefetch, service.required_prefetch, request, None).finish()
         t3 = time.perf_counter()
         evaluation = evaluate(
-            catalogue,
             service,
             request,
             context,

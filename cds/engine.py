@@ -258,7 +258,6 @@ def _one_per_kind(owner: Owner, kept: list[_Fired]) -> set[str]:
 
 
 def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer calls
-    catalogue: Catalogue,
     service: ServiceDefinition,
     request: hooks.HookRequest,
     context: hooks.PatientViewContext | hooks.OrderSignContext,
@@ -271,7 +270,8 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
 ) -> Evaluation:
     """Evaluate ``service`` for one hook call; pure (no I/O), deterministic for a given ``now``.
 
-    ``caches`` are the app's, built for ``catalogue``: the only thing evaluation writes.
+    ``caches`` are the app's, and name the catalogue they were built for (the one evaluated):
+    the only thing evaluation writes.
     ``issued_at`` stamps the issued cards (the store's records follow the real clock even when
     ``now`` is fixed, as in the demo); ``now`` when not given.
 
@@ -279,8 +279,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     ``UnreadableData`` (412) for a required key holding a resource the rules would read that
     cannot be read, both even with single values read as lists.
     """
-    if caches.catalogue is not catalogue:
-        raise ValueError("the evaluation caches were built for another catalogue")
+    catalogue = caches.catalogue
     record = _record(
         caches,
         service=service,

@@ -250,7 +250,6 @@ def _evaluate(parts: HookCallParts, call: _Call, waiting: _Waiting, data: Patien
     service, gathering = call.service, waiting.gathering
     try:
         evaluation = evaluate(
-            parts.catalogue,
             service,
             waiting.request,
             waiting.context,
@@ -384,7 +383,6 @@ async def evaluate_offline(
     gathering = read_prefetch(service.prefetch, service.required_prefetch, request, None)
     data = await complete(gathering, None)
     evaluation = evaluate(
-        catalogue,
         service,
         request,
         context,

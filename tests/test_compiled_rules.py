@@ -154,9 +154,7 @@ async def test_a_golden_case_answers_the_same_compiled_or_interpreted(
             if isinstance(v, dict)
         }
         try:
-            evaluation = evaluate(
-                catalogue, service, request, context, resources, {}, now, caches=caches
-            )
+            evaluation = evaluate(service, request, context, resources, {}, now, caches=caches)
         except Exception as exc:  # the same refusal either way
             answers.append(type(exc).__name__)
             continue

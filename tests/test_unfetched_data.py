@@ -28,7 +28,7 @@ def fired(catalogue: Catalogue, service: ServiceDefinition, case: dict[str, Any]
     resources["patient"] = [case["request"]["prefetch"]["patient"]]
     now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
     caches = EvaluationCaches.for_catalogue(catalogue)
-    return evaluate(catalogue, service, request, context, resources, {}, now, caches=caches).fired
+    return evaluate(service, request, context, resources, {}, now, caches=caches).fired
 
 
 def test_os01_challenges_an_early_mri_when_the_weights_were_read(catalogue: Catalogue) -> None:
