@@ -128,7 +128,6 @@ def build_parts(
     jwks_client = httpx.AsyncClient(transport=jwks_transport, timeout=5.0)
     parts = AppParts(
         settings=settings,
-        catalogue=catalogue,
         clock=clock_for(settings.fixed_now),
         verifier=JwtVerifier(settings, replay_cache_for(settings, store), jwks_client),
         fhir_access=FhirAccess.of(

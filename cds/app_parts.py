@@ -26,7 +26,6 @@ class AppParts:
     """What ``create_app`` builds at startup; ``aclose`` releases it at shutdown."""
 
     settings: Settings
-    catalogue: Catalogue
     clock: Clock
     verifier: JwtVerifier
     fhir_access: FhirAccess
@@ -34,8 +33,8 @@ class AppParts:
     metrics: Metrics
     # Writes each call's audit row and issued cards in batches; started by the app's lifespan.
     audit: AuditWriter
-    # What evaluation remembers between calls (validation, matching) and the card frames: this
-    # app's own, never shared with another app.
+    # What evaluation remembers between calls (validation, matching), the card frames and the
+    # compiled rules, for the catalogue the app serves: this app's own, never shared.
     caches: EvaluationCaches
     # Cards overridden with a snoozing reason, hidden for their rule's period (shared table).
     snoozes: Snoozing
@@ -49,6 +48,12 @@ class AppParts:
     store_health: StoreHealth = field(init=False)
     # Extra async resources to release at shutdown (for example the JWKS HTTP client).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue the app serves: the one its caches were built for, so the two cannot
+        disagree."""
+        return self.caches.catalogue
 
     def __post_init__(self) -> None:
         # Discovery never changes while the process runs: render it once.
