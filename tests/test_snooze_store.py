@@ -4,18 +4,25 @@ batches."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from cds.catalogue import Catalogue
+from cds.migrations import upgrade
+from cds.settings import load_settings
 from cds.snooze.snoozing import Snoozing
 from cds.store import Store
+from cds.store.driver_pool import DRIVER_CONNECTIONS
 from cds.store.schema import snoozes
+from cds.store.snooze_lookups import DriverLookup
 from cds.store.snoozes import NewSnooze, SnoozeStore
+from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +136,66 @@ async def test_a_lookup_the_database_cannot_answer_shows_every_card(catalogue: C
             assert await snoozing.hidden("back-to-foot", "hash-a", cards, T0) == set()
         finally:
             await snoozing.close()
+
+
+@pytest.fixture
+async def pg_store(postgres_server: PgServer) -> AsyncIterator[Store]:
+    """A migrated store on a new database of the session's PostgreSQL."""
+    settings = load_settings(
+        database_url=postgres_server.create_database(), patient_hash_key=SecretStr("test-key")
+    )
+    await upgrade(settings)
+    async with Store.from_settings(settings) as opened:
+        yield opened
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_the_lookup_sent_reads_the_primary_key_index(pg_store: Store) -> None:
+    assert pg_store.driver is not None
+    lookup = DriverLookup(pg_store.driver)
+    async with pg_store.driver.connection() as conn:
+        # An empty table is read by a scan whatever the indexes: ask for the plan with one.
+        await conn.execute("SET enable_seqscan = off")
+        try:
+            plan = await conn.fetch("EXPLAIN " + lookup.statement, "h", "s", ["a", "b"], T0)
+        finally:
+            await conn.execute("RESET enable_seqscan")
+    assert "pk_snoozes" in " ".join(row[0] for row in plan)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_busy_lookups_reuse_the_stores_connections(pg_store: Store) -> None:
+    driver = pg_store.driver
+    assert driver is not None
+    table = SnoozeStore(pg_store)
+    await table.snooze([snooze("c-1")])
+
+    async def sessions() -> int:
+        async with driver.connection() as conn:
+            return int(
+                await conn.fetchval(
+                    "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+                )
+            )
+
+    before = await sessions()
+    for _ in range(20):  # eight calls in flight on one worker, twenty times
+        found = await asyncio.gather(
+            *(table.active("hash-a", "back-to-foot", ["c-1", "c-2"], T0) for _ in range(8))
+        )
+        assert all([s.card_uuid for s in one] == ["c-1"] for one in found)
+    # The 160 lookups opened at most the pool's connections; none was closed and opened again.
+    assert await sessions() - before <= DRIVER_CONNECTIONS
+    await table.close()
+    assert driver.size() <= DRIVER_CONNECTIONS
+
+
+async def test_the_lookup_reads_aware_utc_datetimes_on_every_database(
+    table: SnoozeStore,
+) -> None:
+    east = timezone(timedelta(hours=5))
+    await table.snooze([snooze("c-1", at=T0.astimezone(east))])
+    (found,) = await table.active("hash-a", "back-to-foot", ["c-1"], T0.astimezone(east))
+    assert (found.snoozed_at, found.expires_at) == (T0, T0 + 30 * DAY)
+    assert found.snoozed_at.tzinfo == UTC
+    assert found.expires_at.tzinfo == UTC

@@ -115,6 +115,11 @@ class Store:
         self._since_checkpoint = 0
         self.outage = OutageWatch(metrics.store_unavailable if metrics is not None else None)
 
+    @property
+    def driver(self) -> DriverPool | None:
+        """The asyncpg connections for the statements every call causes (PostgreSQL only)."""
+        return self._driver
+
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Store:
         return cls(settings, metrics=metrics)

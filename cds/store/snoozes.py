@@ -10,19 +10,16 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from cds.store.database import Store
-from cds.store.engines import CONNECT_TIMEOUT_SECONDS, create_batch_engine, insert
+from cds.store.engines import insert
 from cds.store.outage import Operation
 from cds.store.schema import issued_cards, snoozes
+from cds.store.snooze_lookups import lookup_for
 
 # One purge deletes at most this many expired rows, so it never holds a long lock; rows are
 # only added by feedback, which purges again (docs/operations.md).
 PURGE_BATCH: Final = 5_000
-# Connections per worker for the hook calls' lookups on PostgreSQL (beside the store's pool).
-LOOKUP_POOL: Final = 2
-LOOKUP_OVERFLOW: Final = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,31 +54,14 @@ class NewSnooze:
     expires_at: datetime
 
 
-# Built once: a call's lookup only binds its values (building the statement cost more than
-# running it). The primary key's columns (patient_hash, service_id, card_uuid): one index range.
-_ACTIVE = sa.select(
-    snoozes.c.card_uuid, snoozes.c.rule_id, snoozes.c.snoozed_at, snoozes.c.expires_at
-).where(
-    snoozes.c.patient_hash == sa.bindparam("patient_hash"),
-    snoozes.c.service_id == sa.bindparam("service_id"),
-    snoozes.c.card_uuid.in_(sa.bindparam("card_uuids", expanding=True)),
-    snoozes.c.expires_at > sa.bindparam("now", type_=snoozes.c.expires_at.type),
-)
-
-
 class SnoozeStore:
-    """The snoozes table over the store's engine.
-
-    On a SQLite file the hook call's lookup runs on the event loop's thread, through a plain
-    connection of its own: aiosqlite's hop to its thread and back (a GIL wait under load) costs
-    more than the indexed read itself (docs/benchmarks.md, "Snooze lookup")."""
+    """The snoozes table over the store's engine; the hook call's lookup the cheapest way the
+    database allows (cds/store/snooze_lookups.py)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._engine = store.engine
-        url = store.engine.url.render_as_string(hide_password=False)
-        self._on_loop = create_batch_engine(url)
-        self._lookups = _lookup_engine(store.engine)
+        self._lookup = lookup_for(store.engine, store.driver)
 
     @property
     def down(self) -> bool:
@@ -89,28 +69,14 @@ class SnoozeStore:
         return self._store.outage.down
 
     async def close(self) -> None:
-        if self._on_loop is not None:
-            self._on_loop.dispose()
-        if self._lookups is not self._engine:
-            await self._lookups.dispose()
+        await self._lookup.close()
 
     async def active(
         self, patient_hash: str, service_id: str, card_uuids: Collection[str], now: datetime
     ) -> list[StoredSnooze]:
         """The unexpired snoozes of ``card_uuids`` for the patient: one indexed query."""
-        values = {
-            "patient_hash": patient_hash,
-            "service_id": service_id,
-            "card_uuids": list(card_uuids),
-            "now": now,
-        }
         async with self._store.reaching(Operation.snooze):
-            if self._on_loop is not None:
-                with self._on_loop.connect() as conn:
-                    rows = conn.execute(_ACTIVE, values).all()
-            else:
-                async with self._lookups.connect() as aconn:
-                    rows = (await aconn.execute(_ACTIVE, values)).all()
+            rows = await self._lookup.rows(patient_hash, service_id, card_uuids, now)
         return [StoredSnooze(*row) for row in rows]
 
     async def issued_to(self, service_id: str, card_uuids: Collection[str]) -> dict[str, IssuedTo]:
@@ -155,24 +121,6 @@ class SnoozeStore:
         async with self._store.reaching(Operation.snooze), self._engine.begin() as conn:
             result = await conn.execute(snoozes.delete().where(key.in_(expired)))
         return result.rowcount
-
-
-def _lookup_engine(engine: AsyncEngine) -> AsyncEngine:
-    """On PostgreSQL, a small pool of its own for the hook calls' lookups: one round trip each.
-    The store's engine wraps each statement in a transaction, two more round trips; a lookup
-    needs none, since one that fails on a dead connection shows the cards (fail open) and the
-    pool then drops its connections.
-    Elsewhere the store's engine."""
-    if engine.dialect.name != "postgresql":
-        return engine
-    return create_async_engine(
-        engine.url,
-        # One statement, read only: no BEGIN before it and no ROLLBACK after, each a round trip.
-        isolation_level="AUTOCOMMIT",
-        pool_size=LOOKUP_POOL,
-        max_overflow=LOOKUP_OVERFLOW,
-        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
-    )
 
 
 def _row(snooze: NewSnooze) -> dict[str, Any]:
