@@ -15,7 +15,6 @@ import orjson
 
 from bench import results
 from bench.generate import NOW, SERVICE_ID, SIZES, make_request, relevant_count
-from cds import hooks
 from cds.caches import EvaluationCaches
 from cds.catalogue import load_catalogue
 from cds.data.patient_data import read_prefetch
@@ -97,9 +96,9 @@ def evaluate_body(
             caches=caches,
         )
         t4 = time.perf_counter()
-        out = hooks.to_wire_json(evaluation.response)[1]
+        out = evaluation.wire_json()[1]
         t5 = time.perf_counter()
-        outcome = Outcome(out, len(evaluation.response.cards), evaluation.models_built)
+        outcome = Outcome(out, len(evaluation.answer["cards"]), evaluation.models_built)
         del raw, request, context, data, evaluation
     if stages is not None:
         for name, seconds in zip(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from cds.cards.prepared import PreparedCard, prepare_card
 from cds.cards.render import CardFrame, card_frame
 from cds.catalogue import Catalogue
 from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
@@ -28,7 +29,8 @@ class EvaluationCaches:
     ``validation`` remembers validation outcomes by content (bounded by
     CDS_VALIDATION_MEMO_SIZE); ``matching`` remembers the value sets of codes, words and
     concepts (bounded); the card frames and the rules' compiled trees (``trees``) are built
-    once here, for every rule of the catalogue, and only read after.
+    once here, for every rule of the catalogue, and only read after; so are the cards prepared
+    in wire form from the frames (``card``).
     """
 
     catalogue: Catalogue
@@ -36,6 +38,9 @@ class EvaluationCaches:
     matching: MatchMemo
     _frames: Mapping[str, tuple[RuleSpec, CardFrame]]
     trees: CompiledTrees
+    # Each rule's cards prepared in wire form (cds.cards.prepared); a rule missing here (or
+    # whose template the wire models would refuse) renders through the models.
+    _cards: Mapping[str, PreparedCard | None]
 
     @classmethod
     def for_catalogue(
@@ -60,12 +65,17 @@ class EvaluationCaches:
             )
             for key, rule in catalogue.rules.items()
         }
+        cards = {
+            key: prepare_card(catalogue.cards[rule.card], frame, catalogue.valuesets)
+            for key, (rule, frame) in frames.items()
+        }
         return cls(
             catalogue,
             ValidationMemo(validation_entries),
             MatchMemo(catalogue.valuesets),
             MappingProxyType(frames),
             CompiledTrees(catalogue.rules.values()),
+            MappingProxyType(cards),
         )
 
     def frame(self, rule: RuleSpec) -> CardFrame | None:
@@ -73,6 +83,13 @@ class EvaluationCaches:
         (a test's variant), whose frame the renderer builds for itself."""
         found = self._frames.get(rule.key)
         return found[1] if found is not None and found[0] is rule else None
+
+    def card(self, rule: RuleSpec) -> PreparedCard | None:
+        """``rule``'s cards prepared in wire form; None for a rule the catalogue does not hold,
+        or one to render through the wire models."""
+        if self.frame(rule) is None:
+            return None
+        return self._cards.get(rule.key)
 
     def clear(self) -> None:
         """Forget everything remembered (the card frames are not memory: they stay)."""

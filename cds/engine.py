@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from cds import hooks, rules
 from cds.caches import EvaluationCaches
 from cds.cards import CardTemplate, render
+from cds.cards.prepared import CardAnswer
 from cds.cards.schema import SuggestionSpec
 from cds.catalogue import Catalogue, ServiceDefinition
 from cds.errors import InvalidRequest, UnreadableData
@@ -46,7 +49,9 @@ class IssuedCard:
 class Evaluation:
     """What one evaluation produced, and what it cost."""
 
-    response: hooks.CdsResponse
+    # The wire answer, ``{"cards": [...]}``: what ``hooks.to_wire`` writes of the cards'
+    # models (no null or empty values). Its prepared parts are read-only.
+    answer: dict[str, Any]
     fired: list[str] = field(default_factory=list)
     issued: list[IssuedCard] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -56,6 +61,16 @@ class Evaluation:
     repaired: dict[tuple[str, str], int] = field(default_factory=dict)
     # Rules in shadow whose trigger held: audited as "would have fired", never shown.
     would_fire: list[str] = field(default_factory=list)
+
+    @property
+    def response(self) -> hooks.CdsResponse:
+        """The answer as the wire models (validated): for tools and tests, not the call."""
+        return hooks.CdsResponse.model_validate(self.answer)
+
+    def wire_json(self) -> tuple[dict[str, Any], bytes]:
+        """The answer and its JSON: ``hooks.to_wire_json(self.response)``, without the models
+        or the search for empty values (the answer holds none)."""
+        return self.answer, orjson.dumps(self.answer)
 
 
 @dataclass
@@ -257,6 +272,48 @@ def _one_per_kind(owner: Owner, kept: list[_Fired]) -> set[str]:
     return emptied
 
 
+def _card(
+    caches: EvaluationCaches, service: ServiceDefinition, patient_id: str, f: _Fired
+) -> CardAnswer:
+    """``f``'s card in wire form: from its rule's prepared card, else through the models."""
+    priority = f.priority or service.policy.indicator_priority[f.indicator]
+    prepared = caches.card(f.rule)
+    if prepared is not None:
+        return prepared.render(
+            service_id=service.id,
+            rule_key=f.rule.key,
+            indicator=f.indicator,
+            patient_id=patient_id,
+            evidence=f.result.evidence,
+            suggestions=f.suggestions,
+            notes=f.notes,
+            measured=f.result.notes,
+            draft=f.draft,
+            priority=priority,
+        )
+    catalogue = caches.catalogue
+    rendered = render(
+        catalogue.cards[f.rule.card],
+        service_id=service.id,
+        rule_key=f.rule.key,
+        rule_id=f.rule.id,
+        rule_name=f.rule.name,
+        indicator=f.indicator,
+        patient_id=patient_id,
+        evidence=f.result.evidence,
+        suggestions=f.suggestions,
+        notes=f.notes,
+        measured=f.result.notes,
+        draft=f.draft,
+        priority=priority,
+        valuesets=catalogue.valuesets,
+        topic_system=catalogue.topic_system,
+        frame=caches.frame(f.rule),
+    )
+    card = rendered.card
+    return CardAnswer(hooks.to_wire(card), str(card.uuid), rendered.suggestion_uuids)
+
+
 def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer calls
     service: ServiceDefinition,
     request: hooks.HookRequest,
@@ -290,7 +347,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     )
     if record.deceased:
         return Evaluation(
-            hooks.CdsResponse(cards=[]),
+            {"cards": []},
             [],
             [],
             record.skipped,
@@ -321,42 +378,25 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         fired.append(f)
     shown = _apply_precedence(service, fired)
     shown.sort(key=lambda f: (SEVERITY[f.indicator], f.order))
-    cards: list[hooks.Card] = []
+    cards: list[dict[str, Any]] = []
     issued: list[IssuedCard] = []
     for f in shown:
-        rendered = render(
-            catalogue.cards[f.rule.card],
-            service_id=service.id,
-            rule_key=f.rule.key,
-            rule_id=f.rule.id,
-            rule_name=f.rule.name,
-            indicator=f.indicator,
-            patient_id=context.patient_id,
-            evidence=f.result.evidence,
-            suggestions=f.suggestions,
-            notes=f.notes,
-            measured=f.result.notes,
-            draft=f.draft,
-            priority=f.priority or service.policy.indicator_priority[f.indicator],
-            valuesets=catalogue.valuesets,
-            topic_system=catalogue.topic_system,
-            frame=caches.frame(f.rule),
-        )
-        cards.append(rendered.card)
+        answer = _card(caches, service, context.patient_id, f)
+        cards.append(answer.card)
         issued.append(
             IssuedCard(
-                card_uuid=str(rendered.card.uuid),
+                card_uuid=answer.uuid,
                 rule_id=f.rule.id,
                 service_id=service.id,
                 hook_instance=request.hook_instance,
-                suggestion_uuids=rendered.suggestion_uuids,
+                suggestion_uuids=answer.suggestion_uuids,
                 issued_at=issued_at or now,
             )
         )
     fired_ids = list(dict.fromkeys(f.rule.id for f in shown))
     log.debug("rules fired: %s", fired_ids)
     return Evaluation(
-        hooks.CdsResponse(cards=cards),
+        {"cards": cards},
         fired_ids,
         issued,
         record.skipped,

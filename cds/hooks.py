@@ -397,6 +397,13 @@ def _pruned(value: Any) -> Any:
     return _DROP if value is None or value == "" else value
 
 
+def pruned(value: Any) -> Any:
+    """``value`` as :func:`to_wire` writes it below the top: None, "", and containers left
+    empty taken out; None when nothing is left."""
+    kept = _pruned(value)
+    return None if kept is _DROP else kept
+
+
 # What a value to prune looks like in JSON text. Inside a string these only cause a needless
 # walk, never a missed one: every null, "", [] and {} value is written exactly so.
 _PRUNE_MARKS = (b"null", b'""', b"[]", b"{}")

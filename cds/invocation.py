@@ -115,8 +115,7 @@ class _Call:
     status: int = 200
     failure: Exception | None = None
     wire: dict[str, Any] | None = None
-    # ``wire`` as JSON, from the encoding that checked it (hooks.to_wire_json); None once
-    # ``wire`` has changed since.
+    # ``wire`` as JSON (Evaluation.wire_json); None once ``wire`` has changed since.
     encoded: bytes | None = None
     fired: list[str] = field(default_factory=list)
     would_fire: list[str] = field(default_factory=list)  # rules in shadow: audited, not shown
@@ -272,7 +271,7 @@ def _evaluate(parts: HookCallParts, call: _Call, waiting: _Waiting, data: Patien
     call.skipped = sum(evaluation.skipped.values())
     call.repaired = sum(evaluation.repaired.values())
     _count(parts.metrics, service, evaluation)
-    call.wire, call.encoded = hooks.to_wire_json(evaluation.response)
+    call.wire, call.encoded = evaluation.wire_json()
 
 
 def _count(metrics: Metrics, service: ServiceDefinition, evaluation: Evaluation) -> None:
@@ -391,4 +390,4 @@ async def evaluate_offline(
         now,
         caches=EvaluationCaches.for_catalogue(catalogue, public_base_url=public_base_url),
     )
-    return hooks.to_wire(evaluation.response)
+    return evaluation.answer
