@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 
 Clause = TypeVar("Clause")
 RefKind = Literal["value set", "rule"]
+# What a clause reads of its ClauseInputs besides the record, the catalogue and the clock: the
+# compiled trees remember a shared sub-tree's result per value of only these (rules/compiled.py).
+Input = Literal["differential", "trigger"]
+NO_INPUTS: frozenset[Input] = frozenset()
+DIFFERENTIAL: frozenset[Input] = frozenset({"differential"})
+TRIGGER: frozenset[Input] = frozenset({"trigger"})
 # (path below the clause, e.g. ".valuesets[0]"; what it names; the id it names)
 Ref = tuple[str, RefKind, str]
 
@@ -64,6 +70,7 @@ class ClauseType(Generic[Clause]):
     # One sentence a clinician reads on the rule's page.
     describe: Callable[[Clause], str]
     refs: Callable[[Clause], Iterator[Ref]]
+    inputs: Callable[[Clause], frozenset[Input]]
 
 
 # ------------------------------------------------------------------ words
@@ -206,6 +213,10 @@ def _done(c: DoneClause, inputs: ClauseInputs) -> Result:
     return found(hits, available=record.available(*_done_reads(c)))
 
 
+def _done_inputs(c: DoneClause) -> frozenset[Input]:
+    return TRIGGER if c.after_trigger else NO_INPUTS
+
+
 def _describe_done(c: DoneClause) -> str:
     kinds = " or ".join(c.in_)
     article = "an" if kinds[0] in "aeiou" else "a"
@@ -320,12 +331,13 @@ class _Fact:
     result_of: Callable[[FactClause, ClauseInputs], Result]
     reads: tuple[str, ...]
     describe: Callable[[FactClause], str]
+    inputs: frozenset[Input]
 
 
 _FACTS: Mapping[str, _Fact] = {
-    "bilateral": _Fact(_bilateral, ("Condition", "Observation"), _describe_bilateral),
-    "new_onset": _Fact(_new_onset, ("Condition", "Observation"), _describe_new_onset),
-    "measured_weight_loss": _Fact(_weight_loss, ("Observation",), _describe_weight_loss),
+    "bilateral": _Fact(_bilateral, ("Condition", "Observation"), _describe_bilateral, DIFFERENTIAL),
+    "new_onset": _Fact(_new_onset, ("Condition", "Observation"), _describe_new_onset, DIFFERENTIAL),
+    "measured_weight_loss": _Fact(_weight_loss, ("Observation",), _describe_weight_loss, NO_INPUTS),
 }
 
 
@@ -372,6 +384,18 @@ def _describe_fact(fact: FactClause) -> str:
     return _FACTS[fact.name].describe(fact)
 
 
+def _fact_inputs(fact: FactClause) -> frozenset[Input]:
+    return _FACTS[fact.name].inputs
+
+
+def _condition_inputs(c: ConditionClause) -> frozenset[Input]:
+    return DIFFERENTIAL  # whether a differential diagnosis counts
+
+
+def _no_inputs(clause: object) -> frozenset[Input]:
+    return NO_INPUTS
+
+
 def _rule_reads(key: str) -> tuple[str, ...]:
     return ()  # the other rule's clauses say what they read
 
@@ -388,6 +412,7 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _condition_reads,
         _describe_condition,
         value_set_refs,
+        _condition_inputs,
     ),
     ClauseType(
         "observation",
@@ -396,8 +421,11 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _observation_reads,
         _describe_observation,
         value_set_refs,
+        _no_inputs,
     ),
-    ClauseType("done", DoneClause, _done, _done_reads, _describe_done, value_set_refs),
+    ClauseType(
+        "done", DoneClause, _done, _done_reads, _describe_done, value_set_refs, _done_inputs
+    ),
     ClauseType(
         "medication",
         MedicationClause,
@@ -405,12 +433,24 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _medication_reads,
         _describe_medication,
         value_set_refs,
+        _no_inputs,
     ),
-    ClauseType("draft", DraftClause, _draft, _draft_reads, _describe_draft, value_set_refs),
     ClauseType(
-        "patient", PatientClause, _patient, _patient_reads, _describe_patient, value_set_refs
+        "draft", DraftClause, _draft, _draft_reads, _describe_draft, value_set_refs, _no_inputs
     ),
-    ClauseType("fact", FactClause, _fact, _fact_reads, _describe_fact, value_set_refs),
-    ClauseType("rule", str, _rule, _rule_reads, _describe_rule, _rule_refs),
+    ClauseType(
+        "patient",
+        PatientClause,
+        _patient,
+        _patient_reads,
+        _describe_patient,
+        value_set_refs,
+        _no_inputs,
+    ),
+    ClauseType(
+        "fact", FactClause, _fact, _fact_reads, _describe_fact, value_set_refs, _fact_inputs
+    ),
+    # Another rule fires or not by its own settings, whoever asks (ClauseInputs.trigger_of).
+    ClauseType("rule", str, _rule, _rule_reads, _describe_rule, _rule_refs, _no_inputs),
 )
 CLAUSES: Mapping[str, ClauseType[Any]] = {t.name: t for t in _TYPES}

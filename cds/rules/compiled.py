@@ -6,8 +6,13 @@ two savings that change no answer:
 
 * structurally equal sub-trees (YAML anchors reuse a clinical definition across rules, and the
   indicator, drop and priority trees repeat parts of `when`) share one closure, whose result
-  is remembered for the call by (sub-tree, ``differential``, ``trigger``): the only inputs a
-  clause reads besides the record, which one call never changes;
+  is remembered for the call by the inputs its clauses read besides the record: whether a
+  differential diagnosis counts, the trigger date (``cds.rules.clauses.ClauseType.inputs``),
+  or neither, so a drop tree evaluated after the trigger reuses the `when` tree's results of
+  the parts that do not read the trigger. A sub-tree is remembered only where it can be asked
+  twice for the same inputs: one used in several places, or below a parent that reads an input
+  it does not (the parent may run for several values of it); any other runs once per value of
+  its inputs, as its only parent does;
 * `all` stops at its first FALSE child: FALSE carries no evidence, so the rest cannot change
   the result (`any` reads every child, since each TRUE one adds evidence).
 
@@ -17,10 +22,12 @@ it), held by the app's ``cds.caches.EvaluationCaches``, and only read after.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING
 
-from cds.rules.clauses import CLAUSES
+from cds.rules.clauses import CLAUSES, Input
 from cds.rules.logic import FALSE, UNKNOWN, Result, Tri
 from cds.rules.schema import Node, RuleSpec
 
@@ -75,25 +82,87 @@ def _not(child: Compiled) -> Compiled:
     return run
 
 
-def _clause(name: str, value: Any) -> Compiled:
-    evaluate = CLAUSES[name].result_of
+def _remembered(slot: int, reads: frozenset[Input], run: Compiled) -> Compiled:
+    """``run``, its result remembered for the call by ``slot`` and the inputs it ``reads``."""
+    key: Callable[[ClauseInputs], Hashable]
+    if not reads:
+        key = partial(_same, slot)
+    elif reads == {"differential"}:
+        key = partial(_by_differential, slot)
+    elif reads == {"trigger"}:
+        key = partial(_by_trigger, slot)
+    else:
+        key = partial(_by_both, slot)
 
-    def run(inputs: ClauseInputs) -> Result:
-        return evaluate(value, inputs)
-
-    return run
-
-
-def _remembered(slot: int, run: Compiled) -> Compiled:
     def remembered(inputs: ClauseInputs) -> Result:
-        key = (slot, inputs.differential, inputs.trigger)
+        at = key(inputs)
         results = inputs.results
-        found = results.get(key)
+        found = results.get(at)
         if found is None:
-            found = results[key] = run(inputs)
+            found = results[at] = run(inputs)
         return found
 
     return remembered
+
+
+def _same(slot: int, inputs: ClauseInputs) -> Hashable:
+    return slot
+
+
+def _by_differential(slot: int, inputs: ClauseInputs) -> Hashable:
+    return (slot, inputs.differential)
+
+
+def _by_trigger(slot: int, inputs: ClauseInputs) -> Hashable:
+    return (slot, None, inputs.trigger)
+
+
+def _by_both(slot: int, inputs: ClauseInputs) -> Hashable:
+    return (slot, inputs.differential, inputs.trigger)
+
+
+def _shape(node: Node) -> str:
+    return node.model_dump_json(by_alias=True)
+
+
+class _Census:
+    """Where each distinct sub-tree is used and what it reads: which ones to remember."""
+
+    def __init__(self, rules: Iterable[RuleSpec]) -> None:
+        self._shapes: dict[int, tuple[Node, str]] = {}  # id(node) -> (node, shape)
+        self._uses: Counter[str] = Counter()
+        self.reads: dict[str, frozenset[Input]] = {}
+        self._edges: set[tuple[str, str]] = set()  # (child, parent)
+        for rule in rules:
+            for _, tree in rule.trees():
+                self._visit(tree)
+
+    def shape(self, node: Node) -> str:
+        known = self._shapes.get(id(node))
+        if known is None or known[0] is not node:
+            known = self._shapes[id(node)] = (node, _shape(node))
+        return known[1]
+
+    def remembered(self, shape: str) -> bool:
+        """Whether the sub-tree can be asked twice for the same inputs in one call: it is used
+        in several places, or its parent reads an input it does not. Any other runs once per
+        value of its inputs, as its one parent does (a rule's trees run once per call)."""
+        reads = self.reads[shape]
+        return self._uses[shape] > 1 or any(
+            self.reads[parent] != reads for child, parent in self._edges if child == shape
+        )
+
+    def _visit(self, node: Node) -> frozenset[Input]:
+        shape = self.shape(node)
+        self._uses[shape] += 1
+        name, value = node.branch
+        children = value if name in {"all", "any"} else [value] if name == "not" else []
+        reads = CLAUSES[name].inputs(value) if not children else frozenset()
+        for child in children:
+            reads |= self._visit(child)
+            self._edges.add((self.shape(child), shape))
+        self.reads[shape] = reads
+        return reads
 
 
 class CompiledTrees:
@@ -103,9 +172,13 @@ class CompiledTrees:
         # id(node) -> (node, closure): the node is kept, so its id cannot be reused by another.
         self._by_node: dict[int, tuple[Node, Compiled]] = {}
         self._by_shape: dict[str, Compiled] = {}
+        self.remembered = 0  # how many of them remember their results for the call
+        rules = list(rules)
+        self._census = _Census(rules)
         for rule in rules:
             for _, tree in rule.trees():
                 self._compile(tree)
+        del self._census
 
     def __len__(self) -> int:
         """How many distinct sub-trees were compiled."""
@@ -120,10 +193,12 @@ class CompiledTrees:
         known = self._by_node.get(id(node))
         if known is not None:
             return known[1]
-        shape = node.model_dump_json(by_alias=True)
+        census = self._census
+        shape = census.shape(node)
         compiled = self._by_shape.get(shape)
         if compiled is None:
             name, value = node.branch
+            run: Compiled
             if name == "all":
                 run = _all(tuple(self._compile(child) for child in value))
             elif name == "any":
@@ -131,7 +206,10 @@ class CompiledTrees:
             elif name == "not":
                 run = _not(self._compile(value))
             else:
-                run = _clause(name, value)
-            compiled = self._by_shape[shape] = _remembered(len(self._by_shape), run)
+                run = partial(CLAUSES[name].result_of, value)
+            if census.remembered(shape):
+                run = _remembered(len(self._by_shape), census.reads[shape], run)
+                self.remembered += 1
+            compiled = self._by_shape[shape] = run
         self._by_node[id(node)] = (node, compiled)
         return compiled

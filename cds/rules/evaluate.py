@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ class ClauseInputs:
     _memo: dict[str, Result] = field(default_factory=dict)
     _since: dict[str, datetime] = field(default_factory=dict)
     compiled: CompiledTrees | None = None
-    results: dict[tuple[int, bool, datetime | None], Result] = field(default_factory=dict)
+    results: dict[Hashable, Result] = field(default_factory=dict)
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> ClauseInputs:
         return ClauseInputs(
