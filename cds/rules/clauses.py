@@ -139,16 +139,19 @@ def _condition(c: ConditionClause, inputs: ClauseInputs) -> Result:
     counted = record.conditions(
         c.wanted, differential=inputs.differential, history=c.history, findings=c.findings
     )
-    start = inputs.since(c.within) if counted else None
-    end = inputs.since(c.older_than) if counted else None
-    hits = [
-        e
-        for e in counted
-        if _dated_in(e, start, end)
-        and (c.laterality is None or e.side in (c.laterality, "bilateral"))
-        and (c.body_site is None or e.site_is(c.body_site))
-    ]
-    return found(hits, available=record.available(*_condition_reads(c)))
+    if counted and (c.within or c.older_than or c.laterality or c.body_site):
+        start = inputs.since(c.within)
+        end = inputs.since(c.older_than)
+        counted = [
+            e
+            for e in counted
+            if _dated_in(e, start, end)
+            and (c.laterality is None or e.side in (c.laterality, "bilateral"))
+            and (c.body_site is None or e.site_is(c.body_site))
+        ]
+    if counted:
+        return Result(Tri.TRUE, tuple(counted))
+    return FALSE if record.available(*_condition_reads(c)) else UNKNOWN
 
 
 def _describe_condition(c: ConditionClause) -> str:
