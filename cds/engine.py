@@ -276,39 +276,31 @@ def _card(
     caches: EvaluationCaches, service: ServiceDefinition, patient_id: str, f: _Fired
 ) -> CardAnswer:
     """``f``'s card in wire form: from its rule's prepared card, else through the models."""
-    priority = f.priority or service.policy.indicator_priority[f.indicator]
+    # What the call decided for the card, the same for either way of writing it.
+    decided: dict[str, Any] = {
+        "service_id": service.id,
+        "rule_key": f.rule.key,
+        "indicator": f.indicator,
+        "patient_id": patient_id,
+        "evidence": f.result.evidence,
+        "suggestions": f.suggestions,
+        "notes": f.notes,
+        "measured": f.result.notes,
+        "draft": f.draft,
+        "priority": f.priority or service.policy.indicator_priority[f.indicator],
+    }
     prepared = caches.card(f.rule)
     if prepared is not None:
-        return prepared.render(
-            service_id=service.id,
-            rule_key=f.rule.key,
-            indicator=f.indicator,
-            patient_id=patient_id,
-            evidence=f.result.evidence,
-            suggestions=f.suggestions,
-            notes=f.notes,
-            measured=f.result.notes,
-            draft=f.draft,
-            priority=priority,
-        )
+        return prepared.render(**decided)
     catalogue = caches.catalogue
     rendered = render(
         catalogue.cards[f.rule.card],
-        service_id=service.id,
-        rule_key=f.rule.key,
         rule_id=f.rule.id,
         rule_name=f.rule.name,
-        indicator=f.indicator,
-        patient_id=patient_id,
-        evidence=f.result.evidence,
-        suggestions=f.suggestions,
-        notes=f.notes,
-        measured=f.result.notes,
-        draft=f.draft,
-        priority=priority,
         valuesets=catalogue.valuesets,
         topic_system=catalogue.topic_system,
         frame=caches.frame(f.rule),
+        **decided,
     )
     card = rendered.card
     return CardAnswer(hooks.to_wire(card), str(card.uuid), rendered.suggestion_uuids)
