@@ -7,8 +7,10 @@ then every golden case answered both ways, byte for byte, with no null or empty 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import pickle
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -175,6 +177,7 @@ def test_a_prepared_cards_fixed_parts_cannot_be_changed_through_an_answer(
         card["links"].append({"label": "elsewhere"})
     with pytest.raises(TypeError):
         card["links"][0].update(url="https://elsewhere.example.org")
+    assert copy.deepcopy(card) == pickle.loads(pickle.dumps(card)) == card  # noqa: S301 - our own bytes
     card["summary"] = "each answer's own dict is its own"  # only the shared parts are fixed
     again = prepared.render(**next(_variants(rule, catalogue))).card
     assert again["summary"] == catalogue.cards[rule.card].summary

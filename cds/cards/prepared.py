@@ -38,6 +38,10 @@ class Shared(dict[str, Any]):
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
+    def __reduce__(self) -> tuple[type[Shared], tuple[dict[str, Any]]]:
+        # A copy or a pickle is built whole, never item by item through __setitem__.
+        return Shared, (dict(self),)
+
 
 class SharedList(list[Any]):
     """A read-only list of :class:`Shared` parts."""
@@ -47,6 +51,9 @@ class SharedList(list[Any]):
 
     __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
     sort = reverse = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self) -> tuple[type[SharedList], tuple[list[Any]]]:
+        return SharedList, (list(self),)
 
 
 def _shared(value: Any) -> Any:
