@@ -34,16 +34,35 @@ def patient_id_of(reference: str) -> str | None:
 def names_other_patient(raw: Mapping[str, Any], patient_id: str) -> bool:
     """Whether ``raw``'s ``subject`` or ``patient`` reference names a Patient other than
     ``patient_id``."""
-    for name in PATIENT_FIELDS:
-        ref = raw.get(name)
-        if not isinstance(ref, dict):
-            continue
-        reference = ref.get("reference")
-        if isinstance(reference, str):
-            named = patient_id_of(reference)
-            if named is not None and named != patient_id:
+    return SubjectCheck(patient_id).names_other_patient(raw)
+
+
+class SubjectCheck:
+    """:func:`names_other_patient` for one hook call's patient, remembering for that call only
+    what each reference string names: a chart names its patient the same way in every resource,
+    so each distinct string is parsed once. The strings hold patient ids, so a check is never
+    kept beyond its call."""
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        self._other: dict[str, bool] = {}  # reference -> whether it names another patient
+
+    def names_other_patient(self, raw: Mapping[str, Any]) -> bool:
+        """Whether ``raw``'s ``subject`` or ``patient`` reference names another patient."""
+        for name in PATIENT_FIELDS:
+            ref = raw.get(name)
+            if not isinstance(ref, dict):
+                continue
+            reference = ref.get("reference")
+            if not isinstance(reference, str):
+                continue
+            other = self._other.get(reference)
+            if other is None:
+                named = patient_id_of(reference)
+                other = self._other[reference] = named is not None and named != self.patient_id
+            if other:
                 return True
-    return False
+        return False
 
 
 def is_other_patient(raw: Mapping[str, Any], patient_id: str) -> bool:

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 _DURATION = re.compile(r"^P(?!$)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+PARTIAL_CHARS = len("YYYY-MM-DD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,8 @@ def parse_datetime(value: object) -> datetime | None:
     """A FHIR date or dateTime as an aware UTC datetime (partial dates start their period)."""
     if not isinstance(value, str) or not value:
         return None
-    partial = _PARTIAL.match(value)
+    # Only 4, 7 or 10 characters can be partial; a full dateTime skips the pattern.
+    partial = _PARTIAL.match(value) if len(value) <= PARTIAL_CHARS else None
     try:
         if partial is not None:
             year, month, day = partial.groups()
