@@ -15,6 +15,8 @@ from cds.cards.prepared import PreparedCard, prepare_card
 from cds.cards.render import CardFrame, card_frame
 from cds.catalogue import Catalogue
 from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
+from cds.record.entry_memo import MAX_ENTRIES as ENTRY_MEMO_ENTRIES
+from cds.record.entry_memo import EntryMemo
 from cds.record.matching import MatchMemo
 from cds.rules import RuleSpec
 from cds.rules.compiled import CompiledTrees
@@ -28,14 +30,16 @@ class EvaluationCaches:
 
     ``validation`` remembers validation outcomes by content (bounded by
     CDS_VALIDATION_MEMO_SIZE); ``matching`` remembers the value sets of codes, words and
-    concepts (bounded); the card frames and the rules' compiled trees (``trees``) are built
-    once here, for every rule of the catalogue, and only read after; so are the cards prepared
-    in wire form from the frames (``card``).
+    concepts (bounded); ``entries`` the record entry each matched resource made, by content
+    (no more than ``validation``, off with it); the card frames and the rules' compiled trees
+    (``trees``) are built once here, for every rule of the catalogue, and only read after; so
+    are the cards prepared in wire form from the frames (``card``).
     """
 
     catalogue: Catalogue
     validation: ValidationMemo
     matching: MatchMemo
+    entries: EntryMemo
     _frames: Mapping[str, tuple[RuleSpec, CardFrame]]
     trees: CompiledTrees
     # Each rule's cards prepared in wire form (cds.cards.prepared); a rule missing here (or
@@ -73,6 +77,7 @@ class EvaluationCaches:
             catalogue,
             ValidationMemo(validation_entries),
             MatchMemo(catalogue.valuesets),
+            EntryMemo(catalogue.valuesets, min(validation_entries, ENTRY_MEMO_ENTRIES)),
             MappingProxyType(frames),
             CompiledTrees(catalogue.rules.values()),
             MappingProxyType(cards),
@@ -95,3 +100,4 @@ class EvaluationCaches:
         """Forget everything remembered (the card frames are not memory: they stay)."""
         self.validation.clear()
         self.matching.clear()
+        self.entries.clear()

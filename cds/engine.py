@@ -140,6 +140,7 @@ def _record(
         limb_symptoms=service.limb_symptoms,
         validation=caches.validation,
         matching=caches.matching,
+        entries=caches.entries,
     )
     if record.unreadable_drafts:
         _refuse_drafts(

@@ -11,6 +11,7 @@ from typing import Any, Final
 from cds.fhir import ParseReport, ValidationMemo, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.drafts import DraftReading, draft_reading
+from cds.record.entry_memo import Dropped, EntryMemo
 from cds.record.laterality import (
     combine,
     is_outside_lower_limb,
@@ -21,7 +22,7 @@ from cds.record.laterality import (
 from cds.record.matching import CODE_FIELDS, ConceptMatcher, MatchMemo, coding_list
 from cds.record.model import ConditionWindows, Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
-from cds.subjects import OTHER_PATIENT, is_other_patient, names_other_patient
+from cds.subjects import OTHER_PATIENT, SubjectCheck, is_other_patient
 from cds.valuesets import NO_SETS, ValueSets
 
 Raw = Mapping[str, Any]
@@ -34,6 +35,8 @@ SITE_UNSPECIFIED = "site-unspecified"
 LUMBAR_CONTEXT = frozenset({"radic", "lspine", "lbp"})
 Matched = tuple[frozenset[str], frozenset[str], frozenset[str]]
 """(sets of the main code, of an Observation's value, of a ServiceRequest's performerType)."""
+Found = tuple[tuple[str, str], Entry, bytes | None]
+"""(resource type and id, the entry, the resource's digest when it was taken)."""
 
 
 def _codings(concept: object) -> list[tuple[str, str]]:
@@ -71,6 +74,16 @@ def _status(concept: object) -> str | None:
 def _display(concept: object, fallback: str) -> str:
     """What an entry is called: the first display after the text, else the text (or the only
     display), else ``fallback``."""
+    if isinstance(concept, dict):
+        codings = concept.get("coding")
+        if type(codings) is list and len(codings) == 1 and isinstance(codings[0], dict):
+            # The usual concept of one coding, read without building the list of texts: its
+            # display comes second after a text or alone, so it wins either way.
+            display = codings[0].get("display")
+            if isinstance(display, str) and display:
+                return display
+            text = concept.get("text")
+            return text if isinstance(text, str) and text else fallback
     texts = _texts(concept)
     if len(texts) > 1:
         return texts[1]
@@ -101,7 +114,8 @@ class RecordBuilder:
     """Indexes raw resources against the value sets and keeps the ones a rule can read.
 
     What it remembers across calls is in the memos it is given (the app's, ``cds.caches``):
-    ``validation`` for validation outcomes, ``matching`` for the sets of codes and words.
+    ``validation`` for validation outcomes, ``matching`` for the sets of codes and words,
+    ``entries`` (when given) for the entry each matched resource made.
     """
 
     def __init__(
@@ -113,21 +127,26 @@ class RecordBuilder:
         *,
         validation: ValidationMemo,
         matching: MatchMemo,
+        entries: EntryMemo | None = None,
     ) -> None:
         self.valuesets = matching.valuesets
         self.limb_symptoms = limb_symptoms
         self.record = PatientRecord(now=now, patient_id=patient_id, windows=windows)
         self.report = ParseReport()
         self._validation = validation
+        # Off (size 0) when not given: this call then remembers nothing for the next.
+        self._entries = entries if entries is not None else EntryMemo(self.valuesets, 0)
         self._seen: set[tuple[str, str]] = set()
         self._reason_refs: dict[str, list[str]] = {}
         self._match = ConceptMatcher(matching, CODE_FIELDS)
+        self._subjects = SubjectCheck(patient_id)
 
-    def _readable(self, raw: object) -> Raw | None:
+    def _readable(self, raw: object, digest: bytes | None = None) -> Raw | None:
         """The JSON to read for ``raw`` (itself, or reshaped to R4's cardinality), or None; an
-        unreadable resource is remembered by identity, for the caller to find its prefetch key."""
+        unreadable resource is remembered by identity, for the caller to find its prefetch key.
+        ``digest`` is the validation memo's key for ``raw`` when it was taken already."""
         self.record.models_built += 1
-        readout = read_resource(raw, self.report, self._validation)
+        readout = read_resource(raw, self.report, self._validation, digest)
         if readout.doc is None:
             self.record.unreadable[id(raw)] = readout.problem or "cannot be read"
         return readout.doc
@@ -203,7 +222,7 @@ class RecordBuilder:
         found = self._candidate(raw, draft=draft)
         if found is None:
             return
-        doc = self._readable(raw)
+        doc = self._readable(raw, found[2])
         if doc is None:
             return
         if doc is not raw:
@@ -227,13 +246,13 @@ class RecordBuilder:
             return
         self._keep(self._candidate(readout.doc, draft=True))
 
-    def _keep(self, found: tuple[tuple[str, str], Entry] | None) -> None:
+    def _keep(self, found: Found | None) -> None:
         if found is not None:
-            key, entry = found
+            key, entry, _ = found
             self._seen.add(key)
             self.record.entries.append(entry)
 
-    def _candidate(self, raw: object, *, draft: bool) -> tuple[tuple[str, str], Entry] | None:
+    def _candidate(self, raw: object, *, draft: bool) -> Found | None:
         """The entry ``raw`` would make when it matches a value set and is new; not validated.
 
         Every resource of a chart passes here and most leave with no set, so this first part
@@ -248,13 +267,16 @@ class RecordBuilder:
             return None
         code_sets, named = self._match.main(resource_type, raw.get(fields[0]))
         value_sets = performer = NO_SETS
-        # Text sets read the text of every coded field; their hits count as the code's.
+        # Text sets read the text of every coded field; their hits count as the code's. The
+        # other coded fields repeat the same few concepts too, so they are remembered alike.
         if resource_type == "Observation" and "valueCodeableConcept" in raw:
-            value_sets, named_value = self._match.sets(raw["valueCodeableConcept"], resource_type)
-            named = named | named_value
+            value_sets, named_value = self._match.main(resource_type, raw["valueCodeableConcept"])
+            if named_value:
+                named = named | named_value
         elif resource_type == "ServiceRequest":
-            performer, named_performer = self._match.sets(raw.get("performerType"), resource_type)
-            named = named | named_performer
+            performer, named_performer = self._match.main(resource_type, raw.get("performerType"))
+            if named_performer:
+                named = named | named_performer
         if named:
             code_sets = code_sets | named
         if code_sets or value_sets or performer:
@@ -264,23 +286,37 @@ class RecordBuilder:
             self.report.skip_uncoded(resource_type)
         return None
 
-    def _matched(
-        self, raw: Raw, resource_type: str, matched: Matched, draft: bool
-    ) -> tuple[tuple[str, str], Entry] | None:
+    def _matched(self, raw: Raw, resource_type: str, matched: Matched, draft: bool) -> Found | None:
         """The entry of ``raw``, which matched value sets, unless it is not the patient's or
-        was seen already."""
+        was seen already; remembered by content where it depends on nothing else."""
         # Checked only where a rule could read it, like validity; counted like an invalid one.
-        if names_other_patient(raw, self.record.patient_id):
+        if self._subjects.names_other_patient(raw):
             self.report.skip(resource_type, OTHER_PATIENT)
             return None
         # Only a matching resource is worth the duplicate check (most of a chart is not).
         key = (resource_type, self._resource_id(raw))
         if key in self._seen:
             return None
+        digest = None if draft else self._digest(raw)
+        if digest is not None:
+            remembered = self._entries.get((digest, self.limb_symptoms))
+            if remembered is not None:
+                return None if remembered is Dropped.DROPPED else (key, remembered, digest)
         entry = self._entry(raw, resource_type, key[1], matched, draft=draft)
         if entry is not None and SITE_UNSPECIFIED in entry.valuesets and not draft:
             entry = self._with_unsited(raw, entry, CODE_FIELDS[resource_type][0], matched)
-        return (key, entry) if entry is not None else None
+        if digest is not None:
+            self._entries.remember((digest, self.limb_symptoms), entry)
+        return (key, entry, digest) if entry is not None else None
+
+    def _digest(self, raw: Raw) -> bytes | None:
+        """The key ``raw``'s entry is remembered by (the validation memo's digest), or None
+        when the entry depends on more than the resource: an anonymous resource is named by its
+        place in the call, an onset given as an age is read against this call's Patient. (A
+        draft, dated by the call, is never asked for one.)"""
+        if self._entries.max_entries <= 0 or type(raw.get("id")) is not str or "onsetAge" in raw:
+            return None
+        return self._validation.digest(raw)
 
     def _resource_id(self, raw: Raw) -> str:
         resource_id = raw.get("id")
@@ -337,20 +373,25 @@ class RecordBuilder:
         """Resolve site-unspecified codes and draft reasons, and return the record."""
         record = self.record
         self._place_unsited()
-        by_ref = {e.reference: e for e in record.entries}
-        # A draft's reasonReference counts through the indexed Condition it points to.
-        for i, entry in enumerate(record.entries):
-            refs = self._reason_refs.get(entry.reference, []) if entry.draft else []
-            targets = [by_ref[r] for r in refs if r in by_ref]
-            if targets:
-                sets = entry.reason_valuesets.union(*(t.valuesets for t in targets))
-                record.entries[i] = replace(entry, reason_valuesets=sets)
+        if self._reason_refs:
+            self._resolve_reasons()
         record.unavailable = frozenset(unavailable)
         record.skipped = dict(self.report.skipped)
         record.repaired = dict(self.report.repaired)
         record.validations_remembered = self.report.remembered
         self.report.log()
         return record
+
+    def _resolve_reasons(self) -> None:
+        """A draft's reasonReference counts through the indexed Condition it points to."""
+        entries = self.record.entries
+        by_ref = {e.reference: e for e in entries}
+        for i, entry in enumerate(entries):
+            refs = self._reason_refs.get(entry.reference, []) if entry.draft else []
+            targets = [by_ref[r] for r in refs if r in by_ref]
+            if targets:
+                sets = entry.reason_valuesets.union(*(t.valuesets for t in targets))
+                entries[i] = replace(entry, reason_valuesets=sets)
 
     # ------------------------------------------------------------------ per type
 
@@ -590,18 +631,22 @@ def build_record(
     limb_symptoms: frozenset[str] = NO_SETS,
     validation: ValidationMemo | None = None,
     matching: MatchMemo | None = None,
+    entries: EntryMemo | None = None,
 ) -> PatientRecord:
     """The PatientRecord for ``resources`` (raw JSON dicts) plus this hook call's draft orders.
 
     The Patient is read first, since Age-valued onsets need its birthDate. ``limb_symptoms``
     are the service's symptom sets that a body site outside the lower limb takes away;
-    ``windows`` come from the catalogue's clinical policy. ``validation`` and ``matching`` are
-    the app's memos (``cds.caches``); without them this call remembers only for itself.
+    ``windows`` come from the catalogue's clinical policy. ``validation``, ``matching`` and
+    ``entries`` are the app's memos (``cds.caches``); without them this call remembers only for
+    itself.
     """
     if matching is None:
         matching = MatchMemo(valuesets)
     elif matching.valuesets is not valuesets:
         raise ValueError("the matching memo was built for other value sets")
+    if entries is not None and entries.valuesets is not valuesets:
+        raise ValueError("the entry memo was built for other value sets")
     builder = RecordBuilder(
         now,
         patient_id,
@@ -609,6 +654,7 @@ def build_record(
         limb_symptoms,
         validation=validation if validation is not None else ValidationMemo(),
         matching=matching,
+        entries=entries,
     )
     patients, pending = builder.sift(resources)
     for patient in patients:

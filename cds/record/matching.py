@@ -214,8 +214,9 @@ class ConceptMatcher:
         return named
 
     def main(self, resource_type: str, value: object) -> Sets:
-        """:meth:`sets` of a resource's main coded field, remembered for the usual concept of
-        one coding: a chart repeats the same few hundred codes (each lab, each vital sign)."""
+        """:meth:`sets` of a resource's coded field (the main one, or another of its
+        ``CODE_FIELDS``), remembered for the usual concept of one coding: a chart repeats the
+        same few hundred codes (each lab, each vital sign, each coded answer)."""
         # Inline, not a helper: every resource of a chart passes here.
         key: tuple[object, ...] | None = None
         if isinstance(value, dict):
