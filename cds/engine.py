@@ -127,13 +127,14 @@ def _record(
     # Rules.md 3: data a service never fetches is missing, not absent, so clauses over it are
     # unknown (a weight-loss check from a service that reads no Observations is not FALSE).
     missing |= READ_TYPES - {_resource_type(t) for t in service.prefetch.values()}
-    everything = [raw for key in service.prefetch for raw in resources.get(key, ())]
     drafts = _draft_orders(context)
     record = build_record(
         caches.catalogue.valuesets,
         now,
         context.patient_id,
-        everything,
+        (),
+        # Per key: the record reads a prefetched Bundle's entries in one pass (cds.record.build).
+        by_key=[resources.get(key, ()) for key in service.prefetch],
         windows=service.policy.condition_windows,
         drafts=[draft for _, draft in drafts],
         unavailable=missing,

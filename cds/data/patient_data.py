@@ -6,7 +6,7 @@ prefetch never waits on anything) and ``complete`` (the fetches, only when keys 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -34,7 +34,7 @@ class PatientData:
     ``fetched`` counts the HTTP requests sent to the FHIR server.
     """
 
-    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    resources: dict[str, Sequence[dict[str, Any]]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     fetched: int = 0
     incomplete: set[str] = field(default_factory=set)
@@ -121,7 +121,8 @@ class Gathering:
             self.fetch(key, value.reason or "")
 
     def _first_page(self, key: str, value: Classified) -> None:
-        self.data.resources[key] = list(value.resources)
+        # As classified: a Bundle's resources stay unlisted, for the record to read in one pass.
+        self.data.resources[key] = value.resources
         if value.next_url is None:
             return
         server = self.grant.server

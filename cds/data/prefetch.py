@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 
 class PrefetchState(StrEnum):
@@ -25,7 +25,8 @@ class Classified:
     prefetch key of every call."""
 
     state: PrefetchState
-    resources: list[dict[str, Any]] = field(default_factory=list)
+    # A Bundle's are a BundleResources: listed only when something asks for them.
+    resources: Sequence[dict[str, Any]] = field(default_factory=list)
     next_url: str | None = None
     reason: str | None = None
     errored: bool = False  # the client reported an error prefetching it (P-13)
@@ -53,15 +54,16 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 _MATCH_SEARCH: Any = {"mode": "match"}
 
 
-def _classify_bundle(bundle: Mapping[str, Any]) -> Classified:
+def _read_entries(entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
+    """The resources ``entries`` hold that are read (see :func:`entry_resource`), and how many
+    entries were outcomes."""
     resources: list[dict[str, Any]] = []
     outcomes = 0
-    entries = bundle.get("entry")
-    # One pass over every entry of a big chart, the common case decided first: subscripts in
-    # a ``try`` (free when nothing is raised) instead of a ``get`` and a type check per level.
-    # JSON only ever gives dicts, lists, strings, numbers, booleans and None, and any of them
-    # but a dict raises KeyError or TypeError when subscripted with a string.
-    for entry in entries if isinstance(entries, list) else ():
+    # The common case decided first: subscripts in a ``try`` (free when nothing is raised)
+    # instead of a ``get`` and a type check per level. JSON only ever gives dicts, lists,
+    # strings, numbers, booleans and None, and any of them but a dict raises KeyError or
+    # TypeError when subscripted with a string.
+    for entry in entries:
         try:
             resource = entry["resource"]
             resource_type = resource["resourceType"]
@@ -79,10 +81,77 @@ def _classify_bundle(bundle: Mapping[str, Any]) -> Classified:
             outcomes += 1
             continue
         resources.append(resource)
+    return resources, outcomes
+
+
+def entry_resource(entry: Any) -> dict[str, Any] | None:
+    """The resource one Bundle entry holds, when it is read (P-09, P-13): an object with a
+    string ``resourceType`` that is no OperationOutcome, in an entry whose search mode is not
+    ``outcome``; None for any other entry."""
+    resources, _ = _read_entries((entry,))
+    return resources[0] if resources else None
+
+
+class BundleResources(Sequence[dict[str, Any]]):
+    """The resources of a Bundle's entries that are read (:func:`entry_resource`), listed the
+    first time they are asked for.
+
+    Most of a big chart's thousands of entries hold resources no rule reads: the record takes
+    ``entries`` as they came and reads each one once, dropping most of them in the same pass
+    (``cds.record.build.RecordBuilder.sift``), so nothing walks them just to list them.
+    """
+
+    __slots__ = ("_listed", "entries")
+
+    def __init__(self, entries: list[Any]) -> None:
+        self.entries = entries
+        self._listed: list[dict[str, Any]] | None = None
+
+    @staticmethod
+    def resource_of(entry: Any) -> dict[str, Any] | None:
+        """:func:`entry_resource`: what the record reads of an entry it does not drop."""
+        return entry_resource(entry)
+
+    def listed(self) -> list[dict[str, Any]]:
+        if self._listed is None:
+            self._listed = _read_entries(self.entries)[0]
+        return self._listed
+
+    def holds_any(self) -> bool:
+        """Whether an entry holds a resource that is read: usually the first one says so."""
+        return any(entry_resource(entry) is not None for entry in self.entries)
+
+    def __len__(self) -> int:
+        return len(self.listed())
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self.listed()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.listed())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BundleResources):
+            other = other.listed()
+        return self.listed() == other if isinstance(other, list) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"BundleResources({self.listed()!r})"
+
+
+def _classify_bundle(bundle: Mapping[str, Any]) -> Classified:
+    entries = bundle.get("entry")
+    resources = BundleResources(entries if isinstance(entries, list) else [])
     url = next_link(bundle)
-    if resources or url:
+    if url or resources.holds_any():
         return Classified(PrefetchState.data, resources, next_url=url)
-    if outcomes:
+    if _read_entries(resources.entries)[1]:
         return Classified(
             PrefetchState.needs_fetch, reason="the Bundle held OperationOutcomes only", errored=True
         )

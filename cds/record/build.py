@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol, cast
 
 from cds.fhir import ParseReport, ValidationMemo, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
@@ -37,6 +37,22 @@ Matched = tuple[frozenset[str], frozenset[str], frozenset[str]]
 """(sets of the main code, of an Observation's value, of a ServiceRequest's performerType)."""
 Found = tuple[tuple[str, str], Entry, bytes | None]
 """(resource type and id, the entry, the resource's digest when it was taken)."""
+# Per type a record is built from: the main coded field, and the other one (an Observation's
+# value, a ServiceRequest's performer; None for none) whose presence sends a resource past the
+# sift, since the main concept alone does not say what add() makes of it.
+_SIFTED_FIELDS: Final[Mapping[str, tuple[str, str | None]]] = MappingProxyType(
+    {t: (fields[0], fields[1] if len(fields) > 1 else None) for t, fields in CODE_FIELDS.items()}
+)
+
+
+class BundleEntries(Protocol):
+    """A Bundle's resources as prefetch reads them (``cds.data.prefetch.BundleResources``):
+    the entries as sent, and the resource an entry holds when it is read."""
+
+    @property
+    def entries(self) -> Sequence[Any]: ...
+
+    def resource_of(self, entry: Any) -> dict[str, Any] | None: ...
 
 
 def _codings(concept: object) -> list[tuple[str, str]]:
@@ -110,6 +126,19 @@ def _encounter_diagnosis(categories: object) -> bool:
     return "encounter-diagnosis" in codes and "problem-list-item" not in codes
 
 
+def _remembered_unmatched(memo: MatchMemo, resource_type: str, concept: Any) -> bool:
+    """Whether ``concept``, the main concept of a ``resource_type``, is one coding the memo
+    remembers to match no value set (``MatchMemo.unmatched``); any other shape is not."""
+    try:
+        (coding,) = concept["coding"]
+        known = memo.unmatched.get(coding["code"])
+    except (TypeError, KeyError, ValueError):
+        return False
+    return known is not None and (
+        (resource_type, coding.get("system"), coding.get("display"), concept.get("text")) in known
+    )
+
+
 class RecordBuilder:
     """Indexes raw resources against the value sets and keeps the ones a rule can read.
 
@@ -166,56 +195,89 @@ class RecordBuilder:
         deceased_flag = doc.get("deceasedBoolean") is True
         self.record.deceased = deceased_flag or doc.get("deceasedDateTime") is not None
 
-    def sift(self, resources: Iterable[object]) -> tuple[list[Raw], list[Raw]]:
-        """The Patients among ``resources``, and the others :meth:`add` may keep: without the
-        resources whose one-coding main concept is remembered to match no value set, for which
-        :meth:`add` would do nothing at all (no count, no log, no validation).
+    def sift(self, sources: Iterable[Iterable[object]]) -> tuple[list[Raw], list[Raw]]:
+        """The Patients among the resources of ``sources`` (each a prefetch key's, in order),
+        and the others :meth:`add` may keep: without the resources whose one-coding main
+        concept is remembered to match no value set, for which :meth:`add` would do nothing at
+        all (no count, no log, no validation).
 
         Most of a big chart leaves here after a few dict reads and one memo lookup; anything
         else (an Observation's value, a ServiceRequest's performer, a Condition whose coding
-        is not a string system and code, a concept not yet remembered) goes the whole way.
+        is not a string system and code, a concept not yet remembered) goes the whole way. A
+        Bundle's resources not yet listed (:class:`BundleEntries`) are read from its entries
+        in the same pass.
         """
         patients: list[Raw] = []
         pending: list[Raw] = []
-        fields_of = CODE_FIELDS.get
-        unmatched = self._match.memo.unmatched.get
-        for raw in resources:
-            if not isinstance(raw, dict):
-                continue  # add() reads dicts only
-            resource_type = raw.get("resourceType")
-            if type(resource_type) is not str:
-                continue
-            if resource_type == "Patient":
-                patients.append(raw)
-                continue
-            fields = fields_of(resource_type)
-            if fields is None:
-                continue
-            if (resource_type == "Observation" and "valueCodeableConcept" in raw) or (
-                resource_type == "ServiceRequest"
-            ):
-                pending.append(raw)
-                continue
-            concept: Any = raw.get(fields[0])
-            # Inline (every resource of a chart passes here); any other shape than a concept
-            # of one coding with a code raises, and goes the whole way.
-            try:
-                (coding,) = concept["coding"]
-                known = unmatched(coding["code"])
-                if known is not None and (
-                    (
-                        resource_type,
-                        coding.get("system"),
-                        coding.get("display"),
-                        concept.get("text"),
-                    )
-                    in known
-                ):
-                    continue
-            except (TypeError, KeyError, ValueError, AttributeError):
-                pass
-            pending.append(raw)
+        for source in sources:
+            # Duck-typed: a runtime Protocol check costs 8 us, for each key of every call.
+            if hasattr(source, "resource_of"):
+                self._sift_entries(cast("BundleEntries", source), patients, pending)
+            else:
+                for raw in source:
+                    self._sift_one(raw, patients, pending)
         return patients, pending
+
+    def _sift_entries(self, bundle: BundleEntries, patients: list[Raw], pending: list[Raw]) -> None:
+        """:meth:`_sift_one` for each resource of ``bundle``, in one pass over its entries.
+
+        An entry whose resource the sift drops is not looked at further: whether the entry is
+        read at all (its search mode, an OperationOutcome) cannot change a resource :meth:`add`
+        would do nothing for. Every other entry is read as prefetch reads it
+        (``bundle.resource_of``) and goes through :meth:`_sift_one`.
+        """
+        fields_of = _SIFTED_FIELDS.get
+        unmatched = self._match.memo.unmatched.get
+        resource_of = bundle.resource_of
+        # _remembered_unmatched inline (every entry of a chart passes here): any other shape
+        # than a resource with a main concept of one coding with a code raises, and goes the
+        # whole way.
+        for entry in bundle.entries:
+            try:
+                resource = entry["resource"]
+                resource_type = resource["resourceType"]
+                fields = fields_of(resource_type)
+                if fields is None:
+                    if resource_type != "Patient":
+                        continue  # a type no record is built from
+                elif fields[1] not in resource:
+                    concept = resource[fields[0]]
+                    (coding,) = concept["coding"]
+                    known = unmatched(coding["code"])
+                    if known is not None and (
+                        (
+                            resource_type,
+                            coding.get("system"),
+                            coding.get("display"),
+                            concept.get("text"),
+                        )
+                        in known
+                    ):
+                        continue
+            except (TypeError, KeyError, ValueError):
+                pass
+            raw = resource_of(entry)
+            if raw is not None:
+                self._sift_one(raw, patients, pending)
+
+    def _sift_one(self, raw: object, patients: list[Raw], pending: list[Raw]) -> None:
+        """Sort ``raw`` into ``patients`` or ``pending``, unless :meth:`add` would do nothing
+        for it: a type no record is built from, or a main concept remembered to match no set."""
+        if not isinstance(raw, dict):
+            return  # add() reads dicts only
+        resource_type = raw.get("resourceType")
+        if type(resource_type) is not str:
+            return
+        if resource_type == "Patient":
+            patients.append(raw)
+            return
+        fields = _SIFTED_FIELDS.get(resource_type)
+        if fields is None:
+            return
+        if fields[1] in raw or not _remembered_unmatched(
+            self._match.memo, resource_type, raw.get(fields[0])
+        ):
+            pending.append(raw)
 
     def add(self, raw: object, *, draft: bool = False) -> None:
         """Index one raw resource; unmatched ones are never validated (they cannot matter)."""
@@ -625,6 +687,7 @@ def build_record(
     patient_id: str,
     resources: Iterable[object],
     *,
+    by_key: Iterable[Iterable[object]] = (),
     windows: ConditionWindows,
     drafts: Iterable[object] = (),
     unavailable: Iterable[str] = (),
@@ -633,7 +696,9 @@ def build_record(
     matching: MatchMemo | None = None,
     entries: EntryMemo | None = None,
 ) -> PatientRecord:
-    """The PatientRecord for ``resources`` (raw JSON dicts) plus this hook call's draft orders.
+    """The PatientRecord for ``resources`` (raw JSON dicts), then those of ``by_key`` (each a
+    prefetch key's, a Bundle's possibly unlisted: :class:`BundleEntries`), plus this hook
+    call's draft orders.
 
     The Patient is read first, since Age-valued onsets need its birthDate. ``limb_symptoms``
     are the service's symptom sets that a body site outside the lower limb takes away;
@@ -656,7 +721,7 @@ def build_record(
         matching=matching,
         entries=entries,
     )
-    patients, pending = builder.sift(resources)
+    patients, pending = builder.sift([resources, *by_key])
     for patient in patients:
         builder.add_patient(patient)
     for resource in pending:

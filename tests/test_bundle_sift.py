@@ -1,0 +1,337 @@
+"""A prefetched Bundle's entries are read once, by the record, and the record it builds is the
+one built from every resource classification lists, each offered to the record in turn.
+
+Prefetch classification leaves a Bundle's resources unlisted (``BundleResources``) and the
+record's sift (``RecordBuilder.sift``) reads the entries themselves, dropping in the same pass
+the resources remembered to match no value set without looking at their entry further. These
+tests hold that path to the plain one on entries of every shape, other patients' resources,
+outcomes, and the same resource sent under several keys, with equal or differing content.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cds.catalogue import Catalogue, ServiceDefinition
+from cds.data.prefetch import BundleResources, PrefetchState, classify, classify_all
+from cds.fhir import ValidationMemo
+from cds.record import PatientRecord, build_record
+from cds.record.build import RecordBuilder
+from cds.record.matching import MatchMemo
+from cds.valuesets import ICD10CM
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+PATIENT = "p1"
+NOISE = "https://footpath-cds.example.org/CodeSystem/synthetic-noise"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+
+
+def _coded(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding = {"system": system, "code": code}
+    if display is not None:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def _condition(rid: str, concept: Any, **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": rid,
+        "clinicalStatus": _coded(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+        ),
+        "code": concept,
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "onsetDateTime": "2026-03-01",
+        **more,
+    }
+
+
+def _observation(rid: str, concept: Any, **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": concept,
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "effectiveDateTime": "2026-05-01",
+        "valueQuantity": {"value": 8, "unit": "{score}"},
+        **more,
+    }
+
+
+def _finding(rid: str, concept: Any, value: Any) -> dict[str, Any]:
+    finding = _observation(rid, concept, valueCodeableConcept=value)
+    del finding["valueQuantity"]
+    return finding
+
+
+def _order(rid: str, concept: Any, **more: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "ServiceRequest",
+        "id": rid,
+        "status": "active",
+        "intent": "order",
+        "code": concept,
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "authoredOn": "2026-04-01",
+        **more,
+    }
+
+
+def _bundle(*entries: Any) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": list(entries)}
+
+
+def _match(resource: Any) -> dict[str, Any]:
+    return {"resource": resource, "search": {"mode": "match"}}
+
+
+RADICULOPATHY = _coded(ICD10CM, "M54.16", "Radiculopathy, lumbar region")
+NOISE_LAB = _coded(NOISE, "lab-0001", "Sodium (synthetic)")
+NOISE_CONDITION = _coded(NOISE, "cond-0001", "Condition 1 (synthetic)")
+PAIN = _coded(LOINC, "72514-3", "Pain severity")
+
+
+def _odd_entries() -> list[Any]:
+    """Entries the Bundle may hold besides a plain match: each is read exactly as prefetch
+    classification reads it, or not at all."""
+    return [
+        {"resource": _condition("in-outcome", RADICULOPATHY), "search": {"mode": "outcome"}},
+        {
+            "resource": _condition("noise-in-outcome", NOISE_CONDITION),
+            "search": {"mode": "outcome"},
+        },
+        _match({"resourceType": "OperationOutcome", "issue": []}),
+        {"resource": _condition("string-search", RADICULOPATHY, id="string-search"), "search": "x"},
+        {"resource": _condition("included", RADICULOPATHY), "search": {"mode": "include"}},
+        {"resource": _condition("no-search", NOISE_CONDITION)},
+        {"resource": _condition("scored", RADICULOPATHY), "search": {"mode": "match", "score": 1}},
+        {"fullUrl": "urn:uuid:no-resource"},
+        {"resource": "Condition/1"},
+        {"resource": ["Condition"]},
+        {"resource": None},
+        {"resource": {"resourceType": 7, "code": NOISE_CONDITION}},
+        {"resource": {"resourceType": ["Condition"], "code": NOISE_CONDITION}},
+        {"resource": {"id": "untyped", "code": NOISE_CONDITION}},
+        {"resource": {"resourceType": "Encounter", "id": "e1", "code": NOISE_CONDITION}},
+        ["resource"],
+        "garbage",
+        None,
+        7,
+    ]
+
+
+def _conditions() -> dict[str, Any]:
+    return _bundle(
+        _match(_condition("noise-1", NOISE_CONDITION)),
+        _match(_condition("radiculopathy", RADICULOPATHY)),
+        _match(_condition("noise-2", copy.deepcopy(NOISE_CONDITION))),
+        # Another patient's: counted as skipped when it matches, dropped unread when not.
+        _match(
+            _condition("other-match", RADICULOPATHY, subject={"reference": "Patient/someone-else"})
+        ),
+        _match(
+            _condition(
+                "other-noise", NOISE_CONDITION, subject={"reference": "Patient/someone-else"}
+            )
+        ),
+        # Coded without a system: may be text only, which the record counts.
+        _match(_condition("no-system", {"coding": [{"code": "cond-0001"}], "text": "Numb hand"})),
+        _match(_condition("bare-coding", {"coding": NOISE_CONDITION["coding"][0]})),
+        _match(_condition("two-codings", {"coding": NOISE_CONDITION["coding"] * 2})),
+        _match(_condition("refuted", RADICULOPATHY, verificationStatus=_coded("x", "refuted"))),
+        # A Patient inside a Bundle: another patient's, then this one.
+        _match({"resourceType": "Patient", "id": "someone-else", "birthDate": "1950-01-01"}),
+        *_odd_entries(),
+    )
+
+
+def _observations() -> dict[str, Any]:
+    return _bundle(
+        _match(_observation("lab-1", NOISE_LAB)),
+        _match(_observation("pain", PAIN)),
+        _match(_observation("lab-2", NOISE_LAB)),
+        # Read by its value, and by its words (the B12 text set).
+        _match(_finding("by-value", NOISE_LAB, RADICULOPATHY)),
+        _match(_observation("by-words", {**NOISE_LAB, "text": "Vitamin B12"})),
+        _match(_observation("null-value", NOISE_LAB, valueCodeableConcept=None)),
+        # The same id as a noise lab above, with content that matches: not a duplicate of it.
+        _match(_observation("lab-1", PAIN, effectiveDateTime="2026-05-20")),
+        _match(_observation("lab-odd-code", {"coding": [{"system": NOISE, "code": ["x"]}]})),
+    )
+
+
+def _orders() -> dict[str, Any]:
+    return _bundle(
+        _match(_order("order-noise", _coded(NOISE, "order-0001", "Order 1 (synthetic)"))),
+        # Noise by its code, a physiotherapy referral by its performer.
+        _match(
+            _order(
+                "order-by-performer",
+                _coded(NOISE, "order-0001", "Order 1 (synthetic)"),
+                performerType=_coded(SNOMED, "394602003", "Rehabilitation"),
+            )
+        ),
+        _match(_order("order-null-performer", NOISE_LAB, performerType=None)),
+    )
+
+
+def _prefetch() -> dict[str, Any]:
+    """A chart whose Observation keys repeat each other, as an EHR that ignores the templates'
+    code filters sends it, with one copy of a matching resource changed."""
+    observations = _observations()
+    labs = copy.deepcopy(observations)
+    labs["entry"][1]["resource"]["valueQuantity"] = {"value": 3, "unit": "{score}"}
+    return {
+        "patient": {"resourceType": "Patient", "id": PATIENT, "birthDate": "1970-01-01"},
+        "conditions": _conditions(),
+        "observations": observations,
+        "labs": labs,
+        "findings": copy.deepcopy(observations),
+        "findingvalues": _bundle(*_odd_entries()),
+        "medications": _bundle(),
+        "procedures": None,
+        "servicerequests": _orders(),
+    }
+
+
+def _summary(record: PatientRecord) -> tuple[Any, ...]:
+    return (
+        record.entries,
+        record.skipped,
+        record.models_built,
+        record.repaired,
+        sorted(record.unreadable.values()),
+        record.birth_date,
+        record.patient_known,
+    )
+
+
+def _by_key(service: ServiceDefinition, prefetch: Mapping[str, Any]) -> list[Sequence[Any]]:
+    """Each key's resources as a hook call hands them to the record: as classified."""
+    read = classify_all(service.prefetch, prefetch)
+    return [
+        read[key].resources for key in service.prefetch if read[key].state is PrefetchState.data
+    ]
+
+
+def _read_once(service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo) -> Any:
+    return _summary(
+        build_record(
+            memo.valuesets,
+            NOW,
+            PATIENT,
+            (),
+            by_key=_by_key(service, prefetch),
+            windows=service.policy.condition_windows,
+            limb_symptoms=service.limb_symptoms,
+            matching=memo,
+        )
+    )
+
+
+def _offered(service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo) -> Any:
+    """The record as if nothing were sifted: every listed resource offered to add(), the
+    Patients first."""
+    resources = [raw for listed in _by_key(service, prefetch) for raw in list(listed)]
+    builder = RecordBuilder(
+        NOW,
+        PATIENT,
+        service.policy.condition_windows,
+        service.limb_symptoms,
+        validation=ValidationMemo(),
+        matching=memo,
+    )
+    for raw in resources:
+        if raw.get("resourceType") == "Patient":
+            builder.add_patient(raw)
+    for raw in resources:
+        builder.add(raw)
+    return _summary(builder.finish(()))
+
+
+@pytest.fixture
+def service(catalogue: Catalogue) -> ServiceDefinition:
+    return catalogue.services["back-to-foot"]
+
+
+def test_reading_the_entries_once_builds_the_record_offering_every_resource_builds(
+    catalogue: Catalogue, service: ServiceDefinition
+) -> None:
+    """Cold, then with the memo remembering the noise (when the sift drops it unread): the
+    same entries, skipped and invalid counts, validations, repairs and Patient."""
+    read_once, offered = MatchMemo(catalogue.valuesets), MatchMemo(catalogue.valuesets)
+    for _ in range(3):
+        assert _read_once(service, _prefetch(), read_once) == _offered(
+            service, _prefetch(), offered
+        )
+    assert read_once.unmatched  # the sift had noise to drop
+
+
+def test_the_record_keeps_what_the_chart_says_whichever_path_reads_it(
+    catalogue: Catalogue, service: ServiceDefinition
+) -> None:
+    memo = MatchMemo(catalogue.valuesets)
+    for _ in range(2):
+        entries, skipped, *_ = _read_once(service, _prefetch(), memo)
+        ids = [(e.resource_type, e.id) for e in entries]
+        # Outcome entries are never read; another patient's Condition is counted, not kept.
+        assert ("Condition", "in-outcome") not in ids
+        assert ("Condition", "other-match") not in ids
+        assert skipped["Condition"] >= 2  # another patient's, and the text-only one
+        # Included and oddly searched entries are read; refuted ones are not kept.
+        assert {("Condition", "included"), ("Condition", "string-search")} <= set(ids)
+        assert ("Condition", "refuted") not in ids
+        # A noise Observation's id taken by a matching one later: the matching one is kept,
+        # once, whichever of the repeating keys sent it first.
+        assert ids.count(("Observation", "lab-1")) == 1
+        assert ids.count(("Observation", "pain")) == 1
+        assert ("Observation", "by-value") in ids
+        assert ("Observation", "by-words") in ids
+        assert ("ServiceRequest", "order-by-performer") in ids
+        assert ("ServiceRequest", "order-noise") not in ids
+
+
+def test_the_first_copy_of_a_resource_sent_under_several_keys_is_the_one_kept(
+    catalogue: Catalogue, service: ServiceDefinition
+) -> None:
+    memo = MatchMemo(catalogue.valuesets)
+    for _ in range(2):
+        entries = _read_once(service, _prefetch(), memo)[0]
+        pain = next(e for e in entries if e.id == "pain")
+        assert pain.value == 8  # the observations key's, not the changed copy under labs
+
+
+def test_a_bundle_is_classified_without_listing_its_entries() -> None:
+    bundle = _bundle(_match(_condition("c1", NOISE_CONDITION)), *_odd_entries())
+    read = classify(bundle)
+    assert read.state is PrefetchState.data
+    assert isinstance(read.resources, BundleResources)
+    assert read.resources.entries is bundle["entry"]
+    # Listed when asked, exactly as classification reads the entries.
+    assert [r["id"] for r in read.resources] == [
+        "c1",
+        "string-search",
+        "included",
+        "no-search",
+        "scored",
+        "e1",
+    ]
+
+
+def test_a_bundle_of_outcomes_only_still_needs_a_fetch_and_an_empty_one_has_no_data() -> None:
+    outcomes = _bundle(
+        {"resource": _condition("x", RADICULOPATHY), "search": {"mode": "outcome"}},
+        _match({"resourceType": "OperationOutcome", "issue": []}),
+        "garbage",
+    )
+    assert classify(outcomes).state is PrefetchState.needs_fetch
+    assert classify(outcomes).errored
+    assert classify(_bundle("garbage", None)).state is PrefetchState.no_data
