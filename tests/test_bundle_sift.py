@@ -146,6 +146,8 @@ def _conditions() -> dict[str, Any]:
         _match(_condition("no-system", {"coding": [{"code": "cond-0001"}], "text": "Numb hand"})),
         _match(_condition("bare-coding", {"coding": NOISE_CONDITION["coding"][0]})),
         _match(_condition("two-codings", {"coding": NOISE_CONDITION["coding"] * 2})),
+        _match(_condition("lower-case-icd", _coded(ICD10CM, "m54.16", "Radiculopathy"))),
+        _match(_condition("member-elsewhere", _coded(NOISE, "M54.16", "Not ICD-10-CM here"))),
         _match(_condition("refuted", RADICULOPATHY, verificationStatus=_coded("x", "refuted"))),
         # A Patient inside a Bundle: another patient's, then this one.
         _match({"resourceType": "Patient", "id": "someone-else", "birthDate": "1950-01-01"}),
@@ -161,6 +163,8 @@ def _observations() -> dict[str, Any]:
         # Read by its value, and by its words (the B12 text set).
         _match(_finding("by-value", NOISE_LAB, RADICULOPATHY)),
         _match(_observation("by-words", {**NOISE_LAB, "text": "Vitamin B12"})),
+        _match(_observation("by-display", _coded(NOISE, "lab-0001", "Cobalamin (local)"))),
+        _match(_observation("empty-display", _coded(NOISE, "lab-0001", ""))),
         _match(_observation("null-value", NOISE_LAB, valueCodeableConcept=None)),
         # The same id as a noise lab above, with content that matches: not a duplicate of it.
         _match(_observation("lab-1", PAIN, effectiveDateTime="2026-05-20")),
@@ -295,6 +299,9 @@ def test_the_record_keeps_what_the_chart_says_whichever_path_reads_it(
         assert ids.count(("Observation", "pain")) == 1
         assert ("Observation", "by-value") in ids
         assert ("Observation", "by-words") in ids
+        assert ("Observation", "by-display") in ids
+        assert ("Condition", "lower-case-icd") in ids
+        assert ("Condition", "member-elsewhere") not in ids
         assert ("ServiceRequest", "order-by-performer") in ids
         assert ("ServiceRequest", "order-noise") not in ids
 
