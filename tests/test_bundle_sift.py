@@ -206,16 +206,16 @@ def _prefetch() -> dict[str, Any]:
     }
 
 
-def _summary(record: PatientRecord) -> tuple[Any, ...]:
-    return (
-        record.entries,
-        record.skipped,
-        record.models_built,
-        record.repaired,
-        sorted(record.unreadable.values()),
-        record.birth_date,
-        record.patient_known,
-    )
+def _summary(record: PatientRecord) -> dict[str, Any]:
+    """What the record holds and what its building counted (the audit's and metrics' counts)."""
+    return {
+        "entries": record.entries,
+        "skipped": record.skipped,
+        "validated": record.models_built,
+        "repaired": record.repaired,
+        "unreadable": sorted(record.unreadable.values()),
+        "patient": (record.patient_known, record.birth_date),
+    }
 
 
 def _by_key(service: ServiceDefinition, prefetch: Mapping[str, Any]) -> list[Sequence[Any]]:
@@ -226,7 +226,9 @@ def _by_key(service: ServiceDefinition, prefetch: Mapping[str, Any]) -> list[Seq
     ]
 
 
-def _read_once(service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo) -> Any:
+def _read_once(
+    service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo
+) -> dict[str, Any]:
     return _summary(
         build_record(
             memo.valuesets,
@@ -241,7 +243,9 @@ def _read_once(service: ServiceDefinition, prefetch: Mapping[str, Any], memo: Ma
     )
 
 
-def _offered(service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo) -> Any:
+def _offered(
+    service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo
+) -> dict[str, Any]:
     """The record as if nothing were sifted: every listed resource offered to add(), the
     Patients first."""
     resources = [raw for listed in _by_key(service, prefetch) for raw in list(listed)]
@@ -284,7 +288,8 @@ def test_the_record_keeps_what_the_chart_says_whichever_path_reads_it(
 ) -> None:
     memo = MatchMemo(catalogue.valuesets)
     for _ in range(2):
-        entries, skipped, *_ = _read_once(service, _prefetch(), memo)
+        read = _read_once(service, _prefetch(), memo)
+        entries, skipped = read["entries"], read["skipped"]
         ids = [(e.resource_type, e.id) for e in entries]
         # Outcome entries are never read; another patient's Condition is counted, not kept.
         assert ("Condition", "in-outcome") not in ids
@@ -311,7 +316,7 @@ def test_the_first_copy_of_a_resource_sent_under_several_keys_is_the_one_kept(
 ) -> None:
     memo = MatchMemo(catalogue.valuesets)
     for _ in range(2):
-        entries = _read_once(service, _prefetch(), memo)[0]
+        entries = _read_once(service, _prefetch(), memo)["entries"]
         pain = next(e for e in entries if e.id == "pain")
         assert pain.value == 8  # the observations key's, not the changed copy under labs
 
