@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -377,16 +378,29 @@ class Statements:
 
 @contextmanager
 def counting_statements() -> Iterator[Statements]:
+    """Statements sent through SQLAlchemy, and those sent on a sqlite3 connection of a pool
+    itself (the snooze lookup on a SQLite file), as SQLite's trace sees them."""
     statements = Statements([])
+    traced: list[sqlite3.Connection] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.seen.append(statement)
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if conn.dialect.driver != "pysqlite":  # the trace sees these
+            statements.seen.append(statement)
+
+    def trace(dbapi_connection: Any, *_: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(statements.seen.append)
+            traced.append(dbapi_connection)
 
     sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    sa.event.listen(sa.pool.Pool, "checkout", trace)
     try:
         yield statements
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", record)
+        sa.event.remove(sa.pool.Pool, "checkout", trace)
+        for connection in traced:
+            connection.set_trace_callback(None)
 
 
 async def test_a_call_that_would_show_cards_looks_snoozes_up_once_for_all_of_them(

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -136,6 +137,29 @@ async def test_a_lookup_the_database_cannot_answer_shows_every_card(catalogue: C
             assert await snoozing.hidden("back-to-foot", "hash-a", cards, T0) == set()
         finally:
             await snoozing.close()
+
+
+async def test_a_failed_lookup_on_a_sqlite_file_shows_every_card_and_logs_the_error_type(
+    catalogue: Catalogue, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+        patient_hash_key=SecretStr("test-key"),
+    )
+    await upgrade(settings)
+    async with Store.from_settings(settings) as store:
+        snoozing = Snoozing.for_catalogue(store, catalogue)
+        try:
+            async with store.engine.begin() as conn:
+                await conn.execute(sa.text("DROP TABLE snoozes"))
+            cards = [Card("c-1", "RB-01")]
+            assert await snoozing.hidden("back-to-foot", "hash-a", cards, T0) == set()
+        finally:
+            await snoozing.close()
+        # A wrong query is a bug, not an outage: logged by its SQLAlchemy type, as before.
+        assert not store.outage.down
+    (failed,) = [r for r in caplog.records if r.name == "cds.snooze"]
+    assert failed.fields["error_type"] == "OperationalError"  # type: ignore[attr-defined]
 
 
 @pytest.fixture

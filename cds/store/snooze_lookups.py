@@ -4,12 +4,14 @@ loop's thread for a SQLite file, on the store's engine otherwise."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cds.store.driver_pool import DriverPool
@@ -78,7 +80,8 @@ class DriverLookup:
         self.statement = compiled.string
         self._order = tuple(compiled.positiontup or ())
         # The column type's own conversion of what it reads (aware, UTC), as SQLAlchemy applies.
-        result = snoozes.c.expires_at.type.result_processor(pool.dialect, None)
+        column_type = snoozes.c.expires_at.type.dialect_impl(pool.dialect)
+        result = column_type.result_processor(pool.dialect, None)
         self._datetime: Any = result if result is not None else _same
         self._pool = pool
 
@@ -96,19 +99,52 @@ class DriverLookup:
 
 
 class OnLoopLookup:
-    """On a SQLite file, on the event loop's thread through a plain connection of its own:
-    aiosqlite's hop to its thread and back (a GIL wait under load) costs more than the indexed
-    read itself (docs/benchmarks.md, "Snooze lookup")."""
+    """On a SQLite file, on the event loop's thread through a plain sqlite3 connection (the
+    lookup's own engine's one): aiosqlite's hop to its thread and back (a GIL wait under load)
+    costs more than the indexed read itself (docs/benchmarks.md, "Snooze lookup"), and so did
+    SQLAlchemy's execution around it (the expanding IN rendered, result objects: 0.1 ms of a
+    call's CPU for a 20 us read). The statement's text depends only on the number of cards, so
+    sqlite3's statement cache prepares each once; values are converted by the column type's
+    own processors, as SQLAlchemy converts them."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        self._statements: dict[int, str] = {}
+        column_type = snoozes.c.expires_at.type.dialect_impl(engine.dialect)
+        self._bind: Any = column_type.bind_processor(engine.dialect) or _same
+        self._datetime: Any = column_type.result_processor(engine.dialect, None) or _same
 
     async def rows(
         self, patient_hash: str, service_id: str, card_uuids: Collection[str], now: datetime
     ) -> list[Row]:
-        with self._engine.connect() as conn:
-            found = conn.execute(ACTIVE, _values(patient_hash, service_id, card_uuids, now))
-            return [(row[0], row[1], row[2], row[3]) for row in found]
+        statement = self._statements.get(len(card_uuids)) or self._statement(len(card_uuids))
+        values = (patient_hash, service_id, *card_uuids, self._bind(now))
+        # The pool's checkout (a few us) rather than a connection held: the pool replaces a
+        # connection that failed, as it did for the engine's statements.
+        connection = self._engine.raw_connection()
+        try:
+            found = connection.execute(statement, values).fetchall()
+        except sqlite3.Error as exc:
+            connection.invalidate()
+            # Wrapped as SQLAlchemy wraps it: the outage watch and the fail-open log see what
+            # they saw when the engine ran the lookup.
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+        finally:
+            connection.close()
+        convert = self._datetime
+        return [(row[0], row[1], convert(row[2]), convert(row[3])) for row in found]
+
+    def _statement(self, cards: int) -> str:
+        """ACTIVE with one placeholder per card, its values in the order ``rows`` sends them."""
+        uuids: list[sa.BindParameter[Any]] = [sa.bindparam(f"card_uuid_{i}") for i in range(cards)]
+        query = sa.select(*_COLUMNS).where(
+            *_PATIENT_AND_SERVICE, snoozes.c.card_uuid.in_(uuids), _UNEXPIRED
+        )
+        compiled = query.compile(dialect=self._engine.dialect)
+        order = ("patient_hash", "service_id", *(u.key for u in uuids), "now")
+        assert tuple(compiled.positiontup or ()) == order  # noqa: S101 - fixed by the query
+        self._statements[cards] = compiled.string
+        return compiled.string
 
     async def close(self) -> None:
         self._engine.dispose()
