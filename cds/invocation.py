@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from cds import hooks
 from cds.caches import EvaluationCaches
@@ -124,6 +124,13 @@ class _Call:
     skipped: int = 0
     repaired: int = 0
     fetched: int = 0
+    # The patient's keyed hash, computed once: the snooze lookup and the audit row both use it.
+    hashed_patient: str | None = None
+
+    def patient_hash(self, key: SecretStr) -> str:
+        if self.hashed_patient is None:
+            self.hashed_patient = patient_hash(key, self.patient_id)
+        return self.hashed_patient
 
     def fail(self, exc: Exception) -> None:
         """Keep ``exc`` (a CdsError's status, else 500) for the audit; ``answer`` raises it."""
@@ -300,7 +307,7 @@ async def _unsnoozed(parts: HookCallParts, call: _Call) -> None:
     snoozes = parts.snoozes
     candidates = snoozes.candidates(call.issued)
     if candidates:
-        who = patient_hash(parts.settings.patient_hash_key, call.patient_id)
+        who = call.patient_hash(parts.settings.patient_hash_key)
         hidden = await snoozes.hidden(call.service.id, who, candidates, parts.stamp())
         if hidden:
             _hide(parts.metrics, call, hidden)
@@ -341,7 +348,7 @@ async def _audit(parts: HookCallParts, call: _Call, started: float) -> None:
         skipped_resource_count=call.skipped,
         repaired_element_count=call.repaired,
         received_at=parts.stamp(),
-        patient_hash=patient_hash(parts.settings.patient_hash_key, call.patient_id),
+        patient_hash=call.patient_hash(parts.settings.patient_hash_key),
         site_digest=parts.catalogue.site.digest,
     )
     # Queued, not written: the audit writer batches many calls into one transaction.
