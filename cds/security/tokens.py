@@ -3,6 +3,8 @@ header, the signature and each claim (S-03..S-14). Every failure is an ``Unautho
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -33,6 +35,8 @@ _ALGORITHMS: Final = {
     name: impl for name, impl in get_default_algorithms().items() if name in ALLOWED_ALGORITHMS
 }
 
+_BASE64URL: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 MAX_TOKEN_CHARS: Final = 16 * 1024
 MAX_JTI_CHARS: Final = 255
 
@@ -54,6 +58,34 @@ class Token:
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
+
+
+class StrictJws(jwt.PyJWS):
+    """PyJWS with its strict reading of each base64url segment done by bytes methods.
+
+    PyJWT checks every character of a segment against the alphabet in a Python generator:
+    about 0.1 ms of a call's CPU for an RS384 token (about 620 characters), more than its
+    signature check. Deleting the alphabet's bytes leaves nothing exactly when that check
+    passes; every other check (padding, length, the canonical encoding) is PyJWT's, in its
+    order, with its errors."""
+
+    @staticmethod
+    def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
+        stripped = segment.rstrip(b"=")
+        padding = len(segment) - len(stripped)
+        if padding > 2:
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        if padding and len(segment) % 4 != 0:
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        if len(stripped) % 4 == 1 or stripped.translate(None, _BASE64URL):
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        try:
+            decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+        except (TypeError, binascii.Error) as err:
+            raise jwt.DecodeError(f"Invalid {name} padding") from err
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        return decoded
 
 
 def bearer_token(authorization_header: str | None) -> str:

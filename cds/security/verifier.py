@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import httpx
-import jwt
 
 from cds.clock import Clock, system_clock
 from cds.errors import Unauthorized
@@ -19,6 +18,7 @@ from cds.security.replay import MemoryReplayCache, ReplayCache
 from cds.security.tokens import (
     ALLOWED_ALGORITHMS,
     Header,
+    StrictJws,
     bearer_token,
     check_audience,
     check_signature,
@@ -88,7 +88,7 @@ class JwtVerifier:
             else None
         )
         self._tenants = frozenset(settings.trusted_tenants)
-        self._jws = jwt.PyJWS(algorithms=sorted(ALLOWED_ALGORITHMS))
+        self._jws = StrictJws(algorithms=sorted(ALLOWED_ALGORITHMS))
         # (alg, iss, kid) -> (the JWK it was parsed from, the key object): parsing a JWK costs
         # more than some signature checks, and the JWK's identity tells when a reload replaced it.
         self._parsed_keys: dict[tuple[str, str, str], tuple[Jwk, Any]] = {}
