@@ -1,7 +1,6 @@
 """What each route receives: one part of the app (``AppParts``), or the view of the parts a
-flow declares it uses (``HookCallParts``, ``FeedbackParts``, ``AuthenticationParts``,
-``ReportParts``), never
-the whole."""
+flow declares it uses (``FeedbackParts``, ``AuthenticationParts``, ``ReportParts``; the hook
+call takes ``HookCallParts`` itself, see cds/api/routes.py), never the whole."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from cds.app_parts import AppParts
 from cds.catalogue import Catalogue
 from cds.clock import Clock
 from cds.feedback import FeedbackParts
-from cds.invocation import HookCallParts
 from cds.metrics import Metrics
 from cds.security import JwtVerifier
 from cds.settings import Settings
@@ -68,10 +66,6 @@ def _part(read: Callable[[AppParts], T]) -> Callable[[Request], Awaitable[T]]:
 
 # A flow's view of the parts: mypy checks here that AppParts has what the flow declares, and
 # holds the route, the dependency and the flow to that.
-def _hook_call_parts(parts: AppParts) -> HookCallParts:
-    return parts
-
-
 def _feedback_parts(parts: AppParts) -> FeedbackParts:
     return parts
 
@@ -92,7 +86,6 @@ StoreHealthDep = Annotated[StoreHealth, Depends(_part(lambda parts: parts.store_
 AuditDep = Annotated[AuditWriter, Depends(_part(lambda parts: parts.audit))]
 MetricsDep = Annotated[Metrics, Depends(_part(lambda parts: parts.metrics))]
 DiscoveryDep = Annotated[dict[str, Any], Depends(_part(lambda parts: parts.discovery))]
-HookCallsDep = Annotated[HookCallParts, Depends(_part(_hook_call_parts))]
 FeedbackDep = Annotated[FeedbackParts, Depends(_part(_feedback_parts))]
 AuthenticationDep = Annotated[AuthenticationParts, Depends(_part(_authentication_parts))]
 ReportDep = Annotated[ReportParts, Depends(_part(_report_parts))]

@@ -13,16 +13,17 @@ from starlette.responses import HTMLResponse, Response
 from cds.api.bearer import check_admin, check_metrics
 from cds.api.dependencies import (
     AuthenticationDep,
+    AuthenticationParts,
     CatalogueDep,
     ClockDep,
     DiscoveryDep,
     FeedbackDep,
-    HookCallsDep,
     MetricsDep,
     ReportDep,
     ReportParts,
     SettingsDep,
     StoreHealthDep,
+    parts_of,
 )
 from cds.api.request_body import read_body, read_json
 from cds.api.responses import JSON_MEDIA_TYPE, EncodedJsonResponse, JsonResponse
@@ -31,7 +32,7 @@ from cds.dashboard import HEADERS as DASHBOARD_HEADERS
 from cds.dashboard import figures, render_page
 from cds.errors import InvalidRequest, NotFound, Unauthorized
 from cds.feedback import accept_feedback
-from cds.invocation import invoke
+from cds.invocation import HookCallParts, invoke
 from cds.report import BOUND_FORMAT, check_weekly, parse_bound, report_json, report_window
 from cds.security import VerifiedCaller
 from cds.settings import AuthMode
@@ -41,46 +42,52 @@ from cds.transparency.addresses import rule_page_url
 async def authenticate(request: Request, parts: AuthenticationDep) -> None:
     """S-03..S-14: every CDS endpoint checks the EHR's JWT when auth is required.
 
-    The verified caller is kept on ``request.state.caller`` (None with auth off): its issuer
+    The verified caller is kept on ``request.state.caller`` (None with auth off)."""
+    request.state.caller = await verified_caller(request, parts)
+
+
+async def verified_caller(request: Request, parts: AuthenticationParts) -> VerifiedCaller | None:
+    """The EHR's verified JWT (None with auth off), or ``Unauthorized`` (counted): its issuer
     decides which FHIR servers the call may send the service to."""
-    request.state.caller = None
     if parts.settings.effective_auth_mode is AuthMode.off:
-        return
+        return None
     audiences = parts.settings.audiences(request.url.path)
     try:
-        request.state.caller = await parts.verifier.verify(
-            request.headers.get("authorization"), audiences
-        )
+        return await parts.verifier.verify(request.headers.get("authorization"), audiences)
     except Unauthorized as exc:
         parts.metrics.auth_failure(exc.reason)
         raise
 
 
 Authenticated = Depends(authenticate)
-cds_routes = APIRouter(prefix="/cds-services", dependencies=[Authenticated])
+# Every route here checks the caller's JWT first: the hook call itself (see call_service), the
+# others through the Authenticated dependency.
+cds_routes = APIRouter(prefix="/cds-services")
 ops_routes = APIRouter()
 
 
-@cds_routes.get("", include_in_schema=True)
-@cds_routes.get("/", include_in_schema=False)
+@cds_routes.get("", include_in_schema=True, dependencies=[Authenticated])
+@cds_routes.get("/", include_in_schema=False, dependencies=[Authenticated])
 async def discovery(rendered: DiscoveryDep) -> JsonResponse:
     """List every CDS service with its hook and prefetch templates (D-01..D-06)."""
     return JsonResponse(rendered)
 
 
 @cds_routes.post("/{service_id}")
-async def call_service(
-    service_id: str, request: Request, parts: HookCallsDep
-) -> EncodedJsonResponse:
+async def call_service(service_id: str, request: Request) -> EncodedJsonResponse:
     """Run a CDS service on one hook call and return its cards (R-01..R-12, C-01..C-23)."""
+    # No FastAPI dependency: solving them (the parts, the JWT check) cost every call more than
+    # reading the parts here; the JWT is checked first all the same, before the body is read.
+    app_parts = parts_of(request)
+    caller = await verified_caller(request, app_parts)
+    parts: HookCallParts = app_parts  # what the flow may use of them
     body = await read_body(request, parts.settings.max_body_bytes)
-    caller: VerifiedCaller | None = request.state.caller
     return EncodedJsonResponse(
         await invoke(parts, service_id, body, caller.iss if caller is not None else None)
     )
 
 
-@cds_routes.post("/{service_id}/feedback")
+@cds_routes.post("/{service_id}/feedback", dependencies=[Authenticated])
 async def feedback(service_id: str, request: Request, parts: FeedbackDep) -> JsonResponse:
     """Store what clinicians did with the cards (F-01..F-08)."""
     body = await read_json(request, parts.settings.max_body_bytes)
