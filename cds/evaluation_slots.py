@@ -34,11 +34,17 @@ class EvaluationSlots:
 
     async def run(self, step: Callable[[], T], *, in_thread: bool) -> T:
         """``step()`` once a slot is free: in a worker thread, or on the loop."""
-        self.waiting += 1
         try:
-            await self._limiter.acquire()
-        finally:
-            self.waiting -= 1
+            # A free slot, and no call waiting for one (which would be served first): taken
+            # at once. anyio's acquire would also yield to the loop once, a loop iteration
+            # for every call that never waited.
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            self.waiting += 1
+            try:
+                await self._limiter.acquire()
+            finally:
+                self.waiting -= 1
         self.running += 1
         try:
             return await anyio.to_thread.run_sync(step) if in_thread else step()

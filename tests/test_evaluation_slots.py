@@ -90,3 +90,38 @@ async def test_a_failing_heavy_call_gives_its_slot_back(
     assert (await _post(client, broken)).status_code == 400
     assert (await _post(client, heavy_body)).status_code == 200
     assert (_slots(app).running, _slots(app).waiting) == (0, 0)
+
+
+async def test_a_call_finding_a_free_slot_runs_at_once_and_one_finding_none_waits_its_turn() -> (
+    None
+):
+    slots = EvaluationSlots(1)
+    order: list[str] = []
+
+    async def first() -> None:
+        await slots.run(lambda: order.append("first runs"), in_thread=False)
+        order.append("first done")
+
+    # A free slot: the step runs before the call yields to the loop even once.
+    task = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    assert order == ["first runs", "first done"]
+    await task
+
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Event()
+
+    def wait_for_the_gate() -> None:  # in the worker thread, holding the slot
+        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(timeout=5)
+
+    holding = asyncio.create_task(slots.run(wait_for_the_gate, in_thread=True))
+    while slots.running == 0:  # noqa: ASYNC110 - the slot is the thing observed
+        await asyncio.sleep(0.001)
+    waiting = asyncio.create_task(slots.run(lambda: order.append("second runs"), in_thread=False))
+    await asyncio.sleep(0.01)
+    assert (slots.running, slots.waiting, order[-1]) == (1, 1, "first done")
+    gate.set()
+    await holding
+    await waiting
+    assert order[-1] == "second runs"
+    assert (slots.running, slots.waiting) == (0, 0)
