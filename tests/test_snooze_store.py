@@ -5,11 +5,13 @@ batches."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -17,7 +19,7 @@ from pydantic import SecretStr
 from cds.catalogue import Catalogue
 from cds.migrations import upgrade
 from cds.settings import load_settings
-from cds.snooze.snoozing import Snoozing
+from cds.snooze.snoozing import LOOKUP_SECONDS, Snoozing
 from cds.store import Store
 from cds.store.driver_pool import DRIVER_CONNECTIONS
 from cds.store.schema import snoozes
@@ -223,3 +225,30 @@ async def test_the_lookup_reads_aware_utc_datetimes_on_every_database(
     assert (found.snoozed_at, found.expires_at) == (T0, T0 + 30 * DAY)
     assert found.snoozed_at.tzinfo == UTC
     assert found.expires_at.tzinfo == UTC
+
+
+@pytest.mark.postgres
+async def test_a_lookup_postgresql_is_slow_to_answer_shows_every_card_in_time(
+    pg_store: Store, catalogue: Catalogue
+) -> None:
+    snoozing = Snoozing.for_catalogue(pg_store, catalogue)
+    cards = [Card("c-1", "RB-01")]
+    locker = await asyncpg.connect(
+        pg_store.engine.url.render_as_string(hide_password=False).replace(
+            "postgresql+asyncpg", "postgresql"
+        )
+    )
+    try:
+        # Another session holds the table: the lookup waits behind its lock.
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE snoozes IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        assert await snoozing.hidden("back-to-foot", "hash-a", cards, T0) == set()
+        waited = time.monotonic() - started
+        await transaction.rollback()
+    finally:
+        await locker.close()
+        await snoozing.close()
+    assert LOOKUP_SECONDS <= waited < LOOKUP_SECONDS + 2
+    assert not pg_store.outage.down  # slow is not down: the next call looks up again

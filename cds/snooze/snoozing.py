@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Final, Protocol, TypeVar
 
@@ -87,8 +88,11 @@ class Snoozing:
         if not cards or self._store.down:
             return set()  # a known outage: no 5 s wait for a connection on every call
         uuids = {card.card_uuid for card in cards}
+        # A lookup read on the loop's own thread (a SQLite file) cannot be interrupted by a
+        # timer, and would only pay for setting and cancelling one.
+        limit = nullcontext() if self._store.on_the_loop else asyncio.timeout(LOOKUP_SECONDS)
         try:
-            async with asyncio.timeout(LOOKUP_SECONDS):
+            async with limit:
                 stored = await self._store.active(patient_hash, service_id, uuids, now)
         except (StoreUnavailable, TimeoutError):
             return set()  # the store's outage watch logs and counts the outage

@@ -45,6 +45,9 @@ ACTIVE_ANY = sa.select(*_COLUMNS).where(
 
 
 class Lookup(Protocol):
+    # Whether ``rows`` runs on the event loop's thread without awaiting anything.
+    on_the_loop: bool
+
     async def rows(
         self, patient_hash: str, service_id: str, card_uuids: Collection[str], now: datetime
     ) -> Sequence[Row]:
@@ -74,6 +77,8 @@ class DriverLookup:
     on about one call in seven at 8 calls in flight on one worker (PostgreSQL's sessions counter
     under ``bench.wrk --postgres``): a connect and a forked backend each time. The store's
     asyncpg pool keeps what it opens."""
+
+    on_the_loop = False
 
     def __init__(self, pool: DriverPool) -> None:
         compiled = ACTIVE_ANY.compile(dialect=pool.dialect)
@@ -106,6 +111,8 @@ class OnLoopLookup:
     call's CPU for a 20 us read). The statement's text depends only on the number of cards, so
     sqlite3's statement cache prepares each once; values are converted by the column type's
     own processors, as SQLAlchemy converts them."""
+
+    on_the_loop = True
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -152,6 +159,8 @@ class OnLoopLookup:
 
 class EngineLookup:
     """On the store's engine (an in-memory SQLite database lives in its one connection)."""
+
+    on_the_loop = False
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -64,6 +64,11 @@ class SnoozeStore:
         self._lookup = lookup_for(store.engine, store.driver)
 
     @property
+    def on_the_loop(self) -> bool:
+        """Whether the lookup runs on the event loop's thread, never awaiting the database."""
+        return self._lookup.on_the_loop
+
+    @property
     def down(self) -> bool:
         """Whether this process last found the database unreachable."""
         return self._store.outage.down
