@@ -9,6 +9,7 @@ audit, logs or metrics. Whatever this app cannot reach on a machine, the service
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import os
@@ -31,6 +32,14 @@ def _keys(jwks_file: Path) -> dict[str, tuple[Any, str]]:
     return keys
 
 
+def _kid(token: str) -> Any:
+    """The header's ``kid``, read without PyJWT's whole-token parse: ``jwt.decode`` parses and
+    checks the token once, as the least service would (``get_unverified_header`` first parsed
+    it a second time, ~27 us a call that flattered every ratio against the floor)."""
+    header = token.partition(".")[0]
+    return orjson.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+
+
 def create_app() -> FastAPI:
     """The floor app, configured from BENCH_FLOOR_JWKS, BENCH_FLOOR_ISSUER, BENCH_FLOOR_AUDIENCE."""
     keys = _keys(Path(os.environ["BENCH_FLOOR_JWKS"]))
@@ -43,7 +52,7 @@ def create_app() -> FastAPI:
     async def call(service_id: str, request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
-            key, alg = keys[jwt.get_unverified_header(token)["kid"]]
+            key, alg = keys[_kid(token)]
             claims = jwt.decode(
                 token,
                 key,
@@ -52,7 +61,7 @@ def create_app() -> FastAPI:
                 issuer=issuer,
                 options={"require": ["iss", "aud", "exp", "jti"]},
             )
-        except (jwt.PyJWTError, KeyError):
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):
             return Response(status_code=401)
         if scheme.lower() != "bearer" or claims["jti"] in seen:
             return Response(status_code=401)

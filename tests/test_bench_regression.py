@@ -115,6 +115,9 @@ async def test_the_floor_app_checks_every_token_it_is_measured_with(
         assert (await call(token)).status_code == 401  # the same jti again
         assert (await call(other_audience)).status_code == 401
         assert (await call(None)).status_code == 401
+        # A header that is not base64url JSON naming a known kid is refused, never a 500.
+        for header in ("!!", "W10", "e30", "eyJraWQiOiJub3RoaW5nIn0"):
+            assert (await call(f"{header}.{token.partition('.')[2]}")).status_code == 401
 
 
 @pytest.mark.parametrize("size", ["small", "heavy"])
