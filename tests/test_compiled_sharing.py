@@ -19,7 +19,7 @@ from cds.clock import clock_for
 from cds.data.patient_data import read_prefetch
 from cds.errors import CdsError
 from cds.invocation import parse_request
-from cds.record import PatientRecord, build_record
+from cds.record import Entry, PatientRecord, build_record
 from cds.rules import ClauseInputs, RuleSpec, result_of, trigger
 from cds.rules.clauses import CLAUSES
 from cds.rules.compiled import CompiledTrees
@@ -55,8 +55,11 @@ def _counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[bool, dat
     return calls
 
 
-def _empty_record() -> PatientRecord:
-    return PatientRecord(NOW, "p1", WINDOWS)
+def _record_holding_the_sets() -> PatientRecord:
+    """A record whose one entry is in the MRI and sciatica sets but of a kind neither clause
+    counts (a medication): they are asked, and answer as over an empty record."""
+    entry = Entry("MedicationStatement", "m1", "medication", frozenset({"mri", "radic"}), "", NOW)
+    return PatientRecord(NOW, "p1", WINDOWS, entries=[entry])
 
 
 def test_a_part_that_reads_no_trigger_runs_once_for_the_when_tree_and_every_drop(
@@ -71,7 +74,9 @@ def test_a_part_that_reads_no_trigger_runs_once_for_the_when_tree_and_every_drop
             {"suggestion": "mri-again", "when": MRI_AFTER},
         ],
     )
-    inputs = ClauseInputs(_empty_record(), {rule.key: rule}, compiled=CompiledTrees([rule]))
+    inputs = ClauseInputs(
+        _record_holding_the_sets(), {rule.key: rule}, compiled=CompiledTrees([rule])
+    )
     trigger(rule, inputs)
     for moment in (NOW - timedelta(days=400), NOW - timedelta(days=30)):
         for drop in rule.drop_suggestions:
@@ -93,12 +98,12 @@ def test_a_part_under_a_tree_that_reads_the_differential_runs_once_for_both_valu
     strict = _rule("XX-01", when)
     lenient = _rule("XX-02", when, differentialCounts=True)
     rules = {r.key: r for r in (strict, lenient)}
-    inputs = ClauseInputs(_empty_record(), rules, compiled=CompiledTrees(rules.values()))
+    inputs = ClauseInputs(_record_holding_the_sets(), rules, compiled=CompiledTrees(rules.values()))
     compiled = [trigger(r, inputs).truth for r in rules.values()]
     # The condition again when a differential counts; the MRI, which reads neither, once.
     assert condition == [(False, None), (True, None)]
     assert done == [(False, None)]
-    plain = ClauseInputs(_empty_record(), rules)
+    plain = ClauseInputs(_record_holding_the_sets(), rules)
     assert compiled == [trigger(r, plain).truth for r in rules.values()]
 
 

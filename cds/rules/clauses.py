@@ -71,6 +71,11 @@ class ClauseType(Generic[Clause]):
     describe: Callable[[Clause], str]
     refs: Callable[[Clause], Iterator[Ref]]
     inputs: Callable[[Clause], frozenset[Input]]
+    # The value sets one of the record's entries must be in (by its code, or an order's by its
+    # performer type) for the clause to find anything: without one its result is FALSE, or
+    # UNKNOWN when a type it ``reads`` could not be obtained, so the compiled trees answer so
+    # without asking the record (rules/compiled.py). None: it asks the record no value set.
+    wanted: Callable[[Clause], frozenset[str] | None]
 
 
 # ------------------------------------------------------------------ words
@@ -399,6 +404,22 @@ def _no_inputs(clause: object) -> frozenset[Input]:
     return NO_INPUTS
 
 
+def _set_wanted(
+    c: ConditionClause | ObservationClause | DoneClause | MedicationClause | DraftClause,
+) -> frozenset[str]:
+    return c.wanted
+
+
+def _fact_wanted(fact: FactClause) -> frozenset[str]:
+    # Every fact starts from the entries in its own sets (new_onset's `relativeTo` ones are
+    # read only once one of those is found).
+    return frozenset(fact.valuesets)
+
+
+def _no_sets(clause: object) -> None:
+    return None
+
+
 def _rule_reads(key: str) -> tuple[str, ...]:
     return ()  # the other rule's clauses say what they read
 
@@ -416,6 +437,7 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _describe_condition,
         value_set_refs,
         _condition_inputs,
+        _set_wanted,
     ),
     ClauseType(
         "observation",
@@ -425,9 +447,17 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _describe_observation,
         value_set_refs,
         _no_inputs,
+        _set_wanted,
     ),
     ClauseType(
-        "done", DoneClause, _done, _done_reads, _describe_done, value_set_refs, _done_inputs
+        "done",
+        DoneClause,
+        _done,
+        _done_reads,
+        _describe_done,
+        value_set_refs,
+        _done_inputs,
+        _set_wanted,
     ),
     ClauseType(
         "medication",
@@ -437,9 +467,17 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _describe_medication,
         value_set_refs,
         _no_inputs,
+        _set_wanted,
     ),
     ClauseType(
-        "draft", DraftClause, _draft, _draft_reads, _describe_draft, value_set_refs, _no_inputs
+        "draft",
+        DraftClause,
+        _draft,
+        _draft_reads,
+        _describe_draft,
+        value_set_refs,
+        _no_inputs,
+        _set_wanted,
     ),
     ClauseType(
         "patient",
@@ -449,11 +487,19 @@ _TYPES: tuple[ClauseType[Any], ...] = (
         _describe_patient,
         value_set_refs,
         _no_inputs,
+        _no_sets,
     ),
     ClauseType(
-        "fact", FactClause, _fact, _fact_reads, _describe_fact, value_set_refs, _fact_inputs
+        "fact",
+        FactClause,
+        _fact,
+        _fact_reads,
+        _describe_fact,
+        value_set_refs,
+        _fact_inputs,
+        _fact_wanted,
     ),
     # Another rule fires or not by its own settings, whoever asks (ClauseInputs.trigger_of).
-    ClauseType("rule", str, _rule, _rule_reads, _describe_rule, _rule_refs, _no_inputs),
+    ClauseType("rule", str, _rule, _rule_reads, _describe_rule, _rule_refs, _no_inputs, _no_sets),
 )
 CLAUSES: Mapping[str, ClauseType[Any]] = {t.name: t for t in _TYPES}

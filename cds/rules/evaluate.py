@@ -22,7 +22,8 @@ class ClauseInputs:
     """What a clause may see: the record, the rule's settings and every rule of the catalogue.
 
     With ``compiled`` (the app's, built for the same catalogue), trees it holds run as its
-    closures, which remember their results for this call in ``results``.
+    closures, which remember their results for this call in ``results``. ``held`` is every value
+    set the record's entries are in (:func:`held_sets`), taken once a call.
     """
 
     record: PatientRecord
@@ -33,6 +34,11 @@ class ClauseInputs:
     _since: dict[str, datetime] = field(default_factory=dict)
     compiled: CompiledTrees | None = None
     results: dict[Hashable, Result] = field(default_factory=dict)
+    held: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.held is None:
+            self.held = held_sets(self.record)
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> ClauseInputs:
         return ClauseInputs(
@@ -44,6 +50,7 @@ class ClauseInputs:
             self._since,
             self.compiled,
             self.results,
+            self.held,
         )
 
     def trigger_of(self, key: str) -> Result:
@@ -58,6 +65,15 @@ class ClauseInputs:
         if moment is None:
             moment = self._since[duration] = parse_duration(duration).before(self.record.now)
         return moment
+
+
+def held_sets(record: PatientRecord) -> frozenset[str]:
+    """Every value set an entry of ``record`` is in, by its code or (an order) its performer
+    type: a clause over other sets finds nothing (``cds.rules.clauses.ClauseType.wanted``)."""
+    entries = record.entries
+    return frozenset().union(
+        *[e.valuesets for e in entries], *[e.performer_valuesets for e in entries]
+    )
 
 
 def _kleene(combine: Callable[[list[Tri]], Tri]) -> Callable[[list[Node], ClauseInputs], Result]:
