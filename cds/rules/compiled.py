@@ -41,6 +41,17 @@ if TYPE_CHECKING:
 Compiled = Callable[["ClauseInputs"], Result]
 
 
+def _joined(true: list[Result]) -> Result:
+    """TRUE with the evidence and notes of ``true``, in order (one result is itself)."""
+    if len(true) == 1:
+        return true[0]
+    return Result(
+        Tri.TRUE,
+        tuple([e for r in true for e in r.evidence]),
+        tuple([n for r in true for n in r.notes]),
+    )
+
+
 def _all(children: tuple[Compiled, ...]) -> Compiled:
     def run(inputs: ClauseInputs) -> Result:
         results = []
@@ -53,28 +64,25 @@ def _all(children: tuple[Compiled, ...]) -> Compiled:
             if truth is Tri.UNKNOWN:
                 unknown = True
             results.append(result)
-        if unknown:
-            return UNKNOWN
-        return Result(
-            Tri.TRUE,
-            tuple([e for r in results for e in r.evidence]),
-            tuple([n for r in results for n in r.notes]),
-        )
+        return UNKNOWN if unknown else _joined(results)
 
     return run
 
 
 def _any(children: tuple[Compiled, ...]) -> Compiled:
     def run(inputs: ClauseInputs) -> Result:
-        results = [child(inputs) for child in children]
-        true = [r for r in results if r.truth is Tri.TRUE]
-        if not true:
-            return UNKNOWN if any(r.truth is Tri.UNKNOWN for r in results) else FALSE
-        return Result(
-            Tri.TRUE,
-            tuple([e for r in true for e in r.evidence]),
-            tuple([n for r in true for n in r.notes]),
-        )
+        true = []
+        unknown = False
+        for child in children:
+            result = child(inputs)
+            truth = result.truth
+            if truth is Tri.TRUE:
+                true.append(result)
+            elif truth is Tri.UNKNOWN:
+                unknown = True
+        if true:
+            return _joined(true)
+        return UNKNOWN if unknown else FALSE
 
     return run
 
@@ -89,35 +97,35 @@ def _not(child: Compiled) -> Compiled:
 def _clause(kind: ClauseType[Any], clause: Any) -> Compiled:
     """The clause's evaluator, answering without asking the record when none of its entries is
     in a value set the clause wants (``ClauseType.wanted``)."""
-    run: Compiled = partial(kind.result_of, clause)
     wanted = kind.wanted(clause)
     if wanted is None:
-        return run
+        return partial(kind.result_of, clause)
     reads = kind.reads(clause)
+    result_of = kind.result_of
 
     def leaf(inputs: ClauseInputs) -> Result:
         held = inputs.held
         if held is not None and held.isdisjoint(wanted):
             return FALSE if inputs.record.available(*reads) else UNKNOWN
-        return run(inputs)
+        return result_of(clause, inputs)
 
     return leaf
 
 
 def _remembered(slot: int, reads: frozenset[Input], run: Compiled) -> Compiled:
     """``run``, its result remembered for the call by ``slot`` and the inputs it ``reads``."""
-    key: Callable[[ClauseInputs], Hashable]
-    if not reads:
-        key = partial(_same, slot)
-    elif reads == {"differential"}:
-        key = partial(_by_differential, slot)
-    elif reads == {"trigger"}:
-        key = partial(_by_trigger, slot)
-    else:
-        key = partial(_by_both, slot)
+    # The key built inline, not by a helper: this runs for some 50 parts a call.
+    differential = "differential" in reads
+    dated = "trigger" in reads
 
     def remembered(inputs: ClauseInputs) -> Result:
-        at = key(inputs)
+        at: Hashable
+        if dated:
+            at = (slot, inputs.differential if differential else None, inputs.trigger)
+        elif differential:
+            at = (slot, inputs.differential)
+        else:
+            at = slot
         results = inputs.results
         found = results.get(at)
         if found is None:
@@ -125,22 +133,6 @@ def _remembered(slot: int, reads: frozenset[Input], run: Compiled) -> Compiled:
         return found
 
     return remembered
-
-
-def _same(slot: int, inputs: ClauseInputs) -> Hashable:
-    return slot
-
-
-def _by_differential(slot: int, inputs: ClauseInputs) -> Hashable:
-    return (slot, inputs.differential)
-
-
-def _by_trigger(slot: int, inputs: ClauseInputs) -> Hashable:
-    return (slot, None, inputs.trigger)
-
-
-def _by_both(slot: int, inputs: ClauseInputs) -> Hashable:
-    return (slot, inputs.differential, inputs.trigger)
 
 
 def _shape(node: Node) -> str:

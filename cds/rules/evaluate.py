@@ -35,23 +35,34 @@ class ClauseInputs:
     compiled: CompiledTrees | None = None
     results: dict[Hashable, Result] = field(default_factory=dict)
     held: frozenset[str] | None = None
+    # (differential, trigger) -> the inputs for_rule gives for them: a call asks for a handful
+    # of combinations some 20 times. Not copied by dataclasses.replace (a copy starts afresh).
+    _views: dict[tuple[bool, datetime | None], ClauseInputs] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.held is None:
             self.held = held_sets(self.record)
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> ClauseInputs:
-        return ClauseInputs(
-            self.record,
-            self.rules,
-            rule.differential,
-            trigger,
-            self._memo,
-            self._since,
-            self.compiled,
-            self.results,
-            self.held,
-        )
+        """These inputs as ``rule`` reads them (whether a differential counts), with ``trigger``."""
+        key = (rule.differential, trigger)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = ClauseInputs(
+                self.record,
+                self.rules,
+                rule.differential,
+                trigger,
+                self._memo,
+                self._since,
+                self.compiled,
+                self.results,
+                self.held,
+            )
+            view._views = self._views
+        return view
 
     def trigger_of(self, key: str) -> Result:
         """Whether the catalogue's rule ``key`` fires (a `rule:` clause)."""
@@ -124,8 +135,9 @@ def interpret(node: Node, inputs: ClauseInputs) -> Result:
 
 def trigger(rule: RuleSpec, inputs: ClauseInputs) -> Result:
     """Whether ``rule``'s age gate and `when` tree hold (memoized per evaluation)."""
-    if rule.key in inputs._memo:
-        return inputs._memo[rule.key]
+    known = inputs._memo.get(rule.key)
+    if known is not None:
+        return known
     own = inputs.for_rule(rule)
     gate = Tri.TRUE
     if rule.min_age is not None:

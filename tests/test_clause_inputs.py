@@ -1,0 +1,53 @@
+"""What a clause sees of one call: ``ClauseInputs.for_rule`` gives the rule's view of the call
+(whether a differential counts, the trigger date), one per pair, sharing what the call
+remembers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from cds.record import PatientRecord
+from cds.rules import ClauseInputs, RuleSpec
+from cds.rules.policy import load_policy
+from cds.settings import PROJECT_ROOT
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+WINDOWS = load_policy(PROJECT_ROOT / "rules").condition_windows
+
+
+def _rule(rule_id: str, **more: object) -> RuleSpec:
+    when = {"condition": {"valuesets": ["radic"]}}
+    return RuleSpec.model_validate(
+        {"id": rule_id, "name": rule_id, "card": "x", "when": when, **more}
+    )
+
+
+def test_a_rule_sees_its_own_differential_setting_and_the_trigger_asked_for() -> None:
+    inputs = ClauseInputs(PatientRecord(NOW, "p1", WINDOWS), {})
+    lenient = _rule("XX-01", differentialCounts=True)
+    moment = NOW - timedelta(days=30)
+    view = inputs.for_rule(lenient, moment)
+    assert (view.differential, view.trigger) == (True, moment)
+    strict = inputs.for_rule(_rule("XX-02"))
+    assert (strict.differential, strict.trigger) == (False, None)
+
+
+def test_the_views_of_one_call_share_what_it_remembers_and_repeat_for_the_same_pair() -> None:
+    inputs = ClauseInputs(PatientRecord(NOW, "p1", WINDOWS), {})
+    strict, other = _rule("XX-01"), _rule("XX-02")
+    view = inputs.for_rule(strict)
+    assert view.for_rule(other) is view is inputs.for_rule(strict)
+    assert view.results is inputs.results
+    assert view._memo is inputs._memo
+    assert view.held is inputs.held
+
+
+def test_a_copy_of_the_inputs_starts_its_own_views() -> None:
+    inputs = ClauseInputs(PatientRecord(NOW, "p1", WINDOWS), {})
+    rule = _rule("XX-01")
+    before = inputs.for_rule(rule)
+    copy = replace(inputs, _memo={})
+    after = copy.for_rule(rule)
+    assert after is not before
+    assert after._memo is copy._memo
