@@ -255,8 +255,11 @@ def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_
             suppressed.update(sup.then)
     kept = [f for f in fired if f.rule.id not in suppressed and f.rule.key not in suppressed]
     dropped_cards: set[str] = set()
+    # Only kinds some card suggests can have a loser (a card's kinds only shrink below).
+    kinds = {s.kind for f in kept for s in f.suggestions}
     for owner in service.precedence.one_per_kind:
-        dropped_cards |= _one_per_kind(owner, kept)
+        if owner.kind in kinds:
+            dropped_cards |= _one_per_kind(owner, kept)
     return [f for f in kept if f.rule.key not in dropped_cards]
 
 
