@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from cds.cards.evidence_memo import MAX_LINES, EvidenceLines
 from cds.cards.prepared import PreparedCard, prepare_card
 from cds.cards.render import CardFrame, card_frame
 from cds.catalogue import Catalogue
@@ -31,7 +32,8 @@ class EvaluationCaches:
     ``validation`` remembers validation outcomes by content (bounded by
     CDS_VALIDATION_MEMO_SIZE); ``matching`` remembers the value sets of codes, words and
     concepts (bounded); ``entries`` the record entry each matched resource made, by content
-    (no more than ``validation``, off with it); the card frames and the rules' compiled trees
+    (no more than ``validation``, off with it), and ``lines`` each such entry's evidence bullet
+    on a card (as many, off with it); the card frames and the rules' compiled trees
     (``trees``) are built once here, for every rule of the catalogue, and only read after; so
     are the cards prepared in wire form from the frames (``card``).
     """
@@ -45,6 +47,7 @@ class EvaluationCaches:
     # Each rule's cards prepared in wire form (cds.cards.prepared); a rule missing here (or
     # whose template the wire models would refuse) renders through the models.
     _cards: Mapping[str, PreparedCard | None]
+    lines: EvidenceLines
 
     @classmethod
     def for_catalogue(
@@ -81,6 +84,7 @@ class EvaluationCaches:
             MappingProxyType(frames),
             CompiledTrees(catalogue.rules.values()),
             MappingProxyType(cards),
+            EvidenceLines(min(validation_entries, MAX_LINES)),
         )
 
     def frame(self, rule: RuleSpec) -> CardFrame | None:
@@ -101,3 +105,4 @@ class EvaluationCaches:
         self.validation.clear()
         self.matching.clear()
         self.entries.clear()
+        self.lines.clear()

@@ -296,7 +296,7 @@ def _card(
     }
     prepared = caches.card(f.rule)
     if prepared is not None:
-        return prepared.render(**decided)
+        return prepared.render(**decided, line=caches.lines)
     catalogue = caches.catalogue
     rendered = render(
         catalogue.cards[f.rule.card],

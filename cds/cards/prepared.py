@@ -15,12 +15,12 @@ paths on every template and every golden case.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from cds import hooks
-from cds.cards.render import REASON_TYPES, CardFrame, coding, evidence_lines
+from cds.cards.render import REASON_TYPES, CardFrame, coding, evidence_line, evidence_lines
 from cds.cards.schema import ActionSpec, CardTemplate, ServiceRequestSpec, SuggestionSpec
 from cds.record import Entry
 from cds.rules.schema import Indicator
@@ -196,12 +196,14 @@ class PreparedCard:
         measured: Sequence[str],
         draft: Entry | None,
         priority: str | None,
+        line: Callable[[Entry], str] = evidence_line,
     ) -> CardAnswer:
         """The card :func:`cds.cards.render.render` makes, as ``hooks.to_wire`` writes it;
-        ``suggestions`` are the template's suggestion specs the rule keeps."""
+        ``suggestions`` are the template's suggestion specs the rule keeps; ``line`` writes an
+        evidence entry's bullet (the app's memo of :func:`cds.cards.render.evidence_line`)."""
         refs = sorted({e.reference for e in evidence})
         card_uuid = uuid5_text(self.namespace, "|".join((service_id, rule_key, patient_id, *refs)))
-        detail = self.detail.replace(_EVIDENCE, evidence_lines(evidence, measured)).rstrip()
+        detail = self.detail.replace(_EVIDENCE, evidence_lines(evidence, measured, line)).rstrip()
         if notes:
             detail += "\n\n" + "\n".join(f"- {note}" for note in notes)
         card: dict[str, Any] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,22 +93,33 @@ def shown_value(entry: Entry) -> str:
     return f"{number} {escape(UNIT_WORDS.get(entry.unit, entry.unit))}"
 
 
-def evidence_lines(evidence: Sequence[Entry], measured: Sequence[str] = ()) -> str:
-    """One markdown bullet per triggering resource: type, display, date and, for a measurement,
-    its value and unit, so the clinician can judge it; EHR text escaped.
+def evidence_line(e: Entry) -> str:
+    """The markdown bullet of one triggering resource: type, display, date and, for a
+    measurement, its value and unit, so the clinician can judge it; EHR text escaped."""
+    when = e.date.date().isoformat() if e.date is not None else "undated"
+    label = "draft order" if e.draft else e.resource_type
+    value = shown_value(e)
+    return f"- {label}: {escape(e.display)} ({when})" + (f": {value}" if value else "")
+
+
+def evidence_lines(
+    evidence: Sequence[Entry],
+    measured: Sequence[str] = (),
+    line: Callable[[Entry], str] = evidence_line,
+) -> str:
+    """One bullet per triggering resource (``line``, :func:`evidence_line` or a memo of it),
+    each resource once.
 
     ``measured`` (what a fact computed, e.g. the weights and the loss) follows, one bullet each.
     """
     seen: set[str] = set()
     lines = []
     for e in evidence:
-        if e.reference in seen:
+        reference = e.reference
+        if reference in seen:
             continue
-        seen.add(e.reference)
-        when = e.date.date().isoformat() if e.date is not None else "undated"
-        label = "draft order" if e.draft else e.resource_type
-        value = shown_value(e)
-        lines.append(f"- {label}: {escape(e.display)} ({when})" + (f": {value}" if value else ""))
+        seen.add(reference)
+        lines.append(line(e))
     # The service's own words and numbers, never EHR text: shown unescaped, once each.
     lines += [f"- {line}" for line in dict.fromkeys(measured)]
     return "\n".join(lines) or "- (no coded evidence listed)"
