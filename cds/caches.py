@@ -8,7 +8,8 @@ what they remember, and a test starts clean with a new app or a new ``Evaluation
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from types import MappingProxyType
 
 from cds.cards.evidence_memo import MAX_LINES, EvidenceLines
@@ -16,6 +17,7 @@ from cds.cards.prepared import PreparedCard, prepare_card
 from cds.cards.render import CardFrame, card_frame
 from cds.catalogue import Catalogue
 from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
+from cds.governance.schema import Mode
 from cds.record.entry_memo import MAX_ENTRIES as ENTRY_MEMO_ENTRIES
 from cds.record.entry_memo import EntryMemo
 from cds.record.matching import MatchMemo
@@ -23,6 +25,10 @@ from cds.rules import RuleSpec
 from cds.rules.compiled import CompiledTrees
 from cds.settings import DEFAULT_PUBLIC_BASE_URL
 from cds.transparency.addresses import rule_page_url
+
+# Days whose modes are remembered: the real day (and the next, at midnight); a fixed clock, as
+# the demo's, asks for its own.
+_DAYS_REMEMBERED = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +54,9 @@ class EvaluationCaches:
     # whose template the wire models would refuse) renders through the models.
     _cards: Mapping[str, PreparedCard | None]
     lines: EvidenceLines
+    # day -> rule id -> the catalogue's Governance.mode for them: a call asks for each rule of
+    # its service, on the day of the calls before it or the next.
+    _modes: dict[date, dict[str, Mode]] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def for_catalogue(
@@ -100,9 +109,23 @@ class EvaluationCaches:
             return None
         return self._cards.get(rule.key)
 
+    def mode(self, rule_id: str, day: date) -> Mode:
+        """``catalogue.governance.mode(rule_id, day)``, decided once per rule and day (a pure
+        function of the catalogue's records and site settings, which are only read)."""
+        modes = self._modes.get(day)
+        if modes is None:
+            if len(self._modes) >= _DAYS_REMEMBERED:
+                self._modes.clear()
+            modes = self._modes[day] = {}
+        mode = modes.get(rule_id)
+        if mode is None:
+            mode = modes[rule_id] = self.catalogue.governance.mode(rule_id, day)
+        return mode
+
     def clear(self) -> None:
         """Forget everything remembered (the card frames are not memory: they stay)."""
         self.validation.clear()
         self.matching.clear()
         self.entries.clear()
         self.lines.clear()
+        self._modes.clear()

@@ -360,7 +360,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         if request.hook not in (rule.hooks or service.hooks):
             continue
         # Governance: a retired rule, or one outside its effective period, is not run.
-        mode = catalogue.governance.mode(rule.id, today)
+        mode = caches.mode(rule.id, today)
         if mode == "off":
             continue
         result = trigger(rule, inputs)
