@@ -2,7 +2,7 @@
 
 The interpreter (``cds.rules.evaluate.result_of``) dispatches on each node's branch at every
 call; the closures are the same evaluation with that dispatch done once, at start-up, and with
-two savings that change no answer:
+three savings that change no answer:
 
 * structurally equal sub-trees (YAML anchors reuse a clinical definition across rules, and the
   indicator, drop and priority trees repeat parts of `when`) share one closure, whose result
@@ -18,7 +18,7 @@ two savings that change no answer:
 * a clause over value sets none of the record's entries is in (``ClauseInputs.held``, taken once
   a call) finds nothing: it answers FALSE, or UNKNOWN when a type it reads could not be
   obtained, without asking the record (``cds.rules.clauses.ClauseType.wanted``); on a small
-  chart 27 of the 53 clauses a call asks.
+  chart 27 of the 53 clause evaluations a call made.
 
 Built from whatever the catalogue holds when the app starts (site settings already applied to
 it), held by the app's ``cds.caches.EvaluationCaches``, and only read after.
