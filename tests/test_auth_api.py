@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
+from cds.api import cds_routes
 from cds.app import create_app
 from cds.catalogue import Catalogue
 from cds.cli import main
@@ -66,6 +68,24 @@ async def test_every_cds_endpoint_answers_401_without_a_token(
     body = response.json()
     assert body["resourceType"] == "OperationOutcome"
     assert body["issue"][0]["diagnostics"] == "The request is not authorized."
+
+
+async def test_every_route_of_the_cds_services_router_answers_401_without_a_token(
+    secured: httpx.AsyncClient,
+) -> None:
+    """Read from the router that owns /cds-services, not a list: a route added to it later
+    (the hook call checks the token itself, the others through a dependency) cannot skip it."""
+    calls = [
+        (method, route.path.replace("{service_id}", "back-to-foot"))
+        for route in cds_routes.routes
+        if isinstance(route, APIRoute)
+        for method in sorted(route.methods or ())
+    ]
+    assert len(calls) >= 4  # discovery (with and without its slash), the hook call, feedback
+    for method, path in calls:
+        assert path.startswith("/cds-services")
+        response = await secured.request(method, path, json={})
+        assert (method, path, response.status_code) == (method, path, 401)
 
 
 async def test_discovery_accepts_a_token_minted_for_the_discovery_url(
