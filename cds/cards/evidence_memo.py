@@ -10,10 +10,10 @@ bounded, the oldest leaving first; one app owns one (``cds.caches.EvaluationCach
 
 from __future__ import annotations
 
-import contextlib
 from typing import Final
 
 from cds.cards.render import evidence_line
+from cds.oldest_out import insert_oldest_out
 from cds.record import Entry
 
 # A card lists a few entries; a chart has a few dozen: the last few hundred charts' bullets.
@@ -38,11 +38,5 @@ class EvidenceLines:
         if known is not None and known[0] is entry:
             return known[1]
         line = evidence_line(entry)
-        if self.max_lines > 0:
-            lines = self._lines
-            while len(lines) >= self.max_lines:
-                # Another evaluation slot's thread may be evicting too: then it has made room.
-                with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-                    del lines[next(iter(lines))]
-            lines[id(entry)] = (entry, line)
+        insert_oldest_out(self._lines, id(entry), (entry, line), self.max_lines)
         return line

@@ -9,10 +9,10 @@ lookups.
 
 from __future__ import annotations
 
-import contextlib
 from enum import Enum
 from typing import Final
 
+from cds.oldest_out import insert_oldest_out
 from cds.record.model import Entry
 from cds.valuesets import ValueSets
 
@@ -68,11 +68,5 @@ class EntryMemo:
 
     def remember(self, key: Key, entry: Entry | None) -> None:
         """Remember the entry read for ``key`` (None: the resource made none)."""
-        if self.max_entries <= 0:
-            return
-        entries = self._entries
-        while len(entries) >= self.max_entries:
-            # Another evaluation slot's thread may be evicting too: then it has made room.
-            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-                del entries[next(iter(entries))]
-        entries[key] = Dropped.DROPPED if entry is None else entry
+        remembered = Dropped.DROPPED if entry is None else entry
+        insert_oldest_out(self._entries, key, remembered, self.max_entries)
