@@ -392,6 +392,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
         )
     fired_ids = list(dict.fromkeys(f.rule.id for f in shown))
     log.debug("rules fired: %s", fired_ids)
+    inputs.release()
     return Evaluation(
         {"cards": cards},
         fired_ids,

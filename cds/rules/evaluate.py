@@ -64,6 +64,12 @@ class ClauseInputs:
             view._views = self._views
         return view
 
+    def release(self) -> None:
+        """Forget the views ``for_rule`` made. Each view holds the dict that holds it: a
+        reference cycle that left the call's record, results and memo to the collector's next
+        pass instead of being freed with the call (in that pass: ~90 us of a small call's CPU)."""
+        self._views.clear()
+
     def trigger_of(self, key: str) -> Result:
         """Whether the catalogue's rule ``key`` fires (a `rule:` clause)."""
         return trigger(self.rules[key], self)
