@@ -37,23 +37,19 @@ def _snooze(card: str) -> NewSnooze:
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+async def table(tmp_path: Path) -> AsyncIterator[SnoozeStore]:
+    """The snoozes of a migrated SQLite file, looked up on the loop's thread."""
     settings = load_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
         patient_hash_key=SecretStr("test-key"),
     )
     await upgrade(settings)
     async with Store.from_settings(settings) as store:
-        yield store
-
-
-@pytest.fixture
-async def table(sqlite_store: Store) -> AsyncIterator[SnoozeStore]:
-    made = SnoozeStore(sqlite_store)
-    try:
-        yield made
-    finally:
-        await made.close()
+        made = SnoozeStore(store)
+        try:
+            yield made
+        finally:
+            await made.close()
 
 
 def _lookup(table: SnoozeStore) -> OnLoopLookup:
@@ -85,15 +81,16 @@ async def test_lookups_check_out_one_connection_for_many_calls(table: SnoozeStor
 
 
 async def test_after_a_failed_lookup_the_next_one_reads_on_a_new_connection(
-    sqlite_store: Store, table: SnoozeStore
+    table: SnoozeStore,
 ) -> None:
+    engine = table._store.engine
     await table.snooze([_snooze("c-1")])
     assert await _cards(table, "c-1") == ["c-1"]
-    async with sqlite_store.engine.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE snoozes RENAME TO snoozes_away"))
     with pytest.raises(DBAPIError):
         await _lookup(table).rows("hash-a", "back-to-foot", ["c-1"], T0)
     assert _lookup(table)._connection is None
-    async with sqlite_store.engine.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(sa.text(f"ALTER TABLE snoozes_away RENAME TO {snoozes.name}"))
     assert await _cards(table, "c-1") == ["c-1"]
