@@ -19,7 +19,7 @@ from cds.record.laterality import (
     side_of_code,
     side_of_text,
 )
-from cds.record.matching import CODE_FIELDS, ConceptMatcher, MatchMemo, coding_list
+from cds.record.matching import CODE_FIELDS, MatchMemo, coding_list
 from cds.record.model import ConditionWindows, Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
 from cds.subjects import OTHER_PATIENT, SubjectCheck, is_other_patient
@@ -166,8 +166,10 @@ class RecordBuilder:
         # Off (size 0) when not given: this call then remembers nothing for the next.
         self._entries = entries if entries is not None else EntryMemo(self.valuesets, 0)
         self._seen: set[tuple[str, str]] = set()
+        # (type, id) -> the resource add() kept under it, as sent (not drafts, not anonymous).
+        self._kept: dict[tuple[str, str], object] = {}
         self._reason_refs: dict[str, list[str]] = {}
-        self._match = ConceptMatcher(matching, CODE_FIELDS)
+        self._match = matching.matcher()
         self._subjects = SubjectCheck(patient_id)
 
     def _readable(self, raw: object, digest: bytes | None = None) -> Raw | None:
@@ -175,6 +177,12 @@ class RecordBuilder:
         unreadable resource is remembered by identity, for the caller to find its prefetch key.
         ``digest`` is the validation memo's key for ``raw`` when it was taken already."""
         self.record.models_built += 1
+        if digest is not None and self._validation.known_valid(digest):
+            # The usual repeat resource: counted as read_resource counts a remembered valid one
+            # (``raw`` is a dict with a string resourceType: _candidate read it), nothing built.
+            self.report.parsed += 1
+            self.report.remembered += 1
+            return cast("Raw", raw)
         readout = read_resource(raw, self.report, self._validation, digest)
         if readout.doc is None:
             self.record.unreadable[id(raw)] = readout.problem or "cannot be read"
@@ -281,16 +289,28 @@ class RecordBuilder:
 
     def add(self, raw: object, *, draft: bool = False) -> None:
         """Index one raw resource; unmatched ones are never validated (they cannot matter)."""
+        if not draft and type(raw) is dict:
+            resource_type, resource_id = raw.get("resourceType"), raw.get("id")
+            if type(resource_type) is str and type(resource_id) is str:
+                # The same resource under a second prefetch key (a chart's keys overlap): equal
+                # to one kept, it matches the same sets and names the same patient, so the
+                # duplicate check would drop it after all that; it is dropped here instead.
+                kept = self._kept.get((resource_type, resource_id))
+                if kept is not None and kept == raw:
+                    return
         found = self._candidate(raw, draft=draft)
         if found is None:
             return
         doc = self._readable(raw, found[2])
         if doc is None:
             return
+        key = found[0]
         if doc is not raw:
             # Reshaped: read it again as R4 shapes it (a wrapped bodySite or reasonCode).
             found = self._candidate(doc, draft=draft)
         self._keep(found)
+        if not draft and found is not None and found[0] == key:
+            self._kept[key] = raw
 
     def add_draft(self, index: int, raw: object) -> None:
         """Index one draft order as ``cds.record.drafts`` says it is read; one that must be
@@ -356,7 +376,12 @@ class RecordBuilder:
             self.report.skip(resource_type, OTHER_PATIENT)
             return None
         # Only a matching resource is worth the duplicate check (most of a chart is not).
-        key = (resource_type, self._resource_id(raw))
+        # The id inline (every matched resource passes): an anonymous one is named by its
+        # place in the call.
+        resource_id = raw.get("id")
+        if not isinstance(resource_id, str):
+            resource_id = f"anonymous-{len(self._seen)}"
+        key: tuple[str, str] = (resource_type, resource_id)
         if key in self._seen:
             return None
         digest = None if draft else self._digest(raw)
@@ -379,10 +404,6 @@ class RecordBuilder:
         if self._entries.max_entries <= 0 or type(raw.get("id")) is not str or "onsetAge" in raw:
             return None
         return self._validation.digest(raw)
-
-    def _resource_id(self, raw: Raw) -> str:
-        resource_id = raw.get("id")
-        return resource_id if isinstance(resource_id, str) else f"anonymous-{len(self._seen)}"
 
     def _with_unsited(self, raw: Raw, entry: Entry, main: str, matched: Matched) -> Entry:
         """``entry`` with the sets it reaches only through a site-unspecified code marked."""

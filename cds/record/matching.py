@@ -103,6 +103,16 @@ class MatchMemo:
         # checks, instead of hashing a system URL and a display.
         self.unmatched: dict[str, list[tuple[object, ...]]] = {}
         self._texts: dict[str, _RememberedText | None] = {}
+        self._matcher: ConceptMatcher | None = None
+
+    def matcher(self) -> ConceptMatcher:
+        """The :class:`ConceptMatcher` over this memo for the types a record is built from
+        (``CODE_FIELDS``), made once (every call builds a record; :meth:`clear` forgets it
+        with the text memos it reads)."""
+        matcher = self._matcher
+        if matcher is None:
+            matcher = self._matcher = ConceptMatcher(self, CODE_FIELDS)
+        return matcher
 
     def __len__(self) -> int:
         """How many answers are remembered, over every memo."""
@@ -114,6 +124,7 @@ class MatchMemo:
         self.concepts.clear()
         self.unmatched.clear()
         self._texts.clear()
+        self._matcher = None
 
     def remember_concept(self, key: tuple[object, ...], found: Sets) -> None:
         """Remember ``found`` for the one-coding concept ``key`` (:meth:`ConceptMatcher.main`)."""
