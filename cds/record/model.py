@@ -96,6 +96,18 @@ class PatientRecord:
     unreadable: dict[int, str] = field(default_factory=dict)
     # Draft orders that could not be read: (index among the drafts passed in, why).
     unreadable_drafts: list[tuple[int, str]] = field(default_factory=list)
+    # What the queries compute once per record (rules ask some 25 queries a call): the entries
+    # of each kinds asked for, listed from ``_listed_from`` (dropped when the entries are another
+    # list or another length: a record is read once built, never changed in place), and the
+    # windows' starts at ``now`` with the (now, windows) they were computed for.
+    _listed: dict[tuple[str, ...], list[Entry]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _listed_from: list[Entry] | None = field(default=None, init=False, repr=False, compare=False)
+    _listed_length: int = field(default=0, init=False, repr=False, compare=False)
+    _starts: tuple[datetime, ConditionWindows, datetime, datetime] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     # ------------------------------------------------------------------ availability
 
@@ -111,8 +123,37 @@ class PatientRecord:
 
     # ------------------------------------------------------------------ queries
 
+    def of_kinds(self, kinds: tuple[str, ...]) -> list[Entry]:
+        """The entries of ``kinds`` (each an ``Entry.kind``, or ``observation`` for both
+        Observation kinds), in the record's order; listed by the first query that asks."""
+        entries = self.entries
+        if self._listed_from is not entries or self._listed_length != len(entries):
+            self._listed = {}
+            self._listed_from = entries
+            self._listed_length = len(entries)
+        listed = self._listed.get(kinds)
+        if listed is None:
+            wanted = set(kinds)
+            if "observation" in wanted:
+                wanted |= OBSERVATION_KINDS
+            listed = self._listed[kinds] = [e for e in entries if e.kind in wanted]
+        return listed
+
     def _of(self, kinds: tuple[Kind, ...], wanted: frozenset[str]) -> list[Entry]:
-        return [e for e in self.entries if e.kind in kinds and not e.valuesets.isdisjoint(wanted)]
+        return [e for e in self.of_kinds(kinds) if not e.valuesets.isdisjoint(wanted)]
+
+    def _window_starts(self) -> tuple[datetime, datetime]:
+        """When the encounter-diagnosis and the undated-active windows start, at ``now``."""
+        starts = self._starts
+        if starts is None or starts[0] is not self.now or starts[1] is not self.windows:
+            windows, now = self.windows, self.now
+            starts = self._starts = (
+                now,
+                windows,
+                windows.encounter_diagnosis.before(now),
+                windows.undated_active.before(now),
+            )
+        return starts[2], starts[3]
 
     def condition_counts(self, entry: Entry, *, differential: bool) -> bool:
         """Rules.md 3.2: whether a Condition is active for a rule (refuted/EIE never reach here)."""
@@ -121,7 +162,7 @@ class PatientRecord:
         if entry.abatement is not None and entry.abatement <= self.now:
             return False
         if entry.encounter_diagnosis and (
-            entry.date is None or entry.date < self.windows.encounter_diagnosis.before(self.now)
+            entry.date is None or entry.date < self._window_starts()[0]
         ):
             return False
         if entry.clinical_status is None:
@@ -129,7 +170,7 @@ class PatientRecord:
             return (
                 not entry.has_abatement
                 and entry.date is not None
-                and entry.date >= self.windows.undated_active.before(self.now)
+                and entry.date >= self._window_starts()[1]
             )
         return entry.clinical_status in ACTIVE_CLINICAL
 
@@ -180,12 +221,9 @@ class PatientRecord:
 
         Draft orders of an order hook count as "being ordered now" (rules.md 3.4 exception).
         """
-        kind_set: set[str] = set(kinds)
-        if "observation" in kind_set:
-            kind_set |= OBSERVATION_KINDS
         out = []
-        for e in self.entries:
-            if e.kind not in kind_set or (e.draft and not drafts):
+        for e in self.of_kinds(kinds if isinstance(kinds, tuple) else tuple(kinds)):
+            if e.draft and not drafts:
                 continue
             by_performer = performer and not e.performer_valuesets.isdisjoint(wanted)
             if e.in_sets(wanted) or by_performer:
