@@ -21,6 +21,7 @@ from cds.errors import StoreUnavailable
 from cds.metrics import Metrics
 from cds.settings import Settings
 from cds.store.audit_batch import DriverAudit
+from cds.store.audit_on_sqlite import SqliteAudit, insert_cards
 from cds.store.driver_pool import DriverPool, uses_driver_pool
 from cds.store.engines import create_batch_engine, create_engine, insert, is_busy
 from cds.store.models import (
@@ -47,13 +48,6 @@ PURGE_INTERVAL_SECONDS = 60.0
 LOCK_WAIT_SECONDS = 5.0
 LOCK_RETRY_SECONDS = 0.005
 CHECKPOINT_EVERY_CALLS = 2_000
-
-
-def _insert_cards(dialect: str) -> Any:
-    # A uuid seen twice (a retried write) must not lose the whole call's audit.
-    return insert(dialect, issued_cards).on_conflict_do_nothing(
-        index_elements=["service_id", "card_uuid"]
-    )
 
 
 def issued_card_row(card: IssuedCardLike, patient_hash: str | None = None) -> dict[str, Any]:
@@ -110,6 +104,7 @@ class Store:
         self._claims = claims_for(self.engine, self._driver)
         self._driver_audit = DriverAudit(self._driver) if self._driver is not None else None
         self._batch_engine = create_batch_engine(url)
+        self._sqlite_audit = SqliteAudit(self._batch_engine) if self._batch_engine else None
         self._hash_key = key
         self._next_purge = 0.0
         self._since_checkpoint = 0
@@ -218,24 +213,21 @@ class Store:
         if self._driver_audit is not None:
             await self._driver_audit.write(audits, cards)
             return
-        if self._batch_engine is not None:
-            await self._write_on_loop(self._batch_engine, audits, cards)
+        if self._sqlite_audit is not None:
+            await self._write_on_loop(self._sqlite_audit, audits, cards)
             return
         async with self.engine.begin() as conn:
             await conn.execute(invocations.insert(), audits)
             if cards:
-                await conn.execute(_insert_cards(conn.dialect.name), cards)
+                await conn.execute(insert_cards(conn.dialect.name), cards)
 
     async def _write_on_loop(
-        self, engine: sa.Engine, audits: list[dict[str, Any]], cards: list[dict[str, Any]]
+        self, audit: SqliteAudit, audits: list[dict[str, Any]], cards: list[dict[str, Any]]
     ) -> None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                with engine.begin() as conn:
-                    conn.execute(invocations.insert(), audits)
-                    if cards:
-                        conn.execute(_insert_cards("sqlite"), cards)
+                audit.write(audits, cards)
                 break
             except OperationalError as exc:
                 if not is_busy(exc) or time.monotonic() >= deadline:
