@@ -1,11 +1,14 @@
-"""Every `when` tree of a catalogue compiled once into plain closures (``CompiledTrees``).
+"""Every `when` tree of a catalogue compiled once into plain functions (``CompiledTrees``).
 
 The interpreter (``cds.rules.evaluate.result_of``) dispatches on each node's branch at every
-call; the closures are the same evaluation with that dispatch done once, at start-up, and with
-three savings that change no answer:
+call; the functions are the same evaluation with that dispatch done once, at start-up. Each
+distinct sub-tree is one function generated as Python source, with the descendants it alone
+uses written inline (a call runs one frame per remembered part and per clause evaluator, not
+one per node). No catalogue text enters the source: clauses, evaluators and value sets are
+named by generated names bound in the functions' globals. Three savings change no answer:
 
 * structurally equal sub-trees (YAML anchors reuse a clinical definition across rules, and the
-  indicator, drop and priority trees repeat parts of `when`) share one closure, whose result
+  indicator, drop and priority trees repeat parts of `when`) share one function, whose result
   is remembered for the call by the inputs its clauses read besides the record: whether a
   differential diagnosis counts, the trigger date (``cds.rules.clauses.ClauseType.inputs``),
   or neither, so a drop tree evaluated after the trigger reuses the `when` tree's results of
@@ -27,13 +30,12 @@ it), held by the app's ``cds.caches.EvaluationCaches``, and only read after.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
-from functools import partial
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from cds.rules.clauses import CLAUSES, ClauseType, Input
 from cds.rules.logic import FALSE, UNKNOWN, Result, Tri
-from cds.rules.schema import Node, RuleSpec
+from cds.rules.schema import Node, RuleSpec, walk
 
 if TYPE_CHECKING:
     from cds.rules.evaluate import ClauseInputs
@@ -52,87 +54,154 @@ def _joined(true: list[Result]) -> Result:
     )
 
 
-def _all(children: tuple[Compiled, ...]) -> Compiled:
-    def run(inputs: ClauseInputs) -> Result:
-        results = []
-        unknown = False
-        for child in children:
-            result = child(inputs)
-            truth = result.truth
-            if truth is Tri.FALSE:
-                return FALSE
-            if truth is Tri.UNKNOWN:
-                unknown = True
-            results.append(result)
-        return UNKNOWN if unknown else _joined(results)
-
-    return run
+# Python refuses more than 20 statically nested loops in one function; each `all` written
+# inline opens one, so a deeper part is called as its own function instead.
+_MAX_INLINE_LOOPS = 12
 
 
-def _any(children: tuple[Compiled, ...]) -> Compiled:
-    def run(inputs: ClauseInputs) -> Result:
-        true = []
-        unknown = False
-        for child in children:
-            result = child(inputs)
-            truth = result.truth
-            if truth is Tri.TRUE:
-                true.append(result)
-            elif truth is Tri.UNKNOWN:
-                unknown = True
-        if true:
-            return _joined(true)
-        return UNKNOWN if unknown else FALSE
+class _Source:
+    """The Python source of one distinct sub-tree's function, its descendants written inline.
 
-    return run
+    A remembered descendant (or one nested too deep) is called as its own function, since its
+    result is shared; every other descendant's evaluation is written into this function's body,
+    so a call runs one Python frame per remembered part and per clause evaluator instead of one
+    per node. The values the source names (clauses, their evaluators and value sets, other
+    parts' functions) are put in ``names``, the functions' globals.
+    """
 
+    def __init__(self, trees: CompiledTrees, names: dict[str, Any]) -> None:
+        self._trees = trees
+        self._names = names
+        self.lines: list[str] = []
+        self._locals = 0
+        self.reads_held = False
 
-def _not(child: Compiled) -> Compiled:
-    def run(inputs: ClauseInputs) -> Result:
-        return Result(~child(inputs).truth)
+    def name(self, value: object) -> str:
+        """A global name for ``value`` in the generated functions."""
+        key = f"_k{len(self._names)}"
+        self._names[key] = value
+        return key
 
-    return run
+    def local(self) -> str:
+        self._locals += 1
+        return f"r{self._locals}"
 
-
-def _clause(kind: ClauseType[Any], clause: Any) -> Compiled:
-    """The clause's evaluator, answering without asking the record when none of its entries is
-    in a value set the clause wants (``ClauseType.wanted``)."""
-    wanted = kind.wanted(clause)
-    if wanted is None:
-        return partial(kind.result_of, clause)
-    reads = kind.reads(clause)
-    result_of = kind.result_of
-
-    def leaf(inputs: ClauseInputs) -> Result:
-        held = inputs.held
-        if held is not None and held.isdisjoint(wanted):
-            return FALSE if inputs.record.available(*reads) else UNKNOWN
-        return result_of(clause, inputs)
-
-    return leaf
-
-
-def _remembered(slot: int, reads: frozenset[Input], run: Compiled) -> Compiled:
-    """``run``, its result remembered for the call by ``slot`` and the inputs it ``reads``."""
-    # The key built inline, not by a helper: this runs for some 50 parts a call.
-    differential = "differential" in reads
-    dated = "trigger" in reads
-
-    def remembered(inputs: ClauseInputs) -> Result:
-        at: Hashable
-        if dated:
-            at = (slot, inputs.differential if differential else None, inputs.trigger)
-        elif differential:
-            at = (slot, inputs.differential)
+    def write(self, node: Node, target: str, depth: int, loops: int, root: bool) -> None:
+        """Lines (at indentation ``depth``) leaving ``node``'s result in local ``target``."""
+        pad = "    " * depth
+        shape = self._trees.census_shape(node)
+        if not root and (self._trees.census_remembered(shape) or loops >= _MAX_INLINE_LOOPS):
+            function = self.name(self._trees.compile(node))
+            self.lines.append(f"{pad}{target} = {function}(inputs)")
+            return
+        name, value = node.branch
+        if name == "all":
+            self._all(value, target, depth, loops)
+        elif name == "any":
+            self._any(value, target, depth, loops)
+        elif name == "not":
+            child = self.local()
+            self.write(value, child, depth, loops, root=False)
+            self.lines += [
+                f"{pad}{target} = {child}.truth",
+                f"{pad}{target} = FALSE if {target} is T_TRUE else UNKNOWN "
+                f"if {target} is T_UNKNOWN else BARE_TRUE",
+            ]
         else:
-            at = slot
-        results = inputs.results
-        found = results.get(at)
-        if found is None:
-            found = results[at] = run(inputs)
-        return found
+            self._clause(CLAUSES[name], value, target, pad)
 
-    return remembered
+    def _clause(self, kind: ClauseType[Any], clause: Any, target: str, pad: str) -> None:
+        evaluate = f"{self.name(kind.result_of)}({self.name(clause)}, inputs)"
+        wanted = kind.wanted(clause)
+        if wanted is None:
+            self.lines.append(f"{pad}{target} = {evaluate}")
+            return
+        # None of the record's entries is in a set the clause wants: it finds nothing.
+        self.reads_held = True
+        reads = self.name(kind.reads(clause))
+        self.lines += [
+            f"{pad}if held is not None and held.isdisjoint({self.name(wanted)}):",
+            f"{pad}    {target} = FALSE if inputs.record.available(*{reads}) else UNKNOWN",
+            f"{pad}else:",
+            f"{pad}    {target} = {evaluate}",
+        ]
+
+    def _all(self, children: list[Node], target: str, depth: int, loops: int) -> None:
+        # One pass of a loop, left at the first FALSE child (which carries no evidence).
+        pad = "    " * (depth + 1)
+        unknown = self.local()
+        results = []
+        self.lines += [f"{pad[4:]}while True:", f"{pad}{unknown} = False"]
+        for child in children:
+            result = self.local()
+            self.write(child, result, depth + 1, loops + 1, root=False)
+            self.lines += [
+                f"{pad}if {result}.truth is T_FALSE:",
+                f"{pad}    {target} = FALSE",
+                f"{pad}    break",
+                f"{pad}if {result}.truth is T_UNKNOWN:",
+                f"{pad}    {unknown} = True",
+            ]
+            results.append(result)
+        self.lines += [
+            f"{pad}{target} = UNKNOWN if {unknown} else {self._joined(results)}",
+            f"{pad}break",
+        ]
+
+    def _any(self, children: list[Node], target: str, depth: int, loops: int) -> None:
+        # Every child is read: each TRUE one adds its evidence.
+        pad = "    " * depth
+        unknown, true = self.local(), self.local()
+        self.lines += [f"{pad}{unknown} = False", f"{pad}{true} = []"]
+        for child in children:
+            result = self.local()
+            self.write(child, result, depth, loops, root=False)
+            self.lines += [
+                f"{pad}if {result}.truth is T_TRUE:",
+                f"{pad}    {true}.append({result})",
+                f"{pad}elif {result}.truth is T_UNKNOWN:",
+                f"{pad}    {unknown} = True",
+            ]
+        self.lines.append(
+            f"{pad}{target} = joined({true}) if {true} else UNKNOWN if {unknown} else FALSE"
+        )
+
+    @staticmethod
+    def _joined(results: list[str]) -> str:
+        """The expression joining ``results``, all TRUE: one is itself (as ``_joined``)."""
+        if len(results) == 1:
+            return results[0]
+        evidence = " + ".join(f"{r}.evidence" for r in results)
+        notes = " + ".join(f"{r}.notes" for r in results)
+        return f"Result(T_TRUE, {evidence}, {notes})"
+
+
+def _function(name: str, body: _Source, slot: int | None, reads: frozenset[Input]) -> list[str]:
+    """The source of function ``name`` running ``body`` (result in local ``r0``); with a
+    ``slot``, its result remembered for the call by the slot and the inputs it ``reads``."""
+    lines = [f"def {name}(inputs):"]
+    if slot is not None:
+        if "trigger" in reads:
+            differential = "inputs.differential" if "differential" in reads else "None"
+            at = f"({slot}, {differential}, inputs.trigger)"
+        elif "differential" in reads:
+            at = f"({slot}, inputs.differential)"
+        else:
+            at = str(slot)
+        lines += [
+            "    results = inputs.results",
+            f"    at = {at}",
+            "    found = results.get(at)",
+            "    if found is not None:",
+            "        return found",
+        ]
+    if body.reads_held:
+        lines.append("    held = inputs.held")
+    lines += body.lines
+    if slot is not None:
+        lines.append("    results[at] = r0")
+    lines.append("    return r0")
+    return lines
 
 
 def _shape(node: Node) -> str:
@@ -180,18 +249,31 @@ class _Census:
 
 
 class CompiledTrees:
-    """The closures of every `when` tree of ``rules``, found by the node they were built from."""
+    """The functions of every `when` tree of ``rules``, found by the node they were built from."""
 
     def __init__(self, rules: Iterable[RuleSpec]) -> None:
-        # id(node) -> (node, closure): the node is kept, so its id cannot be reused by another.
+        # id(node) -> (node, function): the node is kept, so its id cannot be reused by another.
         self._by_node: dict[int, tuple[Node, Compiled]] = {}
         self._by_shape: dict[str, Compiled] = {}
         self.remembered = 0  # how many of them remember their results for the call
+        # The generated functions' globals: what their source names.
+        self._names: dict[str, Any] = {
+            "__builtins__": {},
+            "Result": Result,
+            "FALSE": FALSE,
+            "UNKNOWN": UNKNOWN,
+            "BARE_TRUE": Result(Tri.TRUE),
+            "T_TRUE": Tri.TRUE,
+            "T_FALSE": Tri.FALSE,
+            "T_UNKNOWN": Tri.UNKNOWN,
+            "joined": _joined,
+        }
         rules = list(rules)
         self._census = _Census(rules)
         for rule in rules:
             for _, tree in rule.trees():
-                self._compile(tree)
+                for node, _ in walk(tree):
+                    self.compile(node)
         del self._census
 
     def __len__(self) -> int:
@@ -199,11 +281,18 @@ class CompiledTrees:
         return len(self._by_shape)
 
     def of(self, node: Node) -> Compiled | None:
-        """The closure of ``node``, or None for a node no compiled rule holds (a test's own)."""
+        """The function of ``node``, or None for a node no compiled rule holds (a test's own)."""
         found = self._by_node.get(id(node))
         return found[1] if found is not None and found[0] is node else None
 
-    def _compile(self, node: Node) -> Compiled:
+    def census_shape(self, node: Node) -> str:
+        return self._census.shape(node)
+
+    def census_remembered(self, shape: str) -> bool:
+        return self._census.remembered(shape)
+
+    def compile(self, node: Node) -> Compiled:
+        """``node``'s function, written and built the first time its shape is asked for."""
         known = self._by_node.get(id(node))
         if known is not None:
             return known[1]
@@ -211,19 +300,15 @@ class CompiledTrees:
         shape = census.shape(node)
         compiled = self._by_shape.get(shape)
         if compiled is None:
-            name, value = node.branch
-            run: Compiled
-            if name == "all":
-                run = _all(tuple(self._compile(child) for child in value))
-            elif name == "any":
-                run = _any(tuple(self._compile(child) for child in value))
-            elif name == "not":
-                run = _not(self._compile(value))
-            else:
-                run = _clause(CLAUSES[name], value)
+            body = _Source(self, self._names)
+            body.write(node, "r0", 1, 0, root=True)
+            slot = None
             if census.remembered(shape):
-                run = _remembered(len(self._by_shape), census.reads[shape], run)
+                slot = self.remembered
                 self.remembered += 1
-            compiled = self._by_shape[shape] = run
+            name = f"_part{len(self._by_shape)}"
+            source = "\n".join(_function(name, body, slot, census.reads[shape]))
+            exec(compile(source, f"<rule part {name}>", "exec"), self._names)  # noqa: S102
+            compiled = self._by_shape[shape] = self._names[name]
         self._by_node[id(node)] = (node, compiled)
         return compiled

@@ -22,7 +22,7 @@ class ClauseInputs:
     """What a clause may see: the record, the rule's settings and every rule of the catalogue.
 
     With ``compiled`` (the app's, built for the same catalogue), trees it holds run as its
-    closures, which remember their results for this call in ``results``. ``held`` is every value
+    functions, which remember their results for this call in ``results``. ``held`` is every value
     set the record's entries are in (:func:`held_sets`), taken once a call.
     """
 
@@ -131,7 +131,7 @@ def result_of(node: Node, inputs: ClauseInputs) -> Result:
 
 
 def interpret(node: Node, inputs: ClauseInputs) -> Result:
-    """:func:`result_of` by walking the tree: what the compiled closures must always equal."""
+    """:func:`result_of` by walking the tree: what the compiled functions must always equal."""
     name, value = node.branch
     combine = _COMBINATORS.get(name)
     if combine is not None:
