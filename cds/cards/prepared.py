@@ -70,13 +70,15 @@ def _fixed(value: Any) -> Any:
     return _shared(hooks.pruned(value))
 
 
+# The RFC 4122 variant's hex digit (binary 10xx) for each hex digit of the hash at that place.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def uuid5_text(namespace: bytes, name: str) -> str:
-    """``str(uuid.uuid5(UUID(bytes=namespace), name))`` without building UUID objects."""
-    digest = bytearray(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
-    text = digest[:16].hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    """``str(uuid.uuid5(UUID(bytes=namespace), name))`` without building UUID objects: the
+    version and variant written into the hash's hex text (no bytes to patch and re-encode)."""
+    text = hashlib.sha1(namespace + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 @dataclass(frozen=True, slots=True)
