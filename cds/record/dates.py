@@ -22,6 +22,9 @@ class Duration:
 
     def before(self, moment: datetime) -> datetime:
         """``moment`` minus this duration, months counted on the calendar (clamped to month end)."""
+        if not self.years and not self.months:
+            # Days alone move no month: the calendar arithmetic below would give the same.
+            return moment - timedelta(days=self.days)
         month_index = moment.year * 12 + (moment.month - 1) - self.years * 12 - self.months
         year, month = divmod(month_index, 12)
         day = min(moment.day, _days_in_month(year, month + 1))
