@@ -25,7 +25,13 @@ from cds.record import Entry, PatientRecord, build_record
 from cds.record.matching import CODE_FIELDS
 from cds.rules import ClauseInputs, Result, RuleSpec, indicator, trigger, trigger_date
 from cds.rules.evaluate import suggestion_priority
-from cds.rules.schema import Indicator, Owner, SuggestionDrop, SuggestionPriority
+from cds.rules.schema import (
+    Indicator,
+    Owner,
+    SuggestionDrop,
+    SuggestionPriority,
+    Suppression,
+)
 
 log = logging.getLogger("cds.engine")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
@@ -248,30 +254,45 @@ def _age_gated(
 def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_Fired]:
     """What is shown of ``fired`` after the service's precedence: suppressed rules go, and per
     kind of suggestion only the highest-ranked card keeps it."""
-    ids = {f.rule.id for f in fired} | {f.rule.key for f in fired}
-    suppressed: set[str] = set()
-    for sup in service.precedence.suppress:
-        if ids.intersection(sup.if_):
-            suppressed.update(sup.then)
-    kept = [f for f in fired if f.rule.id not in suppressed and f.rule.key not in suppressed]
+    kept = _unsuppressed(service.precedence.suppress, fired)
     dropped_cards: set[str] = set()
     # Only kinds some card suggests can have a loser (a card's kinds only shrink below).
     kinds = {s.kind for f in kept for s in f.suggestions}
     for owner in service.precedence.one_per_kind:
         if owner.kind in kinds:
             dropped_cards |= _one_per_kind(owner, kept)
+    if not dropped_cards:
+        return list(kept)
     return [f for f in kept if f.rule.key not in dropped_cards]
+
+
+def _unsuppressed(suppress: Sequence[Suppression], fired: list[_Fired]) -> list[_Fired]:
+    """``fired`` without the rules another fired rule suppresses (``fired`` itself if none)."""
+    if not suppress:
+        return fired
+    ids = {f.rule.id for f in fired} | {f.rule.key for f in fired}
+    suppressed: set[str] = set()
+    for sup in suppress:
+        if not ids.isdisjoint(sup.if_):
+            suppressed.update(sup.then)
+    if not suppressed:
+        return fired
+    return [f for f in fired if f.rule.id not in suppressed and f.rule.key not in suppressed]
 
 
 def _one_per_kind(owner: Owner, kept: list[_Fired]) -> set[str]:
     """Leave ``owner.kind``'s suggestions on the highest-ranked card only; the keys of the cards
     this leaves empty, when ``owner`` drops empty cards."""
-    rank = {name: i for i, name in enumerate(owner.priority)}
-    holders = [f for f in kept if any(s.kind == owner.kind for s in f.suggestions)]
-    holders.sort(key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, len(rank))))
+    kind = owner.kind
+    holders = [f for f in kept if any(s.kind == kind for s in f.suggestions)]
+    if len(holders) < 2:  # one holder keeps its suggestions: nobody loses
+        return set()
+    rank = owner.rank
+    last = len(rank)
+    holders.sort(key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, last)))
     emptied: set[str] = set()
     for loser in holders[1:]:
-        loser.suggestions = [s for s in loser.suggestions if s.kind != owner.kind]
+        loser.suggestions = [s for s in loser.suggestions if s.kind != kind]
         if owner.drop_empty_cards and not loser.suggestions:
             emptied.add(loser.rule.key)
     return emptied

@@ -320,6 +320,15 @@ class Owner(_Strict):
     priority: list[str] = Field(min_length=1)
     drop_empty_cards: bool = Field(default=False, alias="dropEmptyCards")
 
+    @cached_property
+    def rank(self) -> dict[str, int]:
+        """Each rule of ``priority`` by its place in it (read by precedence on every call)."""
+        return {name: i for i, name in enumerate(self.priority)}
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Filled at load, so a call never writes into a catalogue other calls share.
+        self.rank  # noqa: B018
+
 
 class Precedence(_Strict):
     suppress: list[Suppression] = Field(default_factory=list)
