@@ -7,7 +7,7 @@ what they remember, and a test starts clean with a new app or a new ``Evaluation
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -15,7 +15,7 @@ from types import MappingProxyType
 from cds.cards.evidence_memo import MAX_LINES, EvidenceLines
 from cds.cards.prepared import PreparedCard, prepare_card
 from cds.cards.render import CardFrame, card_frame
-from cds.catalogue import Catalogue
+from cds.catalogue import Catalogue, ServiceDefinition
 from cds.fhir import DEFAULT_MEMO_ENTRIES, ValidationMemo
 from cds.governance.schema import Mode
 from cds.record.entry_memo import MAX_ENTRIES as ENTRY_MEMO_ENTRIES
@@ -57,6 +57,11 @@ class EvaluationCaches:
     # day -> rule id -> the catalogue's Governance.mode for them: a call asks for each rule of
     # its service, on the day of the calls before it or the next.
     _modes: dict[date, dict[str, Mode]] = field(default_factory=dict, init=False, repr=False)
+    # service id -> (the service, the record's resource types it never fetches): the same for
+    # every call to it (see ``unfetched``).
+    _unfetched: dict[str, tuple[ServiceDefinition, frozenset[str]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     def for_catalogue(
@@ -121,6 +126,16 @@ class EvaluationCaches:
         if mode is None:
             mode = modes[rule_id] = self.catalogue.governance.mode(rule_id, day)
         return mode
+
+    def unfetched(
+        self, service: ServiceDefinition, types: Callable[[ServiceDefinition], frozenset[str]]
+    ) -> frozenset[str]:
+        """``types(service)``, the resource types ``service`` never fetches, decided once per
+        service (a pure function of its prefetch templates, which are only read)."""
+        known = self._unfetched.get(service.id)
+        if known is None or known[0] is not service:
+            known = self._unfetched[service.id] = (service, types(service))
+        return known[1]
 
     def clear(self) -> None:
         """Forget everything remembered (the card frames are not memory: they stay)."""

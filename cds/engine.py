@@ -120,6 +120,12 @@ def _draft_orders(
     return drafts
 
 
+def _unfetched(service: ServiceDefinition) -> frozenset[str]:
+    """Rules.md 3: data a service never fetches is missing, not absent, so clauses over it are
+    unknown (a weight-loss check from a service that reads no Observations is not FALSE)."""
+    return READ_TYPES - {_resource_type(t) for t in service.prefetch.values()}
+
+
 def _record(
     caches: EvaluationCaches,
     *,
@@ -129,10 +135,11 @@ def _record(
     unavailable: Mapping[str, str],
     now: datetime,
 ) -> PatientRecord:
-    missing = {_resource_type(service.prefetch[k]) for k in unavailable if k in service.prefetch}
-    # Rules.md 3: data a service never fetches is missing, not absent, so clauses over it are
-    # unknown (a weight-loss check from a service that reads no Observations is not FALSE).
-    missing |= READ_TYPES - {_resource_type(t) for t in service.prefetch.values()}
+    missing = caches.unfetched(service, _unfetched)
+    if unavailable:
+        missing = missing | {
+            _resource_type(service.prefetch[k]) for k in unavailable if k in service.prefetch
+        }
     drafts = _draft_orders(context)
     record = build_record(
         caches.catalogue.valuesets,
