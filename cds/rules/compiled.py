@@ -163,7 +163,8 @@ class _Source:
                 f"{pad}    {unknown} = True",
             ]
         self.lines.append(
-            f"{pad}{target} = joined({true}) if {true} else UNKNOWN if {unknown} else FALSE"
+            f"{pad}{target} = ({true}[0] if len({true}) == 1 else joined({true})) "
+            f"if {true} else UNKNOWN if {unknown} else FALSE"
         )
 
     @staticmethod
@@ -258,7 +259,7 @@ class CompiledTrees:
         self.remembered = 0  # how many of them remember their results for the call
         # The generated functions' globals: what their source names.
         self._names: dict[str, Any] = {
-            "__builtins__": {},
+            "__builtins__": {"len": len},
             "Result": Result,
             "FALSE": FALSE,
             "UNKNOWN": UNKNOWN,
