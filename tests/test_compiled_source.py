@@ -7,7 +7,6 @@ runs once a call."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +14,11 @@ import pytest
 
 from cds.record import Entry, PatientRecord
 from cds.rules import ClauseInputs, RuleSpec, result_of, trigger
-from cds.rules.clauses import CLAUSES
 from cds.rules.compiled import CompiledTrees
 from cds.rules.evaluate import interpret
 from cds.rules.policy import load_policy
 from cds.settings import PROJECT_ROOT
+from tests.test_compiled_absent_sets import _asked
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 WINDOWS = load_policy(PROJECT_ROOT / "rules").condition_windows
@@ -83,20 +82,8 @@ def test_a_tree_nested_deeper_than_python_allows_in_one_function_still_compiles(
     _same_compiled_and_interpreted({"all": [HELD, when, OTHER]})
 
 
-def _counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
-    calls: list[Any] = []
-    clause = CLAUSES[name]
-
-    def counting(value: Any, inputs: ClauseInputs) -> Any:
-        calls.append(value)
-        return clause.result_of(value, inputs)
-
-    monkeypatch.setitem(CLAUSES, name, replace(clause, result_of=counting))
-    return calls
-
-
 def test_all_stops_at_its_first_false_child_inline(monkeypatch: pytest.MonkeyPatch) -> None:
-    done = _counted(monkeypatch, "done")
+    done = _asked(monkeypatch, "done")
     rule = _rule({"any": [{"all": [{"not": HELD}, ASKED]}, {"all": [HELD, ASKED]}]})
     inputs = ClauseInputs(_record(), {rule.key: rule}, compiled=CompiledTrees([rule]))
     assert trigger(rule, inputs).truth.value == "false"
@@ -104,7 +91,7 @@ def test_all_stops_at_its_first_false_child_inline(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_part_shared_by_two_rules_runs_once_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    done = _counted(monkeypatch, "done")
+    done = _asked(monkeypatch, "done")
     shared = {"any": [ASKED, OTHER]}
     first = _rule({"all": [HELD, shared]})
     second = RuleSpec.model_validate(
