@@ -55,13 +55,17 @@ def _kg(value: float) -> str:
 
 
 def _span(entries: list[tuple[Entry, float]]) -> str:
-    """How a window's weights (newest first) read on the card: few listed, many summarised."""
-    first = min(e.date for e, _ in entries if e.date is not None).date().isoformat()
-    last = max(e.date for e, _ in entries if e.date is not None).date().isoformat()
+    """How a window's weights (dated, newest first) read on the card: few listed, many
+    summarised. Newest first, the earliest date is the last entry's and the latest the first's.
+    """
+    oldest, newest = entries[-1][0].date, entries[0][0].date
+    assert oldest is not None  # noqa: S101 - the windows hold dated weights only
+    assert newest is not None  # noqa: S101
+    first, last = oldest.date().isoformat(), newest.date().isoformat()
     dates = first if first == last else f"{first} to {last}"
     count = f"{len(entries)} weight" + ("s" if len(entries) != 1 else "")
     if len(entries) <= LISTED_WEIGHTS:
-        listed = ", ".join(f"{round(kg, 1):g}" for _, kg in reversed(entries))  # oldest first
+        listed = ", ".join([f"{round(kg, 1):g}" for _, kg in reversed(entries)])  # oldest first
         return f"{count}, {dates}: {listed} kg"
     return f"{count}, {dates}"
 
