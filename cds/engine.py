@@ -214,7 +214,7 @@ def _suggestions(
     template = catalogue.cards[rule.card]
     own = inputs.for_rule(rule, trigger_date(result.evidence))
     keep, notes = _apply_drops(rule.drop_suggestions, template.suggestions, own)
-    keep = _age_gated(rule, template, inputs.record.age(), keep, notes)
+    keep = _age_gated(rule, template, inputs.age, keep, notes)
     draft = next((e for e in result.evidence if e.draft), None)
     shown = indicator(rule, template.indicator, inputs)
     priority = suggestion_priority(rule, inputs) if keep else None

@@ -1,22 +1,26 @@
-"""What evaluation used to work out on every call from the catalogue alone is decided once: the
-resource types a service never fetches (per service, with that service's own prefetch) and each
-precedence owner's ranking. A call still adds what is its own (the keys it could not obtain)
-and never leaves it behind for the next call."""
+"""What evaluation used to work out again and again is decided once: the resource types a
+service never fetches (per service, with that service's own prefetch), each precedence owner's
+ranking, and the patient's age (once per call, not per rule). A call still adds what is its own
+(the keys it could not obtain) and never leaves it behind for the next call."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from cds.caches import EvaluationCaches
 from cds.catalogue import Catalogue
 from cds.engine import READ_TYPES, _record, _unfetched
 from cds.invocation import parse_request
+from cds.record import PatientRecord
+from cds.rules import ClauseInputs
+from cds.rules.policy import load_policy
 from cds.rules.schema import Owner
 from cds.settings import PROJECT_ROOT
 
 ORDERS = "back-to-foot-order-sign"
+WINDOWS = load_policy(PROJECT_ROOT / "rules").condition_windows
 CASE = PROJECT_ROOT / "tests" / "cases" / ORDERS / "os-01-positive-stable-weights.json"
 
 
@@ -65,3 +69,15 @@ def test_an_owner_ranks_the_rules_in_its_priority_order_from_load() -> None:
     owner = Owner.model_validate({"kind": "mri", "priority": ["RF-01", "RF-02", "RB-02"]})
     assert "rank" in owner.__dict__  # filled at load: a call never writes into the catalogue
     assert owner.rank == {"RF-01": 0, "RF-02": 1, "RB-02": 2}
+
+
+def test_the_patients_age_is_read_once_per_call_and_shared_by_every_rule(
+    catalogue: Catalogue,
+) -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    rule = catalogue.rules["RF-03"]
+    for birth, age in ((date(1960, 3, 2), 65), (date(1960, 3, 1), 66), (None, None)):
+        record = PatientRecord(now, "p1", WINDOWS, birth_date=birth)
+        inputs = ClauseInputs(record, catalogue.rules)
+        assert inputs.age == record.age() == age
+        assert inputs.for_rule(rule, now).age == age

@@ -266,7 +266,7 @@ def _describe_draft(c: DraftClause) -> str:
 
 
 def _patient(c: PatientClause, inputs: ClauseInputs) -> Result:
-    age = inputs.record.age()
+    age = inputs.age
     if age is None:
         return UNKNOWN
     return Result(Tri.TRUE) if age >= c.min_age else FALSE

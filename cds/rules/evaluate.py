@@ -41,9 +41,14 @@ class ClauseInputs:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    # The patient's completed years (None: unknown), read by most rules' age gates and their
+    # suggestions' (rules.md 3.6): the record's, taken once per view instead of per rule.
+    age: int | None = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.held is None:
             self.held = held_sets(self.record)
+        self.age = self.record.age()
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> ClauseInputs:
         """These inputs as ``rule`` reads them (whether a differential counts), with ``trigger``."""
@@ -147,7 +152,7 @@ def trigger(rule: RuleSpec, inputs: ClauseInputs) -> Result:
     own = inputs.for_rule(rule)
     gate = Tri.TRUE
     if rule.min_age is not None:
-        age = own.record.age()
+        age = own.age
         if age is None:
             gate = Tri.TRUE if rule.red_flag else Tri.UNKNOWN
         else:
