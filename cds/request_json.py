@@ -4,21 +4,78 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from cds.errors import InvalidRequest, PayloadTooLarge
 from cds.fhir import depth_exceeds
 from cds.gc_pause import collector_paused
 
+# A JSON object's members, each left as its undecoded text.
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+_OPEN_OBJECT, _OPEN_ARRAY = ord("{"), ord("[")
+# What the raw reading cannot judge the way orjson does: the whole body is then read by orjson,
+# whose verdict (and message) is the one a client gets.
+_NOT_READ_RAW = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    RecursionError,  # msgspec's nesting limit, even inside what it leaves raw
+    UnicodeDecodeError,
+    orjson.JSONDecodeError,
+)
+
 
 def parse_json(body: bytes) -> Any:
-    """The parsed body, or InvalidRequest naming where the JSON breaks."""
+    """The parsed body, or InvalidRequest naming where the JSON breaks.
+
+    Each prefetch Bundle's entries stay undecoded (``msgspec.Raw``): most of a big chart's
+    entries are dropped by the record's sift after reading a few of their members, and
+    decoding them whole would cost more than the rest of the call. Everything else is decoded
+    by orjson, as before.
+    """
     with collector_paused():
+        try:
+            return _read_raw(body)
+        except _NOT_READ_RAW:
+            pass
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             # The decoder's message names a position, never the content: safe to return.
             raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
+
+
+def _read_raw(body: bytes) -> dict[str, Any]:
+    if not body.isascii():
+        body.decode()  # msgspec does not check the UTF-8 of what it leaves raw; orjson does
+    read: dict[str, Any] = {}
+    for key, value in _MEMBERS.decode(body).items():
+        if key == "prefetch" and _is_object(value):
+            read[key] = {k: _prefetch_value(v) for k, v in _MEMBERS.decode(value).items()}
+        else:
+            read[key] = _loads(value)
+    return read
+
+
+def _loads(raw: msgspec.Raw) -> Any:
+    return orjson.loads(memoryview(raw))
+
+
+def _is_object(raw: msgspec.Raw) -> bool:
+    return memoryview(raw)[0] == _OPEN_OBJECT  # msgspec.Raw holds no surrounding whitespace
+
+
+def _prefetch_value(value: msgspec.Raw) -> Any:
+    """A prefetch value decoded, except a Bundle's entries (each a ``msgspec.Raw``)."""
+    if not _is_object(value):
+        return _loads(value)
+    members = _MEMBERS.decode(value)
+    entries, resource_type = members.get("entry"), members.get("resourceType")
+    if entries is None or resource_type is None or _loads(resource_type) != "Bundle":
+        return _loads(value)
+    listed = _ITEMS.decode(entries) if memoryview(entries)[0] == _OPEN_ARRAY else _loads(entries)
+    return {key: listed if key == "entry" else _loads(raw) for key, raw in members.items()}
 
 
 def check_limits(body: Any, max_depth: int, max_entries: int) -> None:

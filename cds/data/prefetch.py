@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, overload
 
+import msgspec
+import orjson
+
+from cds.errors import InvalidRequest
+
 
 class PrefetchState(StrEnum):
     """What one prefetch value means for the service."""
@@ -54,6 +59,36 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 _MATCH_SEARCH: Any = {"mode": "match"}
 
 
+class EntryHead(msgspec.Struct):
+    """What the record's sift reads of an entry's resource before deciding to read it whole:
+    its type and the members that hold a main concept (``cds.record.matching.CODE_FIELDS``);
+    a member not sent is ``msgspec.UNSET``, one sent as null is None."""
+
+    resourceType: Any = None  # noqa: N815 - the FHIR member's name
+    code: Any = msgspec.UNSET
+    valueCodeableConcept: Any = msgspec.UNSET  # noqa: N815
+    performerType: Any = msgspec.UNSET  # noqa: N815
+    medicationCodeableConcept: Any = msgspec.UNSET  # noqa: N815
+
+
+class _EntryPeek(msgspec.Struct):
+    resource: EntryHead | None = None
+
+
+_PEEK = msgspec.json.Decoder(_EntryPeek)
+
+
+def decoded(entry: Any) -> Any:
+    """A Bundle entry as JSON values: one ``cds.request_json`` left undecoded read now."""
+    if type(entry) is not msgspec.Raw:
+        return entry
+    try:
+        return orjson.loads(memoryview(entry))
+    except orjson.JSONDecodeError as exc:
+        # msgspec left it raw without judging what orjson refuses (a number past a double).
+        raise InvalidRequest(f"The body is not valid JSON: a prefetch entry: {exc}") from exc
+
+
 def _read_entries(entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
     """The resources ``entries`` hold that are read (see :func:`entry_resource`), and how many
     entries were outcomes."""
@@ -64,6 +99,7 @@ def _read_entries(entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
     # strings, numbers, booleans and None, and any of them but a dict raises KeyError or
     # TypeError when subscripted with a string.
     for entry in entries:
+        entry = decoded(entry)  # noqa: PLW2901
         try:
             resource = entry["resource"]
             resource_type = resource["resourceType"]
@@ -101,25 +137,48 @@ class BundleResources(Sequence[dict[str, Any]]):
     (``cds.record.build.RecordBuilder.sift``), so nothing walks them just to list them.
     """
 
-    __slots__ = ("_listed", "entries")
+    __slots__ = ("_decoded", "_listed", "entries", "raw")
 
     def __init__(self, entries: list[Any]) -> None:
         self.entries = entries
         self._listed: list[dict[str, Any]] | None = None
+        # Left undecoded by cds.request_json: the sift peeks at each (``peek``) first.
+        self.raw = bool(entries) and type(entries[0]) is msgspec.Raw
+        # An undecoded entry's resource, by the entry's id, once read: the record tells an
+        # unreadable resource by its identity, so every reader must get the same dict.
+        self._decoded: dict[int, dict[str, Any] | None] = {}
 
     @staticmethod
-    def resource_of(entry: Any) -> dict[str, Any] | None:
+    def peek(entry: msgspec.Raw) -> EntryHead:
+        """The head of an undecoded entry's resource; raises (AttributeError when the entry
+        holds no resource, msgspec.DecodeError when its shape is not an object's) for any
+        entry the sift must read whole."""
+        head = _PEEK.decode(entry).resource
+        if head is None:
+            raise AttributeError("resource")
+        return head
+
+    def resource_of(self, entry: Any) -> dict[str, Any] | None:
         """:func:`entry_resource`: what the record reads of an entry it does not drop."""
-        return entry_resource(entry)
+        if type(entry) is not msgspec.Raw:
+            return entry_resource(entry)
+        key = id(entry)
+        if key not in self._decoded:
+            self._decoded[key] = entry_resource(entry)
+        return self._decoded[key]
 
     def listed(self) -> list[dict[str, Any]]:
         if self._listed is None:
-            self._listed = _read_entries(self.entries)[0]
+            if self.raw:
+                resource_of = self.resource_of
+                self._listed = [r for e in self.entries if (r := resource_of(e)) is not None]
+            else:
+                self._listed = _read_entries(self.entries)[0]
         return self._listed
 
     def holds_any(self) -> bool:
         """Whether an entry holds a resource that is read: usually the first one says so."""
-        return any(entry_resource(entry) is not None for entry in self.entries)
+        return any(self.resource_of(entry) is not None for entry in self.entries)
 
     def __len__(self) -> int:
         return len(self.listed())

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, Final, Protocol, cast
 
+import msgspec
+
 from cds.fhir import ParseReport, ValidationMemo, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.drafts import DraftReading, draft_reading
@@ -53,6 +55,11 @@ class BundleEntries(Protocol):
     def entries(self) -> Sequence[Any]: ...
 
     def resource_of(self, entry: Any) -> dict[str, Any] | None: ...
+
+    @property
+    def raw(self) -> bool: ...  # the entries are undecoded: ``peek`` reads each one's head
+
+    def peek(self, entry: Any) -> Any: ...
 
 
 def _codings(concept: object) -> list[tuple[str, str]]:
@@ -220,7 +227,11 @@ class RecordBuilder:
         for source in sources:
             # Duck-typed: a runtime Protocol check costs 8 us, for each key of every call.
             if hasattr(source, "resource_of"):
-                self._sift_entries(cast("BundleEntries", source), patients, pending)
+                bundle = cast("BundleEntries", source)
+                if bundle.raw:
+                    self._sift_raw_entries(bundle, patients, pending)
+                else:
+                    self._sift_entries(bundle, patients, pending)
             else:
                 for raw in source:
                     self._sift_one(raw, patients, pending)
@@ -263,6 +274,43 @@ class RecordBuilder:
                     ):
                         continue
             except (TypeError, KeyError, ValueError):
+                pass
+            raw = resource_of(entry)
+            if raw is not None:
+                self._sift_one(raw, patients, pending)
+
+    def _sift_raw_entries(
+        self, bundle: BundleEntries, patients: list[Raw], pending: list[Raw]
+    ) -> None:
+        """:meth:`_sift_entries` over undecoded entries: each one's head (``bundle.peek``:
+        its resource's type and concept members) decides, and only an entry it does not drop
+        is decoded whole (``bundle.resource_of``)."""
+        fields_of = _SIFTED_FIELDS.get
+        unmatched = self._match.memo.unmatched.get
+        resource_of, peek = bundle.resource_of, bundle.peek
+        for entry in bundle.entries:
+            try:
+                resource = peek(entry)
+                resource_type = resource.resourceType
+                fields = fields_of(resource_type)
+                if fields is None:
+                    if resource_type != "Patient":
+                        continue  # a type no record is built from
+                elif fields[1] is None or getattr(resource, fields[1]) is msgspec.UNSET:
+                    concept = getattr(resource, fields[0])
+                    (coding,) = concept["coding"]
+                    known = unmatched(coding["code"])
+                    if known is not None and (
+                        (
+                            resource_type,
+                            coding.get("system"),
+                            coding.get("display"),
+                            concept.get("text"),
+                        )
+                        in known
+                    ):
+                        continue
+            except (TypeError, KeyError, ValueError, AttributeError, msgspec.DecodeError):
                 pass
             raw = resource_of(entry)
             if raw is not None:
