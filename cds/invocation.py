@@ -29,7 +29,7 @@ from cds.evaluation_slots import EvaluationSlots
 from cds.gc_pause import collector_paused
 from cds.logs import log_fields
 from cds.metrics import Metrics
-from cds.request_json import check_limits, parse_json
+from cds.request_json import EntryNotJson, check_limits, parse_json, refuse_as_orjson
 from cds.settings import DEFAULT_PUBLIC_BASE_URL, Settings
 from cds.snooze.snoozing import Snoozing
 from cds.store import AuditRecord, AuditWriter, patient_hash
@@ -217,6 +217,9 @@ def _parsed_and_read(
             call.waiting = _Waiting(request, context, gathering)
         else:
             _evaluate(parts, call, _Waiting(request, context, gathering), gathering.finish())
+    except EntryNotJson:
+        # Refused unaudited with orjson's own message, as a body that does not parse is.
+        raise refuse_as_orjson(body) from None
     except Exception as exc:
         call.fail(exc)
     return call

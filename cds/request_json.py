@@ -46,6 +46,21 @@ def parse_json(body: bytes) -> Any:
             raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
 
 
+class EntryNotJson(InvalidRequest):
+    """A prefetch entry left undecoded turned out to be JSON orjson refuses (a number past a
+    double's range: msgspec does not judge numbers it skips). The call is refused as the
+    whole body would have been: :func:`refuse_as_orjson` gives that verdict."""
+
+
+def refuse_as_orjson(body: bytes) -> InvalidRequest:
+    """The InvalidRequest ``orjson.loads(body)`` raised before entries were left undecoded."""
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return InvalidRequest(f"The body is not valid JSON: {exc}")
+    return InvalidRequest("The body is not valid JSON.")  # unreachable when called as meant
+
+
 def _read_raw(body: bytes) -> dict[str, Any]:
     if not body.isascii():
         body.decode()  # msgspec does not check the UTF-8 of what it leaves raw; orjson does

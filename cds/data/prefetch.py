@@ -10,7 +10,7 @@ from typing import Any, overload
 import msgspec
 import orjson
 
-from cds.errors import InvalidRequest
+from cds.request_json import EntryNotJson
 
 
 class PrefetchState(StrEnum):
@@ -85,8 +85,7 @@ def decoded(entry: Any) -> Any:
     try:
         return orjson.loads(memoryview(entry))
     except orjson.JSONDecodeError as exc:
-        # msgspec left it raw without judging what orjson refuses (a number past a double).
-        raise InvalidRequest(f"The body is not valid JSON: a prefetch entry: {exc}") from exc
+        raise EntryNotJson(f"The body is not valid JSON: {exc}") from exc
 
 
 def _read_entries(entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
