@@ -11,10 +11,6 @@ from cds.errors import InvalidRequest, PayloadTooLarge
 from cds.fhir import depth_exceeds
 from cds.gc_pause import collector_paused
 
-# A JSON object's members, each left as its undecoded text.
-_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
-_OPEN_OBJECT, _OPEN_ARRAY = ord("{"), ord("[")
 # What the raw reading cannot judge the way orjson does: the whole body is then read by orjson,
 # whose verdict (and message) is the one a client gets.
 _NOT_READ_RAW = (
@@ -61,15 +57,51 @@ def refuse_as_orjson(body: bytes) -> InvalidRequest:
     return InvalidRequest("The body is not valid JSON.")  # unreachable when called as meant
 
 
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    """The hook request's members (R-02) as the wire names them, each left undecoded but the
+    prefetch's keys. Any other member (a snake_case alias, an extension of the envelope) fails
+    it: such a body is read by orjson whole, so the envelope's depth check sees all of it."""
+
+    hook: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    hookInstance: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+    fhirServer: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+    fhirAuthorization: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # noqa: N815
+    context: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    prefetch: dict[str, msgspec.Raw] | msgspec.UnsetType | None = msgspec.UNSET
+    extension: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _BundleHead(msgspec.Struct):
+    """What prefetch classification reads of a Bundle (``cds.data.prefetch``): its type, its
+    entries (each undecoded) and its links; a value whose ``entry`` is no list fails it."""
+
+    resourceType: Any = msgspec.UNSET  # noqa: N815
+    entry: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    link: Any = msgspec.UNSET
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_BUNDLE_HEAD = msgspec.json.Decoder(_BundleHead)
+_ENVELOPE_FIELDS = _Envelope.__struct_fields__
+
+
 def _read_raw(body: bytes) -> dict[str, Any]:
+    """The body read in two scans: the envelope with each prefetch value raw, then each
+    value's Bundle head; orjson decodes everything but a Bundle's entries."""
     if not body.isascii():
         body.decode()  # msgspec does not check the UTF-8 of what it leaves raw; orjson does
+    envelope = _ENVELOPE.decode(body)
     read: dict[str, Any] = {}
-    for key, value in _MEMBERS.decode(body).items():
-        if key == "prefetch" and _is_object(value):
-            read[key] = {k: _prefetch_value(v) for k, v in _MEMBERS.decode(value).items()}
+    for name in _ENVELOPE_FIELDS:
+        value = getattr(envelope, name)
+        if value is msgspec.UNSET:
+            continue
+        if name == "prefetch":
+            read[name] = (
+                None if value is None else {k: _prefetch_value(v) for k, v in value.items()}
+            )
         else:
-            read[key] = _loads(value)
+            read[name] = _loads(value)
     return read
 
 
@@ -77,20 +109,18 @@ def _loads(raw: msgspec.Raw) -> Any:
     return orjson.loads(memoryview(raw))
 
 
-def _is_object(raw: msgspec.Raw) -> bool:
-    return memoryview(raw)[0] == _OPEN_OBJECT  # msgspec.Raw holds no surrounding whitespace
-
-
 def _prefetch_value(value: msgspec.Raw) -> Any:
     """A prefetch value decoded, except a Bundle's entries (each a ``msgspec.Raw``)."""
-    if not _is_object(value):
+    try:
+        head = _BUNDLE_HEAD.decode(value)
+    except msgspec.ValidationError:
+        return _loads(value)  # not an object, or a Bundle whose entry is no list
+    if head.resourceType != "Bundle" or head.entry is msgspec.UNSET:
         return _loads(value)
-    members = _MEMBERS.decode(value)
-    entries, resource_type = members.get("entry"), members.get("resourceType")
-    if entries is None or resource_type is None or _loads(resource_type) != "Bundle":
-        return _loads(value)
-    listed = _ITEMS.decode(entries) if memoryview(entries)[0] == _OPEN_ARRAY else _loads(entries)
-    return {key: listed if key == "entry" else _loads(raw) for key, raw in members.items()}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "entry": head.entry}
+    if head.link is not msgspec.UNSET:
+        bundle["link"] = head.link
+    return bundle
 
 
 def check_limits(body: Any, max_depth: int, max_entries: int) -> None:
