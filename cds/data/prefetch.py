@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, overload
+from typing import Any, TypedDict, overload
 
 import msgspec
 import orjson
@@ -59,23 +59,26 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 _MATCH_SEARCH: Any = {"mode": "match"}
 
 
-class EntryHead(msgspec.Struct):
+class _ResourceHead(TypedDict, total=False):
     """What the record's sift reads of an entry's resource before deciding to read it whole:
-    its type and the members that hold a main concept (``cds.record.matching.CODE_FIELDS``);
-    a member not sent is ``msgspec.UNSET``, one sent as null is None."""
+    its type and the members that hold a main concept (``cds.record.matching.CODE_FIELDS``).
+    Decoded as a dict holding only the members sent, so the sift reads it as it reads a
+    resource orjson decoded whole."""
 
-    resourceType: Any = None  # noqa: N815 - the FHIR member's name
-    code: Any = msgspec.UNSET
-    valueCodeableConcept: Any = msgspec.UNSET  # noqa: N815
-    performerType: Any = msgspec.UNSET  # noqa: N815
-    medicationCodeableConcept: Any = msgspec.UNSET  # noqa: N815
-
-
-class _EntryPeek(msgspec.Struct):
-    resource: EntryHead | None = None
+    resourceType: Any
+    code: Any
+    valueCodeableConcept: Any
+    performerType: Any
+    medicationCodeableConcept: Any
 
 
-_PEEK = msgspec.json.Decoder(_EntryPeek)
+class _EntryHead(TypedDict, total=False):
+    resource: _ResourceHead | list[msgspec.Raw] | str | int | float | bool | None
+
+
+# Any JSON value decodes: an entry of another shape is a head the sift cannot read, as the same
+# entry decoded whole would be.
+_HEAD = msgspec.json.Decoder(_EntryHead | list[msgspec.Raw] | str | int | float | bool | None)
 
 
 def decoded(entry: Any) -> Any:
@@ -141,21 +144,20 @@ class BundleResources(Sequence[dict[str, Any]]):
     def __init__(self, entries: list[Any]) -> None:
         self.entries = entries
         self._listed: list[dict[str, Any]] | None = None
-        # Left undecoded by cds.request_json: the sift peeks at each (``peek``) first.
+        # Left undecoded by cds.request_json: the sift reads each one's head (``heads``) first.
         self.raw = bool(entries) and type(entries[0]) is msgspec.Raw
         # An undecoded entry's resource, by the entry's id, once read: the record tells an
         # unreadable resource by its identity, so every reader must get the same dict.
         self._decoded: dict[int, dict[str, Any] | None] = {}
 
-    @staticmethod
-    def peek(entry: msgspec.Raw) -> EntryHead:
-        """The head of an undecoded entry's resource; raises (AttributeError when the entry
-        holds no resource, msgspec.DecodeError when its shape is not an object's) for any
-        entry the sift must read whole."""
-        head = _PEEK.decode(entry).resource
-        if head is None:
-            raise AttributeError("resource")
-        return head
+    def heads(self) -> Iterator[Any]:
+        """Each entry, in order, as far as the record's sift reads it before deciding to read
+        it whole: the entry itself when it was decoded, else its head (the resource's type and
+        concept members, decoded by msgspec into the dicts orjson would give; an entry of
+        another shape as whatever JSON value it is)."""
+        if self.raw:
+            return map(_HEAD.decode, self.entries)
+        return iter(self.entries)
 
     def resource_of(self, entry: Any) -> dict[str, Any] | None:
         """:func:`entry_resource`: what the record reads of an entry it does not drop."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, Final, Protocol, cast
-
-import msgspec
 
 from cds.fhir import ParseReport, ValidationMemo, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
@@ -56,10 +54,7 @@ class BundleEntries(Protocol):
 
     def resource_of(self, entry: Any) -> dict[str, Any] | None: ...
 
-    @property
-    def raw(self) -> bool: ...  # the entries are undecoded: ``peek`` reads each one's head
-
-    def peek(self, entry: Any) -> Any: ...
+    def heads(self) -> Iterator[Any]: ...  # each entry as far as the sift reads it, in order
 
 
 def _codings(concept: object) -> list[tuple[str, str]]:
@@ -227,11 +222,7 @@ class RecordBuilder:
         for source in sources:
             # Duck-typed: a runtime Protocol check costs 8 us, for each key of every call.
             if hasattr(source, "resource_of"):
-                bundle = cast("BundleEntries", source)
-                if bundle.raw:
-                    self._sift_raw_entries(bundle, patients, pending)
-                else:
-                    self._sift_entries(bundle, patients, pending)
+                self._sift_entries(cast("BundleEntries", source), patients, pending)
             else:
                 for raw in source:
                     self._sift_one(raw, patients, pending)
@@ -240,20 +231,23 @@ class RecordBuilder:
     def _sift_entries(self, bundle: BundleEntries, patients: list[Raw], pending: list[Raw]) -> None:
         """:meth:`_sift_one` for each resource of ``bundle``, in one pass over its entries.
 
-        An entry whose resource the sift drops is not looked at further: whether the entry is
-        read at all (its search mode, an OperationOutcome) cannot change a resource :meth:`add`
-        would do nothing for. Every other entry is read as prefetch reads it
-        (``bundle.resource_of``) and goes through :meth:`_sift_one`.
+        Each entry is judged by its head (``bundle.heads``: the entry itself, or for an entry
+        the request left undecoded its resource's type and concept members alone). An entry
+        whose resource the sift drops is not looked at further: whether the entry is read at
+        all (its search mode, an OperationOutcome) cannot change a resource :meth:`add` would
+        do nothing for. Every other entry is read as prefetch reads it (``bundle.resource_of``,
+        which decodes an undecoded one whole) and goes through :meth:`_sift_one`.
         """
         fields_of = _SIFTED_FIELDS.get
         unmatched = self._match.memo.unmatched.get
         resource_of = bundle.resource_of
+        next_head = bundle.heads().__next__
         # _remembered_unmatched inline (every entry of a chart passes here): any other shape
         # than a resource with a main concept of one coding with a code raises, and goes the
         # whole way.
         for entry in bundle.entries:
             try:
-                resource = entry["resource"]
+                resource = next_head()["resource"]
                 resource_type = resource["resourceType"]
                 fields = fields_of(resource_type)
                 if fields is None:
@@ -273,44 +267,8 @@ class RecordBuilder:
                         in known
                     ):
                         continue
-            except (TypeError, KeyError, ValueError):
-                pass
-            raw = resource_of(entry)
-            if raw is not None:
-                self._sift_one(raw, patients, pending)
-
-    def _sift_raw_entries(
-        self, bundle: BundleEntries, patients: list[Raw], pending: list[Raw]
-    ) -> None:
-        """:meth:`_sift_entries` over undecoded entries: each one's head (``bundle.peek``:
-        its resource's type and concept members) decides, and only an entry it does not drop
-        is decoded whole (``bundle.resource_of``)."""
-        fields_of = _SIFTED_FIELDS.get
-        unmatched = self._match.memo.unmatched.get
-        resource_of, peek = bundle.resource_of, bundle.peek
-        for entry in bundle.entries:
-            try:
-                resource = peek(entry)
-                resource_type = resource.resourceType
-                fields = fields_of(resource_type)
-                if fields is None:
-                    if resource_type != "Patient":
-                        continue  # a type no record is built from
-                elif fields[1] is None or getattr(resource, fields[1]) is msgspec.UNSET:
-                    concept = getattr(resource, fields[0])
-                    (coding,) = concept["coding"]
-                    known = unmatched(coding["code"])
-                    if known is not None and (
-                        (
-                            resource_type,
-                            coding.get("system"),
-                            coding.get("display"),
-                            concept.get("text"),
-                        )
-                        in known
-                    ):
-                        continue
-            except (TypeError, KeyError, ValueError, AttributeError, msgspec.DecodeError):
+            except (TypeError, KeyError, ValueError, RecursionError):
+                # ValueError: also a head msgspec could not decode (msgspec.DecodeError).
                 pass
             raw = resource_of(entry)
             if raw is not None:
