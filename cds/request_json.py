@@ -11,13 +11,13 @@ from cds.errors import InvalidRequest, PayloadTooLarge
 from cds.fhir import depth_exceeds
 from cds.gc_pause import collector_paused
 
-# What the raw reading cannot judge the way orjson does: the whole body is then read by orjson,
-# whose verdict (and message) is the one a client gets.
+# What msgspec refuses where orjson may not (its nesting limit, reached first, is Python's
+# recursion limit: 1,000 against orjson's 1,024): the whole body is then read by orjson, whose
+# verdict (and message) is the one a client gets.
 _NOT_READ_RAW = (
     msgspec.DecodeError,
     msgspec.ValidationError,
-    RecursionError,  # msgspec's nesting limit, even inside what it leaves raw
-    UnicodeDecodeError,
+    RecursionError,
     orjson.JSONDecodeError,
 )
 
@@ -28,18 +28,57 @@ def parse_json(body: bytes) -> Any:
     Each prefetch Bundle's entries stay undecoded (``msgspec.Raw``): most of a big chart's
     entries are dropped by the record's sift after reading a few of their members, and
     decoding them whole would cost more than the rest of the call. Everything else is decoded
-    by orjson, as before.
+    by orjson, as before. A body msgspec cannot read as orjson would, or whose bytes msgspec
+    would leave unjudged where orjson refuses them (:func:`_judged_alike`), is read by orjson
+    whole, so every body orjson refused is refused with orjson's message, and no other is.
     """
     with collector_paused():
-        try:
-            return _read_raw(body)
-        except _NOT_READ_RAW:
-            pass
+        if _judged_alike(body):
+            try:
+                return _read_raw(body)
+            except _NOT_READ_RAW:
+                pass
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             # The decoder's message names a position, never the content: safe to return.
             raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
+
+
+# Digits as 0, an exponent's marker as e: at the same offsets, a number past a double's range
+# shows as 0e000 (its exponent's plus sign, when sent, as one more 0) or as 200 zeros.
+_NUMBER_SHAPES = bytes.maketrans(b"123456789E+", b"000000000e0")
+_IN_A_NUMBER = frozenset(b"0123456789.-")
+_BEFORE_A_VALUE = frozenset(b":,[ \t\r\n")
+
+
+def _judged_alike(body: bytes) -> bool:
+    """Whether msgspec judges ``body`` as orjson does, for all it leaves undecoded.
+
+    msgspec checks the JSON grammar of what it skips, not what orjson checks beyond it: the
+    UTF-8 of strings, and numbers past a double's range (orjson refuses ``1e999``, even in an
+    entry no rule reads). A body with either is read by orjson whole. Such a number has an
+    exponent of three digits or more, or 200 digits before its exponent (a double ends at
+    1.8e308); one found inside a string (a hex id's ``3e456``) is told apart by what precedes
+    it, and a string that still looks like one (``"x:1e999"``) only costs the whole read.
+    """
+    if not body.isascii():
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            return False
+    shapes = body.translate(_NUMBER_SHAPES)
+    if b"0" * 200 in shapes:
+        return False
+    at = shapes.find(b"0e000")
+    while at != -1:
+        start = at
+        while start and body[start - 1] in _IN_A_NUMBER:
+            start -= 1
+        if start == 0 or body[start - 1] in _BEFORE_A_VALUE:
+            return False
+        at = shapes.find(b"0e000", at + 1)
+    return True
 
 
 class EntryNotJson(InvalidRequest):
@@ -88,8 +127,6 @@ _ENVELOPE_FIELDS = _Envelope.__struct_fields__
 def _read_raw(body: bytes) -> dict[str, Any]:
     """The body read in two scans: the envelope with each prefetch value raw, then each
     value's Bundle head; orjson decodes everything but a Bundle's entries."""
-    if not body.isascii():
-        body.decode()  # msgspec does not check the UTF-8 of what it leaves raw; orjson does
     envelope = _ENVELOPE.decode(body)
     read: dict[str, Any] = {}
     for name in _ENVELOPE_FIELDS:
