@@ -93,11 +93,15 @@ async def invoke(
 
 @dataclass(slots=True)
 class _Waiting:
-    """A parsed call waiting for data from the FHIR server: its request and its gathering."""
+    """A parsed call waiting for data from the FHIR server: its request and its gathering,
+    and the body's bytes, which the call holds anyway: a prefetch entry left undecoded that
+    turns out not to be JSON orjson reads (``EntryNotJson``) refuses the call with orjson's
+    verdict on them, unaudited, as when the body was parsed, even after a fetch."""
 
     request: hooks.HookRequest
     context: HookContext
     gathering: Gathering
+    body: bytes
 
 
 @dataclass(slots=True)
@@ -214,9 +218,9 @@ def _parsed_and_read(
             issuer=issuer,
         )
         if gathering.jobs:
-            call.waiting = _Waiting(request, context, gathering)
+            call.waiting = _Waiting(request, context, gathering, body)
         else:
-            _evaluate(parts, call, _Waiting(request, context, gathering), gathering.finish())
+            _evaluate(parts, call, _Waiting(request, context, gathering, body), gathering.finish())
     except EntryNotJson:
         # Refused unaudited with orjson's own message, as a body that does not parse is.
         raise refuse_as_orjson(body) from None
@@ -245,6 +249,8 @@ def _evaluated(parts: HookCallParts, call: _Call, data: PatientData) -> None:
     with collector_paused():
         try:
             _evaluate(parts, call, waiting, data)
+        except EntryNotJson:
+            raise refuse_as_orjson(waiting.body) from None
         except Exception as exc:
             call.fail(exc)
         del waiting
