@@ -1,17 +1,40 @@
 """A request's prefetch Bundle entries left undecoded (msgspec.Raw) until the record's sift has
-read their heads: the same record, counts and Patient as the same prefetch decoded whole."""
+read their heads: every body is judged as ``orjson.loads`` judges it whole (read the same, or
+refused with orjson's message, unaudited), and the record, counts and answers are the ones the
+same prefetch decoded whole gives.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import orjson
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 
+from bench.generate import make_request
+from cds.app import create_app
 from cds.catalogue import Catalogue
+from cds.data.patient_data import read_prefetch
+from cds.data.prefetch import BundleResources
+from cds.errors import InvalidRequest
+from cds.invocation import _Call, _evaluated, _Waiting, parse
 from cds.record.matching import MatchMemo
-from cds.request_json import parse_json
+from cds.request_json import EntryNotJson, parse_json
+from cds.settings import Settings
+from cds.store.schema import invocations
+from tests.conftest import changed, serving
 from tests.test_bundle_sift import _prefetch, _read_once
+
+pytestmark = pytest.mark.anyio
+
+SERVICE = "/cds-services/back-to-foot"
+CONDITIONS = "conditions"  # a Bundle key of the bench charts: its entries are left undecoded
 
 
 def _as_sent(prefetch: dict[str, Any]) -> dict[str, Any]:
@@ -35,3 +58,279 @@ def test_undecoded_entries_build_the_record_decoded_entries_build(catalogue: Cat
             service, _prefetch(), decoded_memo
         )
     assert raw_memo.unmatched
+
+
+# --------------------------------------------------------------------------- the body's verdict
+
+_SMALL = make_request("small")
+_PLACE = b'"@entry@"'
+
+
+def _chart_with(*entries: bytes, alone: bool = False) -> bytes:
+    """The small bench chart with ``entries`` (raw JSON) added to its conditions Bundle, after
+    its own entries, or as its only entries."""
+    request = orjson.loads(orjson.dumps(_SMALL))
+    bundle = request["prefetch"][CONDITIONS]
+    bundle["entry"] = ([] if alone else bundle["entry"]) + ["@entry@"] * len(entries)
+    body = orjson.dumps(request)
+    for entry in entries:
+        body = body.replace(_PLACE, entry, 1)
+    return body
+
+
+def _resource(members: bytes) -> bytes:
+    return b'{"resource":{"resourceType":"Condition","id":"odd",' + members + b"}}"
+
+
+def _noise(members: bytes) -> bytes:
+    """An entry no rule reads (a Basic): the sift drops it without decoding it."""
+    return b'{"resource":{"resourceType":"Basic","id":"odd",' + members + b"}}"
+
+
+def _nested(depth: int) -> bytes:
+    return _noise(b'"x":' + b"[" * depth + b"]" * depth)
+
+
+_BODIES: dict[str, bytes] = {
+    "small": orjson.dumps(_SMALL),
+    "typical": orjson.dumps(make_request("typical")),
+    **{f"entry nested {d} deep": _chart_with(_nested(d)) for d in (60, 900, 1010, 1030, 5000)},
+    # The body nests one level past orjson's limit; the entry alone would not.
+    "entry one level past the body's limit": _chart_with(_nested(1019)),
+    "invalid UTF-8 in an entry": _chart_with(_noise(b'"note":"\xff"')),
+    "a number past a double in an entry no rule reads": _chart_with(_noise(b'"x":1e999')),
+    "the same, with a plus sign": _chart_with(_noise(b'"x":1E+400')),
+    "the same, negative": _chart_with(_noise(b'"x":[0, -1.5e999]')),
+    "the same, 400 digits": _chart_with(_noise(b'"x":' + b"9" * 400)),
+    "the same, 250 digits and an exponent": _chart_with(_noise(b'"x":' + b"1" * 250 + b"e60")),
+    "the same, just past": _chart_with(_noise(b'"x":1.7976931348623159e308')),
+    "the largest double": _chart_with(_noise(b'"x":1.7976931348623157e308')),
+    "a tiny number": _chart_with(_noise(b'"x":1e-999')),
+    "an exponent of three digits within range": _chart_with(_noise(b'"x":1e100')),
+    "a number past a double in a read entry": _chart_with(_resource(b'"x":1e999')),
+    "a number past a double in the concept": _chart_with(_resource(b'"code":{"n":1e999}')),
+    "a number past a double as the only entry": _chart_with(_noise(b'"x":1e999'), alone=True),
+    "an id that looks like an exponent": _chart_with(_noise(b'"id":"3e456789-0e12"')),
+    "a string that looks like a number past a double": _chart_with(_noise(b'"t":"a:1e999,b"')),
+    "a malformed entry": _chart_with(_noise(b'"x":,')),
+    "an OperationOutcome only": _chart_with(
+        b'{"resource":{"resourceType":"OperationOutcome"}}', alone=True
+    ),
+    "an entry that is no object": _chart_with(b'"x"', b"7", b"null", b"[]"),
+    "a Bundle member past a double": orjson.dumps(_SMALL).replace(
+        b'"resourceType":"Bundle"', b'"resourceType":"Bundle","total":1e999', 1
+    ),
+    "a link past a double": orjson.dumps(_SMALL).replace(
+        b'"resourceType":"Bundle"', b'"resourceType":"Bundle","link":[{"n":1e999}]', 1
+    ),
+    "duplicate members in an entry": _chart_with(
+        _resource(b'"code":{"coding":[{"code":"M54.16"}]},"code":{"coding":[{"code":"x"}]}'),
+        b'{"resource":{"resourceType":"Basic"},"resource":{"resourceType":"Condition"}}',
+    ),
+    "duplicate members in the envelope": b'{"hook":"order-sign",' + orjson.dumps(_SMALL)[1:],
+    "an envelope nested 70 deep": orjson.dumps(_SMALL)[:-1]
+    + b',"extension":{"a":'
+    + b"[" * 70
+    + b"]" * 70
+    + b"}}",
+    "an envelope member the wire does not name": orjson.dumps({**_SMALL, "hook_instance": "x"}),
+    "too many entries": orjson.dumps(
+        {**_SMALL, "prefetch": {CONDITIONS: {"resourceType": "Bundle", "entry": [{}] * 50_001}}}
+    ),
+    "no object": b"[1,2]",
+    "prefetch a list": orjson.dumps({**_SMALL, "prefetch": [1]}),
+    "prefetch empty": orjson.dumps({**_SMALL, "prefetch": {}}),
+    "prefetch null": orjson.dumps({**_SMALL, "prefetch": None}),
+    "a prefetch value that is no object": orjson.dumps({**_SMALL, "prefetch": {CONDITIONS: 7}}),
+    "entry no list": orjson.dumps(
+        {**_SMALL, "prefetch": {CONDITIONS: {"resourceType": "Bundle", "entry": {"a": 1}}}}
+    ),
+    "a Bundle without entries": orjson.dumps(
+        {**_SMALL, "prefetch": {CONDITIONS: {"resourceType": "Bundle", "type": "searchset"}}}
+    ),
+    "not JSON": b'{"hook": "patient-view",',
+}
+
+
+def _as_orjson_reads(body: Any) -> Any:
+    """``body`` with every prefetch entry left undecoded decoded by orjson."""
+    prefetch = body.get("prefetch") if isinstance(body, dict) else None
+    for value in prefetch.values() if isinstance(prefetch, dict) else ():
+        entries = value.get("entry") if isinstance(value, dict) else None
+        if isinstance(entries, list):
+            value["entry"] = [
+                orjson.loads(memoryview(e)) if type(e) is msgspec.Raw else e for e in entries
+            ]
+    return body
+
+
+def _as_classified(body: Any) -> Any:
+    """What the service reads of a parsed body: of a prefetch Bundle with a list of entries,
+    its type, entries and links (``cds.data.prefetch``), all else as it is."""
+    prefetch = body.get("prefetch") if isinstance(body, dict) else None
+    if not isinstance(prefetch, dict):
+        return body
+    kept = ("resourceType", "entry", "link")
+    return {
+        **body,
+        "prefetch": {
+            key: {k: value[k] for k in kept if k in value}
+            if isinstance(value, dict)
+            and value.get("resourceType") == "Bundle"
+            and isinstance(value.get("entry"), list)
+            else value
+            for key, value in prefetch.items()
+        },
+    }
+
+
+def _orjson_verdict(body: bytes) -> tuple[str, Any]:
+    try:
+        return "read", _as_classified(orjson.loads(body))
+    except orjson.JSONDecodeError as exc:
+        return "refused", f"The body is not valid JSON: {exc}"
+
+
+def _verdict(body: bytes) -> tuple[str, Any]:
+    try:
+        return "read", _as_classified(_as_orjson_reads(parse_json(body)))
+    except InvalidRequest as exc:
+        return "refused", exc.diagnostics
+
+
+@pytest.mark.parametrize("name", list(_BODIES))
+def test_a_body_is_read_or_refused_as_orjson_reads_it_whole(name: str) -> None:
+    body = _BODIES[name]
+    verdict, expected = _verdict(body), _orjson_verdict(body)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + 2_000)  # comparing what is nested 1,000 deep
+    try:
+        assert verdict == expected
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_the_odd_bodies_take_the_path_they_are_meant_to() -> None:
+    """The list above holds bodies read with undecoded entries, and bodies orjson reads."""
+    undecoded = {
+        name
+        for name, body in _BODIES.items()
+        if _orjson_verdict(body)[0] == "read"
+        and isinstance(read := parse_json(body), dict)
+        and isinstance(read.get("prefetch"), dict)
+        and any(
+            type(e) is msgspec.Raw
+            for value in read["prefetch"].values()
+            if isinstance(value, dict)
+            for e in value.get("entry", ())
+        )
+    }
+    assert {"small", "typical", "an id that looks like an exponent", "a tiny number"} <= undecoded
+    assert "an exponent of three digits within range" not in undecoded  # read by orjson whole
+
+
+# --------------------------------------------------------------------------- through the service
+
+
+async def _post(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    return await client.post(SERVICE, content=body, headers={"content-type": "application/json"})
+
+
+async def _audited(app: FastAPI) -> list[dict[str, Any]]:
+    """The audit rows written so far, without what differs between any two calls."""
+    await app.state.parts.audit.flush()
+    async with app.state.parts.store.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(invocations))).mappings().all()
+    return [
+        {k: v for k, v in row.items() if k not in {"id", "received_at", "duration_ms"}}
+        for row in rows
+    ]
+
+
+async def test_a_number_past_a_double_in_noise_is_refused_unaudited_cold_and_warm(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The noise Condition below is dropped unread once its concept is remembered to match no
+    value set; the verdict on its number stays orjson's, whatever the call before it read."""
+    request = orjson.loads(orjson.dumps(_SMALL))
+    noise = next(
+        e["resource"]
+        for e in request["prefetch"][CONDITIONS]["entry"]
+        if e["resource"]["id"].startswith("n-")
+    )
+    entry = b'{"resource":' + orjson.dumps(noise)[:-1] + b',"extension":[{"valueDecimal":1e999}]}}'
+    body = _chart_with(entry)
+    expected = _orjson_verdict(body)
+    assert expected[0] == "refused"
+    for _ in range(2):
+        answer = await _post(client, body)
+        assert (answer.status_code, answer.json()["issue"][0]["diagnostics"]) == (400, expected[1])
+        assert (await _post(client, orjson.dumps(_SMALL))).status_code == 200  # teaches the memo
+    assert [row["status_code"] for row in await _audited(app)] == [200, 200]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [name for name, body in _BODIES.items() if _orjson_verdict(body)[0] == "refused"],
+)
+async def test_a_body_orjson_refuses_is_a_400_with_its_message_and_no_audit_row(
+    app: FastAPI, client: httpx.AsyncClient, name: str
+) -> None:
+    body = _BODIES[name]
+    answer = await _post(client, body)
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["diagnostics"] == _orjson_verdict(body)[1]
+    assert await _audited(app) == []
+
+
+async def test_a_chart_answers_and_audits_as_the_same_chart_read_by_orjson_whole(
+    settings: Settings, catalogue: Catalogue, tmp_path: Path
+) -> None:
+    """The same typical chart twice over (cold, then with its noise remembered): once with its
+    entries left undecoded, once read by orjson whole (a Bundle ``total`` with a three-digit
+    exponent, which no one reads, sends it there)."""
+    raw = orjson.dumps(make_request("typical"))
+    whole = raw.replace(b'"resourceType":"Bundle"', b'"resourceType":"Bundle","total":1e100', 1)
+    assert type(parse_json(raw)["prefetch"][CONDITIONS]["entry"][0]) is msgspec.Raw
+    assert type(parse_json(whole)["prefetch"][CONDITIONS]["entry"][0]) is dict
+    seen: list[tuple[list[bytes], list[dict[str, Any]]]] = []
+    for path, body in (("raw", raw), ("whole", whole)):
+        own = changed(settings, database_url=f"sqlite+aiosqlite:///{tmp_path / path}.db")
+        app = create_app(own, catalogue=catalogue)
+        async with serving(app) as client:
+            answers = [(await _post(client, body)).content for _ in range(2)]
+            seen.append((answers, await _audited(app)))
+    assert seen[0] == seen[1]
+    assert len(seen[0][1]) == 2
+
+
+# --------------------------------------------------------------------------- after a fetch
+
+
+def test_an_undecoded_entry_orjson_refuses_is_refused_when_read() -> None:
+    """msgspec's reading and :func:`parse_json`'s checks leave no such entry (this one is made
+    by hand); should one come, reading it refuses the call rather than skipping it."""
+    bundle = BundleResources([msgspec.Raw(_noise(b'"x":1e999')), msgspec.Raw(_noise(b""))])
+    with pytest.raises(EntryNotJson):
+        bundle.listed()
+
+
+async def test_an_entry_refused_after_a_fetch_refuses_the_call_unaudited_with_orjsons_message(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A call that waited for the FHIR server reads its prefetched entries only then: one
+    orjson refuses gives the answer the body's parse gave before entries were left undecoded
+    (400, orjson's message for the body), and the call is not failed, so not audited."""
+    entry = _resource(b'"code":{"coding":[{"code":"M54.16"}]},"x":1e999')
+    body = _chart_with(entry)
+    parts = app.state.parts
+    service, request, context = parse(parts, "back-to-foot", orjson.dumps(_SMALL))
+    gathering = read_prefetch(service.prefetch, service.required_prefetch, request, None)
+    data = gathering.finish()
+    data.resources[CONDITIONS] = BundleResources([msgspec.Raw(entry)])
+    call = _Call(service, request.hook, request.hook_instance, context.patient_id)
+    call.waiting = _Waiting(request, context, gathering, body)
+    with pytest.raises(InvalidRequest) as refused:
+        _evaluated(parts, call, data)
+    assert refused.value.diagnostics == _orjson_verdict(body)[1]
+    assert (call.status, call.failure) == (200, None)
