@@ -22,18 +22,27 @@ _NOT_READ_RAW = (
 )
 
 
-def parse_json(body: bytes) -> Any:
+# From this size up, a body is read with its prefetch entries left undecoded. Below it orjson
+# reading the body whole costs less: the checks msgspec's reading needs (``_judged_alike``) and
+# decoding each entry's head cost more than decoding small charts' entries and freeing them,
+# which stay in the CPU's caches (docs/benchmarks.md, "Prefetch entries left undecoded": the
+# bench charts' whole call in process breaks even between 0.7 and 1 MiB).
+RAW_FROM_BYTES = 1 << 20
+
+
+def parse_json(body: bytes, *, raw_from: int = RAW_FROM_BYTES) -> Any:
     """The parsed body, or InvalidRequest naming where the JSON breaks.
 
-    Each prefetch Bundle's entries stay undecoded (``msgspec.Raw``): most of a big chart's
-    entries are dropped by the record's sift after reading a few of their members, and
-    decoding them whole would cost more than the rest of the call. Everything else is decoded
-    by orjson, as before. A body msgspec cannot read as orjson would, or whose bytes msgspec
-    would leave unjudged where orjson refuses them (:func:`_judged_alike`), is read by orjson
-    whole, so every body orjson refused is refused with orjson's message, and no other is.
+    From ``raw_from`` bytes up, each prefetch Bundle's entries stay undecoded
+    (``msgspec.Raw``): most of a big chart's entries are dropped by the record's sift after
+    reading a few of their members, and decoding them whole would cost more than the rest of
+    the call. Everything else is decoded by orjson, as before. A body msgspec cannot read as
+    orjson would, or whose bytes msgspec would leave unjudged where orjson refuses them
+    (:func:`_judged_alike`), is read by orjson whole, so every body orjson refused is refused
+    with orjson's message, and no other is.
     """
     with collector_paused():
-        if _judged_alike(body):
+        if len(body) >= raw_from and _judged_alike(body):
             try:
                 return _read_raw(body)
             except _NOT_READ_RAW:
