@@ -1,7 +1,10 @@
-"""A request's prefetch Bundle entries left undecoded (msgspec.Raw) until the record's sift has
-read their heads: every body is judged as ``orjson.loads`` judges it whole (read the same, or
-refused with orjson's message, unaudited), and the record, counts and answers are the ones the
-same prefetch decoded whole gives.
+"""A big request's prefetch Bundle entries left undecoded (msgspec.Raw) until the record's sift
+has read their heads: every body is judged as ``orjson.loads`` judges it whole (read the same,
+or refused with orjson's message, unaudited), and the record, counts and answers are the ones
+the same prefetch decoded whole gives.
+
+The probes below are small bodies read as a body from ``RAW_FROM_BYTES`` up is (``raw_from=0``);
+through the service, the bodies are the heavy bench chart's, which is past it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from cds.data.prefetch import BundleResources
 from cds.errors import InvalidRequest
 from cds.invocation import _Call, _evaluated, _Waiting, parse
 from cds.record.matching import MatchMemo
-from cds.request_json import EntryNotJson, parse_json
+from cds.request_json import RAW_FROM_BYTES, EntryNotJson, parse_json
 from cds.settings import Settings
 from cds.store.schema import invocations
 from tests.conftest import changed, serving
@@ -39,7 +42,7 @@ CONDITIONS = "conditions"  # a Bundle key of the bench charts: its entries are l
 
 def _as_sent(prefetch: dict[str, Any]) -> dict[str, Any]:
     """``prefetch`` as a hook request's body is read: through the body's bytes."""
-    read = parse_json(orjson.dumps({"hook": "patient-view", "prefetch": prefetch}))
+    read = parse_json(orjson.dumps({"hook": "patient-view", "prefetch": prefetch}), raw_from=0)
     return dict(read["prefetch"])
 
 
@@ -66,10 +69,10 @@ _SMALL = make_request("small")
 _PLACE = b'"@entry@"'
 
 
-def _chart_with(*entries: bytes, alone: bool = False) -> bytes:
-    """The small bench chart with ``entries`` (raw JSON) added to its conditions Bundle, after
+def _chart_with(*entries: bytes, alone: bool = False, chart: dict[str, Any] = _SMALL) -> bytes:
+    """The bench ``chart`` with ``entries`` (raw JSON) added to its conditions Bundle, after
     its own entries, or as its only entries."""
-    request = orjson.loads(orjson.dumps(_SMALL))
+    request = orjson.loads(orjson.dumps(chart))
     bundle = request["prefetch"][CONDITIONS]
     bundle["entry"] = ([] if alone else bundle["entry"]) + ["@entry@"] * len(entries)
     body = orjson.dumps(request)
@@ -193,7 +196,7 @@ def _orjson_verdict(body: bytes) -> tuple[str, Any]:
 
 def _verdict(body: bytes) -> tuple[str, Any]:
     try:
-        return "read", _as_classified(_as_orjson_reads(parse_json(body)))
+        return "read", _as_classified(_as_orjson_reads(parse_json(body, raw_from=0)))
     except InvalidRequest as exc:
         return "refused", exc.diagnostics
 
@@ -216,7 +219,7 @@ def test_the_odd_bodies_take_the_path_they_are_meant_to() -> None:
         name
         for name, body in _BODIES.items()
         if _orjson_verdict(body)[0] == "read"
-        and isinstance(read := parse_json(body), dict)
+        and isinstance(read := parse_json(body, raw_from=0), dict)
         and isinstance(read.get("prefetch"), dict)
         and any(
             type(e) is msgspec.Raw
@@ -229,7 +232,27 @@ def test_the_odd_bodies_take_the_path_they_are_meant_to() -> None:
     assert "an exponent of three digits within range" not in undecoded  # read by orjson whole
 
 
+def test_a_body_under_the_size_is_read_by_orjson_whole_and_one_past_it_is_not() -> None:
+    small, heavy = _BODIES["small"], orjson.dumps(make_request("heavy"))
+    assert len(small) < RAW_FROM_BYTES <= len(heavy)
+    assert type(parse_json(small)["prefetch"][CONDITIONS]["entry"][0]) is dict
+    assert type(parse_json(heavy)["prefetch"][CONDITIONS]["entry"][0]) is msgspec.Raw
+
+
 # --------------------------------------------------------------------------- through the service
+
+_HEAVY = make_request("heavy")
+
+# Bodies past RAW_FROM_BYTES that orjson refuses: each is refused by the service as orjson did.
+_REFUSED_HEAVY = {
+    "a number past a double in an entry no rule reads": _noise(b'"x":1e999'),
+    "the same, 400 digits": _noise(b'"x":' + b"9" * 400),
+    "a number past a double in a read entry": _resource(b'"x":1e999'),
+    "invalid UTF-8 in an entry": _noise(b'"note":"\xff"'),
+    "a malformed entry": _noise(b'"x":,'),
+    "an entry nested 1,030 deep": _nested(1030),
+    "entry one level past the body's limit": _nested(1019),
+}
 
 
 async def _post(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
@@ -252,44 +275,43 @@ async def test_a_number_past_a_double_in_noise_is_refused_unaudited_cold_and_war
 ) -> None:
     """The noise Condition below is dropped unread once its concept is remembered to match no
     value set; the verdict on its number stays orjson's, whatever the call before it read."""
-    request = orjson.loads(orjson.dumps(_SMALL))
     noise = next(
         e["resource"]
-        for e in request["prefetch"][CONDITIONS]["entry"]
+        for e in _HEAVY["prefetch"][CONDITIONS]["entry"]
         if e["resource"]["id"].startswith("n-")
     )
     entry = b'{"resource":' + orjson.dumps(noise)[:-1] + b',"extension":[{"valueDecimal":1e999}]}}'
-    body = _chart_with(entry)
+    body = _chart_with(entry, chart=_HEAVY)
     expected = _orjson_verdict(body)
     assert expected[0] == "refused"
     for _ in range(2):
         answer = await _post(client, body)
         assert (answer.status_code, answer.json()["issue"][0]["diagnostics"]) == (400, expected[1])
-        assert (await _post(client, orjson.dumps(_SMALL))).status_code == 200  # teaches the memo
+        assert (await _post(client, orjson.dumps(_HEAVY))).status_code == 200  # teaches the memo
     assert [row["status_code"] for row in await _audited(app)] == [200, 200]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [name for name, body in _BODIES.items() if _orjson_verdict(body)[0] == "refused"],
-)
+@pytest.mark.parametrize("name", list(_REFUSED_HEAVY))
 async def test_a_body_orjson_refuses_is_a_400_with_its_message_and_no_audit_row(
     app: FastAPI, client: httpx.AsyncClient, name: str
 ) -> None:
-    body = _BODIES[name]
+    body = _chart_with(_REFUSED_HEAVY[name], chart=_HEAVY)
+    assert len(body) >= RAW_FROM_BYTES
+    refused, message = _orjson_verdict(body)
+    assert refused == "refused"
     answer = await _post(client, body)
     assert answer.status_code == 400
-    assert answer.json()["issue"][0]["diagnostics"] == _orjson_verdict(body)[1]
+    assert answer.json()["issue"][0]["diagnostics"] == message
     assert await _audited(app) == []
 
 
 async def test_a_chart_answers_and_audits_as_the_same_chart_read_by_orjson_whole(
     settings: Settings, catalogue: Catalogue, tmp_path: Path
 ) -> None:
-    """The same typical chart twice over (cold, then with its noise remembered): once with its
+    """The same heavy chart twice over (cold, then with its noise remembered): once with its
     entries left undecoded, once read by orjson whole (a Bundle ``total`` with a three-digit
     exponent, which no one reads, sends it there)."""
-    raw = orjson.dumps(make_request("typical"))
+    raw = orjson.dumps(_HEAVY)
     whole = raw.replace(b'"resourceType":"Bundle"', b'"resourceType":"Bundle","total":1e100', 1)
     assert type(parse_json(raw)["prefetch"][CONDITIONS]["entry"][0]) is msgspec.Raw
     assert type(parse_json(whole)["prefetch"][CONDITIONS]["entry"][0]) is dict
@@ -301,7 +323,7 @@ async def test_a_chart_answers_and_audits_as_the_same_chart_read_by_orjson_whole
             answers = [(await _post(client, body)).content for _ in range(2)]
             seen.append((answers, await _audited(app)))
     assert seen[0] == seen[1]
-    assert len(seen[0][1]) == 2
+    assert [row["status_code"] for row in seen[0][1]] == [200, 200]
 
 
 # --------------------------------------------------------------------------- after a fetch
