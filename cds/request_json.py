@@ -91,9 +91,11 @@ def _judged_alike(body: bytes) -> bool:
 
 
 class EntryNotJson(InvalidRequest):
-    """A prefetch entry left undecoded turned out to be JSON orjson refuses (a number past a
-    double's range: msgspec does not judge numbers it skips). The call is refused as the
-    whole body would have been: :func:`refuse_as_orjson` gives that verdict."""
+    """A prefetch entry left undecoded that orjson refuses when it is read. msgspec's checks
+    and :func:`_judged_alike` leave none known (nesting is the one to watch: msgspec stops at
+    Python's recursion limit, below orjson's 1,024 only while that limit stays near 1,000);
+    should one come, the call is refused as the whole body would have been, with the verdict
+    :func:`refuse_as_orjson` gives."""
 
 
 def refuse_as_orjson(body: bytes) -> InvalidRequest:
