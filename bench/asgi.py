@@ -206,6 +206,7 @@ async def measure(
                     profiler.enable()
                     await _round(service_app, body, tokens, parts.audit.flush)
                     profiler.disable()
+                    results.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
                     out = results.RESULTS_DIR / f"asgi-profile-{shape}.prof"
                     profiler.dump_stats(out)
                     stats = pstats.Stats(str(out))
