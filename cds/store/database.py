@@ -46,6 +46,8 @@ PURGE_INTERVAL_SECONDS = 60.0
 # SQLite audit batches: how long one waits, in short async sleeps, for another connection's
 # write transaction to end; and how many calls are written between two WAL checkpoints.
 LOCK_WAIT_SECONDS = 5.0
+# How long closing the store waits for a readiness query still running on SQLite.
+PING_FINISH_SECONDS = 5.0
 LOCK_RETRY_SECONDS = 0.005
 CHECKPOINT_EVERY_CALLS = 2_000
 
@@ -109,6 +111,9 @@ class Store:
         self._next_purge = 0.0
         self._since_checkpoint = 0
         self.outage = OutageWatch(metrics.store_unavailable if metrics is not None else None)
+        # aiosqlite: a readiness query is never cancelled (see ping); the one in flight, if any.
+        self._ping_aside = self.engine.dialect.driver == "aiosqlite"
+        self._ping_task: asyncio.Task[None] | None = None
 
     @property
     def driver(self) -> DriverPool | None:
@@ -148,6 +153,11 @@ class Store:
         await self.close()
 
     async def close(self) -> None:
+        task = self._ping_task
+        if task is not None and not task.done():
+            # A readiness query still running on SQLite finishes before its pool goes away;
+            # cancelled, it could leave the same never-ending close that ping() avoids.
+            await asyncio.wait([task], timeout=PING_FINISH_SECONDS)
         if self._driver is not None:
             await self._driver.close()
         if self._batch_engine is not None:
@@ -158,17 +168,35 @@ class Store:
         return patient_hash(self._hash_key, patient_id)
 
     async def ping(self, within_seconds: float = 2.0) -> bool:
-        """Readiness: True when the database answers within ``within_seconds``."""
+        """Readiness: True when the database answers within ``within_seconds``.
+
+        On SQLite the query is left to finish when the time is up, not cancelled: a cancelled
+        aiosqlite query makes SQLAlchemy terminate its connection, and when that termination is
+        itself interrupted aiosqlite stops the connection's thread twice, leaving a close that
+        never ends (seen as a worker that never exits at shutdown, after a ping timed out on a
+        loop busy for seconds). The next ping waits for the same query rather than adding one.
+        """
         try:
-            async with (
-                self.reaching(Operation.readiness),
-                asyncio.timeout(within_seconds),
-                self.engine.connect() as conn,
-            ):
-                await conn.execute(sa.text("SELECT 1"))
+            async with self.reaching(Operation.readiness), asyncio.timeout(within_seconds):
+                if self._ping_aside:
+                    await asyncio.shield(self._ping_in_flight())
+                else:
+                    await self._select_one()
         except (StoreUnavailable, SQLAlchemyError, OSError):
             return False
         return True
+
+    def _ping_in_flight(self) -> asyncio.Task[None]:
+        task = self._ping_task
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._select_one(), name="store-ping")
+            task.add_done_callback(_outcome_seen)
+            self._ping_task = task
+        return task
+
+    async def _select_one(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
 
     async def record_invocation(self, audit: AuditRecord, issued: Sequence[IssuedCardLike]) -> None:
         """One audit row per hook call and one row per card returned."""
@@ -344,3 +372,10 @@ class Store:
         ``rule_report.MAX_WEEKS`` weeks."""
         async with self.reaching(Operation.report):
             return await weekly_rule_report(self.engine, service_id, start, end)
+
+
+def _outcome_seen(task: asyncio.Task[None]) -> None:
+    """A readiness query that failed after its ping stopped waiting: the failure was already
+    answered (False, counted by ``reaching``) or the next ping sees the database's state."""
+    if not task.cancelled():
+        task.exception()
