@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cds.api.hook_lane import HookLane
 from cds.api.responses import error_response
 from cds.errors import BodyTimeout, CdsError, InvalidRequest
 from cds.logs import log_fields
@@ -40,9 +42,17 @@ class RequestEdge:
       sits inside the CORS middleware, so browsers can read the 500 too (S-18).
     """
 
-    def __init__(self, app: ASGIApp, body_seconds: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        body_seconds: float,
+        hook_lane: Callable[[], HookLane | None] | None = None,
+    ) -> None:
         self.app = app
         self.body_seconds = body_seconds
+        # Built with the middleware stack, on the first request: the routes and exception
+        # handlers are then those the router and FastAPI's exception layer were built with.
+        self.hook_lane = hook_lane() if hook_lane is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,8 +85,10 @@ class RequestEdge:
                 started = True
             await send(message)
 
+        lane = self.hook_lane
+        inner = lane if lane is not None and lane.claims(scope) else self.app
         try:
-            await self.app(scope, receive_in_time, tracking_send)
+            await inner(scope, receive_in_time, tracking_send)
         except Exception:
             # Log the exception type and where, never the request: bodies may hold PHI.
             log.exception("unexpected failure", extra=log_fields(path=scope.get("path")))
