@@ -15,14 +15,25 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cds.catalogue import Catalogue, ServiceDefinition
-from cds.data.prefetch import BundleResources, PrefetchState, classify, classify_all
+from cds.data.prefetch import (
+    BundleResources,
+    PrefetchState,
+    classify,
+    classify_all,
+    entry_resource,
+)
 from cds.fhir import ValidationMemo
 from cds.record import PatientRecord, build_record
 from cds.record.build import RecordBuilder
 from cds.record.matching import MatchMemo
+from cds.request_json import parse_json
 from cds.valuesets import ICD10CM
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -347,3 +358,107 @@ def test_a_bundle_of_outcomes_only_still_needs_a_fetch_and_an_empty_one_has_no_d
     assert classify(outcomes).state is PrefetchState.needs_fetch
     assert classify(outcomes).errored
     assert classify(_bundle("garbage", None)).state is PrefetchState.no_data
+
+
+# --------------------------------------------------------------------------- any entries
+
+_CONCEPTS: list[Any] = [
+    RADICULOPATHY,
+    NOISE_LAB,
+    NOISE_CONDITION,
+    PAIN,
+    {**NOISE_CONDITION, "text": "Numb hand"},
+    {"coding": [{"code": "cond-0001"}], "text": "Numb hand"},
+    {"coding": NOISE_CONDITION["coding"] * 2},
+    {"coding": NOISE_CONDITION["coding"][0]},
+    {"coding": []},
+    {"text": "sciatica"},
+    {"coding": [{"system": NOISE, "code": 7}]},
+    {"coding": "x"},
+    "M54.16",
+    None,
+]
+_TYPES: list[Any] = [
+    *("Condition", "Observation", "ServiceRequest", "Patient", "Encounter", "OperationOutcome"),
+    7,
+    None,
+]
+_SEARCHES: list[Any] = [
+    {"mode": "match"},
+    {"mode": "outcome"},
+    {"mode": "include"},
+    {"mode": "match", "score": 1},
+    "outcome",
+    None,
+]
+
+
+@st.composite
+def _any_entry(draw: st.DrawFn) -> Any:
+    """An entry of a Bundle as any EHR may send it: a resource of a type the record reads or
+    not, its main concept matching, noise, or of another shape, with its other coded field
+    or not, in an entry of any search mode, or something that is no entry at all."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([None, 7, "garbage", ["resource"], {"fullUrl": "x"}]))
+    resource_type = draw(st.sampled_from(_TYPES))
+    resource: dict[str, Any] = {
+        "resourceType": resource_type,
+        "id": draw(st.sampled_from(["r1", "r2", "noise-1", PATIENT, 3])),
+        "status": "final" if resource_type == "Observation" else "active",
+        "subject": {"reference": draw(st.sampled_from([f"Patient/{PATIENT}", "Patient/p2"]))},
+    }
+    if draw(st.booleans()):
+        resource["code"] = copy.deepcopy(draw(st.sampled_from(_CONCEPTS)))
+    if draw(st.integers(0, 3)) == 0:
+        other = "valueCodeableConcept" if resource_type == "Observation" else "performerType"
+        resource[other] = copy.deepcopy(draw(st.sampled_from(_CONCEPTS)))
+    entry: dict[str, Any] = {"resource": resource if draw(st.integers(0, 9)) else "Condition/1"}
+    search = draw(st.sampled_from([*_SEARCHES, "absent"]))
+    if search != "absent":
+        entry["search"] = copy.deepcopy(search)
+    return entry
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_any_entry(), max_size=8), min_size=1, max_size=3))
+def test_any_entries_sifted_build_the_record_every_resource_offered_builds(
+    catalogue: Catalogue, keys: list[list[Any]]
+) -> None:
+    """Whether the sift sorts an entry at once or asks the general path, the record and its
+    counts are the ones offering each resource classification lists gives: cold, then with
+    the memos remembering."""
+    service = catalogue.services["back-to-foot"]
+    names = ["conditions", "observations", "servicerequests"]
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": PATIENT, "birthDate": "1970-01-01"},
+        **{name: _bundle(*entries) for name, entries in zip(names, keys, strict=False)},
+    }
+    read_once, offered = MatchMemo(catalogue.valuesets), MatchMemo(catalogue.valuesets)
+    for _ in range(2):
+        assert _read_once(service, copy.deepcopy(prefetch), read_once) == _offered(
+            service, copy.deepcopy(prefetch), offered
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(_any_entry())
+def test_one_entry_is_read_as_listing_the_bundle_reads_it(entry: Any) -> None:
+    listed = BundleResources([entry]).listed()
+    assert entry_resource(entry) is (listed[0] if listed else None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_any_entry(), min_size=1, max_size=10))
+def test_any_entries_left_undecoded_build_the_record_decoded_ones_build(
+    catalogue: Catalogue, entries: list[Any]
+) -> None:
+    """The sift judges an undecoded entry by its head and reads it whole before sorting it."""
+    service = catalogue.services["back-to-foot"]
+    body = orjson.dumps({"prefetch": {**_prefetch(), "conditions": _bundle(*entries)}})
+    raw_memo, decoded_memo = MatchMemo(catalogue.valuesets), MatchMemo(catalogue.valuesets)
+    for _ in range(2):
+        undecoded = parse_json(body, raw_from=0)["prefetch"]
+        assert type(undecoded["conditions"]["entry"][0]) is msgspec.Raw
+        assert _read_once(service, undecoded, raw_memo) == _read_once(
+            service, orjson.loads(body)["prefetch"], decoded_memo
+        )

@@ -43,6 +43,9 @@ Found = tuple[tuple[str, str], Entry, bytes | None]
 _SIFTED_FIELDS: Final[Mapping[str, tuple[str, str | None]]] = MappingProxyType(
     {t: (fields[0], fields[1] if len(fields) > 1 else None) for t, fields in CODE_FIELDS.items()}
 )
+# The same as a plain dict, read by the sift for every entry of a chart (a mapping proxy's
+# lookup costs one more call).
+_SIFTED_FIELDS_OF: Final[dict[str, tuple[str, str | None]]] = dict(_SIFTED_FIELDS)
 
 
 class BundleEntries(Protocol):
@@ -55,6 +58,9 @@ class BundleEntries(Protocol):
     def resource_of(self, entry: Any) -> dict[str, Any] | None: ...
 
     def heads(self) -> Iterator[Any]: ...  # each entry as far as the sift reads it, in order
+
+    @property
+    def raw(self) -> bool: ...  # whether the heads are not the entries themselves
 
 
 def _codings(concept: object) -> list[tuple[str, str]]:
@@ -236,42 +242,58 @@ class RecordBuilder:
         whose resource the sift drops is not looked at further: whether the entry is read at
         all (its search mode, an OperationOutcome) cannot change a resource :meth:`add` would
         do nothing for. Every other entry is read as prefetch reads it (``bundle.resource_of``,
-        which decodes an undecoded one whole) and goes through :meth:`_sift_one`.
+        which decodes an undecoded one whole); one whose head was the entry itself and was read
+        whole by the checks below is sorted at once, since :meth:`_sift_one` would ask the same
+        of the same dicts, and any other goes through :meth:`_sift_one`.
         """
-        fields_of = _SIFTED_FIELDS.get
+        fields_of = _SIFTED_FIELDS_OF.get
         unmatched = self._match.memo.unmatched.get
         resource_of = bundle.resource_of
-        next_head = bundle.heads().__next__
+        # Decoded entries are their own heads: read without an iterator's call each.
+        next_head = bundle.heads().__next__ if bundle.raw else None
         # _remembered_unmatched inline (every entry of a chart passes here): any other shape
         # than a resource with a main concept of one coding with a code raises, and goes the
         # whole way.
         for entry in bundle.entries:
             try:
-                resource = next_head()["resource"]
+                resource = (entry if next_head is None else next_head())["resource"]
                 resource_type = resource["resourceType"]
                 fields = fields_of(resource_type)
                 if fields is None:
                     if resource_type != "Patient":
                         continue  # a type no record is built from
-                elif fields[1] not in resource:
-                    concept = resource[fields[0]]
-                    (coding,) = concept["coding"]
-                    known = unmatched(coding["code"])
-                    if known is not None and (
-                        (
-                            resource_type,
-                            coding.get("system"),
-                            coding.get("display"),
-                            concept.get("text"),
-                        )
-                        in known
-                    ):
-                        continue
+                else:
+                    main, other = fields
+                    if other not in resource:
+                        concept = resource[main]
+                        (coding,) = concept["coding"]
+                        known = unmatched(coding["code"])
+                        if known is not None and (
+                            (
+                                resource_type,
+                                coding.get("system"),
+                                coding.get("display"),
+                                concept.get("text"),
+                            )
+                            in known
+                        ):
+                            continue
             except (TypeError, KeyError, ValueError, RecursionError):
                 # ValueError: also a head msgspec could not decode (msgspec.DecodeError).
-                pass
+                raw = resource_of(entry)
+                if raw is not None:
+                    self._sift_one(raw, patients, pending)
+                continue
             raw = resource_of(entry)
-            if raw is not None:
+            if raw is None:
+                continue
+            if raw is resource and type(raw) is dict:
+                # The very dict judged above (an undecoded entry's is another), judged as
+                # _sift_one judges it: its resourceType (a string, the only JSON value equal
+                # to one) is Patient or a type a record is built from, and its main concept is
+                # not remembered to match nothing.
+                (patients if resource_type == "Patient" else pending).append(raw)
+            else:
                 self._sift_one(raw, patients, pending)
 
     def _sift_one(self, raw: object, patients: list[Raw], pending: list[Raw]) -> None:
