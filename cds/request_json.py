@@ -54,11 +54,15 @@ def parse_json(body: bytes, *, raw_from: int = RAW_FROM_BYTES) -> Any:
             raise InvalidRequest(f"The body is not valid JSON: {exc}") from exc
 
 
-# Digits as 0, an exponent's marker as e: at the same offsets, a number past a double's range
-# shows as 0e000 (its exponent's plus sign, when sent, as one more 0) or as 200 zeros.
+# Digits as 0, an exponent's marker as e, and gone every byte that is neither in a number, nor
+# one that may come before a value, nor the quote that tells a string's content from a value:
+# a number past a double's range shows as 0e000 (its exponent's plus sign, when sent, as one
+# more 0) or as 200 zeros, right after what precedes it (whitespace, also dropped, comes only
+# between), in a third to a half of the body's bytes.
 _NUMBER_SHAPES = bytes.maketrans(b"123456789E+", b"000000000e0")
-_IN_A_NUMBER = frozenset(b"0123456789.-")
-_BEFORE_A_VALUE = frozenset(b":,[ \t\r\n")
+_IN_A_NUMBER = frozenset(b"0.-")
+_BEFORE_A_VALUE = frozenset(b":,[")
+_NOT_SHAPED = bytes(set(range(256)) - set(b'0123456789.-eE+":,['))
 
 
 def _judged_alike(body: bytes) -> bool:
@@ -69,22 +73,23 @@ def _judged_alike(body: bytes) -> bool:
     entry no rule reads). A body with either is read by orjson whole. Such a number has an
     exponent of three digits or more, or 200 digits before its exponent (a double ends at
     1.8e308); one found inside a string (a hex id's ``3e456``) is told apart by what precedes
-    it, and a string that still looks like one (``"x:1e999"``) only costs the whole read.
+    it, and a string that still looks like one (``"x:1e999"``, also with letters or spaces
+    between its colon and digits, which the shapes drop) only costs the whole read.
     """
     if not body.isascii():
         try:
             body.decode()
         except UnicodeDecodeError:
             return False
-    shapes = body.translate(_NUMBER_SHAPES)
+    shapes = body.translate(_NUMBER_SHAPES, _NOT_SHAPED)
     if b"0" * 200 in shapes:
         return False
     at = shapes.find(b"0e000")
     while at != -1:
         start = at
-        while start and body[start - 1] in _IN_A_NUMBER:
+        while start and shapes[start - 1] in _IN_A_NUMBER:
             start -= 1
-        if start == 0 or body[start - 1] in _BEFORE_A_VALUE:
+        if start == 0 or shapes[start - 1] in _BEFORE_A_VALUE:
             return False
         at = shapes.find(b"0e000", at + 1)
     return True
