@@ -191,6 +191,11 @@ class RecordBuilder:
             self.report.parsed += 1
             self.report.remembered += 1
             return cast("Raw", raw)
+        return self._validated(raw, digest)
+
+    def _validated(self, raw: object, digest: bytes | None) -> Raw | None:
+        """:meth:`_readable` past the memo's answer that ``raw`` is valid as sent: read (from
+        the memo or by validating) by ``read_resource``. The caller counts the model."""
         readout = read_resource(raw, self.report, self._validation, digest)
         if readout.doc is None:
             self.record.unreadable[id(raw)] = readout.problem or "cannot be read"
@@ -329,15 +334,25 @@ class RecordBuilder:
         found = self._candidate(raw, draft=draft)
         if found is None:
             return
-        doc = self._readable(raw, found[2])
-        if doc is None:
-            return
-        key = found[0]
-        if doc is not raw:
-            # Reshaped: read it again as R4 shapes it (a wrapped bodySite or reasonCode).
-            found = self._candidate(doc, draft=draft)
-        self._keep(found)
-        if not draft and found is not None and found[0] == key:
+        key, entry, digest = found
+        # _readable inline (every matched resource passes here), then _keep.
+        self.record.models_built += 1
+        if digest is not None and self._validation.known_valid(digest):
+            self.report.parsed += 1
+            self.report.remembered += 1
+        else:
+            doc = self._validated(raw, digest)
+            if doc is None:
+                return
+            if doc is not raw:
+                # Reshaped: read it again as R4 shapes it (a wrapped bodySite or reasonCode).
+                found = self._candidate(doc, draft=draft)
+                if found is None:
+                    return
+                entry = found[1]
+        self._seen.add(found[0])
+        self.record.entries.append(entry)
+        if not draft and found[0] == key:
             self._kept[key] = raw
 
     def add_draft(self, index: int, raw: object) -> None:
