@@ -16,9 +16,10 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cds.api.body_deadline import received_by
 from cds.api.hook_lane import HookLane
 from cds.api.responses import error_response
-from cds.errors import BodyTimeout, CdsError, InvalidRequest
+from cds.errors import CdsError, InvalidRequest
 from cds.logs import log_fields
 
 # The app's logger: operators read unexpected failures under "cds", as before the fold.
@@ -71,11 +72,7 @@ class RequestEdge:
             nonlocal complete
             if complete:
                 return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimeout(seconds) from None
+            message = await received_by(deadline, seconds, receive())
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
