@@ -258,51 +258,60 @@ def _age_gated(
     return [s for s in keep if s.min_age is None or (age is not None and age >= s.min_age)]
 
 
-def _apply_precedence(service: ServiceDefinition, fired: list[_Fired]) -> list[_Fired]:
-    """What is shown of ``fired`` after the service's precedence: suppressed rules go, and per
-    kind of suggestion only the highest-ranked card keeps it."""
-    kept = _unsuppressed(service.precedence.suppress, fired)
-    dropped_cards: set[str] = set()
-    # Only kinds some card suggests can have a loser (a card's kinds only shrink below).
-    kinds = {s.kind for f in kept for s in f.suggestions}
-    for owner in service.precedence.one_per_kind:
-        if owner.kind in kinds:
-            dropped_cards |= _one_per_kind(owner, kept)
-    if not dropped_cards:
-        return list(kept)
-    return [f for f in kept if f.rule.key not in dropped_cards]
-
-
-def _unsuppressed(suppress: Sequence[Suppression], fired: list[_Fired]) -> list[_Fired]:
-    """``fired`` without the rules another fired rule suppresses (``fired`` itself if none)."""
+def _unsuppressed(
+    suppress: Sequence[Suppression], triggered: list[tuple[int, RuleSpec, Result]]
+) -> list[tuple[int, RuleSpec, Result]]:
+    """``triggered`` without the rules another triggered rule suppresses (``triggered`` itself
+    if none). Decided before any rule's suggestions: a suppressed rule's card is never shown,
+    and suppression reads which rules fired, never their suggestions."""
     if not suppress:
-        return fired
-    ids = {f.rule.id for f in fired} | {f.rule.key for f in fired}
+        return triggered
+    ids = {rule.id for _, rule, _ in triggered} | {rule.key for _, rule, _ in triggered}
     suppressed: set[str] = set()
     for sup in suppress:
         if not ids.isdisjoint(sup.if_):
             suppressed.update(sup.then)
     if not suppressed:
-        return fired
-    return [f for f in fired if f.rule.id not in suppressed and f.rule.key not in suppressed]
+        return triggered
+    return [t for t in triggered if t[1].id not in suppressed and t[1].key not in suppressed]
 
 
-def _one_per_kind(owner: Owner, kept: list[_Fired]) -> set[str]:
-    """Leave ``owner.kind``'s suggestions on the highest-ranked card only; the keys of the cards
-    this leaves empty, when ``owner`` drops empty cards."""
+def _one_per_kind(owners: Sequence[Owner], kept: list[_Fired]) -> list[_Fired]:
+    """What is shown of the unsuppressed ``kept`` after the service's ``onePerKind`` owners: per
+    kind of suggestion only the highest-ranked card keeps it, and an owner that drops empty
+    cards drops the cards this leaves empty."""
+    # The cards holding each kind, in order, taken in one pass: a loser loses only the owner's
+    # kind, so who holds the other kinds does not change as the owners are applied.
+    holders: dict[str | None, list[_Fired]] = {}
+    for f in kept:
+        for kind in {s.kind for s in f.suggestions}:
+            holders.setdefault(kind, []).append(f)
+    dropped_cards: set[str] = set()
+    for owner in owners:
+        held = holders.get(owner.kind)
+        if held is not None and len(held) > 1:  # one holder keeps its suggestions
+            winner, emptied = _losers(owner, held)
+            # Only the winner still holds the kind (for a later owner of the same kind).
+            holders[owner.kind] = [winner]
+            dropped_cards |= emptied
+    if not dropped_cards:
+        return kept
+    return [f for f in kept if f.rule.key not in dropped_cards]
+
+
+def _losers(owner: Owner, holders: list[_Fired]) -> tuple[_Fired, set[str]]:
+    """Leave ``owner.kind``'s suggestions on the highest-ranked of ``holders`` only: that card,
+    and the keys of the cards this leaves empty, when ``owner`` drops empty cards."""
     kind = owner.kind
-    holders = [f for f in kept if any(s.kind == kind for s in f.suggestions)]
-    if len(holders) < 2:  # one holder keeps its suggestions: nobody loses
-        return set()
     rank = owner.rank
     last = len(rank)
-    holders.sort(key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, last)))
+    ranked = sorted(holders, key=lambda f: rank.get(f.rule.key, rank.get(f.rule.id, last)))
     emptied: set[str] = set()
-    for loser in holders[1:]:
+    for loser in ranked[1:]:
         loser.suggestions = [s for s in loser.suggestions if s.kind != kind]
         if owner.drop_empty_cards and not loser.suggestions:
             emptied.add(loser.rule.key)
-    return emptied
+    return ranked[0], emptied
 
 
 def _card(
@@ -381,7 +390,7 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             record.repaired,
         )
     inputs = ClauseInputs(record, catalogue.rules, compiled=caches.trees)
-    fired: list[_Fired] = []
+    triggered: list[tuple[int, RuleSpec, Result]] = []
     would_fire: list[str] = []
     today = now.date()
     for order, rule in enumerate(service.rules):
@@ -398,10 +407,13 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
             # Kept out of precedence: a card nobody sees must never suppress or trim one shown.
             would_fire.append(rule.id)
             continue
+        triggered.append((order, rule, result))
+    kept: list[_Fired] = []
+    for order, rule, result in _unsuppressed(service.precedence.suppress, triggered):
         f = _suggestions(rule, catalogue, inputs, result)
         f.order = order
-        fired.append(f)
-    shown = _apply_precedence(service, fired)
+        kept.append(f)
+    shown = _one_per_kind(service.precedence.one_per_kind, kept)
     shown.sort(key=lambda f: (SEVERITY[f.indicator], f.order))
     cards: list[dict[str, Any]] = []
     issued: list[IssuedCard] = []
