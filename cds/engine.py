@@ -318,7 +318,24 @@ def _card(
     caches: EvaluationCaches, service: ServiceDefinition, patient_id: str, f: _Fired
 ) -> CardAnswer:
     """``f``'s card in wire form: from its rule's prepared card, else through the models."""
-    # What the call decided for the card, the same for either way of writing it.
+    priority = f.priority or service.policy.indicator_priority[f.indicator]
+    prepared = caches.card(f.rule)
+    if prepared is not None:
+        # The arguments spelled out (no dict to unpack): what every shown card of a call takes.
+        return prepared.render(
+            service_id=service.id,
+            rule_key=f.rule.key,
+            indicator=f.indicator,
+            patient_id=patient_id,
+            evidence=f.result.evidence,
+            suggestions=f.suggestions,
+            notes=f.notes,
+            measured=f.result.notes,
+            draft=f.draft,
+            priority=priority,
+            line=caches.lines,
+        )
+    # What the call decided for the card, as the prepared card takes it above.
     decided: dict[str, Any] = {
         "service_id": service.id,
         "rule_key": f.rule.key,
@@ -329,11 +346,8 @@ def _card(
         "notes": f.notes,
         "measured": f.result.notes,
         "draft": f.draft,
-        "priority": f.priority or service.policy.indicator_priority[f.indicator],
+        "priority": priority,
     }
-    prepared = caches.card(f.rule)
-    if prepared is not None:
-        return prepared.render(**decided, line=caches.lines)
     catalogue = caches.catalogue
     rendered = render(
         catalogue.cards[f.rule.card],

@@ -186,3 +186,16 @@ def test_what_a_fact_measured_follows_the_evidence_once_each() -> None:
 
 def test_a_units_text_cannot_inject_markdown() -> None:
     assert evidence_lines([measured("B12", 180, "*pg*", "o1")]).endswith(": 180 \\*pg\\*")
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["Sciatica", "Foot drop"]))))
+def test_a_resource_listed_twice_is_one_bullet_the_first_entry_of_it_in_place(
+    listed: list[tuple[str, str]],
+) -> None:
+    found = [evidence(display, rid) for rid, display in listed]
+    first: list[Entry] = []
+    for e in found:
+        if all(e.reference != kept.reference for kept in first):
+            first.append(e)
+    want = "\n".join(f"- Condition: {e.display} (2026-02-01)" for e in first)
+    assert evidence_lines(found) == (want or "- (no coded evidence listed)")

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from cds import hooks
-from cds.cards.render import REASON_TYPES, CardFrame, coding, evidence_line, evidence_lines
+from cds.cards.render import (
+    REASON_TYPES,
+    CardFrame,
+    coding,
+    evidence_line,
+    first_of_each,
+    listed_evidence,
+)
 from cds.cards.schema import ActionSpec, CardTemplate, ServiceRequestSpec, SuggestionSpec
 from cds.record import Entry
 from cds.rules.schema import Indicator
@@ -203,9 +210,12 @@ class PreparedCard:
         """The card :func:`cds.cards.render.render` makes, as ``hooks.to_wire`` writes it;
         ``suggestions`` are the template's suggestion specs the rule keeps; ``line`` writes an
         evidence entry's bullet (the app's memo of :func:`cds.cards.render.evidence_line`)."""
-        refs = sorted({e.reference for e in evidence})
+        # Each entry's reference made once, for both the uuid and the bullets.
+        first = first_of_each(evidence)
+        refs = sorted(first)
         card_uuid = uuid5_text(self.namespace, "|".join((service_id, rule_key, patient_id, *refs)))
-        detail = self.detail.replace(_EVIDENCE, evidence_lines(evidence, measured, line)).rstrip()
+        bullets = listed_evidence(first.values(), measured, line)
+        detail = self.detail.replace(_EVIDENCE, bullets).rstrip()
         if notes:
             detail += "\n\n" + "\n".join(f"- {note}" for note in notes)
         card: dict[str, Any] = {

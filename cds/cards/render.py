@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,14 +112,25 @@ def evidence_lines(
 
     ``measured`` (what a fact computed, e.g. the weights and the loss) follows, one bullet each.
     """
-    seen: set[str] = set()
-    lines = []
+    return listed_evidence(first_of_each(evidence).values(), measured, line)
+
+
+def first_of_each(evidence: Sequence[Entry]) -> dict[str, Entry]:
+    """Each resource of ``evidence`` once, by reference, in the order it first appears (the
+    entry first seen for it)."""
+    first: dict[str, Entry] = {}
     for e in evidence:
         reference = e.reference
-        if reference in seen:
-            continue
-        seen.add(reference)
-        lines.append(line(e))
+        if reference not in first:
+            first[reference] = e
+    return first
+
+
+def listed_evidence(
+    entries: Iterable[Entry], measured: Sequence[str], line: Callable[[Entry], str]
+) -> str:
+    """:func:`evidence_lines` of entries already listed once each (:func:`first_of_each`)."""
+    lines = [line(e) for e in entries]
     # The service's own words and numbers, never EHR text: shown unescaped, once each.
     lines += [f"- {line}" for line in dict.fromkeys(measured)]
     return "\n".join(lines) or "- (no coded evidence listed)"
