@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from cds.record import Entry
-from cds.record.dates import parse_duration
 from cds.rules import facts
 from cds.rules.logic import FALSE, UNKNOWN, Result, Tri, found
 from cds.rules.schema import (
@@ -44,12 +43,6 @@ TRIGGER: frozenset[Input] = frozenset({"trigger"})
 # (path below the clause, e.g. ".valuesets[0]"; what it names; the id it names)
 Ref = tuple[str, RefKind, str]
 
-KIND_TYPES = {
-    "procedure": "Procedure",
-    "order": "ServiceRequest",
-    "report": "DiagnosticReport",
-    "observation": "Observation",
-}
 _COMPARE: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "gte": (operator.ge, "at least"),
     "gt": (operator.gt, "above"),
@@ -136,7 +129,7 @@ def _dated_in(entry: Entry, start: Any, end: Any = None) -> bool:
 
 
 def _condition_reads(c: ConditionClause) -> tuple[str, ...]:
-    return ("Condition", "Observation") if c.findings else ("Condition",)
+    return c.reads
 
 
 def _condition(c: ConditionClause, inputs: ClauseInputs) -> Result:
@@ -144,7 +137,7 @@ def _condition(c: ConditionClause, inputs: ClauseInputs) -> Result:
     counted = record.conditions(
         c.wanted, differential=inputs.differential, history=c.history, findings=c.findings
     )
-    if counted and (c.within or c.older_than or c.laterality or c.body_site):
+    if counted and c.narrowed:
         start = inputs.since(c.within)
         end = inputs.since(c.older_than)
         counted = [
@@ -156,7 +149,7 @@ def _condition(c: ConditionClause, inputs: ClauseInputs) -> Result:
         ]
     if counted:
         return Result(Tri.TRUE, tuple(counted))
-    return FALSE if record.available(*_condition_reads(c)) else UNKNOWN
+    return FALSE if record.available(*c.reads) else UNKNOWN
 
 
 def _describe_condition(c: ConditionClause) -> str:
@@ -176,22 +169,21 @@ def _describe_condition(c: ConditionClause) -> str:
 def _observation(c: ObservationClause, inputs: ClauseInputs) -> Result:
     record = inputs.record
     start = inputs.since(c.within)
-    values = [(e, v) for e, v in record.measurements(c.wanted, c.unit)]
-    values = [(e, v) for e, v in values if _dated_in(e, start)]
+    values = record.measurements(c.wanted, c.unit)
+    if start is not None:
+        values = [(e, v) for e, v in values if _dated_in(e, start)]
     if c.latest:
         values = values[:1]
-    name, threshold = _comparison(c)
+    name, threshold = c.comparison
     compare = _COMPARE[name][0]
     hits = [e for e, v in values if compare(v, threshold)]
-    return found(hits, available=record.available("Observation"))
-
-
-def _comparison(c: ObservationClause) -> tuple[str, float]:
-    return next((n, t) for n in _COMPARE if (t := getattr(c, n)) is not None)
+    if hits:
+        return Result(Tri.TRUE, tuple(hits))
+    return FALSE if record.available("Observation") else UNKNOWN
 
 
 def _describe_observation(c: ObservationClause) -> str:
-    name, threshold = _comparison(c)
+    name, threshold = c.comparison
     which = "the latest" if c.latest else "any"
     return _sentence(
         [
@@ -203,7 +195,7 @@ def _describe_observation(c: ObservationClause) -> str:
 
 
 def _done_reads(c: DoneClause) -> tuple[str, ...]:
-    return tuple(KIND_TYPES[k] for k in c.in_)
+    return c.reads
 
 
 def _done(c: DoneClause, inputs: ClauseInputs) -> Result:
@@ -211,14 +203,16 @@ def _done(c: DoneClause, inputs: ClauseInputs) -> Result:
     start, end = inputs.since(c.within), inputs.since(c.older_than)
     hits = [
         e
-        for e in record.done(c.wanted, c.in_, performer=c.performer, drafts=c.drafts)
+        for e in record.done(c.wanted, c.kinds, performer=c.performer, drafts=c.drafts)
         if _dated_in(e, start, end)
         and (
             not c.after_trigger
             or (e.date is not None and inputs.trigger is not None and e.date > inputs.trigger)
         )
     ]
-    return found(hits, available=record.available(*_done_reads(c)))
+    if hits:
+        return Result(Tri.TRUE, tuple(hits))
+    return FALSE if record.available(*c.reads) else UNKNOWN
 
 
 def _done_inputs(c: DoneClause) -> frozenset[Input]:
@@ -273,19 +267,18 @@ def _patient(c: PatientClause, inputs: ClauseInputs) -> Result:
 
 
 def _bilateral(fact: FactClause, inputs: ClauseInputs) -> Result:
-    within = parse_duration(fact.within) if fact.within else None
-    wanted = frozenset(fact.valuesets)
-    return facts.bilateral(inputs.record, wanted, within, differential=inputs.differential)
+    record = inputs.record
+    return facts.bilateral(record, fact.wanted, fact.span, differential=inputs.differential)
 
 
 def _new_onset(fact: FactClause, inputs: ClauseInputs) -> Result:
-    assert fact.prior_by is not None  # noqa: S101 - the schema requires it here
+    assert fact.prior is not None  # noqa: S101 - the schema requires it here
     return facts.new_onset(
         inputs.record,
-        frozenset(fact.valuesets),
-        parse_duration(fact.within) if fact.within else None,
-        relative_to=frozenset(fact.relative_to),
-        prior_by=parse_duration(fact.prior_by),
+        fact.wanted,
+        fact.span,
+        relative_to=fact.relative,
+        prior_by=fact.prior,
         differential=inputs.differential,
     )
 
@@ -294,8 +287,7 @@ def _weight_loss(fact: FactClause, inputs: ClauseInputs) -> Result:
     # The schema requires both for measured_weight_loss.
     assert fact.percent is not None  # noqa: S101
     assert fact.windows is not None  # noqa: S101
-    wanted = frozenset(fact.valuesets)
-    return facts.measured_weight_loss(inputs.record, wanted, fact.percent, fact.windows)
+    return facts.measured_weight_loss(inputs.record, fact.wanted, fact.percent, fact.windows)
 
 
 def _describe_bilateral(fact: FactClause) -> str:
@@ -413,7 +405,7 @@ def _set_wanted(
 def _fact_wanted(fact: FactClause) -> frozenset[str]:
     # Every fact starts from the entries in its own sets (new_onset's `relativeTo` ones are
     # read only once one of those is found).
-    return frozenset(fact.valuesets)
+    return fact.wanted
 
 
 def _no_sets(clause: object) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from cds.record.dates import parse_duration
+from cds.record.dates import Duration, parse_duration
 from cds.rules.params import PARAM_NAME, PARAM_REF, ParamSpec
 
 _REFERENCE = datetime(2001, 1, 1, tzinfo=UTC)  # any instant: windows are compared by length
@@ -18,6 +18,13 @@ Indicator = Literal["info", "warning", "critical"]
 HookName = Literal["patient-view", "order-sign", "order-select"]
 BodySite = Literal["lower-limb", "foot", "lumbar"]
 RULE_ID = r"^[A-Z][A-Z0-9]*-[0-9]{2}[A-Z]?$"
+# Where a `done` clause looks, as resource types.
+KIND_TYPES = {
+    "procedure": "Procedure",
+    "order": "ServiceRequest",
+    "report": "DiagnosticReport",
+    "observation": "Observation",
+}
 
 
 def _duration(text: str) -> str:
@@ -78,6 +85,21 @@ class ConditionClause(_SetClause):
     history: bool = False
     findings: bool = False
 
+    @cached_property
+    def reads(self) -> tuple[str, ...]:
+        """The record's resource types the clause reads (its findings are Observations)."""
+        return ("Condition", "Observation") if self.findings else ("Condition",)
+
+    @cached_property
+    def narrowed(self) -> bool:
+        """Whether the counted conditions are filtered further (by date, side or site)."""
+        return bool(self.within or self.older_than or self.laterality or self.body_site)
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self.reads  # noqa: B018
+        self.narrowed  # noqa: B018
+
 
 class ObservationClause(_SetClause):
     """A measured value (unit-converted, rules.md 3.3) compared with a threshold."""
@@ -96,6 +118,16 @@ class ObservationClause(_SetClause):
             raise ValueError("give exactly one of gte, gt, lte, lt")
         return self
 
+    @cached_property
+    def comparison(self) -> tuple[str, float]:
+        """The one comparison given: its name (gte, gt, lte or lt) and threshold."""
+        given = (("gte", self.gte), ("gt", self.gt), ("lte", self.lte), ("lt", self.lt))
+        return next((name, threshold) for name, threshold in given if threshold is not None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self.comparison  # noqa: B018
+
 
 class DoneClause(_SetClause):
     """A completed or planned test or referral (rules.md 3.4)."""
@@ -108,6 +140,20 @@ class DoneClause(_SetClause):
     performer: bool = True
     drafts: bool = True
     after_trigger: bool = Field(default=False, alias="afterTrigger")
+
+    @cached_property
+    def kinds(self) -> tuple[Literal["procedure", "order", "report", "observation"], ...]:
+        return tuple(self.in_)
+
+    @cached_property
+    def reads(self) -> tuple[str, ...]:
+        """The record's resource types the clause reads."""
+        return tuple(KIND_TYPES[k] for k in self.in_)
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        self.kinds  # noqa: B018
+        self.reads  # noqa: B018
 
 
 class MedicationClause(_SetClause):
@@ -181,6 +227,30 @@ class FactClause(_Strict):
         if (self.name == "new_onset") != bool(self.relative_to and self.prior_by):
             raise ValueError("relativeTo and priorBy go with new_onset, and only with it")
         return self
+
+    # The set and duration forms the facts take, made once per loaded catalogue.
+    @cached_property
+    def wanted(self) -> frozenset[str]:
+        return frozenset(self.valuesets)
+
+    @cached_property
+    def relative(self) -> frozenset[str]:
+        return frozenset(self.relative_to)
+
+    @cached_property
+    def span(self) -> Duration | None:
+        return parse_duration(self.within) if self.within else None
+
+    @cached_property
+    def prior(self) -> Duration | None:
+        return parse_duration(self.prior_by) if self.prior_by else None
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Filled at load, so a call never writes into a catalogue other calls share.
+        self.wanted  # noqa: B018
+        self.relative  # noqa: B018
+        self.span  # noqa: B018
+        self.prior  # noqa: B018
 
 
 class Node(_Strict):
