@@ -180,6 +180,8 @@ def indicator(rule: RuleSpec, default: Indicator, inputs: ClauseInputs) -> Indic
 
 def suggestion_priority(rule: RuleSpec, inputs: ClauseInputs) -> SuggestionPriority | None:
     """The priority the rule sets for its suggestions (None: derive it from the indicator)."""
+    if not rule.suggestion_priority:
+        return None
     own = inputs.for_rule(rule)
     return next((s.to for s in rule.suggestion_priority if result_of(s.when, own).true), None)
 
