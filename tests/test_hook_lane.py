@@ -355,3 +355,11 @@ def test_no_lane_when_the_app_adds_a_dependency_or_a_body_limit() -> None:
 
 def test_no_lane_for_a_route_the_app_does_not_hold() -> None:
     assert hook_lane_for(FastAPI(), hook_route(), call_service) is None
+
+
+def test_no_lane_on_a_fastapi_older_than_the_body_limits_it_was_checked_against() -> None:
+    older = FastAPI()
+    older.include_router(cds_routes)
+    assert hook_lane_for(older, hook_route(), call_service) is not None
+    del older.max_body_size  # as FastAPI before 0.165 built it
+    assert hook_lane_for(older, hook_route(), call_service) is None

@@ -88,6 +88,8 @@ def hook_lane_for(app: FastAPI, route: APIRoute, endpoint: Endpoint) -> HookLane
     other than the lane for one of its requests: a route tried before it that takes POST or
     that the lane cannot read, a prefix, dependency or body limit added where it is included,
     or a parameter, dependency or body it declares beyond the service id."""
+    if not _checked_against(app, route):
+        return None
     found = _tried_before(app.router.routes, route)
     if found is None or not _plain(route) or app.router.dependencies:
         return None
@@ -100,6 +102,13 @@ def hook_lane_for(app: FastAPI, route: APIRoute, endpoint: Endpoint) -> HookLane
         return None
     handlers = {k: v for k, v in app.exception_handlers.items() if k not in (500, Exception)}
     return HookLane(route.path_regex, endpoint, handlers, debug=app.debug)
+
+
+def _checked_against(app: FastAPI, route: APIRoute) -> bool:
+    """Whether this FastAPI has the body limits (app, route, inclusion) the lane was checked
+    against (0.165): an older one, which pyproject allows, may route in ways the lane does not
+    know, so its router takes every request, as it did before the lane."""
+    return hasattr(app, "max_body_size") and hasattr(route, "max_body_size")
 
 
 def _plain(route: APIRoute) -> bool:
