@@ -114,18 +114,28 @@ class EvaluationCaches:
             return None
         return self._cards.get(rule.key)
 
+    def modes(self, day: date) -> Mapping[str, Mode]:
+        """The modes of ``day`` decided so far (by ``mode``), by rule id: a call looks each of
+        its rules up here first, and asks ``mode`` only for one not yet decided. A day's
+        mapping is only ever added to, so a rule found in it is ``mode(rule_id, day)``."""
+        return self._day(day)
+
     def mode(self, rule_id: str, day: date) -> Mode:
         """``catalogue.governance.mode(rule_id, day)``, decided once per rule and day (a pure
         function of the catalogue's records and site settings, which are only read)."""
+        modes = self._day(day)
+        mode = modes.get(rule_id)
+        if mode is None:
+            mode = modes[rule_id] = self.catalogue.governance.mode(rule_id, day)
+        return mode
+
+    def _day(self, day: date) -> dict[str, Mode]:
         modes = self._modes.get(day)
         if modes is None:
             if len(self._modes) >= _DAYS_REMEMBERED:
                 self._modes.clear()
             modes = self._modes[day] = {}
-        mode = modes.get(rule_id)
-        if mode is None:
-            mode = modes[rule_id] = self.catalogue.governance.mode(rule_id, day)
-        return mode
+        return modes
 
     def unfetched(
         self, service: ServiceDefinition, types: Callable[[ServiceDefinition], frozenset[str]]

@@ -407,11 +407,15 @@ def evaluate(  # noqa: PLR0917 - the positional signature the invocation layer c
     triggered: list[tuple[int, RuleSpec, Result]] = []
     would_fire: list[str] = []
     today = now.date()
+    # The day's modes looked up once: a call asks for each rule of its service.
+    decided = caches.modes(today)
     for order, rule in enumerate(service.rules):
         if request.hook not in (rule.hooks or service.hooks):
             continue
         # Governance: a retired rule, or one outside its effective period, is not run.
-        mode = caches.mode(rule.id, today)
+        mode = decided.get(rule.id)
+        if mode is None:
+            mode = caches.mode(rule.id, today)
         if mode == "off":
             continue
         result = trigger(rule, inputs)

@@ -53,3 +53,26 @@ def test_the_site_settings_of_the_catalogue_count_and_the_catalogue_is_only_read
     assert pickle.dumps(caches.catalogue.governance) == before
     caches.clear()
     assert caches.mode("RB-01", START) == "shadow"
+
+
+def test_a_days_modes_hold_only_the_rules_decided_that_day_and_each_is_what_mode_decided(
+    catalogue: Catalogue,
+) -> None:
+    caches = _caches(catalogue)
+    assert caches.modes(START) == {}
+    for day in (START - timedelta(days=1), START, END + timedelta(days=1)):
+        decided = {rule_id: caches.mode(rule_id, day) for rule_id in ("RB-01", "XX-99")}
+        assert caches.modes(day) == decided
+        assert "RB-02" not in caches.modes(day)
+
+
+def test_a_days_modes_looked_up_before_the_days_remembered_run_out_stay_that_days(
+    catalogue: Catalogue,
+) -> None:
+    caches = _caches(catalogue)
+    held = caches.modes(START)
+    for later in range(1, 10):
+        caches.mode("RB-01", START + timedelta(days=later))
+    assert caches.mode("RB-01", START) == "on"
+    assert caches.modes(START).get("RB-01") == "on"
+    assert all(held.get(rule_id, mode) == mode for rule_id, mode in caches.modes(START).items())
