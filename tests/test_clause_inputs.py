@@ -5,7 +5,7 @@ remembers."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from cds.record import PatientRecord
 from cds.rules import ClauseInputs, RuleSpec
@@ -51,3 +51,19 @@ def test_a_copy_of_the_inputs_starts_its_own_views() -> None:
     after = copy.for_rule(rule)
     assert after is not before
     assert after._memo is copy._memo
+
+
+def test_a_view_has_the_age_of_its_record_which_it_takes_from_the_inputs_it_came_from() -> None:
+    record = PatientRecord(NOW, "p1", WINDOWS, birth_date=date(1960, 3, 2))
+    inputs = ClauseInputs(record, {})
+    view = inputs.for_rule(_rule("XX-01", differentialCounts=True), NOW)
+    assert inputs.age == view.age == record.age() == 65
+
+
+def test_a_copy_over_another_record_reads_that_records_age_not_the_original_ones() -> None:
+    inputs = ClauseInputs(PatientRecord(NOW, "p1", WINDOWS, birth_date=date(1960, 3, 2)), {})
+    younger = PatientRecord(NOW, "p1", WINDOWS, birth_date=date(2000, 1, 1))
+    assert replace(inputs, record=younger).age == 26
+    assert replace(inputs, record=younger).for_rule(_rule("XX-01")).age == 26
+    unknown = PatientRecord(NOW, "p1", WINDOWS)
+    assert ClauseInputs(unknown, {}, of=inputs).age is None

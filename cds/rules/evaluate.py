@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,10 @@ class ClauseInputs:
     compiled: CompiledTrees | None = None
     results: dict[Hashable, Result] = field(default_factory=dict)
     held: frozenset[str] | None = None
+    # The inputs a view is made from (``for_rule``), to take their age rather than work it
+    # out again; only over the same record. Not a field: a copy (dataclasses.replace) is
+    # given none, so it reads its own record's age.
+    of: InitVar[ClauseInputs | None] = None
     # (differential, trigger) -> the inputs for_rule gives for them: a call asks for a handful
     # of combinations some 20 times. Not copied by dataclasses.replace (a copy starts afresh).
     _views: dict[tuple[bool, datetime | None], ClauseInputs] = field(
@@ -45,10 +49,10 @@ class ClauseInputs:
     # suggestions' (rules.md 3.6): the record's, taken once per view instead of per rule.
     age: int | None = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, of: ClauseInputs | None) -> None:
         if self.held is None:
             self.held = held_sets(self.record)
-        self.age = self.record.age()
+        self.age = of.age if of is not None and of.record is self.record else self.record.age()
 
     def for_rule(self, rule: RuleSpec, trigger: datetime | None = None) -> ClauseInputs:
         """These inputs as ``rule`` reads them (whether a differential counts), with ``trigger``."""
@@ -65,6 +69,7 @@ class ClauseInputs:
                 self.compiled,
                 self.results,
                 self.held,
+                self,
             )
             view._views = self._views
         return view
