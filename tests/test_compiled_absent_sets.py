@@ -114,3 +114,31 @@ def test_an_order_in_the_set_by_its_code_or_performer_type_is_asked_for_and_coun
     result = result_of(rule.when, inputs)
     assert (result.truth, result.evidence) == (Tri.TRUE, (order,))
     assert len(done) == 1
+
+
+def test_the_compiled_answer_for_sets_no_entry_is_in_reads_availability_as_the_record_does(
+    catalogue: Catalogue,
+) -> None:
+    """The compiled trees read the record's missing types without asking ``available``: for
+    every shipped clause over sets, on a record holding none of them, with nothing missing, with
+    each type it reads missing, with all of them and with an unrelated type missing, they
+    answer as the interpreter (which asks ``available``)."""
+    compared = 0
+    for node in _clauses(catalogue):
+        name, value = node.branch
+        kind = CLAUSES[name]
+        if kind.wanted(value) is None:
+            continue
+        when = node.model_dump(by_alias=True, exclude_none=True)
+        rule = RuleSpec.model_validate({"id": "XX-01", "name": "XX-01", "card": "x", "when": when})
+        compiled = CompiledTrees([rule])
+        assert compiled.of(rule.when) is not None
+        reads = kind.reads(value)
+        for missing in [(), *((t,) for t in reads), reads, ("Immunization",)]:
+            record = PatientRecord(NOW, "p1", WINDOWS, unavailable=frozenset(missing))
+            got = trigger(rule, ClauseInputs(record, {rule.key: rule}, compiled=compiled))
+            want = interpret(rule.when, ClauseInputs(record, {rule.key: rule}))
+            assert (got.truth, got.evidence) == (want.truth, want.evidence), (name, missing)
+            assert got.truth is (Tri.FALSE if record.available(*reads) else Tri.UNKNOWN)
+            compared += 1
+    assert compared > 50
