@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from itertools import combinations
+from itertools import combinations, product
 
 from cds.catalogue import Catalogue
 from cds.clock import clock_for
@@ -34,7 +34,12 @@ def _scanned_done(
 
 
 def _scanned_conditions(
-    record: PatientRecord, wanted: frozenset[str], *, findings: bool, history: bool
+    record: PatientRecord,
+    wanted: frozenset[str],
+    *,
+    findings: bool,
+    history: bool,
+    differential: bool = False,
 ) -> list[Entry]:
     kinds = ("condition", "finding") if findings else ("condition",)
     return [
@@ -45,7 +50,7 @@ def _scanned_conditions(
         and (
             e.present
             if e.kind == "finding"
-            else history or record.condition_counts(e, differential=False)
+            else history or record.condition_counts(e, differential=differential)
         )
     ]
 
@@ -68,11 +73,11 @@ def test_every_golden_records_queries_answer_what_scanning_every_entry_answers(
                         found = record.done(wanted, kinds, drafts=drafts)
                         assert found == _scanned_done(record, wanted, kinds, drafts=drafts)
                         asked += 1
-            for findings in (True, False):
-                for history in (True, False):
-                    assert record.conditions(
-                        wanted, findings=findings, history=history
-                    ) == _scanned_conditions(record, wanted, findings=findings, history=history)
+            for findings, history, differential in product((True, False), repeat=3):
+                asked_so = {"findings": findings, "history": history, "differential": differential}
+                assert record.conditions(wanted, **asked_so) == _scanned_conditions(
+                    record, wanted, **asked_so
+                )
             assert record.medications(wanted) == [
                 e
                 for e in record.entries

@@ -17,6 +17,10 @@ DoneKind = Literal["procedure", "order", "report", "observation"]
 OBSERVATION_KINDS: frozenset[Kind] = frozenset({"finding", "measurement"})
 BodySite = Literal["lower-limb", "foot", "lumbar"]
 
+# The kinds a ``conditions`` query lists, as ``of_kinds`` remembers them.
+_CONDITIONS: tuple[Kind, ...] = ("condition",)
+_WITH_FINDINGS: tuple[Kind, ...] = ("condition", "finding")
+
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 NOT_CONFIRMED = "differential"
 
@@ -186,16 +190,19 @@ class PatientRecord:
 
         With ``findings`` a present finding-type Observation also counts, dated by its effective.
         """
-        kinds: tuple[Kind, ...] = ("condition", "finding") if findings else ("condition",)
-        return [
-            e
-            for e in self._of(kinds, wanted)
+        # One pass over the kinds' entries (no list of those in ``wanted`` made first): a call
+        # asks this of some 16 clauses.
+        counted = []
+        for e in self.of_kinds(_WITH_FINDINGS if findings else _CONDITIONS):
+            if e.valuesets.isdisjoint(wanted):
+                continue
             if (
                 e.present
                 if e.kind == "finding"
                 else history or self.condition_counts(e, differential=differential)
-            )
-        ]
+            ):
+                counted.append(e)
+        return counted
 
     def measurements(self, wanted: frozenset[str], unit: str) -> list[tuple[Entry, float]]:
         """Quantitative Observations in ``wanted`` converted to ``unit``, newest first."""
