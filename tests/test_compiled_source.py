@@ -7,6 +7,7 @@ runs once a call."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,3 +102,27 @@ def test_a_part_shared_by_two_rules_runs_once_a_call(monkeypatch: pytest.MonkeyP
     inputs = ClauseInputs(_record(), rules, compiled=CompiledTrees(rules.values()))
     assert [trigger(r, inputs).truth.value for r in rules.values()] == ["true", "false"]
     assert len(done) == 1
+
+
+@pytest.mark.parametrize("missing", [frozenset(), frozenset({"MedicationRequest"})])
+def test_a_shared_clause_over_sets_the_record_lacks_is_answered_without_its_part(
+    missing: frozenset[str],
+) -> None:
+    # Used twice, the clause is a remembered part of its own; its parents answer it FALSE (or
+    # UNKNOWN when a type it reads is missing) without calling that part, as the interpreter.
+    when = {"any": [{"all": [HELD, NOT_HELD]}, {"not": NOT_HELD}, {"all": [NOT_HELD, OTHER]}]}
+    rule = _rule(when)
+    record = replace(_record(), unavailable=missing)
+    inputs = ClauseInputs(record, {rule.key: rule}, compiled=CompiledTrees([rule]))
+    got = trigger(rule, inputs)
+    want = interpret(rule.when, ClauseInputs(record, {rule.key: rule}))
+    assert (got.truth, got.evidence) == (want.truth, want.evidence)
+    assert want.truth.value == ("unknown" if missing else "true")
+    assert inputs.results == {}
+
+
+def test_a_shared_clause_over_sets_the_record_holds_is_remembered_once_a_call() -> None:
+    rule = _rule({"any": [{"all": [HELD, OTHER]}, {"not": HELD}]})
+    inputs = ClauseInputs(_record(), {rule.key: rule}, compiled=CompiledTrees([rule]))
+    assert trigger(rule, inputs).truth.value == "true"
+    assert len(inputs.results) == 1
