@@ -369,6 +369,7 @@ _CONCEPTS: list[Any] = [
     PAIN,
     {**NOISE_CONDITION, "text": "Numb hand"},
     {"coding": [{"code": "cond-0001"}], "text": "Numb hand"},
+    {"coding": [{"system": None, "code": "cond-0001", "display": "Condition 1 (synthetic)"}]},
     {"coding": NOISE_CONDITION["coding"] * 2},
     {"coding": NOISE_CONDITION["coding"][0]},
     {"coding": []},
@@ -462,3 +463,90 @@ def test_any_entries_left_undecoded_build_the_record_decoded_ones_build(
         assert _read_once(service, undecoded, raw_memo) == _read_once(
             service, orjson.loads(body)["prefetch"], decoded_memo
         )
+
+
+def _sifted(
+    service: ServiceDefinition, memo: MatchMemo, source: Sequence[Any]
+) -> tuple[list[int], list[int]]:
+    """Which resources the sift sorts (by identity, in order): the Patients and the others."""
+    builder = RecordBuilder(
+        NOW,
+        PATIENT,
+        service.policy.condition_windows,
+        service.limb_symptoms,
+        validation=ValidationMemo(),
+        matching=memo,
+    )
+    patients, pending = builder.sift([source])
+    return [id(r) for r in patients], [id(r) for r in pending]
+
+
+@st.composite
+def _runs_of_entries(draw: st.DrawFn) -> list[Any]:
+    """Entries in runs of one resource after another, as a searchset sends one type in a row,
+    with runs of other types, of no type and of no resource between them."""
+    runs = draw(st.lists(st.tuples(_any_entry(), st.integers(1, 3)), min_size=1, max_size=6))
+    return [copy.deepcopy(entry) for entry, times in runs for _ in range(times)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_runs_of_entries())
+def test_the_sift_of_a_bundle_sorts_what_sifting_its_listed_resources_one_by_one_sorts(
+    catalogue: Catalogue, entries: list[Any]
+) -> None:
+    """The Bundle's pass, which looks a type's fields up again only when the type changes,
+    keeps the very resources that judging each listed resource alone keeps, cold and with the
+    memo remembering the noise."""
+    service = catalogue.services["back-to-foot"]
+    memo = MatchMemo(catalogue.valuesets)
+    bundle = BundleResources(entries)
+    for _ in range(2):
+        assert _sifted(service, memo, bundle) == _sifted(service, memo, bundle.listed())
+        build_record(
+            memo.valuesets,
+            NOW,
+            PATIENT,
+            bundle.listed(),
+            windows=service.policy.condition_windows,
+            matching=memo,
+        )
+
+
+def test_a_type_looked_up_for_one_entry_does_not_decide_the_next_ones(
+    catalogue: Catalogue, service: ServiceDefinition
+) -> None:
+    """Noise after a resource of no type, of a type no record is built from, a Patient or an
+    Observation read by its value is judged by its own type's fields: dropped when remembered,
+    kept when its type reads another coded field it has; a coding with no string system is
+    kept. The record is the one offering every resource builds."""
+    noise = _condition("noise-1", NOISE_CONDITION)
+    entries = [
+        _match(noise),
+        _match({"resourceType": None, "id": "n", "code": NOISE_CONDITION}),
+        _match({**noise, "id": "noise-2"}),
+        _match({"resourceType": "Encounter", "id": "e1", "code": NOISE_CONDITION}),
+        _match({**noise, "id": "noise-3"}),
+        _match({"resourceType": "Patient", "id": PATIENT}),
+        _match(_finding("by-value", NOISE_CONDITION, RADICULOPATHY)),
+        _match({**noise, "id": "noise-4", "valueCodeableConcept": RADICULOPATHY}),
+        _match(_observation("lab-1", NOISE_CONDITION)),
+        _match(_order("order-by-performer", NOISE_CONDITION, performerType=RADICULOPATHY)),
+        _match(_order("order-noise", NOISE_CONDITION)),
+        _match(_condition("no-system", {"coding": [{"code": "cond-0001"}]})),
+        _match(
+            _condition(
+                "null-system", {"coding": [{**NOISE_CONDITION["coding"][0], "system": None}]}
+            )
+        ),
+    ]
+    memo, offered = MatchMemo(catalogue.valuesets), MatchMemo(catalogue.valuesets)
+    prefetch = {"patient": _prefetch()["patient"], "conditions": _bundle(*entries)}
+    for _ in range(2):
+        assert _read_once(service, copy.deepcopy(prefetch), memo) == _offered(
+            service, copy.deepcopy(prefetch), offered
+        )
+    bundle = BundleResources(entries)
+    _, pending = _sifted(service, memo, bundle)
+    kept = [e["resource"].get("id") for e in entries if id(e["resource"]) in pending]
+    # noise-4 is a Condition: the value it carries after an Observation's is no field of its.
+    assert kept == ["by-value", "order-by-performer", "no-system", "null-system"]

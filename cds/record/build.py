@@ -44,8 +44,16 @@ _SIFTED_FIELDS: Final[Mapping[str, tuple[str, str | None]]] = MappingProxyType(
     {t: (fields[0], fields[1] if len(fields) > 1 else None) for t, fields in CODE_FIELDS.items()}
 )
 # The same as a plain dict, read by the sift for every entry of a chart (a mapping proxy's
-# lookup costs one more call).
-_SIFTED_FIELDS_OF: Final[dict[str, tuple[str, str | None]]] = dict(_SIFTED_FIELDS)
+# lookup costs one more call), with Patient, which the sift keeps whatever it holds: its other
+# field is the one every resource judged has (its resourceType was read), so its main concept
+# is never read.
+_SIFTED_FIELDS_OF: Final[dict[str, tuple[str, str | None]]] = {
+    **_SIFTED_FIELDS,
+    "Patient": ("", "resourceType"),
+}
+# What the sift's last looked-up type is before any: equal to no JSON value (a resourceType of
+# null must not pass for it).
+_NO_TYPE: Final = object()
 
 
 class BundleEntries(Protocol):
@@ -256,33 +264,39 @@ class RecordBuilder:
         resource_of = bundle.resource_of
         # Decoded entries are their own heads: read without an iterator's call each.
         next_head = bundle.heads().__next__ if bundle.raw else None
+        # A searchset holds one type: its fields are looked up again only when an entry's type
+        # differs from the last type found (a string, or _NO_TYPE, which equals no JSON value:
+        # only a string equals a string).
+        last_type: object = _NO_TYPE
+        main, other = "", None  # the fields of last_type
         # _remembered_unmatched inline (every entry of a chart passes here): any other shape
         # than a resource with a main concept of one coding with a code raises, and goes the
-        # whole way.
+        # whole way. So does a coding without a system, which the memo never remembers: read
+        # by subscript, not get().
         for entry in bundle.entries:
             try:
                 resource = (entry if next_head is None else next_head())["resource"]
                 resource_type = resource["resourceType"]
-                fields = fields_of(resource_type)
-                if fields is None:
-                    if resource_type != "Patient":
-                        continue  # a type no record is built from
-                else:
+                if resource_type != last_type:
+                    fields = fields_of(resource_type)
+                    if fields is None:
+                        continue  # a type no record is built from (last_type's fields stay)
                     main, other = fields
-                    if other not in resource:
-                        concept = resource[main]
-                        (coding,) = concept["coding"]
-                        known = unmatched(coding["code"])
-                        if known is not None and (
-                            (
-                                resource_type,
-                                coding.get("system"),
-                                coding.get("display"),
-                                concept.get("text"),
-                            )
-                            in known
-                        ):
-                            continue
+                    last_type = resource_type
+                if other not in resource:
+                    concept = resource[main]
+                    (coding,) = concept["coding"]
+                    known = unmatched(coding["code"])
+                    if known is not None and (
+                        (
+                            resource_type,
+                            coding["system"],
+                            coding.get("display"),
+                            concept.get("text"),
+                        )
+                        in known
+                    ):
+                        continue
             except (TypeError, KeyError, ValueError, RecursionError):
                 # ValueError: also a head msgspec could not decode (msgspec.DecodeError).
                 raw = resource_of(entry)
