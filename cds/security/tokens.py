@@ -3,7 +3,6 @@ header, the signature and each claim (S-03..S-14). Every failure is an ``Unautho
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -36,6 +35,11 @@ _ALGORITHMS: Final = {
 }
 
 _BASE64URL: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
+# Each character's 6 bits, and those a segment's last character must leave unset for the
+# encoding to be canonical, by the segment's length modulo 4 (0: none unused; 1 is refused).
+_SEXTET: Final = {character: value for value, character in enumerate(_BASE64URL)}
+_SPARE_BITS: Final = (0, 0, 0b1111, 0b11)
 
 MAX_TOKEN_CHARS: Final = 16 * 1024
 MAX_JTI_CHARS: Final = 255
@@ -67,7 +71,12 @@ class StrictJws(jwt.PyJWS):
     about 0.1 ms of a call's CPU for an RS384 token (about 620 characters), more than its
     signature check. Deleting the alphabet's bytes leaves nothing exactly when that check
     passes; every other check (padding, length, the canonical encoding) is PyJWT's, in its
-    order, with its errors."""
+    order, with its errors.
+
+    PyJWT finds a segment not canonical by encoding what it decoded and comparing: of a
+    segment of alphabet characters only, that differs exactly when its last character carries
+    bits the decoded bytes do not have (the low 4 bits after 2 characters of a group, the low
+    2 after 3), so that one character is read instead (about 3 us less a token)."""
 
     @staticmethod
     def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
@@ -77,15 +86,15 @@ class StrictJws(jwt.PyJWS):
             raise jwt.DecodeError(f"Invalid {name} padding")
         if padding and len(segment) % 4 != 0:
             raise jwt.DecodeError(f"Invalid {name} padding")
-        if len(stripped) % 4 == 1 or stripped.translate(None, _BASE64URL):
+        rest = len(stripped) % 4
+        if rest == 1 or stripped.translate(None, _BASE64URL):
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        if rest and _SEXTET[stripped[-1]] & _SPARE_BITS[rest]:
             raise jwt.DecodeError(f"Invalid {name} padding")
         try:
-            decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+            return binascii.a2b_base64(stripped.translate(_TO_STANDARD) + b"=" * (-rest % 4))
         except (TypeError, binascii.Error) as err:
             raise jwt.DecodeError(f"Invalid {name} padding") from err
-        if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
-            raise jwt.DecodeError(f"Invalid {name} padding")
-        return decoded
 
 
 def bearer_token(authorization_header: str | None) -> str:
