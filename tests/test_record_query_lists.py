@@ -12,6 +12,7 @@ from cds.catalogue import Catalogue
 from cds.clock import clock_for
 from cds.record import Entry, PatientRecord
 from cds.record.model import OBSERVATION_KINDS, DoneKind
+from cds.record.units import convert
 from tests.test_compiled_rules import CASE_DATA, CASES, _body, _record
 from tests.test_compiled_sharing import _records
 from tests.test_record import NOW, WINDOWS
@@ -31,6 +32,23 @@ def _scanned_done(
         and (drafts or not e.draft)
         and not (e.valuesets.isdisjoint(wanted) and e.performer_valuesets.isdisjoint(wanted))
     ]
+
+
+# Each unit a shipped rule compares in, and one none does (nothing converts to it).
+UNITS = ("%", "pg/mL", "{score}", "kg", "furlong")
+
+
+def _scanned_measurements(
+    record: PatientRecord, wanted: frozenset[str], unit: str
+) -> list[tuple[Entry, float]]:
+    """What ``measurements`` answers by scanning every entry, newest first."""
+    found = [
+        (e, convert(e.value, e.unit, unit))
+        for e in record.entries
+        if e.kind == "measurement" and e.in_sets(wanted) and e.value is not None
+    ]
+    kept = [(e, v) for e, v in found if v is not None and e.date is not None]
+    return sorted(kept, key=lambda pair: pair[0].date or record.now, reverse=True)
 
 
 def _scanned_conditions(
@@ -77,6 +95,10 @@ def test_every_golden_records_queries_answer_what_scanning_every_entry_answers(
                 asked_so = {"findings": findings, "history": history, "differential": differential}
                 assert record.conditions(wanted, **asked_so) == _scanned_conditions(
                     record, wanted, **asked_so
+                )
+            for unit in UNITS:
+                assert record.measurements(wanted, unit) == _scanned_measurements(
+                    record, wanted, unit
                 )
             assert record.medications(wanted) == [
                 e

@@ -17,9 +17,11 @@ DoneKind = Literal["procedure", "order", "report", "observation"]
 OBSERVATION_KINDS: frozenset[Kind] = frozenset({"finding", "measurement"})
 BodySite = Literal["lower-limb", "foot", "lumbar"]
 
-# The kinds a ``conditions`` query lists, as ``of_kinds`` remembers them.
+# The kinds the queries list, as ``of_kinds`` remembers them.
 _CONDITIONS: tuple[Kind, ...] = ("condition",)
 _WITH_FINDINGS: tuple[Kind, ...] = ("condition", "finding")
+_MEASUREMENTS: tuple[Kind, ...] = ("measurement",)
+_MEDICATIONS: tuple[Kind, ...] = ("medication",)
 
 ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
 NOT_CONFIRMED = "differential"
@@ -143,9 +145,6 @@ class PatientRecord:
             listed = self._listed[kinds] = [e for e in entries if e.kind in wanted]
         return listed
 
-    def _of(self, kinds: tuple[Kind, ...], wanted: frozenset[str]) -> list[Entry]:
-        return [e for e in self.of_kinds(kinds) if not e.valuesets.isdisjoint(wanted)]
-
     def _window_starts(self) -> tuple[datetime, datetime]:
         """When the encounter-diagnosis and the undated-active windows start, at ``now``."""
         starts = self._starts
@@ -207,13 +206,14 @@ class PatientRecord:
     def measurements(self, wanted: frozenset[str], unit: str) -> list[tuple[Entry, float]]:
         """Quantitative Observations in ``wanted`` converted to ``unit``, newest first."""
         out = []
-        for e in self._of(("measurement",), wanted):
-            if e.value is None:
+        for e in self.of_kinds(_MEASUREMENTS):
+            if e.value is None or e.valuesets.isdisjoint(wanted):
                 continue
             value = convert(e.value, e.unit, unit)
             if value is not None and e.date is not None:
                 out.append((e, value))
-        out.sort(key=lambda pair: pair[0].date or self.now, reverse=True)
+        if len(out) > 1:
+            out.sort(key=lambda pair: pair[0].date or self.now, reverse=True)
         return out
 
     def done(
@@ -232,14 +232,19 @@ class PatientRecord:
         for e in self.of_kinds(kinds if isinstance(kinds, tuple) else tuple(kinds)):
             if e.draft and not drafts:
                 continue
-            by_performer = performer and not e.performer_valuesets.isdisjoint(wanted)
-            if e.in_sets(wanted) or by_performer:
+            if not e.valuesets.isdisjoint(wanted) or (
+                performer and not e.performer_valuesets.isdisjoint(wanted)
+            ):
                 out.append(e)
         return out
 
     def medications(self, wanted: frozenset[str]) -> list[Entry]:
         """Active MedicationRequest/MedicationStatement entries (not drafts) in ``wanted``."""
-        return [e for e in self._of(("medication",), wanted) if not e.draft]
+        return [
+            e
+            for e in self.of_kinds(_MEDICATIONS)
+            if not e.draft and not e.valuesets.isdisjoint(wanted)
+        ]
 
     def drafts(self, wanted: frozenset[str], resource_type: str) -> list[Entry]:
         """Draft orders of this hook call, of ``resource_type``, whose code is in ``wanted``."""
