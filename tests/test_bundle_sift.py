@@ -254,13 +254,9 @@ def _read_once(
     )
 
 
-def _offered(
-    service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo
-) -> dict[str, Any]:
-    """The record as if nothing were sifted: every listed resource offered to add(), the
-    Patients first."""
-    resources = [raw for listed in _by_key(service, prefetch) for raw in list(listed)]
-    builder = RecordBuilder(
+def _builder(service: ServiceDefinition, memo: MatchMemo) -> RecordBuilder:
+    """A record builder for the chart's patient at NOW, with a fresh validation memo."""
+    return RecordBuilder(
         NOW,
         PATIENT,
         service.policy.condition_windows,
@@ -268,6 +264,15 @@ def _offered(
         validation=ValidationMemo(),
         matching=memo,
     )
+
+
+def _offered(
+    service: ServiceDefinition, prefetch: Mapping[str, Any], memo: MatchMemo
+) -> dict[str, Any]:
+    """The record as if nothing were sifted: every listed resource offered to add(), the
+    Patients first."""
+    resources = [raw for listed in _by_key(service, prefetch) for raw in list(listed)]
+    builder = _builder(service, memo)
     for raw in resources:
         if raw.get("resourceType") == "Patient":
             builder.add_patient(raw)
@@ -469,14 +474,7 @@ def _sifted(
     service: ServiceDefinition, memo: MatchMemo, source: Sequence[Any]
 ) -> tuple[list[int], list[int]]:
     """Which resources the sift sorts (by identity, in order): the Patients and the others."""
-    builder = RecordBuilder(
-        NOW,
-        PATIENT,
-        service.policy.condition_windows,
-        service.limb_symptoms,
-        validation=ValidationMemo(),
-        matching=memo,
-    )
+    builder = _builder(service, memo)
     patients, pending = builder.sift([source])
     return [id(r) for r in patients], [id(r) for r in pending]
 
