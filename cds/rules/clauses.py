@@ -30,6 +30,7 @@ from cds.rules.schema import (
 )
 
 if TYPE_CHECKING:
+    from cds.record import PatientRecord
     from cds.rules.evaluate import ClauseInputs
 
 Clause = TypeVar("Clause")
@@ -128,6 +129,14 @@ def _dated_in(entry: Entry, start: Any, end: Any = None) -> bool:
     return (start is None or entry.date >= start) and (end is None or entry.date <= end)
 
 
+def _found_in(record: PatientRecord, hits: list[Entry], reads: tuple[str, ...]) -> Result:
+    """``found(hits, available=record.available(*reads))``, with the record asked whether the
+    data was available only when nothing was found (a hit answers TRUE whatever it says)."""
+    if hits:
+        return Result(Tri.TRUE, tuple(hits))
+    return FALSE if record.available(*reads) else UNKNOWN
+
+
 def _condition_reads(c: ConditionClause) -> tuple[str, ...]:
     return c.reads
 
@@ -147,9 +156,7 @@ def _condition(c: ConditionClause, inputs: ClauseInputs) -> Result:
             and (c.laterality is None or e.side in (c.laterality, "bilateral"))
             and (c.body_site is None or e.site_is(c.body_site))
         ]
-    if counted:
-        return Result(Tri.TRUE, tuple(counted))
-    return FALSE if record.available(*c.reads) else UNKNOWN
+    return _found_in(record, counted, c.reads)
 
 
 def _describe_condition(c: ConditionClause) -> str:
@@ -177,9 +184,10 @@ def _observation(c: ObservationClause, inputs: ClauseInputs) -> Result:
     name, threshold = c.comparison
     compare = _COMPARE[name][0]
     hits = [e for e, v in values if compare(v, threshold)]
-    if hits:
-        return Result(Tri.TRUE, tuple(hits))
-    return FALSE if record.available("Observation") else UNKNOWN
+    return _found_in(record, hits, _OBSERVATION_TYPES)
+
+
+_OBSERVATION_TYPES = ("Observation",)
 
 
 def _describe_observation(c: ObservationClause) -> str:
@@ -210,9 +218,7 @@ def _done(c: DoneClause, inputs: ClauseInputs) -> Result:
             or (e.date is not None and inputs.trigger is not None and e.date > inputs.trigger)
         )
     ]
-    if hits:
-        return Result(Tri.TRUE, tuple(hits))
-    return FALSE if record.available(*c.reads) else UNKNOWN
+    return _found_in(record, hits, c.reads)
 
 
 def _done_inputs(c: DoneClause) -> frozenset[Input]:
@@ -236,7 +242,7 @@ def _describe_done(c: DoneClause) -> str:
 
 def _medication(c: MedicationClause, inputs: ClauseInputs) -> Result:
     record = inputs.record
-    return found(record.medications(c.wanted), available=record.available(*_MEDICATION_TYPES))
+    return _found_in(record, record.medications(c.wanted), _MEDICATION_TYPES)
 
 
 _MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
