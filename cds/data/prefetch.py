@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypedDict, overload
+from enum import Enum, StrEnum
+from typing import Any, Final, TypedDict, overload
 
 import msgspec
 import orjson
@@ -97,29 +97,12 @@ def _read_entries(entries: Iterable[Any]) -> tuple[list[dict[str, Any]], int]:
     entries were outcomes."""
     resources: list[dict[str, Any]] = []
     outcomes = 0
-    # The common case decided first: subscripts in a ``try`` (free when nothing is raised)
-    # instead of a ``get`` and a type check per level. JSON only ever gives dicts, lists,
-    # strings, numbers, booleans and None, and any of them but a dict raises KeyError or
-    # TypeError when subscripted with a string.
     for entry in entries:
-        entry = decoded(entry)  # noqa: PLW2901
-        try:
-            resource = entry["resource"]
-            resource_type = resource["resourceType"]
-        except (KeyError, TypeError):
-            continue
-        if not isinstance(resource, dict) or not isinstance(resource_type, str):
-            continue
-        search = entry.get("search")
-        if resource_type == "OperationOutcome" or (
-            search is not None
-            and search != _MATCH_SEARCH
-            and isinstance(search, dict)
-            and search.get("mode") == "outcome"
-        ):
+        read = _read_entry(entry)
+        if read is _OUTCOME:
             outcomes += 1
-            continue
-        resources.append(resource)
+        elif read is not None:
+            resources.append(read)
     return resources, outcomes
 
 
@@ -127,10 +110,28 @@ def entry_resource(entry: Any) -> dict[str, Any] | None:
     """The resource one Bundle entry holds, when it is read (P-09, P-13): an object with a
     string ``resourceType`` that is no OperationOutcome, in an entry whose search mode is not
     ``outcome``; None for any other entry."""
-    # What _read_entries decides for one entry, without its list and tuple: the record asks
-    # this of every entry its sift keeps, on every call.
+    read = _read_entry(entry)
+    return None if read is _OUTCOME else read
+
+
+class _Unread(Enum):
+    """An entry that holds a resource which is not read: an outcome (P-13)."""
+
+    OUTCOME = "outcome"
+
+
+_OUTCOME: Final = _Unread.OUTCOME  # read as a global: the record asks for every kept entry
+
+
+def _read_entry(entry: Any) -> dict[str, Any] | _Unread | None:
+    """What :func:`entry_resource` reads of ``entry``: its resource, ``OUTCOME`` for an
+    OperationOutcome or an entry of search mode ``outcome``, None for anything else."""
     if type(entry) is msgspec.Raw:
         entry = decoded(entry)
+    # The common case decided first: subscripts in a ``try`` (free when nothing is raised)
+    # instead of a ``get`` and a type check per level. JSON only ever gives dicts, lists,
+    # strings, numbers, booleans and None, and any of them but a dict raises KeyError or
+    # TypeError when subscripted with a string.
     try:
         resource = entry["resource"]
         resource_type = resource["resourceType"]
@@ -145,7 +146,7 @@ def entry_resource(entry: Any) -> dict[str, Any] | None:
         and isinstance(search, dict)
         and search.get("mode") == "outcome"
     ):
-        return None
+        return _OUTCOME
     return resource
 
 
