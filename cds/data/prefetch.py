@@ -62,15 +62,15 @@ _MATCH_SEARCH: Any = {"mode": "match"}
 
 class _ResourceHead(TypedDict, total=False):
     """What the record's sift reads of an entry's resource before deciding to read it whole:
-    its type and the members that hold a main concept (``cds.record.matching.CODE_FIELDS``).
-    Decoded as a dict holding only the members sent, so the sift reads it as it reads a
-    resource orjson decoded whole."""
+    its type, and the members that hold a main concept (``cds.record.matching.CODE_FIELDS``)
+    left undecoded, since the sift knows most concepts by their bytes. Decoded as a dict
+    holding only the members sent."""
 
     resourceType: Any
-    code: Any
-    valueCodeableConcept: Any
-    performerType: Any
-    medicationCodeableConcept: Any
+    code: msgspec.Raw
+    valueCodeableConcept: msgspec.Raw
+    performerType: msgspec.Raw
+    medicationCodeableConcept: msgspec.Raw
 
 
 class _EntryHead(TypedDict, total=False):
@@ -172,9 +172,9 @@ class BundleResources(Sequence[dict[str, Any]]):
 
     def heads(self) -> Iterator[Any]:
         """Each entry, in order, as far as the record's sift reads it before deciding to read
-        it whole: the entry itself when it was decoded, else its head (the resource's type and
-        concept members, decoded by msgspec into the dicts orjson would give; an entry of
-        another shape as whatever JSON value it is)."""
+        it whole: the entry itself when it was decoded, else its head (the resource's type
+        decoded by msgspec and its concept members each a ``msgspec.Raw``; an entry of another
+        shape as whatever JSON value it is)."""
         if self.raw:
             return map(_HEAD.decode, self.entries)
         return iter(self.entries)

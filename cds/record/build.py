@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, Final, Protocol, cast
 
+import orjson
+
 from cds.fhir import ParseReport, ValidationMemo, read_resource
 from cds.record.dates import add_years, parse_datetime, period_start
 from cds.record.drafts import DraftReading, draft_reading
@@ -155,6 +157,20 @@ def _remembered_unmatched(memo: MatchMemo, resource_type: str, concept: Any) -> 
     )
 
 
+def _sent_unmatched(memo: MatchMemo, resource_type: str, sent: bytes) -> bool:
+    """Whether the main concept sent as the JSON ``sent`` is remembered to match no value set
+    (:func:`_remembered_unmatched` of it decoded); when it is, the memo also remembers the
+    bytes (``MatchMemo.remember_sent``)."""
+    try:
+        concept = orjson.loads(sent)
+    except orjson.JSONDecodeError:
+        return False
+    if not _remembered_unmatched(memo, resource_type, concept):
+        return False
+    memo.remember_sent(resource_type, sent, concept)
+    return True
+
+
 class RecordBuilder:
     """Indexes raw resources against the value sets and keeps the ones a rule can read.
 
@@ -250,20 +266,19 @@ class RecordBuilder:
     def _sift_entries(self, bundle: BundleEntries, patients: list[Raw], pending: list[Raw]) -> None:
         """:meth:`_sift_one` for each resource of ``bundle``, in one pass over its entries.
 
-        Each entry is judged by its head (``bundle.heads``: the entry itself, or for an entry
-        the request left undecoded its resource's type and concept members alone). An entry
-        whose resource the sift drops is not looked at further: whether the entry is read at
-        all (its search mode, an OperationOutcome) cannot change a resource :meth:`add` would
-        do nothing for. Every other entry is read as prefetch reads it (``bundle.resource_of``,
-        which decodes an undecoded one whole); one whose head was the entry itself and was read
-        whole by the checks below is sorted at once, since :meth:`_sift_one` would ask the same
-        of the same dicts, and any other goes through :meth:`_sift_one`.
+        An entry whose resource the sift drops is not looked at further: whether the entry is
+        read at all (its search mode, an OperationOutcome) cannot change a resource :meth:`add`
+        would do nothing for. Every other entry is read as prefetch reads it
+        (``bundle.resource_of``); one read whole by the checks below is sorted at once, since
+        :meth:`_sift_one` would ask the same of the same dicts. Entries the request left
+        undecoded go through :meth:`_sift_undecoded`.
         """
+        if bundle.raw:
+            self._sift_undecoded(bundle, patients, pending)
+            return
         fields_of = _SIFTED_FIELDS_OF.get
         unmatched = self._match.memo.unmatched.get
         resource_of = bundle.resource_of
-        # Decoded entries are their own heads: read without an iterator's call each.
-        next_head = bundle.heads().__next__ if bundle.raw else None
         # A searchset holds one type: its fields are looked up again only when an entry's type
         # differs from the last type found (a string, or _NO_TYPE, which equals no JSON value:
         # only a string equals a string).
@@ -275,7 +290,7 @@ class RecordBuilder:
         # by subscript, not get().
         for entry in bundle.entries:
             try:
-                resource = (entry if next_head is None else next_head())["resource"]
+                resource = entry["resource"]
                 resource_type = resource["resourceType"]
                 if resource_type != last_type:
                     fields = fields_of(resource_type)
@@ -298,7 +313,6 @@ class RecordBuilder:
                     ):
                         continue
             except (TypeError, KeyError, ValueError, RecursionError):
-                # ValueError: also a head msgspec could not decode (msgspec.DecodeError).
                 raw = resource_of(entry)
                 if raw is not None:
                     self._sift_one(raw, patients, pending)
@@ -307,12 +321,53 @@ class RecordBuilder:
             if raw is None:
                 continue
             if raw is resource and type(raw) is dict:
-                # The very dict judged above (an undecoded entry's is another), judged as
-                # _sift_one judges it: its resourceType (a string, the only JSON value equal
-                # to one) is Patient or a type a record is built from, and its main concept is
-                # not remembered to match nothing.
+                # The very dict judged above, judged as _sift_one judges it: its resourceType
+                # (a string, the only JSON value equal to one) is Patient or a type a record is
+                # built from, and its main concept is not remembered to match nothing.
                 (patients if resource_type == "Patient" else pending).append(raw)
             else:
+                self._sift_one(raw, patients, pending)
+
+    def _sift_undecoded(
+        self, bundle: BundleEntries, patients: list[Raw], pending: list[Raw]
+    ) -> None:
+        """:meth:`_sift_entries` for entries left undecoded, each judged by its head
+        (``bundle.heads``): the resource's type, and its main concept as the bytes sent.
+
+        A concept sent in the very bytes of one the memo found unmatched before
+        (``MatchMemo.unmatched_sent``) drops its entry after one lookup; any other concept is
+        decoded alone and judged as a decoded one is (:func:`_remembered_unmatched`). An entry
+        not dropped is read whole (``bundle.resource_of``) and goes through :meth:`_sift_one`.
+        """
+        fields_of = _SIFTED_FIELDS_OF.get
+        memo = self._match.memo
+        sent_of = memo.unmatched_sent
+        resource_of = bundle.resource_of
+        last_type: object = _NO_TYPE
+        main, other = "", None  # the fields of last_type
+        sent: set[bytes] = set()  # the bytes of last_type's concepts known unmatched
+        for entry, head in zip(bundle.entries, bundle.heads(), strict=True):
+            try:
+                resource = head["resource"]
+                resource_type = resource["resourceType"]
+                if resource_type != last_type:
+                    fields = fields_of(resource_type)
+                    if fields is None:
+                        continue  # a type no record is built from (last_type's fields stay)
+                    main, other = fields
+                    # The set the memo adds to (kept when another entry's concept is
+                    # remembered); one the memo has forgotten since only knows true answers.
+                    sent = sent_of.setdefault(resource_type, set())
+                    last_type = resource_type
+                if other not in resource:
+                    concept = bytes(resource[main])
+                    if concept in sent or _sent_unmatched(memo, resource_type, concept):
+                        continue
+            except (TypeError, KeyError, ValueError, RecursionError):
+                # ValueError: also a head msgspec could not decode (msgspec.DecodeError).
+                pass
+            raw = resource_of(entry)
+            if raw is not None:
                 self._sift_one(raw, patients, pending)
 
     def _sift_one(self, raw: object, patients: list[Raw], pending: list[Raw]) -> None:

@@ -25,6 +25,14 @@ UNMATCHED_PER_CODE: Final[int] = 8
 # lab's name is short, and free text (or junk) is what would make the memos grow (50,000 x 256
 # characters is the worst case, ~15 MB).
 REMEMBERED_TEXT_CHARS: Final[int] = 256
+# The longest main concept remembered as sent (``MatchMemo.unmatched_sent``): one coding's
+# system, code and display and a text, each within REMEMBERED_TEXT_CHARS, with room for
+# escapes; longer JSON is judged decoded every time.
+REMEMBERED_SENT_BYTES: Final[int] = 2048
+# The members a concept remembered as sent may have, and its one coding's: terminology only,
+# never an extension or an id, whatever an EHR puts in a concept.
+_PLAIN_CONCEPT: Final = frozenset({"coding", "text"})
+_PLAIN_CODING: Final = frozenset({"system", "code", "display"})
 
 # The resource types a record is built from, each with the coded fields matching reads (the
 # first is the main one, remembered per concept).
@@ -102,6 +110,12 @@ class MatchMemo:
         # Keyed by the short code alone, so a resource costs one short hash, then equality
         # checks, instead of hashing a system URL and a display.
         self.unmatched: dict[str, list[tuple[object, ...]]] = {}
+        # resource type -> the JSON text, byte for byte as an EHR sent it, of main concepts
+        # found in ``unmatched``: the sift drops an entry left undecoded whose concept was sent
+        # in the same bytes after one lookup, without decoding the concept. Only concepts of
+        # terminology alone (see ``remember_sent``); forgotten with ``unmatched``.
+        self.unmatched_sent: dict[str, set[bytes]] = {}
+        self._sent = 0
         self._texts: dict[str, _RememberedText | None] = {}
         self._matcher: ConceptMatcher | None = None
 
@@ -117,20 +131,39 @@ class MatchMemo:
     def __len__(self) -> int:
         """How many answers are remembered, over every memo."""
         texts = sum(len(t.memo) for t in self._texts.values() if t is not None)
-        return len(self.codings) + len(self.concepts) + texts
+        return len(self.codings) + len(self.concepts) + texts + self._sent
 
     def clear(self) -> None:
         self.codings.clear()
         self.concepts.clear()
-        self.unmatched.clear()
+        self._forget_unmatched()
         self._texts.clear()
         self._matcher = None
+
+    def _forget_unmatched(self) -> None:
+        self.unmatched.clear()
+        self.unmatched_sent.clear()
+        self._sent = 0
+
+    def remember_sent(self, resource_type: str, sent: bytes, concept: object) -> None:
+        """Remember ``sent``, the JSON of ``concept`` as it was sent, as the main concept of a
+        ``resource_type`` found in ``unmatched``, when it is terminology alone: one coding of
+        system, code and display at most, and a text."""
+        if len(sent) > REMEMBERED_SENT_BYTES or not _plain(concept):
+            return
+        if sent in self.unmatched_sent.get(resource_type, ()):
+            return
+        if self._sent >= self.concept_limit:
+            self.unmatched_sent.clear()
+            self._sent = 0
+        self.unmatched_sent.setdefault(resource_type, set()).add(sent)
+        self._sent += 1
 
     def remember_concept(self, key: tuple[object, ...], found: Sets) -> None:
         """Remember ``found`` for the one-coding concept ``key`` (:meth:`ConceptMatcher.main`)."""
         if len(self.concepts) >= self.concept_limit:
             self.concepts.clear()
-            self.unmatched.clear()
+            self._forget_unmatched()
         self.concepts[key] = found
         resource_type, system, code, display, text = key
         # String codes and systems only: a Condition coded otherwise may be text only, which
@@ -167,6 +200,19 @@ class MatchMemo:
         """What is remembered of ``resource_type``'s texts (empty before any lookup)."""
         found = self._texts.get(resource_type)
         return found.memo if found is not None else {}
+
+
+def _plain(concept: object) -> bool:
+    """Whether ``concept`` holds terminology alone (see ``MatchMemo.remember_sent``)."""
+    if not isinstance(concept, dict) or not concept.keys() <= _PLAIN_CONCEPT:
+        return False
+    codings = concept.get("coding")
+    return (
+        isinstance(codings, list)
+        and len(codings) == 1
+        and isinstance(codings[0], dict)
+        and codings[0].keys() <= _PLAIN_CODING
+    )
 
 
 def _rememberable(key: tuple[object, ...]) -> bool:
