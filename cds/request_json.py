@@ -62,6 +62,7 @@ def parse_json(body: bytes, *, raw_from: int = RAW_FROM_BYTES) -> Any:
 # between), in a third to a half of the body's bytes.
 _NUMBER_SHAPES = bytes.maketrans(b"123456789E+", b"000000000e0")
 _IN_A_NUMBER = frozenset(b"0.-")
+_ZERO = ord("0")
 _BEFORE_A_VALUE = frozenset(b":,[")
 _NOT_SHAPED = bytes(set(range(256)) - set(b'0123456789.-eE+":,['))
 
@@ -85,14 +86,18 @@ def _judged_alike(body: bytes) -> bool:
     shapes = body.translate(_NUMBER_SHAPES, _NOT_SHAPED)
     if b"0" * 200 in shapes:
         return False
-    at = shapes.find(b"0e000")
-    while at != -1:
-        start = at
+    # Searched from the end for e000, then its 0 before: a backward search steps on the e,
+    # rarer in the shapes than the 0 a forward search for 0e000 steps on (half the time).
+    end = len(shapes)
+    while (at := shapes.rfind(b"e000", 0, end)) > 0:
+        end = at
+        if shapes[at - 1] != _ZERO:
+            continue
+        start = at - 1
         while start and shapes[start - 1] in _IN_A_NUMBER:
             start -= 1
         if start == 0 or shapes[start - 1] in _BEFORE_A_VALUE:
             return False
-        at = shapes.find(b"0e000", at + 1)
     return True
 
 
