@@ -1,6 +1,7 @@
 """An undecoded entry's main concept known by the bytes it was sent in: the record's sift drops
 an entry whose concept comes in the very bytes of one it found unmatched before, without
-decoding the concept or the entry, and judges every other concept decoded, as before.
+decoding the concept or the entry, reads whole one whose concept it found matching a set,
+without decoding the concept again, and judges every other concept decoded, as before.
 
 The memo keeps such bytes per resource type, only for concepts of terminology alone, within
 its bounds, and forgets them with the unmatched concepts they were found among.
@@ -18,11 +19,13 @@ from hypothesis import strategies as st
 
 from cds.catalogue import Catalogue
 from cds.data.prefetch import BundleResources
+from cds.record import build
 from cds.record.matching import REMEMBERED_SENT_BYTES, MatchMemo
 from cds.request_json import parse_json
 from tests.test_bundle_sift import (
     NOISE,
     NOISE_CONDITION,
+    RADICULOPATHY,
     _any_entry,
     _builder,
     _bundle,
@@ -68,9 +71,9 @@ def test_a_concept_sent_in_the_bytes_of_one_found_unmatched_drops_its_entry_unde
     # Cold, every noise Condition goes the whole way, and matching teaches the memo its
     # concept; the next call decodes the concept once and remembers its bytes.
     assert len(_sift(catalogue, memo, _undecoded(*_noise(3)))) == 3
-    assert not memo.unmatched_sent.get("Condition")
+    assert not memo.sent.get("Condition")  # not known yet: nothing to remember
     assert _sift(catalogue, memo, _undecoded(*_noise(1))) == []
-    assert memo.unmatched_sent["Condition"] == {orjson.dumps(NOISE_CONDITION)}
+    assert memo.sent["Condition"] == {orjson.dumps(NOISE_CONDITION): True}
 
     again = _undecoded(*_noise(5))
     assert _sift(catalogue, memo, again) == []
@@ -87,9 +90,9 @@ def test_the_same_concept_sent_in_other_bytes_is_judged_decoded_and_remembered_a
                              "system": NOISE}]}  # fmt: skip
     bundle = _undecoded(*_noise(2, reordered))
     assert _sift(catalogue, memo, bundle) == []
-    assert memo.unmatched_sent["Condition"] == {
-        orjson.dumps(NOISE_CONDITION),
-        orjson.dumps(reordered),
+    assert memo.sent["Condition"] == {
+        orjson.dumps(NOISE_CONDITION): True,
+        orjson.dumps(reordered): True,
     }
 
 
@@ -109,7 +112,7 @@ def test_a_concept_with_more_than_terminology_is_dropped_but_never_remembered_as
     _sift(catalogue, memo, _undecoded(*_noise(1)))
     _sift(catalogue, memo, _undecoded(*_noise(1)))
     assert _sift(catalogue, memo, _undecoded(*_noise(3, concept))) == []
-    assert memo.unmatched_sent["Condition"] == {orjson.dumps(NOISE_CONDITION)}
+    assert memo.sent["Condition"] == {orjson.dumps(NOISE_CONDITION): True}
 
 
 def test_bytes_known_for_one_type_never_drop_another_types_resource(
@@ -122,7 +125,7 @@ def test_bytes_known_for_one_type_never_drop_another_types_resource(
     ]
     _sift(catalogue, memo, _undecoded(*procedures))
     _sift(catalogue, memo, _undecoded(*procedures))
-    assert memo.unmatched_sent["Procedure"] == {orjson.dumps(B12_BY_TEXT)}
+    assert memo.sent["Procedure"] == {orjson.dumps(B12_BY_TEXT): True}
 
     result = _observation("b12", B12_BY_TEXT)
     del result["valueQuantity"]
@@ -135,24 +138,40 @@ def test_what_is_remembered_as_sent_is_bounded_and_forgotten_with_the_unmatched(
 ) -> None:
     memo = MatchMemo(catalogue.valuesets, concept_limit=2)
     concept: dict[str, Any] = {"coding": [{"system": NOISE, "code": "c"}]}
-    memo.remember_sent("Condition", b"1", concept)
-    memo.remember_sent("Condition", b"2", concept)
-    memo.remember_sent("Condition", b"2", concept)  # known: nothing more to hold
-    assert memo.unmatched_sent == {"Condition": {b"1", b"2"}}
-    memo.remember_sent("Procedure", b"3", concept)  # past the bound: started over
-    assert memo.unmatched_sent == {"Procedure": {b"3"}}
+    memo.remember_sent("Condition", b"1", concept, unmatched=True)
+    memo.remember_sent("Condition", b"2", concept, unmatched=False)
+    memo.remember_sent("Condition", b"2", concept, unmatched=False)  # known: nothing to add
+    assert memo.sent == {"Condition": {b"1": True, b"2": False}}
+    memo.remember_sent("Procedure", b"3", concept, unmatched=True)  # past the bound: anew
+    assert memo.sent == {"Procedure": {b"3": True}}
 
-    memo.remember_sent("Procedure", b"x" * (REMEMBERED_SENT_BYTES + 1), concept)
-    assert memo.unmatched_sent == {"Procedure": {b"3"}}
+    memo.remember_sent("Procedure", b"x" * (REMEMBERED_SENT_BYTES + 1), concept, unmatched=True)
+    assert memo.sent == {"Procedure": {b"3": True}}
 
     memo.remember_concept(("Condition", NOISE, "a", None, None), (frozenset(), frozenset()))
     memo.remember_concept(("Condition", NOISE, "b", None, None), (frozenset(), frozenset()))
     memo.remember_concept(("Condition", NOISE, "c", None, None), (frozenset(), frozenset()))
-    assert memo.unmatched_sent == {}  # the concepts filled up: the unmatched went with them
+    assert memo.sent == {}  # the concepts filled up: what was judged by them went with them
 
-    memo.remember_sent("Condition", b"1", concept)
+    memo.remember_sent("Condition", b"1", concept, unmatched=True)
     memo.clear()
-    assert memo.unmatched_sent == {}
+    assert memo.sent == {}
+
+
+def test_a_concept_found_matching_a_set_sends_its_entries_on_without_being_decoded_again(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memo = MatchMemo(catalogue.valuesets)
+    radiculopathy = [_match(_condition(f"radic-{i}", RADICULOPATHY)) for i in range(2)]
+    assert len(_sift(catalogue, memo, _undecoded(*radiculopathy))) == 2  # cold: matched
+    assert len(_sift(catalogue, memo, _undecoded(*radiculopathy))) == 2
+    assert memo.sent["Condition"] == {orjson.dumps(RADICULOPATHY): False}
+
+    def judged_again(*_: object) -> bool:
+        raise AssertionError("a concept known by its bytes was decoded again")
+
+    monkeypatch.setattr(build, "_sent_unmatched", judged_again)
+    assert len(_sift(catalogue, memo, _undecoded(*radiculopathy))) == 2
 
 
 def _indented(value: Any) -> bytes:

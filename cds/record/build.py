@@ -159,16 +159,37 @@ def _remembered_unmatched(memo: MatchMemo, resource_type: str, concept: Any) -> 
 
 def _sent_unmatched(memo: MatchMemo, resource_type: str, sent: bytes) -> bool:
     """Whether the main concept sent as the JSON ``sent`` is remembered to match no value set
-    (:func:`_remembered_unmatched` of it decoded); when it is, the memo also remembers the
-    bytes (``MatchMemo.remember_sent``)."""
+    (:func:`_remembered_unmatched` of it decoded). The memo also remembers the bytes
+    (``MatchMemo.remember_sent``) when the answer is known for good: the concept is remembered
+    unmatched, or remembered to match a set (which it always will)."""
     try:
         concept = orjson.loads(sent)
     except orjson.JSONDecodeError:
         return False
-    if not _remembered_unmatched(memo, resource_type, concept):
+    if _remembered_unmatched(memo, resource_type, concept):
+        memo.remember_sent(resource_type, sent, concept, unmatched=True)
+        return True
+    if _remembered_matching(memo, resource_type, concept):
+        memo.remember_sent(resource_type, sent, concept, unmatched=False)
+    return False
+
+
+def _remembered_matching(memo: MatchMemo, resource_type: str, concept: Any) -> bool:
+    """Whether ``concept``, one coding, is remembered to match a value set
+    (``MatchMemo.concepts``, keyed as ``ConceptMatcher.main`` keys it)."""
+    try:
+        (coding,) = concept["coding"]
+        key = (
+            resource_type,
+            coding.get("system"),
+            coding.get("code"),
+            coding.get("display"),
+            concept.get("text"),
+        )
+        found = memo.concepts.get(key)
+    except (TypeError, KeyError, ValueError, AttributeError):
         return False
-    memo.remember_sent(resource_type, sent, concept)
-    return True
+    return found is not None and bool(found[0] or found[1])
 
 
 class RecordBuilder:
@@ -334,18 +355,18 @@ class RecordBuilder:
         """:meth:`_sift_entries` for entries left undecoded, each judged by its head
         (``bundle.heads``): the resource's type, and its main concept as the bytes sent.
 
-        A concept sent in the very bytes of one the memo found unmatched before
-        (``MatchMemo.unmatched_sent``) drops its entry after one lookup; any other concept is
-        decoded alone and judged as a decoded one is (:func:`_remembered_unmatched`). An entry
-        not dropped is read whole (``bundle.resource_of``) and goes through :meth:`_sift_one`.
+        A concept sent in the very bytes of one the memo judged before (``MatchMemo.sent``)
+        drops its entry, or sends it on, after one lookup; any other concept is decoded alone
+        and judged as a decoded one is (:func:`_remembered_unmatched`). An entry not dropped
+        is read whole (``bundle.resource_of``) and goes through :meth:`_sift_one`.
         """
         fields_of = _SIFTED_FIELDS_OF.get
         memo = self._match.memo
-        sent_of = memo.unmatched_sent
+        sent_of = memo.sent
         resource_of = bundle.resource_of
         last_type: object = _NO_TYPE
         main, other = "", None  # the fields of last_type
-        sent: set[bytes] = set()  # the bytes of last_type's concepts known unmatched
+        sent: dict[bytes, bool] = {}  # what is known of last_type's concepts by their bytes
         for entry, head in zip(bundle.entries, bundle.heads(), strict=True):
             try:
                 resource = head["resource"]
@@ -355,13 +376,16 @@ class RecordBuilder:
                     if fields is None:
                         continue  # a type no record is built from (last_type's fields stay)
                     main, other = fields
-                    # The set the memo adds to (kept when another entry's concept is
+                    # The dict the memo adds to (kept when another entry's concept is
                     # remembered); one the memo has forgotten since only knows true answers.
-                    sent = sent_of.setdefault(resource_type, set())
+                    sent = sent_of.setdefault(resource_type, {})
                     last_type = resource_type
                 if other not in resource:
                     concept = bytes(resource[main])
-                    if concept in sent or _sent_unmatched(memo, resource_type, concept):
+                    unmatched = sent.get(concept)
+                    if unmatched or (
+                        unmatched is None and _sent_unmatched(memo, resource_type, concept)
+                    ):
                         continue
             except (TypeError, KeyError, ValueError, RecursionError):
                 # ValueError: also a head msgspec could not decode (msgspec.DecodeError).

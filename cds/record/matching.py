@@ -25,7 +25,7 @@ UNMATCHED_PER_CODE: Final[int] = 8
 # lab's name is short, and free text (or junk) is what would make the memos grow (50,000 x 256
 # characters is the worst case, ~15 MB).
 REMEMBERED_TEXT_CHARS: Final[int] = 256
-# The longest main concept remembered as sent (``MatchMemo.unmatched_sent``): one coding's
+# The longest main concept remembered as sent (``MatchMemo.sent``): one coding's
 # system, code and display and a text, each within REMEMBERED_TEXT_CHARS, with room for
 # escapes; longer JSON is judged decoded every time.
 REMEMBERED_SENT_BYTES: Final[int] = 2048
@@ -111,10 +111,12 @@ class MatchMemo:
         # checks, instead of hashing a system URL and a display.
         self.unmatched: dict[str, list[tuple[object, ...]]] = {}
         # resource type -> the JSON text, byte for byte as an EHR sent it, of main concepts
-        # found in ``unmatched``: the sift drops an entry left undecoded whose concept was sent
-        # in the same bytes after one lookup, without decoding the concept. Only concepts of
+        # the sift judged -> whether it found them in ``unmatched`` (True: the entry is
+        # dropped) or matching a set (False: the entry is read whole, whatever the memo
+        # learns later). The sift judges an entry left undecoded whose concept was sent in the
+        # same bytes after one lookup, without decoding the concept. Only concepts of
         # terminology alone (see ``remember_sent``); forgotten with ``unmatched``.
-        self.unmatched_sent: dict[str, set[bytes]] = {}
+        self.sent: dict[str, dict[bytes, bool]] = {}
         self._sent = 0
         self._texts: dict[str, _RememberedText | None] = {}
         self._matcher: ConceptMatcher | None = None
@@ -142,21 +144,23 @@ class MatchMemo:
 
     def _forget_unmatched(self) -> None:
         self.unmatched.clear()
-        self.unmatched_sent.clear()
+        self.sent.clear()
         self._sent = 0
 
-    def remember_sent(self, resource_type: str, sent: bytes, concept: object) -> None:
+    def remember_sent(
+        self, resource_type: str, sent: bytes, concept: object, *, unmatched: bool
+    ) -> None:
         """Remember ``sent``, the JSON of ``concept`` as it was sent, as the main concept of a
-        ``resource_type`` found in ``unmatched``, when it is terminology alone: one coding of
-        system, code and display at most, and a text."""
+        ``resource_type`` found in ``unmatched`` (or matching a set), when it is terminology
+        alone: one coding of system, code and display at most, and a text."""
         if len(sent) > REMEMBERED_SENT_BYTES or not _plain(concept):
             return
-        if sent in self.unmatched_sent.get(resource_type, ()):
+        if sent in self.sent.get(resource_type, ()):
             return
         if self._sent >= self.concept_limit:
-            self.unmatched_sent.clear()
+            self.sent.clear()
             self._sent = 0
-        self.unmatched_sent.setdefault(resource_type, set()).add(sent)
+        self.sent.setdefault(resource_type, {})[sent] = unmatched
         self._sent += 1
 
     def remember_concept(self, key: tuple[object, ...], found: Sets) -> None:
