@@ -19,14 +19,14 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.generate import make_request
 from cds.app import create_app
 from cds.catalogue import Catalogue
 from cds.data.patient_data import read_prefetch
-from cds.data.prefetch import BundleResources
+from cds.data.prefetch import BundleResources, _holds_read_resource, entry_resource
 from cds.errors import InvalidRequest
 from cds.invocation import _Call, _evaluated, _Waiting, parse
 from cds.record.matching import MatchMemo
@@ -34,7 +34,7 @@ from cds.request_json import RAW_FROM_BYTES, EntryNotJson, parse_json
 from cds.settings import Settings
 from cds.store.schema import invocations
 from tests.conftest import changed, serving
-from tests.test_bundle_sift import _prefetch, _read_once
+from tests.test_bundle_sift import _any_entry, _bundle, _prefetch, _read_once
 
 pytestmark = pytest.mark.anyio
 
@@ -404,3 +404,28 @@ async def test_an_entry_refused_after_a_fetch_refuses_the_call_unaudited_with_or
         _evaluated(parts, call, data)
     assert refused.value.diagnostics == _orjson_verdict(body)[1]
     assert (call.status, call.failure) == (200, None)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_any_entry(), max_size=6))
+def test_whether_undecoded_entries_hold_a_resource_read_is_told_from_their_heads(
+    entries: list[Any],
+) -> None:
+    """Classification asks whether a Bundle holds any resource that is read: of undecoded
+    entries, the heads answer as the entries decoded whole do, and no entry is decoded."""
+    body = orjson.dumps({"prefetch": {"conditions": _bundle(*entries)}})
+    raw = BundleResources(parse_json(body, raw_from=0)["prefetch"]["conditions"]["entry"])
+    decoded = BundleResources(orjson.loads(body)["prefetch"]["conditions"]["entry"])
+    assert raw.holds_any() == decoded.holds_any()
+    assert raw._decoded == {}
+
+
+def test_an_entry_whose_head_msgspec_cannot_read_is_read_whole_as_before() -> None:
+    """Nested past both decoders' limits: orjson's refusal, as when the entry was read whole."""
+    nested = b"[" * 3000 + b"]" * 3000
+    entry = msgspec.Raw(b'{"resource":{"resourceType":"Condition"},"search":' + nested + b"}")
+    with pytest.raises(EntryNotJson) as from_head:
+        _holds_read_resource(entry)
+    with pytest.raises(EntryNotJson) as whole:
+        entry_resource(entry)
+    assert from_head.value.diagnostics == whole.value.diagnostics

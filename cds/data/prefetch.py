@@ -82,6 +82,21 @@ class _EntryHead(TypedDict, total=False):
 _HEAD = msgspec.json.Decoder(_EntryHead | list[msgspec.Raw] | str | int | float | bool | None)
 
 
+class _TypeHead(TypedDict, total=False):
+    resourceType: Any
+
+
+class _ReadHead(TypedDict, total=False):
+    """What :func:`entry_resource` reads of an entry to tell whether its resource is read: the
+    resource's type and the entry's search member, decoded as orjson decodes them."""
+
+    resource: _TypeHead | list[msgspec.Raw] | str | int | float | bool | None
+    search: Any
+
+
+_READ_HEAD = msgspec.json.Decoder(_ReadHead | list[msgspec.Raw] | str | int | float | bool | None)
+
+
 def decoded(entry: Any) -> Any:
     """A Bundle entry as JSON values: one ``cds.request_json`` left undecoded read now."""
     if type(entry) is not msgspec.Raw:
@@ -199,6 +214,8 @@ class BundleResources(Sequence[dict[str, Any]]):
 
     def holds_any(self) -> bool:
         """Whether an entry holds a resource that is read: usually the first one says so."""
+        if self.raw:
+            return any(map(_holds_read_resource, self.entries))
         resource_of = self.resource_of
         # A loop, not any() over a generator (made for every Bundle of every call).
         for entry in self.entries:  # noqa: SIM110
@@ -228,6 +245,18 @@ class BundleResources(Sequence[dict[str, Any]]):
 
     def __repr__(self) -> str:
         return f"BundleResources({self.listed()!r})"
+
+
+def _holds_read_resource(entry: msgspec.Raw) -> bool:
+    """Whether the undecoded ``entry`` holds a resource that is read (:func:`_read_entry` not
+    None and no outcome), told from its head alone: the sift drops most entries of a big chart
+    without reading them whole, the first one included."""
+    try:
+        head = _READ_HEAD.decode(entry)
+    except (ValueError, RecursionError):  # ValueError: also msgspec.DecodeError
+        return entry_resource(entry) is not None
+    read = _read_entry(head)
+    return read is not None and read is not _OUTCOME
 
 
 def _classify_bundle(bundle: Mapping[str, Any]) -> Classified:
