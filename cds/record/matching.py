@@ -18,6 +18,10 @@ MEMO_LIMIT: Final[int] = 50_000
 # Concepts remembered per app: a site's labs, vitals and problem codes number in the low
 # thousands. Each entry holds a code's words, so both bounds keep the memo to a few MB.
 CONCEPT_MEMO_LIMIT: Final[int] = 10_000
+# The most codings a concept remembered whole may have (``MatchMemo.several``): a problem is
+# often coded in two or three systems at once (ICD-10 and SNOMED); more is rare, and is matched
+# every time rather than kept under a long key.
+SEVERAL_CODINGS: Final[int] = 4
 # Unmatched variants (type, system, display, text) remembered per code: a code is sent with a
 # few displays at most; more would only lengthen the list every resource with it is checked in.
 UNMATCHED_PER_CODE: Final[int] = 8
@@ -48,6 +52,7 @@ CODE_FIELDS: Final[dict[str, tuple[str, ...]]] = {
 
 Sets = tuple[frozenset[str], frozenset[str]]
 """(sets the codings belong to, sets the text and displays name)."""
+_NOTHING: Final[Sets] = (NO_SETS, NO_SETS)
 
 Lookup = Callable[[str], frozenset[str]]
 
@@ -105,6 +110,10 @@ class MatchMemo:
         # (resource type, system, code, display, text) of a one-coding CodeableConcept -> its
         # (coded, named) sets: what cds.record.build reads for most resources of a chart.
         self.concepts: dict[tuple[object, ...], Sets] = {}
+        # (resource type, text, then system, code and display of each coding) of a concept of
+        # 2 to SEVERAL_CODINGS codings -> its sets: kept apart from ``concepts``, whose
+        # one-coding keys the sift reads (``unmatched``).
+        self.several: dict[tuple[object, ...], Sets] = {}
         # code -> (resource type, system, display, text) of the remembered concepts above with
         # that one coding that match no set: what cds.record.build sifts most of a chart by.
         # Keyed by the short code alone, so a resource costs one short hash, then equality
@@ -133,11 +142,12 @@ class MatchMemo:
     def __len__(self) -> int:
         """How many answers are remembered, over every memo."""
         texts = sum(len(t.memo) for t in self._texts.values() if t is not None)
-        return len(self.codings) + len(self.concepts) + texts + self._sent
+        return len(self.codings) + len(self.concepts) + len(self.several) + texts + self._sent
 
     def clear(self) -> None:
         self.codings.clear()
         self.concepts.clear()
+        self.several.clear()
         self._forget_unmatched()
         self._texts.clear()
         self._matcher = None
@@ -176,6 +186,13 @@ class MatchMemo:
             same_code = self.unmatched.setdefault(code, [])
             if len(same_code) < UNMATCHED_PER_CODE:
                 same_code.append((resource_type, system, display, text))
+
+    def remember_several(self, key: tuple[object, ...], found: Sets) -> None:
+        """Remember ``found`` for the concept of several codings ``key``
+        (:meth:`ConceptMatcher.main`); started over when full, as the one-coding memo."""
+        if len(self.several) >= self.concept_limit:
+            self.several.clear()
+        self.several[key] = found
 
     def ids_for(self, system: str, code: str) -> frozenset[str]:
         """:meth:`ValueSets.ids_for`, remembered per short (system, code)."""
@@ -293,6 +310,11 @@ class ConceptMatcher:
                     coding.get("display"),
                     value.get("text"),
                 )
+            elif isinstance(codings, list) and 1 < len(codings) <= SEVERAL_CODINGS:
+                return self._several(resource_type, value, codings)
+        elif value is None:
+            # A field the resource does not have (most ServiceRequests' performerType).
+            return _NOTHING
         memo = self.memo.concepts
         if key is not None:
             try:
@@ -305,4 +327,24 @@ class ConceptMatcher:
         found = self.sets(value, resource_type)
         if key is not None and _rememberable(key):
             self.memo.remember_concept(key, found)
+        return found
+
+    def _several(self, resource_type: str, concept: dict[str, Any], codings: list[Any]) -> Sets:
+        """:meth:`main` of a concept of a few codings (a problem coded in ICD-10 and SNOMED),
+        remembered by what decides its sets, as the one-coding key: its text, then each
+        coding's system, code and display, in order."""
+        parts: list[object] = [resource_type, concept.get("text")]
+        for coding in codings:
+            if not isinstance(coding, dict):
+                return self.sets(concept, resource_type)
+            parts += (coding.get("system"), coding.get("code"), coding.get("display"))
+        key = tuple(parts)
+        try:
+            found = self.memo.several.get(key)
+        except TypeError:  # a list or object where a string belongs: not remembered
+            return self.sets(concept, resource_type)
+        if found is None:
+            found = self.sets(concept, resource_type)
+            if _rememberable(key):
+                self.memo.remember_several(key, found)
         return found
