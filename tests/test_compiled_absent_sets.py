@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds.catalogue import Catalogue
 from cds.record import Entry, PatientRecord
@@ -142,3 +144,18 @@ def test_the_compiled_answer_for_sets_no_entry_is_in_reads_availability_as_the_r
             assert got.truth is (Tri.FALSE if record.available(*reads) else Tri.UNKNOWN)
             compared += 1
     assert compared > 50
+
+
+_SETS = st.frozensets(st.sampled_from(["mri", "radic", "lbp", "foot-drop", "b12-result"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_SETS, _SETS), max_size=25))
+def test_the_sets_held_are_every_set_an_entry_is_in_by_its_code_or_performer_type(
+    sets: list[tuple[frozenset[str], frozenset[str]]],
+) -> None:
+    entries = [_order(code, performer) for code, performer in sets]
+    record = PatientRecord(NOW, "p1", WINDOWS, entries=entries)
+    held = held_sets(record)
+    assert type(held) is frozenset
+    assert held == frozenset().union(*[c for c, _ in sets], *[p for _, p in sets])
