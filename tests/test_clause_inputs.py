@@ -67,3 +67,32 @@ def test_a_copy_over_another_record_reads_that_records_age_not_the_original_ones
     assert replace(inputs, record=younger).for_rule(_rule("XX-01")).age == 26
     unknown = PatientRecord(NOW, "p1", WINDOWS)
     assert ClauseInputs(unknown, {}, of=inputs).age is None
+
+
+def test_a_view_holds_what_the_constructor_makes_of_the_same_arguments_key_for_key() -> None:
+    record = PatientRecord(NOW, "p1", WINDOWS, birth_date=date(1960, 3, 2))
+    inputs = ClauseInputs(record, {}, results={"shared": None})  # type: ignore[dict-item]
+    moment = NOW - timedelta(days=3)
+    for rule, trigger in [
+        (_rule("XX-01"), None),
+        (_rule("XX-02", differentialCounts=True), moment),
+    ]:
+        view = inputs.for_rule(rule, trigger)
+        made = ClauseInputs(
+            record,
+            inputs.rules,
+            rule.differential,
+            trigger,
+            inputs._memo,
+            inputs._since,
+            inputs.compiled,
+            inputs.results,
+            inputs.held,
+            inputs,
+        )
+        made._views = inputs._views
+        # Every attribute, in the order the constructor sets them (the instances' key layout).
+        assert list(vars(view)) == list(vars(made)) == list(vars(inputs))
+        assert all(getattr(view, name) is getattr(made, name) for name in vars(made))
+        assert view == made
+        assert replace(view, _memo={}).for_rule(rule, trigger) is not view
