@@ -22,7 +22,7 @@ from cds.valuesets import ICD10CM, NO_SETS, ValueSets, load_valuesets
 
 SCT = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
-RADICULOPATHY = {
+RADICULOPATHY: dict[str, Any] = {
     "coding": [
         {"system": ICD10CM, "code": "M54.16", "display": "Radiculopathy, lumbar region"},
         {"system": SCT, "code": "128196005", "display": "Lumbar radiculopathy"},

@@ -32,7 +32,7 @@ def test_a_result_cannot_be_changed_once_made() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.truth = Tri.FALSE  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        del result.notes  # type: ignore[misc]
+        del result.notes
     assert result.truth is Tri.TRUE
 
 
