@@ -8,10 +8,11 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Final, TextIO
 
 import orjson
+
+from cds.utc_text import iso_milliseconds
 
 ALLOWED_FIELDS: Final = frozenset(
     {
@@ -199,9 +200,7 @@ class JsonFormatter(logging.Formatter):
     @staticmethod
     def _entry(record: logging.LogRecord) -> dict[str, object]:
         return {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "timestamp": iso_milliseconds(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": _message(record),

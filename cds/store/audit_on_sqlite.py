@@ -5,7 +5,8 @@ Through SQLAlchemy's ``execute`` the same two INSERTs cost about 57 us of CPU pe
 cards each), some 35 of them in SQLAlchemy building each row's parameters. Here each statement
 is the text SQLAlchemy compiles for it, compiled once per set of columns, and each value is
 converted by its column type's own bind processor, as SQLAlchemy converts it (aware datetimes
-as UTC text, JSON as text), so the stored rows are the same. Errors are raised as SQLAlchemy
+as UTC text, JSON as text; a UTC datetime written directly, cds/store/utc_binds.py), so the
+stored rows are the same. Errors are raised as SQLAlchemy
 raises them: a value no processor takes as a ``StatementError`` (a bad row), a database error
 wrapped by ``DBAPIError.instance`` (an ``IntegrityError``, or an ``OperationalError`` whose busy
 lock the store waits out).
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from cds.store.engines import insert
 from cds.store.schema import invocations, issued_cards
+from cds.store.utc_binds import bind_processor
 
 Row = dict[str, Any]
 
@@ -38,8 +40,7 @@ class _Insert:
             raise ValueError(f"{self.table}: parameters {order} are not the columns {names}")
         columns = statement.table.c
         self.fields: list[tuple[str, Callable[[Any], Any] | None]] = [
-            (name, columns[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in order
+            (name, bind_processor(columns[name].type, dialect)) for name in order
         ]
 
     def values(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:

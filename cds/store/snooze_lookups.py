@@ -18,6 +18,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from cds.store.driver_pool import DriverPool
 from cds.store.engines import create_batch_engine
 from cds.store.schema import snoozes
+from cds.store.utc_binds import bind_processor
 
 # (card_uuid, rule_id, snoozed_at, expires_at), the datetimes aware and in UTC.
 Row = tuple[str, str, datetime, datetime]
@@ -126,9 +127,11 @@ class OnLoopLookup:
         self._engine = engine
         self._connection: PoolProxiedConnection | None = None
         self._statements: dict[int, str] = {}
-        column_type = snoozes.c.expires_at.type.dialect_impl(engine.dialect)
-        self._bind: Any = column_type.bind_processor(engine.dialect) or _same
-        self._datetime: Any = column_type.result_processor(engine.dialect, None) or _same
+        column_type = snoozes.c.expires_at.type
+        self._bind: Any = bind_processor(column_type, engine.dialect) or _same
+        self._datetime: Any = (
+            column_type.dialect_impl(engine.dialect).result_processor(engine.dialect, None) or _same
+        )
 
     async def rows(
         self, patient_hash: str, service_id: str, card_uuids: Collection[str], now: datetime
