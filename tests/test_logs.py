@@ -20,6 +20,10 @@ A_JWT = (
 )
 
 
+# What a record looks up only when told to (the logging HOWTO's "Optimization").
+RECORD_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+
+
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """JSON logging into a buffer; the root and uvicorn loggers are restored afterwards."""
@@ -42,9 +46,12 @@ def log_stream() -> Iterator[io.StringIO]:
         )
         for name in names
     }
+    switches = {name: getattr(logging, name) for name in RECORD_SWITCHES}
     stream = io.StringIO()
     configure_logging("DEBUG", stream=stream)
     yield stream
+    for name, value in switches.items():
+        setattr(logging, name, value)
     for name, (handlers, filters, level, propagate) in saved.items():
         restored = logging.getLogger(name)
         restored.handlers[:] = handlers
@@ -192,6 +199,40 @@ def test_configure_logging_is_idempotent_and_quietens_httpx(log_stream: io.Strin
     assert sum(isinstance(f, AccessLogFilter) for f in access_filters) == 1
     logging.getLogger("httpx").info("HTTP Request: GET https://fhir/Patient?_id=123")
     assert "Patient" not in log_stream.getvalue()
+
+
+def test_records_no_longer_look_up_their_caller_thread_or_process(log_stream: io.StringIO) -> None:
+    logger = logging.getLogger("cds.test")
+    record = logger.makeRecord("cds.test", logging.INFO, "(unknown file)", 0, "x", (), None)
+    logger.handle(record)
+    assert (record.thread, record.threadName, record.process, record.processName) == (None,) * 4
+    assert "thread" not in lines(log_stream)[0]
+
+
+def test_a_line_is_the_same_whatever_records_look_up(log_stream: io.StringIO) -> None:
+    """The switches configure_logging turns off change nothing in any line."""
+    configure_logging("DEBUG", stream=log_stream)
+    _log_a_failure_and_an_answer()
+    looked_up = {"_srcfile": logging.__file__, "logThreads": True, "logProcesses": True}
+    for name, value in {**looked_up, "logMultiprocessing": True}.items():
+        setattr(logging, name, value)
+    _log_a_failure_and_an_answer()
+    without, with_ = (
+        [{k: v for k, v in entry.items() if k != "timestamp"} for entry in half]
+        for half in (lines(log_stream)[:2], lines(log_stream)[2:])
+    )
+    assert without == with_
+    assert without[0]["exc_frames"]
+
+
+def _log_a_failure_and_an_answer() -> None:
+    logger = logging.getLogger("cds.test")
+    fields = log_fields(service="back-to-foot", status=200, rule_ids=["RB-01"], duration_ms=1.5)
+    try:
+        raise ValueError("patient data")  # noqa: TRY301 - the exception the line reports
+    except ValueError:
+        logger.exception("failed", extra=fields)
+    logger.info("hook answered", extra=fields)
 
 
 def test_configure_logging_writes_to_stderr_by_default(
