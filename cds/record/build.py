@@ -377,7 +377,7 @@ class RecordBuilder:
                         continue  # a type no record is built from (last_type's fields stay)
                     main, other = fields
                     # The dict the memo adds to (kept when another entry's concept is
-                    # remembered); one the memo has forgotten since only knows true answers.
+                    # remembered); one the memo forgot since then still holds only true answers.
                     sent = sent_of.setdefault(resource_type, {})
                     last_type = resource_type
                 if other not in resource:
