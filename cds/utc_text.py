@@ -21,20 +21,24 @@ def iso_milliseconds(timestamp: float) -> str:
     # fromtimestamp rounds the float to microseconds (which may carry into the next second);
     # isoformat then drops the last three digits.
     moment = datetime.fromtimestamp(timestamp, UTC)
-    two, year, millisecond = _TWO_DIGITS, moment.year, moment.microsecond // 1000
-    return (
-        f"{two[year // 100]}{two[year % 100]}-{two[moment.month]}-{two[moment.day]}"
-        f"T{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
-        f".{two[millisecond // 10]}{millisecond % 10}+00:00"
-    )
+    millisecond = moment.microsecond // 1000
+    return f"{_fields(moment, 'T')}.{_TWO_DIGITS[millisecond // 10]}{millisecond % 10}+00:00"
 
 
 def sqlite_text(moment: datetime) -> str:
     """What SQLAlchemy's SQLite DATETIME stores for ``moment`` (its fields as they are, the
     microseconds always written): "2026-12-07 15:47:01.874894"."""
-    two, year, microsecond = _TWO_DIGITS, moment.year, moment.microsecond
+    two, microsecond = _TWO_DIGITS, moment.microsecond
+    return (
+        f"{_fields(moment, ' ')}"
+        f".{two[microsecond // 10000]}{two[microsecond // 100 % 100]}{two[microsecond % 100]}"
+    )
+
+
+def _fields(moment: datetime, separator: str) -> str:
+    """``moment``'s date and time to the second, "2026-12-07" ``separator`` "15:47:01"."""
+    two, year = _TWO_DIGITS, moment.year
     return (
         f"{two[year // 100]}{two[year % 100]}-{two[moment.month]}-{two[moment.day]}"
-        f" {two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
-        f".{two[microsecond // 10000]}{two[microsecond // 100 % 100]}{two[microsecond % 100]}"
+        f"{separator}{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
     )

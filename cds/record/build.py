@@ -21,7 +21,7 @@ from cds.record.laterality import (
     side_of_code,
     side_of_text,
 )
-from cds.record.matching import CODE_FIELDS, MatchMemo, coding_list
+from cds.record.matching import CODE_FIELDS, MatchMemo, coding_list, one_coding_key
 from cds.record.model import ConditionWindows, Entry, Kind, PatientRecord
 from cds.record.units import quantity_unit
 from cds.subjects import OTHER_PATIENT, SubjectCheck, is_other_patient
@@ -179,14 +179,7 @@ def _remembered_matching(memo: MatchMemo, resource_type: str, concept: Any) -> b
     (``MatchMemo.concepts``, keyed as ``ConceptMatcher.main`` keys it)."""
     try:
         (coding,) = concept["coding"]
-        key = (
-            resource_type,
-            coding.get("system"),
-            coding.get("code"),
-            coding.get("display"),
-            concept.get("text"),
-        )
-        found = memo.concepts.get(key)
+        found = memo.concepts.get(one_coding_key(resource_type, concept, coding))
     except (TypeError, KeyError, ValueError, AttributeError):
         return False
     return found is not None and bool(found[0] or found[1])
@@ -225,22 +218,12 @@ class RecordBuilder:
         self._match = matching.matcher()
         self._subjects = SubjectCheck(patient_id)
 
-    def _readable(self, raw: object, digest: bytes | None = None) -> Raw | None:
-        """The JSON to read for ``raw`` (itself, or reshaped to R4's cardinality), or None; an
-        unreadable resource is remembered by identity, for the caller to find its prefetch key.
-        ``digest`` is the validation memo's key for ``raw`` when it was taken already."""
-        self.record.models_built += 1
-        if digest is not None and self._validation.known_valid(digest):
-            # The usual repeat resource: counted as read_resource counts a remembered valid one
-            # (``raw`` is a dict with a string resourceType: _candidate read it), nothing built.
-            self.report.parsed += 1
-            self.report.remembered += 1
-            return cast("Raw", raw)
-        return self._validated(raw, digest)
-
     def _validated(self, raw: object, digest: bytes | None) -> Raw | None:
-        """:meth:`_readable` past the memo's answer that ``raw`` is valid as sent: read (from
-        the memo or by validating) by ``read_resource``. The caller counts the model."""
+        """The JSON to read for ``raw`` (itself, or reshaped to R4's cardinality), or None,
+        read (from the validation memo or by validating) by ``read_resource``; an unreadable
+        resource is remembered by identity, for the caller to find its prefetch key.
+        ``digest`` is the memo's key for ``raw`` when it was taken already. The caller counts
+        the model."""
         readout = read_resource(raw, self.report, self._validation, digest)
         if readout.doc is None:
             self.record.unreadable[id(raw)] = readout.problem or "cannot be read"
@@ -252,7 +235,8 @@ class RecordBuilder:
         if is_other_patient(raw, self.record.patient_id):
             self.report.skip("Patient", OTHER_PATIENT)
             return
-        doc = self._readable(raw)
+        self.record.models_built += 1
+        doc = self._validated(raw, None)
         if doc is None:
             return
         self.record.patient_known = True
@@ -427,10 +411,11 @@ class RecordBuilder:
         found = self._candidate(raw, draft=draft)
         if found is None:
             return
-        key, entry, digest = found
-        # _readable inline (every matched resource passes here), then _keep.
+        key, _, digest = found
         self.record.models_built += 1
         if digest is not None and self._validation.known_valid(digest):
+            # The usual repeat resource: counted as read_resource counts a remembered valid one
+            # (``raw`` is a dict with a string resourceType: _candidate read it), nothing built.
             self.report.parsed += 1
             self.report.remembered += 1
         else:
@@ -442,9 +427,7 @@ class RecordBuilder:
                 found = self._candidate(doc, draft=draft)
                 if found is None:
                     return
-                entry = found[1]
-        self._seen.add(found[0])
-        self.record.entries.append(entry)
+        self._keep(found)
         if not draft and found[0] == key:
             self._kept[key] = raw
 

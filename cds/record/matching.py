@@ -236,6 +236,21 @@ def _plain(concept: object) -> bool:
     )
 
 
+def one_coding_key(
+    resource_type: str, concept: dict[str, Any], coding: dict[str, Any]
+) -> tuple[object, ...]:
+    """What ``MatchMemo.concepts`` remembers the one-coding ``concept`` (its coding ``coding``)
+    of a ``resource_type`` by. Only these fields decide the sets: other keys (version,
+    extension...) and equal non-string values (all ignored alike) cannot make results differ."""
+    return (
+        resource_type,
+        coding.get("system"),
+        coding.get("code"),
+        coding.get("display"),
+        concept.get("text"),
+    )
+
+
 def _rememberable(key: tuple[object, ...]) -> bool:
     # Long strings (free text, not a code or its name) are matched every time, never kept.
     return not any(isinstance(part, str) and len(part) > REMEMBERED_TEXT_CHARS for part in key[1:])
@@ -295,21 +310,13 @@ class ConceptMatcher:
         """:meth:`sets` of a resource's coded field (the main one, or another of its
         ``CODE_FIELDS``), remembered for the usual concept of one coding: a chart repeats the
         same few hundred codes (each lab, each vital sign, each coded answer)."""
-        # Inline, not a helper: every resource of a chart passes here.
+        # Inline but for the key, which the record's sift reads too: every resource the
+        # sift keeps passes here.
         key: tuple[object, ...] | None = None
         if isinstance(value, dict):
             codings = value.get("coding")
             if isinstance(codings, list) and len(codings) == 1 and isinstance(codings[0], dict):
-                coding = codings[0]
-                # Only these fields decide the sets: other keys (version, extension...) and
-                # equal non-string values (all ignored alike) cannot make results differ.
-                key = (
-                    resource_type,
-                    coding.get("system"),
-                    coding.get("code"),
-                    coding.get("display"),
-                    value.get("text"),
-                )
+                key = one_coding_key(resource_type, value, codings[0])
             elif isinstance(codings, list) and 1 < len(codings) <= SEVERAL_CODINGS:
                 return self._several(resource_type, value, codings)
         elif value is None:
