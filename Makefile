@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss bench-probes demo clean
+.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss bench-probes bench-instructions demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-weight-loss: $(DEV_STAMP)
 
 bench-probes: $(DEV_STAMP)
 	$(BIN)/python -m bench.probes
+
+bench-instructions: $(DEV_STAMP)
+	$(BIN)/python -m bench.instructions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

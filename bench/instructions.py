@@ -1,0 +1,273 @@
+"""Instructions and cache misses per call, counted by valgrind: the service against the floor.
+
+``bench.http --against-floor`` judges issue #18 by CPU time, and on a shared machine the
+floor's own call moves twofold within minutes. Instructions do not move: the same code on the
+same bytes executes the same instructions on any load. This counts them for both apps, built
+and called as ``bench.asgi`` builds and calls them, under ``valgrind --tool=cachegrind`` with
+its cache simulation, so each row also shows the L1 instruction and data cache misses: where
+CPU time and instructions part. A service call runs far more distinct Python than the floor's
+parse and signature check; its misses, not its instructions, set most of the gap in time.
+
+Each (app, chart) runs in its own process, twice: warm-up calls, then ``LOW`` calls in one run
+and ``HIGH`` in the other, with the same tokens signed beforehand by this process. Per call is
+the difference over ``HIGH - LOW``: start-up, warm-up and the last audit flush cancel out.
+Runs are independent, so ``--jobs`` of them run at once (counts do not depend on it).
+
+    .venv/bin/python -m bench.instructions [--shapes small typical] [--calls 100 400] [--jobs 2]
+
+Needs valgrind (``apt-get install valgrind``). Slow: each app starts under valgrind in about a
+minute, and runs some 50 times slower; ``small`` and ``typical`` at the default counts take a
+few minutes on two cores, all four charts about 25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from bench import results
+from bench.asgi import AUDIENCE, Lifespan, _environ, _environment, call
+from bench.http import SHAPES, TARGET_RATIO, Signer, shape_body
+
+APPS: Final = ("floor", "service")
+WARMUP_CALLS: Final = 30
+START_SECONDS: Final = 600.0  # an app starting under valgrind: about a minute
+# Heavier charts are counted over fewer calls (each costs more, and so does valgrind's run).
+WEIGHT: Final = {"small": 1.0, "typical": 0.5, "heavy": 0.05, "heavy-unfiltered": 0.04}
+# cachegrind's events, and the sums this reports of them.
+COUNTED: Final = {
+    "instructions": ("Ir",),
+    "i1_misses": ("I1mr",),
+    "d1_misses": ("D1mr", "D1mw"),
+}
+# Not counted: last-level misses. cachegrind simulates the host's L3 as its last level (here
+# 256 MiB), which neither app's call misses more than a few times.
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One process under cachegrind: an app, a chart, how many calls it counts."""
+
+    app: str
+    shape: str
+    calls: int
+
+
+def summary(cachegrind_out: str) -> dict[str, int]:
+    """The program's totals by event, from a cachegrind output file's ``events:`` and
+    ``summary:`` lines."""
+    events: list[str] | None = None
+    totals: list[str] | None = None
+    for line in cachegrind_out.splitlines():
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("summary:"):
+            totals = line.split()[1:]
+    if events is None or totals is None or len(events) != len(totals):
+        raise ValueError("not a cachegrind output file: no events and summary lines that agree")
+    return {event: int(total) for event, total in zip(events, totals, strict=True)}
+
+
+def per_call(low: Mapping[str, int], high: Mapping[str, int], calls: int) -> dict[str, int]:
+    """What one call costs of each counted sum, from a run of ``calls`` more than the other."""
+    if calls <= 0:
+        raise ValueError("the high run must make more calls than the low one")
+    return {
+        name: round(sum(high[e] - low[e] for e in events) / calls)
+        for name, events in COUNTED.items()
+    }
+
+
+def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> dict[str, int]:
+    """``run``'s totals under cachegrind (a child process of this module). The service refuses
+    a token issued before it started (no replay can be ruled out), so the child says when it
+    has started and waits on its stdin; ``tokens`` tokens are signed then, here, outside the
+    count, and both runs of a pair read as many."""
+    workdir.mkdir(parents=True)
+    ready, out = workdir / "ready", workdir / "cachegrind.out"
+    command = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=yes",
+        f"--cachegrind-out-file={out}",
+        sys.executable,
+        "-m",
+        "bench.instructions",
+        "--child",
+        run.app,
+        run.shape,
+        str(run.calls),
+        str(ready),
+        str(keys),
+    ]
+    # Hash randomization would change dict and set layouts, and so the count, run to run.
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    with (workdir / "output.txt").open("wb") as output:
+        child = subprocess.Popen(
+            command, env=environment, stdin=subprocess.PIPE, stdout=output, stderr=output
+        )
+        assert child.stdin is not None
+        started = time.monotonic()
+        while not ready.exists() and child.poll() is None:
+            if time.monotonic() - started > START_SECONDS:
+                child.kill()
+            time.sleep(0.05)
+        if child.poll() is None:
+            child.stdin.write(orjson.dumps(signer.tokens(AUDIENCE, tokens)))
+        child.stdin.close()
+        code = child.wait()
+    if code != 0:
+        tail = (workdir / "output.txt").read_bytes().decode(errors="replace")[-3000:]
+        raise RuntimeError(f"{run.app} {run.shape} x{run.calls} failed ({code}):\n{tail}")
+    return summary(out.read_text())
+
+
+async def _child(app_name: str, shape: str, calls: int, ready: Path, keys: Path) -> None:
+    """Start, say so, read the tokens, warm up, then make ``calls`` calls: one counted run."""
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        workdir = Path(tmp)
+        with _environ(_environment(workdir, keys)):
+            if app_name == "floor":
+                from bench.floor import create_app as create_floor  # noqa: PLC0415
+
+                app = create_floor()
+                flush = None
+            else:
+                from cds.app import create_app  # noqa: PLC0415
+
+                app = create_app()
+                flush = app.state.parts.audit.flush
+        life = Lifespan(app)
+        await life.start()
+        body = shape_body(shape)
+        tokens = _tokens_once_started(ready)
+        try:
+            for token in [*tokens[:WARMUP_CALLS], *tokens[WARMUP_CALLS:][:calls]]:
+                status, answer = await call(app, body, token)
+                if status != 200:
+                    raise RuntimeError(f"{app_name} answered {status}: {answer[:300]!r}")
+            if flush is not None:
+                await flush()
+        finally:
+            await life.stop()
+
+
+def _tokens_once_started(ready: Path) -> list[str]:
+    """Say the app has started, then wait for the tokens: blocking on purpose, so that nothing
+    runs, and nothing is counted, while they are signed."""
+    ready.touch()
+    tokens: list[str] = orjson.loads(sys.stdin.buffer.read())
+    return tokens
+
+
+def measure(shapes: Sequence[str], low: int, high: int, jobs: int) -> dict[str, Any]:
+    """Per call, for each chart: each app's counts and the service's ratio to the floor."""
+    signer = Signer("RS384")
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        root = Path(tmp)
+        keys = root / "jwks.json"
+        keys.write_bytes(orjson.dumps(signer.jwks()))
+        runs: list[tuple[Run, Run]] = []
+        for shape in shapes:
+            weight = WEIGHT.get(shape, 1.0)
+            lower = round(low * weight)
+            higher = max(lower + 1, round(high * weight))
+            runs += [(Run(app, shape, lower), Run(app, shape, higher)) for app in APPS]
+        every = [run for pair in runs for run in pair]
+        # Both runs of a pair read as many tokens, so reading them cancels out too.
+        signed = {run: WARMUP_CALLS + pair[1].calls for pair in runs for run in pair}
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [
+                pool.submit(count, run, signed[run], signer, keys, root / str(n))
+                for n, run in enumerate(every)
+            ]
+            counted = [future.result() for future in futures]
+    totals = dict(zip(every, counted, strict=True))
+    payload: dict[str, Any] = {"benchmark": "instructions-against-floor", "shapes": {}}
+    for shape in shapes:
+        row: dict[str, Any] = {}
+        for fewer, more in [pair for pair in runs if pair[0].shape == shape]:
+            row[fewer.app] = per_call(totals[fewer], totals[more], more.calls - fewer.calls)
+            row[fewer.app]["calls"] = [fewer.calls, more.calls]
+        row["ratio"] = {
+            name: round(row["service"][name] / max(row["floor"][name], 1), 2) for name in COUNTED
+        }
+        payload["shapes"][shape] = row
+    return payload
+
+
+def report(payload: Mapping[str, Any]) -> str:
+    rows = []
+    for shape, row in payload["shapes"].items():
+        floor, service, ratio = row["floor"], row["service"], row["ratio"]
+        rows.append(
+            [
+                shape,
+                f"{floor['instructions'] / 1e6:.2f} M / {service['instructions'] / 1e6:.2f} M",
+                f"{ratio['instructions']}x",
+                f"{TARGET_RATIO.get(shape, '-')}x",
+                f"{floor['i1_misses'] / 1e3:.1f} k / {service['i1_misses'] / 1e3:.1f} k",
+                f"{ratio['i1_misses']}x",
+                f"{floor['d1_misses'] / 1e3:.1f} k / {service['d1_misses'] / 1e3:.1f} k",
+                f"{ratio['d1_misses']}x",
+            ]
+        )
+    headers = (
+        "shape",
+        "instructions floor / service",
+        "ratio",
+        "target (CPU)",
+        "I1 misses",
+        "ratio",
+        "D1 misses",
+        "ratio",
+    )
+    return results.table(headers, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=["small", "typical"], choices=list(SHAPES))
+    parser.add_argument(
+        "--calls",
+        nargs=2,
+        type=int,
+        default=[100, 400],
+        metavar=("LOW", "HIGH"),
+        help="calls in the two runs of a small chart (heavier charts: fewer, see WEIGHT)",
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        app_name, shape, calls, ready, keys = args.child
+        asyncio.run(_child(app_name, shape, int(calls), Path(ready), Path(keys)))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("bench.instructions needs valgrind: apt-get install valgrind", file=sys.stderr)
+        return 2
+    low, high = args.calls
+    if not 0 <= low < high:
+        parser.error("--calls LOW HIGH needs 0 <= LOW < HIGH")
+    payload = measure(args.shapes, low, high, args.jobs)
+    print(report(payload))
+    payload["machine"] = results.machine()
+    print(f"results in {results.write('instructions-against-floor', payload, results.RESULTS_DIR)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

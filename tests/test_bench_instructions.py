@@ -1,0 +1,92 @@
+"""bench.instructions counts what a call costs under valgrind, the service against the floor.
+
+The end-to-end run is slow (each app starts under valgrind, about a minute), so it counts a
+couple of small calls only: enough to show the tool works and its numbers hang together."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from bench import instructions, results
+
+
+def _require_valgrind() -> None:
+    """Skip with what to install, or fail in CI, where .ci/run installs it."""
+    if shutil.which("valgrind") is not None:
+        return
+    message = "valgrind is missing: apt-get install valgrind"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def test_a_cachegrind_files_totals_are_read_by_event(tmp_path: Path) -> None:
+    _require_valgrind()
+    out = tmp_path / "cachegrind.out"
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=yes",
+            f"--cachegrind-out-file={out}",
+            sys.executable,
+            "-c",
+            "pass",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    totals = instructions.summary(out.read_text())
+    assert {"Ir", "I1mr", "D1mr", "D1mw"} <= set(totals)
+    assert totals["Ir"] > totals["I1mr"] > 0
+
+
+def test_a_file_without_events_and_summary_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a cachegrind output file"):
+        instructions.summary("desc: a text file\n")
+    with pytest.raises(ValueError, match="not a cachegrind output file"):
+        instructions.summary("events: Ir I1mr\nsummary: 10\n")
+
+
+def test_per_call_is_the_difference_between_the_runs_over_the_extra_calls() -> None:
+    low = {"Ir": 1_000, "I1mr": 10, "ILmr": 1, "D1mr": 20, "D1mw": 5, "DLmr": 2, "DLmw": 1}
+    high = {"Ir": 4_000, "I1mr": 40, "ILmr": 4, "D1mr": 50, "D1mw": 35, "DLmr": 5, "DLmw": 7}
+    assert instructions.per_call(low, high, 3) == {
+        "instructions": 1_000,
+        "i1_misses": 10,
+        "d1_misses": 20,
+    }
+    with pytest.raises(ValueError, match="more calls"):
+        instructions.per_call(low, high, 0)
+
+
+def test_the_service_and_the_floor_are_counted_per_call_with_their_ratios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _require_valgrind()
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    assert instructions.main(["--shapes", "small", "--calls", "1", "3", "--jobs", "2"]) == 0
+    [written] = tmp_path.glob("instructions-against-floor-*.json")
+    row = orjson.loads(written.read_bytes())["shapes"]["small"]
+    floor, service = row["floor"], row["service"]
+    assert floor["calls"] == service["calls"] == [1, 3]
+    # A call verifies an RS384 token and parses 56 KiB at least: millions of instructions.
+    assert 1_000_000 < floor["instructions"] < service["instructions"]
+    assert service["i1_misses"] > floor["i1_misses"] > 0
+    assert row["ratio"]["instructions"] == round(service["instructions"] / floor["instructions"], 2)
+    assert "small" in capsys.readouterr().out
+
+
+def test_without_valgrind_it_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", "")
+    assert instructions.main(["--shapes", "small"]) == 2
+    assert "apt-get install valgrind" in capsys.readouterr().err
