@@ -120,18 +120,21 @@ def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> d
             command, env=environment, stdin=subprocess.PIPE, stdout=output, stderr=output
         )
         assert child.stdin is not None
-        started = time.monotonic()
-        while not ready.exists() and child.poll() is None:
-            if time.monotonic() - started > START_SECONDS:
-                child.kill()
+        deadline = time.monotonic() + START_SECONDS
+        while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        if child.poll() is None:
+        running = child.poll() is None
+        late = running and not ready.exists()
+        if late:
+            child.kill()
+        elif running:
             child.stdin.write(orjson.dumps(signer.tokens(AUDIENCE, tokens)))
         child.stdin.close()
         code = child.wait()
     if code != 0:
+        why = f"did not start within {START_SECONDS:.0f} s" if late else "failed"
         tail = (workdir / "output.txt").read_bytes().decode(errors="replace")[-3000:]
-        raise RuntimeError(f"{run.app} {run.shape} x{run.calls} failed ({code}):\n{tail}")
+        raise RuntimeError(f"{run.app} {run.shape} x{run.calls} {why} ({code}):\n{tail}")
     return summary(out.read_text())
 
 
