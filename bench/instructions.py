@@ -39,7 +39,7 @@ from typing import Any, Final
 import orjson
 
 from bench import results
-from bench.asgi import AUDIENCE, Lifespan, _environ, _environment, call
+from bench.asgi import AUDIENCE, Lifespan, _environ, _environment, _round
 from bench.http import SHAPES, TARGET_RATIO, Signer, shape_body
 
 APPS: Final = ("floor", "service")
@@ -158,12 +158,10 @@ async def _child(app_name: str, shape: str, calls: int, ready: Path, keys: Path)
         body = shape_body(shape)
         tokens = _tokens_once_started(ready)
         try:
-            for token in [*tokens[:WARMUP_CALLS], *tokens[WARMUP_CALLS:][:calls]]:
-                status, answer = await call(app, body, token)
-                if status != 200:
-                    raise RuntimeError(f"{app_name} answered {status}: {answer[:300]!r}")
-            if flush is not None:
-                await flush()
+            # bench.asgi's rounds (each refuses an answer other than 200, then flushes): its
+            # timing and the last answer's cards cost alike in both runs of a pair.
+            await _round(app, body, tokens[:WARMUP_CALLS], flush)
+            await _round(app, body, tokens[WARMUP_CALLS:][:calls], flush)
         finally:
             await life.stop()
 

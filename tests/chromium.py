@@ -3,15 +3,15 @@ page for errors. Never a downloaded browser: ``executable_path`` is the system p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, sync_playwright
+
+from tests.real_parts import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless in a container: no sandbox or GPU, and nothing that reaches out to Google on its own.
@@ -32,12 +32,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 def require_chromium() -> None:
     """Skip with what to install, or fail in CI, where the browser is part of the machine."""
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is missing: apt-get install chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    if not CHROMIUM.exists():
+        missing(f"{CHROMIUM} is missing: apt-get install chromium")
 
 
 @contextmanager

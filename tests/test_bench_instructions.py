@@ -5,7 +5,6 @@ couple of small calls only: enough to show the tool works and its numbers hang t
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,16 +14,12 @@ import orjson
 import pytest
 
 from bench import instructions, results
+from tests.real_parts import missing
 
 
 def _require_valgrind() -> None:
-    """Skip with what to install, or fail in CI, where .ci/run installs it."""
-    if shutil.which("valgrind") is not None:
-        return
-    message = "valgrind is missing: apt-get install valgrind"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    if shutil.which("valgrind") is None:
+        missing("valgrind is missing: apt-get install valgrind")
 
 
 def test_a_cachegrind_files_totals_are_read_by_event(tmp_path: Path) -> None:
