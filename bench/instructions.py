@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import subprocess
@@ -53,8 +54,12 @@ COUNTED: Final = {
     "i1_misses": ("I1mr",),
     "d1_misses": ("D1mr", "D1mw"),
 }
-# Not counted: last-level misses. cachegrind simulates the host's L3 as its last level (here
-# 256 MiB), which neither app's call misses more than a few times.
+# The simulated caches, fixed: left to itself cachegrind copies the host's, so two machines
+# would count different misses for the same run. 32 KiB, 8-way, 64-byte lines is the L1 of
+# most x86 cores of the last decade.
+CACHES: Final = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=33554432,16,64")
+# Not counted: last-level misses, which neither app's call makes more than a few of in a
+# 32 MiB last level.
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +90,16 @@ def per_call(low: Mapping[str, int], high: Mapping[str, int], calls: int) -> dic
     """What one call costs of each counted sum, from a run of ``calls`` more than the other."""
     if calls <= 0:
         raise ValueError("the high run must make more calls than the low one")
-    return {
-        name: round(sum(high[e] - low[e] for e in events) / calls)
-        for name, events in COUNTED.items()
-    }
+    counted = {name: sum(high[e] - low[e] for e in events) for name, events in COUNTED.items()}
+    fewer = [name for name, difference in counted.items() if difference <= 0]
+    if fewer:
+        # Calls cost something; a run with more of them that counts less did other work than
+        # its pair, and a ratio of it would be noise.
+        raise ValueError(
+            f"the run with {calls} more calls counted no more {', '.join(fewer)}: the two runs "
+            "did different work besides the calls; count more calls"
+        )
+    return {name: round(difference / calls) for name, difference in counted.items()}
 
 
 def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> dict[str, int]:
@@ -102,6 +113,7 @@ def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> d
         "valgrind",
         "--tool=cachegrind",
         "--cache-sim=yes",
+        *CACHES,
         f"--cachegrind-out-file={out}",
         sys.executable,
         "-m",
@@ -113,8 +125,10 @@ def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> d
         str(ready),
         str(keys),
     ]
-    # Hash randomization would change dict and set layouts, and so the count, run to run.
-    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    # Hash randomization would change dict and set layouts, and so the count, run to run. A
+    # run that compiled a module and wrote its .pyc would leave the other run of its pair (they
+    # run at once) the cheaper start; with neither writing, both compile the same modules.
+    environment = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     with (workdir / "output.txt").open("wb") as output:
         child = subprocess.Popen(
             command, env=environment, stdin=subprocess.PIPE, stdout=output, stderr=output
@@ -161,6 +175,11 @@ async def _child(app_name: str, shape: str, calls: int, ready: Path, keys: Path)
             # bench.asgi's rounds (each refuses an answer other than 200, then flushes): its
             # timing and the last answer's cards cost alike in both runs of a pair.
             await _round(app, body, tokens[:WARMUP_CALLS], flush)
+            # When the collector next sweeps every object depends on allocations the event
+            # loop makes as time passes, so one run of a pair could hold a full collection
+            # (millions of instructions) that the other does not. One here, in both, leaves
+            # the next too far off for the counted calls to reach.
+            gc.collect()
             await _round(app, body, tokens[WARMUP_CALLS:][:calls], flush)
         finally:
             await life.stop()
@@ -263,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     low, high = args.calls
     if not 0 <= low < high:
         parser.error("--calls LOW HIGH needs 0 <= LOW < HIGH")
-    payload = measure(args.shapes, low, high, args.jobs)
+    try:
+        payload = measure(args.shapes, low, high, args.jobs)
+    except ValueError as error:
+        print(f"bench.instructions: {error}", file=sys.stderr)
+        return 1
     print(report(payload))
     payload["machine"] = results.machine()
     print(f"results in {results.write('instructions-against-floor', payload, results.RESULTS_DIR)}")

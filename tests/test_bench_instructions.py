@@ -1,7 +1,7 @@
 """bench.instructions counts what a call costs under valgrind, the service against the floor.
 
-The end-to-end run is slow (each app starts under valgrind, about a minute), so it counts a
-couple of small calls only: enough to show the tool works and its numbers hang together."""
+The end-to-end run is slow (each app starts under valgrind, about a minute), so it counts
+twenty small calls only: enough to show the tool works and its numbers hang together."""
 
 from __future__ import annotations
 
@@ -62,16 +62,23 @@ def test_per_call_is_the_difference_between_the_runs_over_the_extra_calls() -> N
         instructions.per_call(low, high, 0)
 
 
+def test_a_run_with_more_calls_that_counts_less_is_refused_rather_than_divided() -> None:
+    low = {"Ir": 1_000, "I1mr": 50, "D1mr": 20, "D1mw": 5}
+    high = {"Ir": 4_000, "I1mr": 40, "D1mr": 50, "D1mw": 35}
+    with pytest.raises(ValueError, match=r"counted no more i1_misses: .* count more calls"):
+        instructions.per_call(low, high, 3)
+
+
 def test_the_service_and_the_floor_are_counted_per_call_with_their_ratios(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _require_valgrind()
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
-    assert instructions.main(["--shapes", "small", "--calls", "1", "3", "--jobs", "2"]) == 0
+    assert instructions.main(["--shapes", "small", "--calls", "5", "25", "--jobs", "2"]) == 0
     [written] = tmp_path.glob("instructions-against-floor-*.json")
     row = orjson.loads(written.read_bytes())["shapes"]["small"]
     floor, service = row["floor"], row["service"]
-    assert floor["calls"] == service["calls"] == [1, 3]
+    assert floor["calls"] == service["calls"] == [5, 25]
     # A call verifies an RS384 token and parses 56 KiB at least: millions of instructions.
     assert 1_000_000 < floor["instructions"] < service["instructions"]
     assert service["i1_misses"] > floor["i1_misses"] > 0
