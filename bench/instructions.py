@@ -126,8 +126,8 @@ def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> d
         str(keys),
     ]
     # Hash randomization would change dict and set layouts, and so the count, run to run. A
-    # run that compiled a module and wrote its .pyc would leave the other run of its pair (they
-    # run at once) the cheaper start; with neither writing, both compile the same modules.
+    # run that compiled a module and wrote its .pyc left the other run of its pair (they run
+    # at once) the cheaper start: on CI, a negative count. Neither writes now.
     environment = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     with (workdir / "output.txt").open("wb") as output:
         child = subprocess.Popen(
@@ -177,8 +177,8 @@ async def _child(app_name: str, shape: str, calls: int, ready: Path, keys: Path)
             await _round(app, body, tokens[:WARMUP_CALLS], flush)
             # When the collector next sweeps every object depends on allocations the event
             # loop makes as time passes, so one run of a pair could hold a full collection
-            # (millions of instructions) that the other does not. One here, in both, leaves
-            # the next too far off for the counted calls to reach.
+            # that the other does not. One here, in both, leaves the next too far off for the
+            # counted calls to reach.
             gc.collect()
             await _round(app, body, tokens[WARMUP_CALLS:][:calls], flush)
         finally:
