@@ -89,6 +89,32 @@ def test_the_service_and_the_floor_are_counted_per_call_with_their_ratios(
     assert "small" in capsys.readouterr().out
 
 
+def test_a_pair_of_runs_that_did_different_work_ends_the_tool_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unequal_pair(*_: object) -> dict[str, object]:
+        return {
+            "shapes": {
+                "small": {
+                    "floor": instructions.per_call(
+                        {"Ir": 10, "I1mr": 9, "D1mr": 1, "D1mw": 1},
+                        {"Ir": 20, "I1mr": 3, "D1mr": 2, "D1mw": 2},
+                        2,
+                    )
+                }
+            }
+        }
+
+    # Real runs that differ like this cannot be had on demand: the pair's totals stand in for
+    # them, and per_call judges them as it judges real ones.
+    monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/valgrind")
+    monkeypatch.setattr(instructions, "measure", unequal_pair)
+    assert instructions.main(["--shapes", "small"]) == 1
+    error = capsys.readouterr().err
+    assert "counted no more i1_misses" in error
+    assert "count more calls" in error
+
+
 def test_without_valgrind_it_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
