@@ -102,6 +102,17 @@ def per_call(low: Mapping[str, int], high: Mapping[str, int], calls: int) -> dic
     return {name: round(difference / calls) for name, difference in counted.items()}
 
 
+def cachegrind(out: Path) -> list[str]:
+    """The start of a command that runs a program under cachegrind, its totals to ``out``."""
+    return [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=yes",
+        *CACHES,
+        f"--cachegrind-out-file={out}",
+    ]
+
+
 def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> dict[str, int]:
     """``run``'s totals under cachegrind (a child process of this module). The service refuses
     a token issued before it started (no replay can be ruled out), so the child says when it
@@ -110,11 +121,7 @@ def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> d
     workdir.mkdir(parents=True)
     ready, out = workdir / "ready", workdir / "cachegrind.out"
     command = [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=yes",
-        *CACHES,
-        f"--cachegrind-out-file={out}",
+        *cachegrind(out),
         sys.executable,
         "-m",
         "bench.instructions",
@@ -222,8 +229,9 @@ def measure(shapes: Sequence[str], low: int, high: int, jobs: int) -> dict[str, 
         for fewer, more in [pair for pair in runs if pair[0].shape == shape]:
             row[fewer.app] = per_call(totals[fewer], totals[more], more.calls - fewer.calls)
             row[fewer.app]["calls"] = [fewer.calls, more.calls]
+        # per_call refused any count at or below zero, so every floor figure is a divisor.
         row["ratio"] = {
-            name: round(row["service"][name] / max(row["floor"][name], 1), 2) for name in COUNTED
+            name: round(row["service"][name] / row["floor"][name], 2) for name in COUNTED
         }
         payload["shapes"][shape] = row
     return payload

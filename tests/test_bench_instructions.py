@@ -26,15 +26,7 @@ def test_a_cachegrind_files_totals_are_read_by_event(tmp_path: Path) -> None:
     _require_valgrind()
     out = tmp_path / "cachegrind.out"
     subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=yes",
-            f"--cachegrind-out-file={out}",
-            sys.executable,
-            "-c",
-            "pass",
-        ],
+        [*instructions.cachegrind(out), sys.executable, "-c", "pass"],
         check=True,
         capture_output=True,
     )
