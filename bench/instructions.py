@@ -14,6 +14,11 @@ the difference over ``HIGH - LOW``: start-up, warm-up and the last audit flush c
 Runs are independent, so ``--jobs`` of them run at once (counts do not depend on it).
 
     .venv/bin/python -m bench.instructions [--shapes small typical] [--calls 100 400] [--jobs 2]
+    .venv/bin/python -m bench.instructions --by-library [--shapes small typical]
+
+``--by-library`` runs the same pairs under callgrind instead of cachegrind's cache simulation
+and reports each app's instructions per call by the library that executed them: CPython's
+interpreter, orjson, msgspec, OpenSSL, SQLite and the others (``bench/callgrind.py``).
 
 Needs valgrind (``apt-get install valgrind``). Slow: each app starts under valgrind in about a
 minute, and runs some 50 times slower; ``small`` and ``typical`` at the default counts take a
@@ -31,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +44,7 @@ from typing import Any, Final
 
 import orjson
 
-from bench import results
+from bench import callgrind, results
 from bench.asgi import AUDIENCE, Lifespan, _environ, _environment, _round
 from bench.http import SHAPES, TARGET_RATIO, Signer, shape_body
 
@@ -69,6 +74,15 @@ class Run:
     app: str
     shape: str
     calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """How a run is counted: the valgrind command put before the program, given the file it
+    writes, and what is read from that file (sums by name)."""
+
+    command: Callable[[Path], list[str]]
+    read: Callable[[str], dict[str, int]]
 
 
 def summary(cachegrind_out: str) -> dict[str, int]:
@@ -113,15 +127,21 @@ def cachegrind(out: Path) -> list[str]:
     ]
 
 
-def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> dict[str, int]:
-    """``run``'s totals under cachegrind (a child process of this module). The service refuses
+CACHE_SIMULATION: Final = Counter(cachegrind, summary)
+LIBRARIES: Final = Counter(callgrind.command, callgrind.instructions_by_object)
+
+
+def count(
+    run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path, *, counter: Counter
+) -> dict[str, int]:
+    """``run``'s totals under ``counter`` (a child process of this module). The service refuses
     a token issued before it started (no replay can be ruled out), so the child says when it
     has started and waits on its stdin; ``tokens`` tokens are signed then, here, outside the
     count, and both runs of a pair read as many."""
     workdir.mkdir(parents=True)
-    ready, out = workdir / "ready", workdir / "cachegrind.out"
+    ready, out = workdir / "ready", workdir / "valgrind.out"
     command = [
-        *cachegrind(out),
+        *counter.command(out),
         sys.executable,
         "-m",
         "bench.instructions",
@@ -156,7 +176,7 @@ def count(run: Run, tokens: int, signer: Signer, keys: Path, workdir: Path) -> d
         why = f"did not start within {START_SECONDS:.0f} s" if late else "failed"
         tail = (workdir / "output.txt").read_bytes().decode(errors="replace")[-3000:]
         raise RuntimeError(f"{run.app} {run.shape} x{run.calls} {why} ({code}):\n{tail}")
-    return summary(out.read_text())
+    return counter.read(out.read_text())
 
 
 async def _child(app_name: str, shape: str, calls: int, ready: Path, keys: Path) -> None:
@@ -200,8 +220,10 @@ def _tokens_once_started(ready: Path) -> list[str]:
     return tokens
 
 
-def measure(shapes: Sequence[str], low: int, high: int, jobs: int) -> dict[str, Any]:
-    """Per call, for each chart: each app's counts and the service's ratio to the floor."""
+def _count_pairs(
+    shapes: Sequence[str], low: int, high: int, jobs: int, counter: Counter
+) -> tuple[list[tuple[Run, Run]], dict[Run, dict[str, int]]]:
+    """Each app's pair of runs for each chart (fewer calls, more calls) and their totals."""
     signer = Signer("RS384")
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
         root = Path(tmp)
@@ -218,23 +240,69 @@ def measure(shapes: Sequence[str], low: int, high: int, jobs: int) -> dict[str, 
         signed = {run: WARMUP_CALLS + pair[1].calls for pair in runs for run in pair}
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [
-                pool.submit(count, run, signed[run], signer, keys, root / str(n))
+                pool.submit(count, run, signed[run], signer, keys, root / str(n), counter=counter)
                 for n, run in enumerate(every)
             ]
             counted = [future.result() for future in futures]
-    totals = dict(zip(every, counted, strict=True))
-    payload: dict[str, Any] = {"benchmark": "instructions-against-floor", "shapes": {}}
-    for shape in shapes:
-        row: dict[str, Any] = {}
-        for fewer, more in [pair for pair in runs if pair[0].shape == shape]:
-            row[fewer.app] = per_call(totals[fewer], totals[more], more.calls - fewer.calls)
-            row[fewer.app]["calls"] = [fewer.calls, more.calls]
+    return runs, dict(zip(every, counted, strict=True))
+
+
+def _rows(
+    runs: Sequence[tuple[Run, Run]],
+    totals: Mapping[Run, Mapping[str, int]],
+    per_pair: Callable[[Mapping[str, int], Mapping[str, int], int], dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Each chart's row: for each app, ``per_pair`` of its two runs' totals and the difference
+    in calls, with the calls each run made."""
+    rows: dict[str, dict[str, Any]] = {}
+    for fewer, more in runs:
+        counted = per_pair(totals[fewer], totals[more], more.calls - fewer.calls)
+        rows.setdefault(fewer.shape, {})[fewer.app] = {
+            **counted,
+            "calls": [fewer.calls, more.calls],
+        }
+    return rows
+
+
+def measure(shapes: Sequence[str], low: int, high: int, jobs: int) -> dict[str, Any]:
+    """Per call, for each chart: each app's counts and the service's ratio to the floor."""
+    runs, totals = _count_pairs(shapes, low, high, jobs, CACHE_SIMULATION)
+    rows = _rows(runs, totals, per_call)
+    for row in rows.values():
         # per_call refused any count at or below zero, so every floor figure is a divisor.
         row["ratio"] = {
             name: round(row["service"][name] / row["floor"][name], 2) for name in COUNTED
         }
-        payload["shapes"][shape] = row
-    return payload
+    return {"benchmark": "instructions-against-floor", "shapes": rows}
+
+
+def per_call_by_library(
+    low: Mapping[str, int], high: Mapping[str, int], calls: int
+) -> dict[str, int]:
+    """What one call executes in each library, from a run of ``calls`` more than the other;
+    libraries it executes nothing in are left out. A library may come out below zero by a
+    little (a pair's start-ups differ by a few thousand instructions), the whole never."""
+    if calls <= 0:
+        raise ValueError("the high run must make more calls than the low one")
+    if sum(high.values()) <= sum(low.values()):
+        raise ValueError(
+            f"the run with {calls} more calls counted no more instructions: the two runs did "
+            "different work besides the calls; count more calls"
+        )
+    each = {name: round((high.get(name, 0) - low.get(name, 0)) / calls) for name in {*low, *high}}
+    return dict(
+        sorted(((name, n) for name, n in each.items() if n), key=lambda item: (-item[1], item[0]))
+    )
+
+
+def measure_by_library(shapes: Sequence[str], low: int, high: int, jobs: int) -> dict[str, Any]:
+    """Per call, for each chart: each app's instructions by the library that executed them."""
+    runs, totals = _count_pairs(shapes, low, high, jobs, LIBRARIES)
+
+    def libraries(low: Mapping[str, int], high: Mapping[str, int], calls: int) -> dict[str, Any]:
+        return {"libraries": per_call_by_library(low, high, calls)}
+
+    return {"benchmark": "instructions-by-library", "shapes": _rows(runs, totals, libraries)}
 
 
 def report(payload: Mapping[str, Any]) -> str:
@@ -266,6 +334,29 @@ def report(payload: Mapping[str, Any]) -> str:
     return results.table(headers, rows)
 
 
+def report_by_library(payload: Mapping[str, Any], top: int = 8) -> str:
+    """Each chart's libraries in thousands of instructions per call: the ``top`` largest of
+    each app that reach a thousand, the service's first, the rest in one row, and the totals."""
+    tables = []
+    for shape, row in payload["shapes"].items():
+        apps = (row["floor"]["libraries"], row["service"]["libraries"])
+        named: list[str] = []
+        for libraries in reversed(apps):
+            largest = sorted(libraries.items(), key=lambda item: -item[1])[:top]
+            named += [name for name, count in largest if count >= 500]
+        named = list(dict.fromkeys(named))
+        rows: list[list[object]] = [
+            [name, *(f"{libraries.get(name, 0) / 1e3:,.0f}" for libraries in apps)]
+            for name in named
+        ]
+        rest = [sum(n for k, n in libraries.items() if k not in named) for libraries in apps]
+        rows.append(["everything else", *(f"{n / 1e3:,.0f}" for n in rest)])
+        rows.append(["total", *(f"{sum(libraries.values()) / 1e3:,.0f}" for libraries in apps)])
+        headers = (f"{shape}: library", "floor, k instructions a call", "service")
+        tables.append(results.table(headers, rows))
+    return "\n\n".join(tables)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", default=["small", "typical"], choices=list(SHAPES))
@@ -278,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         help="calls in the two runs of a small chart (heavier charts: fewer, see WEIGHT)",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--by-library",
+        action="store_true",
+        help="count under callgrind, each app's instructions by the library that ran them",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -290,14 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     low, high = args.calls
     if not 0 <= low < high:
         parser.error("--calls LOW HIGH needs 0 <= LOW < HIGH")
+    run, show = (measure_by_library, report_by_library) if args.by_library else (measure, report)
     try:
-        payload = measure(args.shapes, low, high, args.jobs)
+        payload = run(args.shapes, low, high, args.jobs)
     except ValueError as error:
         print(f"bench.instructions: {error}", file=sys.stderr)
         return 1
-    print(report(payload))
+    print(show(payload))
     payload["machine"] = results.machine()
-    print(f"results in {results.write('instructions-against-floor', payload, results.RESULTS_DIR)}")
+    print(f"results in {results.write(payload['benchmark'], payload, results.RESULTS_DIR)}")
     return 0
 
 

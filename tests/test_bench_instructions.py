@@ -61,16 +61,22 @@ def test_a_run_with_more_calls_that_counts_less_is_refused_rather_than_divided()
         instructions.per_call(low, high, 3)
 
 
-def test_the_service_and_the_floor_are_counted_per_call_with_their_ratios(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def run_as_on_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a real run under valgrind writes its results, the run set up as CI runs it."""
     _require_valgrind()
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     # As on CI, whatever the shell here says: .pyc files written is how a pair of runs once
     # came to count different work.
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    return tmp_path
+
+
+def test_the_service_and_the_floor_are_counted_per_call_with_their_ratios(
+    run_as_on_ci: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert instructions.main(["--shapes", "small", "--calls", "5", "25", "--jobs", "2"]) == 0
-    [written] = tmp_path.glob("instructions-against-floor-*.json")
+    [written] = run_as_on_ci.glob("instructions-against-floor-*.json")
     row = orjson.loads(written.read_bytes())["shapes"]["small"]
     floor, service = row["floor"], row["service"]
     assert floor["calls"] == service["calls"] == [5, 25]
@@ -105,6 +111,69 @@ def test_a_pair_of_runs_that_did_different_work_ends_the_tool_with_its_reason(
     error = capsys.readouterr().err
     assert "counted no more i1_misses" in error
     assert "count more calls" in error
+
+
+def test_per_call_by_library_is_each_librarys_difference_over_the_extra_calls() -> None:
+    low = {"libpython3.11.so.1.0": 1_000, "orjson": 300, "libc.so.6": 50, "python/_json": 9}
+    high = {"libpython3.11.so.1.0": 7_000, "orjson": 600, "libc.so.6": 47, "libsqlite3.so.0": 30}
+    # Largest first; a library the calls ran nothing in is left out, and one that counted a
+    # little less in the longer run (its start differed) stays, below zero.
+    assert list(instructions.per_call_by_library(low, high, 3).items()) == [
+        ("libpython3.11.so.1.0", 2_000),
+        ("orjson", 100),
+        ("libsqlite3.so.0", 10),
+        ("libc.so.6", -1),
+        ("python/_json", -3),
+    ]
+
+
+def test_a_pair_by_library_whose_longer_run_counted_no_more_is_refused() -> None:
+    low = {"libpython3.11.so.1.0": 7_000, "orjson": 600}
+    high = {"libpython3.11.so.1.0": 6_000, "orjson": 1_500}
+    with pytest.raises(ValueError, match=r"counted no more instructions: .* count more calls"):
+        instructions.per_call_by_library(low, high, 3)
+    with pytest.raises(ValueError, match="more calls than the low one"):
+        instructions.per_call_by_library(low, low, 0)
+
+
+def test_the_report_by_library_names_the_largest_of_each_app_and_sums_the_rest() -> None:
+    floor = {"libpython3.11.so.1.0": 1_600_000, "orjson": 720_000, "tiny": 400}
+    service = {"libpython3.11.so.1.0": 5_300_000, "msgspec/_core": 9_000, "orjson": 900_000}
+    shown = instructions.report_by_library(
+        {
+            "shapes": {
+                "small": {
+                    "floor": {"calls": [5, 25], "libraries": floor},
+                    "service": {"calls": [5, 25], "libraries": service},
+                }
+            }
+        },
+        top=2,
+    )
+    lines = [line.split() for line in shown.splitlines()]
+    assert lines[2] == ["libpython3.11.so.1.0", "1,600", "5,300"]
+    assert lines[3] == ["orjson", "720", "900"]
+    # The service's third and the floor's below a thousand are summed, not named.
+    assert lines[4] == ["everything", "else", "0", "9"]
+    assert lines[5] == ["total", "2,320", "6,209"]
+
+
+def test_by_library_the_service_and_the_floor_are_counted_per_call(
+    run_as_on_ci: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--by-library", "--shapes", "small", "--calls", "5", "25", "--jobs", "2"]
+    assert instructions.main(argv) == 0
+    [written] = run_as_on_ci.glob("instructions-by-library-*.json")
+    row = orjson.loads(written.read_bytes())["shapes"]["small"]
+    floor, service = row["floor"]["libraries"], row["service"]["libraries"]
+    assert row["floor"]["calls"] == row["service"]["calls"] == [5, 25]
+    # Both parse the body with orjson; the service runs more of everything else.
+    assert floor["orjson"] > 0
+    assert service["orjson"] > 0
+    assert 1_000_000 < sum(floor.values()) < sum(service.values())
+    shown = capsys.readouterr().out
+    assert "small: library" in shown
+    assert "total" in shown
 
 
 def test_without_valgrind_it_says_what_to_install(
