@@ -336,7 +336,8 @@ def report(payload: Mapping[str, Any]) -> str:
 
 def report_by_library(payload: Mapping[str, Any], top: int = 8) -> str:
     """Each chart's libraries in thousands of instructions per call: the ``top`` largest of
-    each app that reach a thousand, the service's first, the rest in one row, and the totals."""
+    each app (those that round to a thousand or more), the service's first, the rest in one
+    row, and the totals."""
     tables = []
     for shape, row in payload["shapes"].items():
         apps = (row["floor"]["libraries"], row["service"]["libraries"])
