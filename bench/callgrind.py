@@ -34,8 +34,8 @@ def command(out: Path) -> list[str]:
 def instructions_by_object(callgrind_out: str) -> dict[str, int]:
     """The instructions each object file's own code executed (``Ir``), by :func:`library`'s
     name for the file, from a callgrind output file."""
-    objects: dict[str, str] = {}
-    by_object: dict[str, int] = {}
+    objects: dict[str, str] = {}  # by id, as the file defines them
+    by_object: dict[str, int] = {}  # by library()'s name
     positions = 1
     column: int | None = None
     current = UNKNOWN
@@ -53,7 +53,8 @@ def instructions_by_object(callgrind_out: str) -> dict[str, int]:
             continue
         key, _, value = line.partition("=")
         if key == "ob":
-            current = _name(value, objects)
+            # SQLAlchemy's two _util_cy objects are one library
+            current = library(_name(value, objects))
         elif key == "cob":
             _name(value, objects)  # a callee's object may be defined here and used by id later
         elif key == "calls":
@@ -66,11 +67,7 @@ def instructions_by_object(callgrind_out: str) -> dict[str, int]:
                 column = positions + events.index("Ir")
     if column is None:
         raise ValueError("not a callgrind output file with Ir: no events line that names it")
-    named: dict[str, int] = {}
-    for name, cost in by_object.items():
-        short = library(name)  # SQLAlchemy's two _util_cy objects are one library
-        named[short] = named.get(short, 0) + cost
-    return {name: cost for name, cost in named.items() if cost}
+    return {name: cost for name, cost in by_object.items() if cost}
 
 
 def library(object_file: str) -> str:

@@ -102,10 +102,18 @@ def summary(cachegrind_out: str) -> dict[str, int]:
 
 def per_call(low: Mapping[str, int], high: Mapping[str, int], calls: int) -> dict[str, int]:
     """What one call costs of each counted sum, from a run of ``calls`` more than the other."""
+    counted = {name: sum(high[e] - low[e] for e in events) for name, events in COUNTED.items()}
+    _refuse_a_pair_that_counted_no_more(
+        calls, [name for name, difference in counted.items() if difference <= 0]
+    )
+    return {name: round(difference / calls) for name, difference in counted.items()}
+
+
+def _refuse_a_pair_that_counted_no_more(calls: int, fewer: Sequence[str]) -> None:
+    """Refuse a pair whose runs do not differ by ``calls`` > 0, or whose longer run counted no
+    more of the sums ``fewer``."""
     if calls <= 0:
         raise ValueError("the high run must make more calls than the low one")
-    counted = {name: sum(high[e] - low[e] for e in events) for name, events in COUNTED.items()}
-    fewer = [name for name, difference in counted.items() if difference <= 0]
     if fewer:
         # Calls cost something; a run with more of them that counts less did other work than
         # its pair, and a ratio of it would be noise.
@@ -113,7 +121,6 @@ def per_call(low: Mapping[str, int], high: Mapping[str, int], calls: int) -> dic
             f"the run with {calls} more calls counted no more {', '.join(fewer)}: the two runs "
             "did different work besides the calls; count more calls"
         )
-    return {name: round(difference / calls) for name, difference in counted.items()}
 
 
 def cachegrind(out: Path) -> list[str]:
@@ -282,13 +289,9 @@ def per_call_by_library(
     """What one call executes in each library, from a run of ``calls`` more than the other;
     libraries it executes nothing in are left out. A library may come out below zero by a
     little (a pair's start-ups differ by a few thousand instructions), the whole never."""
-    if calls <= 0:
-        raise ValueError("the high run must make more calls than the low one")
-    if sum(high.values()) <= sum(low.values()):
-        raise ValueError(
-            f"the run with {calls} more calls counted no more instructions: the two runs did "
-            "different work besides the calls; count more calls"
-        )
+    _refuse_a_pair_that_counted_no_more(
+        calls, ["instructions"] if sum(high.values()) <= sum(low.values()) else []
+    )
     each = {name: round((high.get(name, 0) - low.get(name, 0)) / calls) for name in {*low, *high}}
     return dict(
         sorted(((name, n) for name, n in each.items() if n), key=lambda item: (-item[1], item[0]))

@@ -5,6 +5,7 @@ that says what to install."""
 from __future__ import annotations
 
 import os
+import shutil
 from typing import NoReturn
 
 import pytest
@@ -15,3 +16,9 @@ def missing(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_valgrind() -> None:
+    """Go on only where valgrind is installed (the tests of ``bench.instructions``)."""
+    if shutil.which("valgrind") is None:
+        missing("valgrind is missing: apt-get install valgrind")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import callgrind
-from tests.real_parts import missing
+from tests.real_parts import require_valgrind
 
 # Two objects, names defined once and used by id after, a call whose inclusive cost line
 # (after calls=) is the callee's own already, and relative positions (+n, -n, *).
@@ -104,8 +103,7 @@ def test_a_library_is_named_by_what_it_is_without_the_machines_paths(
 
 
 def test_the_sums_by_library_add_up_to_callgrinds_own_total(tmp_path: Path) -> None:
-    if shutil.which("valgrind") is None:
-        missing("valgrind is missing: apt-get install valgrind")
+    require_valgrind()
     out = tmp_path / "callgrind.out"
     subprocess.run(
         [*callgrind.command(out), sys.executable, "-c", "import json; json.dumps(list(range(99)))"],

@@ -14,16 +14,11 @@ import orjson
 import pytest
 
 from bench import instructions, results
-from tests.real_parts import missing
-
-
-def _require_valgrind() -> None:
-    if shutil.which("valgrind") is None:
-        missing("valgrind is missing: apt-get install valgrind")
+from tests.real_parts import require_valgrind
 
 
 def test_a_cachegrind_files_totals_are_read_by_event(tmp_path: Path) -> None:
-    _require_valgrind()
+    require_valgrind()
     out = tmp_path / "cachegrind.out"
     subprocess.run(
         [*instructions.cachegrind(out), sys.executable, "-c", "pass"],
@@ -64,7 +59,7 @@ def test_a_run_with_more_calls_that_counts_less_is_refused_rather_than_divided()
 @pytest.fixture
 def run_as_on_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Where a real run under valgrind writes its results, the run set up as CI runs it."""
-    _require_valgrind()
+    require_valgrind()
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     # As on CI, whatever the shell here says: .pyc files written is how a pair of runs once
     # came to count different work.
