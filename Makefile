@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss bench-probes bench-instructions demo clean
+.PHONY: run test lint typecheck unit bench-inprocess bench-http bench-wrk bench-weight-loss bench-probes bench-instructions bench-paired demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-probes: $(DEV_STAMP)
 
 bench-instructions: $(DEV_STAMP)
 	$(BIN)/python -m bench.instructions
+
+bench-paired: $(DEV_STAMP)
+	$(BIN)/python -m bench.paired
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
