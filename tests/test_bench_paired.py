@@ -102,5 +102,6 @@ def test_a_commit_that_does_not_exist_is_refused_by_name() -> None:
 
 def test_a_worker_that_stops_shows_its_log(tmp_path: Path) -> None:
     keys = tmp_path / "missing-jwks.json"
-    with pytest.raises(RuntimeError, match="service stopped"):
+    # The service refuses to start without its issuer's keys, and says so in its log.
+    with pytest.raises(RuntimeError, match=r"service stopped \(1\)(?s:.*)no such JWKS file"):
         paired.Worker(Side("service"), paired.ROOT, keys, tmp_path / "worker.log")
