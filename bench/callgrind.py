@@ -53,7 +53,8 @@ def instructions_by_object(callgrind_out: str) -> dict[str, int]:
             continue
         key, _, value = line.partition("=")
         if key == "ob":
-            # SQLAlchemy's two _util_cy objects are one library
+            # Summed under library()'s name: two object files may be one library (SQLAlchemy's
+            # two _util_cy builds).
             current = library(_name(value, objects))
         elif key == "cob":
             _name(value, objects)  # a callee's object may be defined here and used by id later

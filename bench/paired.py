@@ -37,6 +37,8 @@ from typing import IO, Any, Final
 
 import orjson
 
+from bench import results
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 APPS: Final = ("floor", "service")
 PAIRS: Final = 60
@@ -202,7 +204,6 @@ def measure(
     from bench.asgi import AUDIENCE, WEIGHT  # noqa: PLC0415
     from bench.http import Signer  # noqa: PLC0415
 
-    first, second = sides
     signer = Signer("RS384")
     counts = {shape: max(5, round(calls * WEIGHT.get(shape, 1.0))) for shape in shapes}
     rounds: dict[str, list[tuple[float, float]]] = {shape: [] for shape in shapes}
@@ -223,14 +224,14 @@ def measure(
                     tokens = signer.tokens(AUDIENCE, counts[shape])
                     spent[i] = workers[i].round(shape, tokens)
                 rounds[shape].append((spent[0], spent[1]))
-        cards = [worker.cards for worker in workers]
+        cards = {str(worker.side): worker.cards for worker in workers}
         commits = {str(w.side): w.commit for w in workers if w.commit is not None}
     return {
         "benchmark": "paired",
-        "sides": [str(first), str(second)],
+        "sides": [str(chosen) for chosen in sides],
         "commits": commits,
         "calls_per_round": counts,
-        "cards": dict(zip((str(first), str(second)), cards, strict=True)),
+        "cards": cards,
         "shapes": {
             shape: {
                 **paired_summary([a for a, _ in done], [b for _, b in done]),
@@ -243,17 +244,20 @@ def measure(
 
 def report(payload: Mapping[str, Any]) -> str:
     first, second = payload["sides"]
-    lines = [
-        f"paired rounds: {first} (A) against {second} (B), CPU ms per call",
-        f"{'chart':17} {'A':>8} {'B':>8} {'B/A':>7}  {'middle half':>13}  B cheaper",
+    rows = [
+        [
+            shape,
+            f"{row['first_ms']:.3f}",
+            f"{row['second_ms']:.3f}",
+            f"{row['ratio']:.3f}x",
+            "{:.3f}-{:.3f}x".format(*row["ratio_middle_half"]),
+            f"{row['second_cheaper']}/{row['pairs']}",
+        ]
+        for shape, row in payload["shapes"].items()
     ]
-    for shape, row in payload["shapes"].items():
-        low, high = row["ratio_middle_half"]
-        lines.append(
-            f"{shape:17} {row['first_ms']:8.3f} {row['second_ms']:8.3f} {row['ratio']:6.3f}x"
-            f"  {low:5.3f}-{high:5.3f}x  {row['second_cheaper']}/{row['pairs']}"
-        )
-    return "\n".join(lines)
+    headers = ("chart", "A ms", "B ms", "B/A", "middle half", "B cheaper")
+    title = f"paired rounds: {first} (A) against {second} (B), CPU ms per call"
+    return f"{title}\n{results.table(headers, rows)}"
 
 
 async def _answer_rounds(app_name: str, keys: Path, answers: IO[bytes]) -> None:
@@ -306,7 +310,6 @@ def _worker(app_name: str, keys: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench import results  # noqa: PLC0415
     from bench.http import SHAPES  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

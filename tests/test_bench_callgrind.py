@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench import callgrind
-from tests.real_parts import require_valgrind
+from tests.real_parts import under_valgrind
 
 # Two objects, names defined once and used by id after, a call whose inclusive cost line
 # (after calls=) is the callee's own already, and relative positions (+n, -n, *).
@@ -103,14 +101,8 @@ def test_a_library_is_named_by_what_it_is_without_the_machines_paths(
 
 
 def test_the_sums_by_library_add_up_to_callgrinds_own_total(tmp_path: Path) -> None:
-    require_valgrind()
     out = tmp_path / "callgrind.out"
-    subprocess.run(
-        [*callgrind.command(out), sys.executable, "-c", "import json; json.dumps(list(range(99)))"],
-        check=True,
-        capture_output=True,
-    )
-    text = out.read_text()
+    text = under_valgrind(callgrind.command(out), out, "import json; json.dumps(list(range(99)))")
     [total] = [int(line.split()[1]) for line in text.splitlines() if line.startswith("summary:")]
     by_library = callgrind.instructions_by_object(text)
     assert sum(by_library.values()) == total

@@ -6,26 +6,18 @@ twenty small calls only: enough to show the tool works and its numbers hang toge
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 from bench import instructions, results
-from tests.real_parts import require_valgrind
+from tests.real_parts import require_valgrind, under_valgrind
 
 
 def test_a_cachegrind_files_totals_are_read_by_event(tmp_path: Path) -> None:
-    require_valgrind()
     out = tmp_path / "cachegrind.out"
-    subprocess.run(
-        [*instructions.cachegrind(out), sys.executable, "-c", "pass"],
-        check=True,
-        capture_output=True,
-    )
-    totals = instructions.summary(out.read_text())
+    totals = instructions.summary(under_valgrind(instructions.cachegrind(out), out, "pass"))
     assert {"Ir", "I1mr", "D1mr", "D1mw"} <= set(totals)
     assert totals["Ir"] > totals["I1mr"] > 0
 
